@@ -1,0 +1,72 @@
+"""What every command works with: settings, the AWS context and the reporter, created on first use.
+
+Commands stay thin: they call a planner, then `apply_plan`, then render. Settings and the boto3 session are made
+lazily so `--help` and usage errors never import boto3 or read credentials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from deeplens_cli.output import Reporter
+
+if TYPE_CHECKING:
+    from deeplens_cli.aws import AwsContext
+    from deeplens_cli.config import Settings
+    from deeplens_cli.plan import ExecutionResult, Plan
+
+
+@dataclass
+class App:
+    config_path: str | None = None
+    global_flags: dict[str, Any] = field(default_factory=dict)  # dotted key -> value from --profile/--region/...
+    reporter: Reporter = field(default_factory=Reporter)
+    environ: Mapping[str, str] | None = None
+    sleep: Callable[[float], None] | None = None  # injected by tests: no real waiting
+    _settings: Settings | None = None
+    _ctx: AwsContext | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from deeplens_cli.config import load_settings
+
+            self._settings = load_settings(self.config_path, self.environ, self.global_flags)
+        return self._settings
+
+    def override(self, **flags: Any) -> None:
+        """Apply command-level flags (dotted keys written with '__': function__name=...) over the settings."""
+        given = {k: v for k, v in flags.items() if v is not None}
+        if given:
+            self._settings = self.settings.replace(**given)
+            self._ctx = None
+
+    @property
+    def ctx(self) -> AwsContext:
+        if self._ctx is None:
+            from deeplens_cli.aws import make_context
+
+            self._ctx = make_context(self.settings, sleep=self.sleep)
+        return self._ctx
+
+
+def apply_plan(app: App, plan: Plan, dry_run: bool) -> ExecutionResult | None:
+    """Render the plan, stop there on a dry run, otherwise execute it. Returns None on a dry run."""
+    from deeplens_cli.plan import Executor
+
+    if dry_run:
+        return None
+    if plan.is_noop:
+        app.reporter.progress(f"{plan.title}: nothing to do, everything is up to date")
+        return None
+    return Executor(app.ctx, app.reporter).execute(plan)
+
+
+def plan_document(plan: Plan, result: ExecutionResult | None, dry_run: bool, **extra: Any) -> dict[str, Any]:
+    """The one JSON document a plan-driven command prints with `--output json`."""
+    document: dict[str, Any] = {"dry_run": dry_run, "plan": plan.to_dict()}
+    if result is not None:
+        document["result"] = result.to_dict()
+    document.update(extra)
+    return document

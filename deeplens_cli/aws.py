@@ -1,0 +1,189 @@
+"""One boto3 session factory for every command, and translation of AWS errors into one-line messages.
+
+Why one factory: `--profile`, `--region`, `--endpoint-url`, the retry mode and the standard `AWS_*` environment
+(including `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`, which botocore reads itself) must apply to every
+client the same way; scattered `boto3.client(...)` calls are how tools end up ignoring `--profile`.
+Retries are botocore's (standard or adaptive mode), not hand-written loops.
+
+boto3 is imported lazily so that `deeplens-cli --help` does not pay for it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from deeplens_cli.errors import DeeplensError
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore.client import BaseClient
+
+    from deeplens_cli.config import Settings
+
+# Operations that only read. Everything else counts as mutating for the call recorder (tests and benchmarks
+# assert "zero mutating calls" on a re-run with it).
+READ_ONLY_PREFIXES = ("Get", "List", "Describe", "Head", "Search")
+
+
+def is_mutating(operation: str) -> bool:
+    return not operation.startswith(READ_ONLY_PREFIXES)
+
+
+@dataclass
+class CallRecorder:
+    """Records (service, operation) of every API call made through an `AwsContext` (botocore before-call event)."""
+
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def __call__(self, model: Any = None, **_: Any) -> None:
+        if model is not None:
+            self.calls.append((model.service_model.service_name, model.name))
+
+    @property
+    def mutating(self) -> list[tuple[str, str]]:
+        return [(service, op) for service, op in self.calls if is_mutating(op)]
+
+
+class AwsContext:
+    """A configured boto3 session plus a cache of clients; the only place clients are made."""
+
+    def __init__(self, session: boto3.Session, endpoint_url: str | None, retry_mode: str = "standard",
+                 max_attempts: int = 5, sleep: Callable[[float], None] | None = None) -> None:
+        from botocore.config import Config
+
+        self.session = session
+        self.endpoint_url = endpoint_url
+        self.config = Config(retries={"mode": retry_mode, "max_attempts": max_attempts},
+                             connect_timeout=10, read_timeout=60)
+        self.recorder = CallRecorder()
+        self._clients: dict[str, BaseClient] = {}
+        self._account_id: str | None = None
+        import time
+
+        self.sleep = sleep or time.sleep  # injected in tests so waits and backoffs take no time
+
+    @property
+    def region(self) -> str:
+        region = self.session.region_name
+        if not region:
+            raise DeeplensError("no AWS region configured",
+                                "pass --region, set region in deeplens.yaml, or set AWS_REGION")
+        return region
+
+    def client(self, service: str) -> BaseClient:
+        if service not in self._clients:
+            kwargs: dict[str, Any] = {"config": self.config, "region_name": self.region}
+            if self.endpoint_url:
+                kwargs["endpoint_url"] = self.endpoint_url
+            client = self.session.client(service, **kwargs)
+            client.meta.events.register("before-call.*.*", self.recorder)
+            self._clients[service] = client
+        return self._clients[service]
+
+    @property
+    def account_id(self) -> str:
+        if self._account_id is None:
+            self._account_id = self.client("sts").get_caller_identity()["Account"]
+        return self._account_id
+
+
+def make_context(settings: Settings, sleep: Callable[[float], None] | None = None) -> AwsContext:
+    """Build the AwsContext for these settings (profile, region, endpoint, retry mode)."""
+    import boto3
+    import botocore.exceptions
+
+    try:
+        session = boto3.Session(profile_name=settings["profile"], region_name=settings["region"])
+    except botocore.exceptions.ProfileNotFound:
+        raise DeeplensError(f"AWS profile '{settings['profile']}' not found",
+                            "check --profile / AWS_PROFILE against ~/.aws/config") from None
+    return AwsContext(session, settings["endpoint_url"], settings["aws.retry_mode"], settings["aws.max_attempts"], sleep)
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+_ACCESS_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError",
+                        "Forbidden", "403"}
+_EXPIRED_CODES = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
+_INVALID_CREDENTIAL_CODES = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+                             "InvalidAccessKeyId", "IncompleteSignature"}
+_THROTTLING_CODES = {"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
+                     "TooManyRequestsException", "SlowDown", "RequestThrottled", "ProvisionedThroughputExceededException"}
+
+
+def translate_error(exc: BaseException, doing: str | None = None) -> DeeplensError | None:
+    """Map a botocore exception to a one-line DeeplensError; None when it is not an AWS error we know."""
+    import botocore.exceptions as bce
+
+    context = f" while {doing}" if doing else ""
+    if isinstance(exc, DeeplensError):
+        return exc
+    if isinstance(exc, bce.NoCredentialsError):
+        return DeeplensError(f"no AWS credentials found{context}",
+                             "run `aws configure`, pass --profile, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+    if isinstance(exc, bce.NoRegionError):
+        return DeeplensError(f"no AWS region configured{context}", "pass --region, set region in deeplens.yaml, or set AWS_REGION")
+    if isinstance(exc, bce.ProfileNotFound):
+        return DeeplensError(f"{exc}{context}", "check --profile / AWS_PROFILE against ~/.aws/config")
+    if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectTimeoutError, bce.ConnectionClosedError,
+                        bce.ReadTimeoutError)):
+        url = getattr(exc, "kwargs", {}).get("endpoint_url", "")
+        return DeeplensError(f"cannot reach the AWS endpoint {url}{context}".replace("  ", " "),
+                             "check the network, --endpoint-url / AWS_ENDPOINT_URL and the region")
+    refresh_errors = tuple(getattr(bce, name) for name in ("TokenRetrievalError", "SSOTokenLoadError", "CredentialRetrievalError")
+                           if hasattr(bce, name))
+    if isinstance(exc, refresh_errors):
+        return DeeplensError(f"AWS credentials could not be refreshed{context}: {exc}", "log in again (e.g. `aws sso login`)")
+    if isinstance(exc, bce.ClientError):
+        return _translate_client_error(exc, context)
+    if isinstance(exc, bce.ParamValidationError):
+        return DeeplensError(f"invalid request{context}: {' '.join(str(exc).split())}", "this is a bug in deeplens-cli; rerun with -v and report it")
+    return None
+
+
+def _translate_client_error(exc: Any, context: str) -> DeeplensError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = " ".join(str(error.get("Message", "")).split())
+    operation = getattr(exc, "operation_name", "") or "call"
+    if code in _ACCESS_DENIED_CODES:
+        action, resource = _action_and_resource(message)
+        what = f"{action} on {resource}" if action and resource else (action or operation)
+        return DeeplensError(f"access denied: {what}{context}",
+                             f"grant {action or operation} to the calling identity, or use a profile that has it")
+    if code in _EXPIRED_CODES:
+        return DeeplensError(f"AWS credentials expired{context} ({code})", "refresh them (e.g. `aws sso login` or new session keys)")
+    if code in _INVALID_CREDENTIAL_CODES:
+        return DeeplensError(f"AWS rejected the credentials{context} ({code}: {message})",
+                             "check the access key, the profile and that the region is enabled for the account")
+    if code in _THROTTLING_CODES:
+        return DeeplensError(f"AWS kept throttling {operation}{context} after retries ({code})",
+                             "wait and re-run; raise aws.max_attempts or use aws.retry_mode: adaptive")
+    if code in ("AuthorizationHeaderMalformed", "IllegalLocationConstraintException", "PermanentRedirect",
+                "InvalidRegion"):
+        return DeeplensError(f"region mismatch{context}: {message or code}",
+                             "the resource lives in another region; set --region to match it")
+    return DeeplensError(f"{operation} failed{context}: {code}: {message}".rstrip(": "),
+                         "rerun with -v for the full error")
+
+
+_ACTION_RE = re.compile(r"not authorized to perform:? ([\w-]+:[\w*]+)(?: on resource:? (\S+))?", re.IGNORECASE)
+
+
+def _action_and_resource(message: str) -> tuple[str | None, str | None]:
+    """AWS AccessDenied messages say '... is not authorized to perform: iam:CreateRole on resource: arn:...'."""
+    match = _ACTION_RE.search(message)
+    if not match:
+        return None, None
+    resource = match.group(2).rstrip(".,") if match.group(2) else None
+    return match.group(1), resource
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ClientError, else None (for `except ClientError` branches)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return response.get("Error", {}).get("Code")
+    return None

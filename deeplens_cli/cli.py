@@ -1,0 +1,218 @@
+"""Click commands only: parse, call, render. No boto3 here.
+
+Every command follows the same shape: read flags into settings, ask a planner (or a gatherer) in another module,
+apply or render, and map the outcome to the documented exit code. Heavy modules are imported inside the command
+so `deeplens-cli --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from deeplens_cli.app import App, apply_plan, plan_document
+from deeplens_cli.errors import EXIT_ERROR, EXIT_USAGE, DeeplensError
+from deeplens_cli.output import Reporter
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="DEEPLENS_CONFIG",
+              help="Config file (default: ./deeplens.yaml, or $DEEPLENS_CONFIG).")
+@click.option("--profile", help="AWS named profile (default: the standard credential chain).")
+@click.option("--region", help="AWS region (default: the profile's or AWS_REGION).")
+@click.option("--endpoint-url", help="Send every AWS call to this endpoint (an emulator).")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: stdout holds exactly one JSON document; progress goes to stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug output and tracebacks on errors.")
+@click.version_option(package_name="deeplens-cli")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, profile: str | None, region: str | None,
+        endpoint_url: str | None, output: str, verbose: bool) -> None:
+    """Provision and deploy edge face detection: a DeepLens (Greengrass V1) or any Greengrass V2 camera
+    detects faces locally and uploads only face crops to S3.
+
+    \b
+    Start with:  deeplens-cli demo          (the whole flow on an embedded emulator)
+    Real account: register-roles, register-device, deploy, status  (see README.md)
+    """
+    flags = {"profile": profile, "region": region, "endpoint_url": endpoint_url}
+    ctx.obj = App(config_path=config_path, global_flags={k: v for k, v in flags.items() if v is not None},
+                  reporter=Reporter(output=output, verbose=verbose))
+
+
+# ---------------------------------------------------------------------------------------------- account
+
+
+@cli.command("register-roles")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("--s3-full-access", is_flag=True,
+              help="Attach AmazonS3FullAccess to the group role, as the workshop did (default: PutObject on bucket/prefix only).")
+@click.option("--bucket", help="S3 bucket for face crops (overrides the config's bucket).")
+@pass_app
+def register_roles(app: App, dry_run: bool, s3_full_access: bool, bucket: str | None) -> None:
+    """Create the five DeepLens IAM roles, the S3 grant, the bucket and the Greengrass V2 role alias."""
+    from deeplens_cli.roles import plan_account
+
+    app.override(bucket=bucket, s3_access="full" if s3_full_access else None)
+    plan = plan_account(app.ctx, app.settings)
+    app.reporter.plan(plan, dry_run)
+    result = apply_plan(app, plan, dry_run)
+    if app.reporter.json:
+        app.reporter.emit_json(plan_document(plan, result, dry_run))
+
+
+# ---------------------------------------------------------------------------------------------- devices
+
+
+@cli.command("register-device")
+@click.option("--name", required=True, help="Device name (letters, digits, hyphens).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where to write the device bundle (default: ./devices/NAME).")
+@click.option("--greengrass", type=click.Choice(["v1", "v2"]), default=None,
+              help="Target: v2 (default; any Linux camera) or v1 (DeepLens classic, emulators only since 2026-10-07).")
+@click.option("--fleet", help="Greengrass V2: also add the device to this IoT thing group.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@pass_app
+def register_device(app: App, name: str, out_dir: str | None, greengrass: str | None, fleet: str | None,
+                    dry_run: bool) -> None:
+    """Register a device: IoT thing, certificate, policy and Greengrass resources; write its bundle."""
+    from deeplens_cli.devices import register_device as run
+
+    run(app, name=name, out_dir=out_dir, target=greengrass, fleet=fleet, dry_run=dry_run)
+
+
+@cli.command("publish")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("--greengrass", type=click.Choice(["v1", "v2"]), default="v1", show_default=True,
+              help="Publish the Lambda function (v1) or the Greengrass V2 component (v2).")
+@pass_app
+def publish(app: App, dry_run: bool, greengrass: str) -> None:
+    """Package the edge function and publish it (skipped when unchanged)."""
+    from deeplens_cli.devices import publish as run
+
+    run(app, target=greengrass, dry_run=dry_run)
+
+
+@cli.command("deploy")
+@click.option("--device", help="Device name (default: the config's device).")
+@click.option("--fleet", help="Greengrass V2: deploy to every device of this IoT thing group.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("--no-wait", is_flag=True, help="Start the deployment and return.")
+@click.option("--timeout", type=click.IntRange(1, 86400), default=None, help="Seconds to wait (default: deploy.timeout_s).")
+@click.option("--force", is_flag=True, help="Deploy again even when nothing changed.")
+@click.option("--rollout-per-minute", type=click.IntRange(1, 1000), default=None,
+              help="Fleet rollout rate (devices per minute).")
+@click.option("--abort-failure-percent", type=click.FloatRange(0, 100), default=None,
+              help="Fleet: cancel the rollout when this percentage of devices fail.")
+@pass_app
+def deploy(app: App, device: str | None, fleet: str | None, dry_run: bool, no_wait: bool, timeout: int | None,
+           force: bool, rollout_per_minute: int | None, abort_failure_percent: float | None) -> None:
+    """Publish the edge function and deploy the project to a device; wait for the verdict."""
+    from deeplens_cli.devices import deploy as run
+
+    app.override(device=device, deploy__timeout_s=timeout)
+    run(app, device_name=app.settings["device"], fleet=fleet, dry_run=dry_run, wait=not no_wait, force=force,
+        rollout_per_minute=rollout_per_minute, abort_failure_percent=abort_failure_percent)
+
+
+@cli.command("status")
+@click.option("--device", help="Only this device (default: every device).")
+@pass_app
+def status(app: App, device: str | None) -> None:
+    """Roles, bucket, function, project, devices, last deployment and recent uploads. Exit 1 if anything is wrong."""
+    from deeplens_cli.status import run_status
+
+    run_status(app, device_name=device)
+
+
+@cli.command("devices")
+@pass_app
+def devices(app: App) -> None:
+    """Registered devices, their target and last deployment status."""
+    from deeplens_cli.devices import list_devices
+
+    list_devices(app)
+
+
+@cli.command("destroy")
+@click.option("--device", help="Only this device (default: everything deeplens-cli created).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
+@click.option("--delete-roles", is_flag=True, help="Also delete the IAM roles (only when no device is left).")
+@click.option("--delete-bucket", is_flag=True, help="Also delete the bucket AND ALL FACE CROPS in it.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@pass_app
+def destroy(app: App, device: str | None, yes: bool, delete_roles: bool, delete_bucket: bool, dry_run: bool) -> None:
+    """Remove what deeplens-cli created, in safe order. Keeps face crops unless --delete-bucket."""
+    from deeplens_cli.devices import destroy as run
+
+    run(app, device_name=device, yes=yes, delete_roles=delete_roles, delete_bucket=delete_bucket, dry_run=dry_run)
+
+
+# ---------------------------------------------------------------------------------------------- tools
+
+
+@cli.command("demo")
+@click.option("--device", default="MyDevice", show_default=True, help="Name of the simulated device.")
+@click.option("--source", help="Frames: a video FILE, a DIR of images or webcam:N (default: a clip built from bundled face images).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="demo-out", show_default=True,
+              help="Where to write the crops, a contact sheet and annotated frames.")
+@click.option("--max-frames", type=click.IntRange(1, 100000), default=None, help="Frames the simulated device processes.")
+@click.option("--keep-running", is_flag=True, help="Keep the emulator up afterwards and print how to use it.")
+@pass_app
+def demo(app: App, device: str, source: str | None, out_dir: str, max_frames: int | None, keep_running: bool) -> None:
+    """The whole flow on an embedded AWS emulator with a simulated DeepLens: no account, no camera."""
+    from deeplens_cli.demo import run_demo
+
+    run_demo(app, device_name=device, source=source, out_dir=out_dir, max_frames=max_frames, keep_running=keep_running)
+
+
+@cli.command("doctor")
+@pass_app
+def doctor(app: App) -> None:
+    """Preflight: credentials, region, which Greengrass targets answer, Lambda runtime, bucket. Exit 5 on a failed check."""
+    from deeplens_cli.doctor import run_doctor
+
+    run_doctor(app)
+
+
+# ---------------------------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; map every error to one line on stderr and its exit code (traceback only with -v)."""
+    verbose = any(arg in ("-v", "--verbose") for arg in (argv if argv is not None else sys.argv[1:]))
+    try:
+        result = cli.main(args=argv, prog_name="deeplens-cli", standalone_mode=False)
+        sys.exit(result if isinstance(result, int) else 0)  # click returns Exit codes when not standalone
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+    except DeeplensError as exc:
+        _fail(exc.one_line(), exc.exit_code, verbose)
+    except KeyboardInterrupt:
+        click.echo("interrupted: nothing more was changed; re-running the command converges", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, traceback only with -v
+        from deeplens_cli.aws import translate_error
+
+        translated = translate_error(exc)
+        if translated is not None:
+            _fail(translated.one_line(), translated.exit_code, verbose)
+        _fail(f"unexpected error: {exc.__class__.__name__}: {exc} (hint: rerun with -v and report it)", EXIT_ERROR, verbose)
+
+
+def _fail(message: str, code: int, verbose: bool) -> None:
+    if verbose:
+        traceback.print_exc(file=sys.stderr)
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+

@@ -1,0 +1,376 @@
+"""Settings: YAML file < environment (DEEPLENS_*) < command-line flags, validated with one-line errors.
+
+One table, `SCHEMA`, is the single source of truth for every key: its type, default, the environment
+variable that overrides it and the sentence that documents it. Validation, the environment mapping and the
+check that `config.example.yaml` documents every key all read that table, so they cannot drift apart.
+
+Errors name the key, the bad value and what is expected, and raise `ConfigError` (exit code 2).
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from deeplens_cli.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "deeplens.yaml"
+ENV_PREFIX = "DEEPLENS_"
+CONFIG_PATH_ENV = "DEEPLENS_CONFIG"
+
+REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+DEFAULT_KEY_TEMPLATE = "{month}_{day}/{hour}_{minute}/{timestamp}_{n}.jpg"
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+
+def check_bucket_name(name: str) -> str | None:
+    """S3 general-purpose bucket naming rules; returns what is wrong, or None when the name is valid."""
+    if not 3 <= len(name) <= 63:
+        return "3 to 63 characters"
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]*[a-z0-9]", name):
+        return "lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit"
+    if ".." in name or ".-" in name or "-." in name:
+        return "no two adjacent periods and no period next to a hyphen"
+    try:
+        ipaddress.IPv4Address(name)
+        return "not formatted as an IP address"
+    except ValueError:
+        pass
+    for prefix in ("xn--", "sthree-", "amzn-s3-demo-"):
+        if name.startswith(prefix):
+            return f"not starting with the reserved prefix '{prefix}'"
+    for suffix in ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"):
+        if name.endswith(suffix):
+            return f"not ending with the reserved suffix '{suffix}'"
+    return None
+
+
+def _check_region(value: str) -> str | None:
+    return None if REGION_PATTERN.match(value) else "an AWS region such as us-east-1 or eu-west-2"
+
+
+def _check_endpoint(value: str) -> str | None:
+    return None if re.match(r"^https?://[^\s/]+", value) else "a URL such as http://127.0.0.1:5000"
+
+
+def _check_prefix(value: str) -> str | None:
+    if value.startswith("/"):
+        return "a key prefix without a leading '/', such as faces/"
+    if value and not value.endswith("/"):
+        return "a key prefix ending in '/', such as faces/"
+    return None
+
+
+def _check_key_template(value: str) -> str | None:
+    if "{n}" not in value:
+        return "a template containing {n} (without it two crops in one second would share a key)"
+    try:
+        value.format(month="01", day="01", hour="00", minute="00", second="00", timestamp="0", n=0,
+                     device="d", year="2026", track=0)
+    except (KeyError, IndexError, ValueError) as exc:
+        return f"a template using only {{year}} {{month}} {{day}} {{hour}} {{minute}} {{second}} {{timestamp}} {{n}} {{device}} {{track}} ({exc})"
+    if value.startswith("/"):
+        return "a relative key template (no leading '/')"
+    return None
+
+
+def _check_function_name(value: str) -> str | None:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+        return "1-64 letters, digits, hyphens or underscores"
+    return None
+
+
+def _check_s3_uri(value: str) -> str | None:
+    return None if re.match(r"^s3://[a-z0-9][a-z0-9.-]+/.+\.(tar\.gz|zip)$", value) else \
+        "an s3://bucket/key URI of a .tar.gz or .zip model archive"
+
+
+def _check_component_name(value: str) -> str | None:
+    if value.startswith("aws.greengrass"):
+        return "a name outside the aws.greengrass namespace (that would override a public component)"
+    return None if re.fullmatch(r"[A-Za-z0-9._-]{1,128}", value) else "letters, digits, dots, hyphens, underscores"
+
+
+def _between(low: float, high: float) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if low <= value <= high else f"a number from {low:g} to {high:g}"
+
+    return check
+
+
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in choices else "one of " + ", ".join(choices)
+
+    return check
+
+
+# ---------------------------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: dotted path, type, default, documentation and an optional value check."""
+
+    path: str
+    type: type | tuple[type, ...]
+    default: Any
+    doc: str
+    check: Callable[[Any], str | None] | None = None
+    required: bool = False
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.path.replace(".", "_").upper()
+
+
+SCHEMA: tuple[Key, ...] = (
+    Key("region", str, None, "AWS region; default: the profile's or AWS_REGION", _check_region),
+    Key("profile", str, None, "AWS named profile; default: the standard AWS credential chain"),
+    Key("endpoint_url", str, None, "send every AWS call to this endpoint (an emulator); AWS_ENDPOINT_URL[_<SERVICE>] also work", _check_endpoint),
+    Key("aws.retry_mode", str, "standard", "botocore retry mode for every client", _one_of("standard", "adaptive")),
+    Key("aws.max_attempts", int, 5, "botocore max attempts per call, including the first", _between(1, 20)),
+    Key("bucket", str, None, "S3 bucket for face crops (created by register-roles when missing)", check_bucket_name, required=True),
+    Key("prefix", str, "faces/", "key prefix of face crops; the downstream pipeline triggers on it", _check_prefix),
+    Key("key_template", str, DEFAULT_KEY_TEMPLATE, "crop key below the prefix; must contain {n}", _check_key_template),
+    Key("retention_days", int, None, "expire face crops after this many days (S3 lifecycle rule); null keeps them", _between(1, 36500)),
+    Key("s3_access", str, "least-privilege", "device S3 grant: least-privilege (PutObject on bucket/prefix*) or full (AmazonS3FullAccess, as the workshop did)", _one_of("least-privilege", "full")),
+    Key("device", str, None, "default device name for deploy/status/destroy"),
+    Key("project.name", str, "deeplens-face-detection", "project name (Greengrass V1 function tag / V2 deployment name)", _check_function_name),
+    Key("function.name", str, "deeplens-face-crops", "Lambda function name (Greengrass V1); DeepLens requires the deeplens prefix", _check_function_name),
+    Key("function.runtime", str, "python3.7", "Python the device runs the function with (DeepLens: python3.7)", _one_of("python3.7", "python3.8", "python3.9", "python3.10", "python3.11", "python3.12")),
+    Key("function.lambda_runtime", str, None, "runtime declared to AWS Lambda when it differs from the device's; Greengrass V1 then uses FunctionRuntimeOverride", _one_of("python3.8", "python3.9", "python3.10", "python3.11", "python3.12", "python3.13")),
+    Key("function.memory_mb", int, 1024, "memory limit of the function on the device (MB)", _between(128, 10240)),
+    Key("function.timeout_s", int, 600, "function timeout (s); the loop is pinned (long-lived)", _between(1, 900)),
+    Key("function.vendor", list, [], "pip requirements bundled into the function zip for the device's Python (e.g. boto3==1.33.13); built once and cached"),
+    Key("model.name", str, "deeplens-face-detection", "model name (the DeepLens face-detection template model)"),
+    Key("model.artifact_path", str, "/opt/awscam/artifacts/mxnet_deploy_ssd_FP16_FUSED.xml", "model file on the device (awscam.Model path)"),
+    Key("model.input_width", int, 300, "model input width in pixels (boxes come back in this space)", _between(16, 4096)),
+    Key("model.input_height", int, 300, "model input height in pixels", _between(16, 4096)),
+    Key("model.s3_uri", str, None, "deliver the model as a Greengrass ML resource from this s3:// archive; null uses the artifact already on the device", _check_s3_uri),
+    Key("detection.detector", str, "auto", "auto (awscam on a DeepLens, opencv elsewhere), awscam (device SSD) or opencv (offline CPU detector)", _one_of("auto", "awscam", "opencv")),
+    Key("detection.source", str, "auto", "frame source: auto (awscam on a DeepLens, webcam:0 elsewhere), awscam, webcam:N, a video file or an image folder"),
+    Key("detection.threshold", float, 0.6, "minimum detector confidence for a face to be considered", _between(0.01, 0.99)),
+    Key("detection.min_face_px", int, None, "minimum face side in frame pixels; null = 40 px scaled to the frame height (Rekognition's floor at 1080p)", _between(8, 4096)),
+    Key("detection.margin", float, 0.2, "margin added around each face crop, as a fraction of the face size", _between(0.0, 1.0)),
+    Key("detection.cooldown_s", float, 10.0, "seconds before the same tracked face may be sent again", _between(0.0, 86400.0)),
+    Key("detection.max_uploads_per_minute", int, 30, "global cap on crops uploaded per minute (cost control)", _between(1, 6000)),
+    Key("upload.queue_size", int, 32, "crops held in memory waiting for the uploader; beyond it they go to the spool", _between(1, 10000)),
+    Key("upload.spool_dir", str, None, "on-device spool for crops while S3 is unreachable; null = /tmp/deeplens-spool (V1) or the component work dir (V2)"),
+    Key("upload.spool_max_mb", int, 200, "spool size cap; the oldest crops are dropped (and counted) beyond it", _between(1, 100000)),
+    Key("upload.jpeg_quality", int, 90, "JPEG quality of face crops", _between(50, 100)),
+    Key("greengrass.default_target", str, "v2", "target of register-device when --greengrass is not given", _one_of("v1", "v2")),
+    Key("greengrass.component_name", str, "com.deeplens.FaceCrops", "Greengrass V2 component name", _check_component_name),
+    Key("greengrass.artifact_bucket", str, None, "bucket for Greengrass V2 component artifacts; null = the crops bucket", check_bucket_name),
+    Key("greengrass.artifact_prefix", str, "greengrass-artifacts/", "key prefix for component artifacts (keys are immutable: <component>/<version>/<file>)", _check_prefix),
+    Key("greengrass.token_exchange_role", str, "DeepLensGreengrassV2TokenExchangeRole", "IAM role Greengrass V2 devices assume through the role alias"),
+    Key("greengrass.role_alias", str, "DeepLensGreengrassV2TokenExchangeRoleAlias", "IoT role alias pointing at the token exchange role"),
+    Key("greengrass.python", str, "python3", "Python command the V2 component runs the edge function with"),
+    Key("deploy.timeout_s", int, 600, "how long deploy waits for the device before exit code 4", _between(1, 86400)),
+    Key("deploy.poll_s", float, 5.0, "seconds between deployment status polls", _between(0.01, 600.0)),
+)
+
+KEYS: dict[str, Key] = {key.path: key for key in SCHEMA}
+
+
+# ---------------------------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings. `values` maps every dotted key to its value; attribute access for common ones."""
+
+    values: Mapping[str, Any]
+    origins: Mapping[str, str] = field(default_factory=dict)  # key -> "default" | file path | env var | "flag"
+    config_path: Path | None = None
+
+    def __getitem__(self, path: str) -> Any:
+        return self.values[path]
+
+    def get(self, path: str) -> Any:
+        return self.values[path]
+
+    def require(self, path: str) -> Any:
+        """The value of a key a command cannot do without; a clear exit-2 error when it is unset."""
+        value = self.values.get(path)
+        if value is None:
+            key = KEYS[path]
+            flag = "--" + path.replace(".", "-").replace("_", "-")
+            raise ConfigError(
+                f"missing required setting '{path}'",
+                f"set {path} in {self.config_path or DEFAULT_CONFIG_FILE}, or {key.env_var}, or {flag} where the command has it",
+            )
+        return value
+
+    def replace(self, **overrides: Any) -> Settings:
+        """A copy with some dotted keys overridden (as flags would); validated like any other layer."""
+        flat = {k.replace("__", "."): v for k, v in overrides.items()}
+        return _validated({**self.values, **flat}, {**self.origins, **{k: "flag" for k in flat}}, self.config_path)
+
+    @property
+    def region(self) -> str | None:
+        return self.values["region"]
+
+    @property
+    def bucket(self) -> str | None:
+        return self.values["bucket"]
+
+    @property
+    def prefix(self) -> str:
+        return self.values["prefix"]
+
+    def section(self, name: str) -> dict[str, Any]:
+        """All keys under one section, without the section name: section('function')['memory_mb']."""
+        start = name + "."
+        return {k[len(start):]: v for k, v in self.values.items() if k.startswith(start)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain dict (for `--output json` and for writing config files)."""
+        nested: dict[str, Any] = {}
+        for path, value in self.values.items():
+            node = nested
+            *parents, leaf = path.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        return nested
+
+
+def defaults() -> dict[str, Any]:
+    return {key.path: (list(key.default) if isinstance(key.default, list) else key.default) for key in SCHEMA}
+
+
+def load_settings(
+    config_path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge defaults < YAML file < DEEPLENS_* environment < flags, then validate.
+
+    `config_path=None` means `$DEEPLENS_CONFIG` or `./deeplens.yaml`; the default file may be absent, a file named
+    explicitly must exist. Flags with value None are "not given" and do not override anything.
+    """
+    environ = os.environ if environ is None else environ
+    explicit = config_path is not None or CONFIG_PATH_ENV in environ
+    path = Path(config_path if config_path is not None else environ.get(CONFIG_PATH_ENV, DEFAULT_CONFIG_FILE))
+
+    values = defaults()
+    origins = {k: "default" for k in values}
+    used_path: Path | None = None
+    if path.exists() or explicit:
+        file_values = read_config_file(path)
+        values.update(file_values)
+        origins.update({k: str(path) for k in file_values})
+        used_path = path
+
+    for key in SCHEMA:
+        if key.env_var in environ:
+            values[key.path] = _parse_env_value(key, environ[key.env_var])
+            origins[key.path] = key.env_var
+
+    for path_key, value in (flags or {}).items():
+        if value is None:
+            continue
+        if path_key not in KEYS:
+            raise ValueError(f"flag mapped to unknown key {path_key}")  # a programming error, not user input
+        values[path_key] = value
+        origins[path_key] = "flag"
+
+    return _validated(values, origins, used_path)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a YAML config file into dotted keys; unreadable files, bad YAML and unknown keys are exit-2 errors."""
+    import yaml  # lazy: keeps `deeplens-cli --help` fast
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found", "create it from config.example.yaml or pass --config PATH") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.__class__.__name__}: {exc}", "check the path and its permissions") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"config file {path}: invalid YAML{where}: {problem}", "fix the YAML syntax (indentation, quotes, colons)") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of keys at the top level, got {type(document).__name__}",
+                          "see config.example.yaml for the layout")
+    return _flatten(document, path)
+
+
+def _flatten(document: Mapping[str, Any], path: Path, parent: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    sections = {k.split(".")[0] for k in KEYS if "." in k}
+    for name, value in document.items():
+        dotted = f"{parent}{name}"
+        if dotted in KEYS:
+            flat[dotted] = value
+        elif not parent and name in sections and isinstance(value, dict):
+            flat.update(_flatten(value, path, parent=f"{name}."))
+        elif not parent and name in sections:
+            raise ConfigError(f"config file {path}: '{dotted}' must be a mapping of keys, got {value!r}",
+                              "see config.example.yaml for the layout")
+        else:
+            close = difflib.get_close_matches(dotted, list(KEYS), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "see config.example.yaml for the known keys"
+            raise ConfigError(f"config file {path}: unknown key '{dotted}'", hint)
+    return flat
+
+
+def _parse_env_value(key: Key, raw: str) -> Any:
+    """Environment values are text; numbers, booleans, null and lists are read the way YAML reads scalars."""
+    if key.type is str:
+        return raw if raw != "" else None
+    import yaml
+
+    try:
+        return yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError:
+        return raw  # validation reports the type mismatch with the variable's name
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", list: "a list", bool: "true or false"}
+    if isinstance(expected, tuple):
+        return " or ".join(names.get(t, t.__name__) for t in expected)
+    return names.get(expected, expected.__name__)
+
+
+def _validated(values: dict[str, Any], origins: Mapping[str, str], config_path: Path | None) -> Settings:
+    clean: dict[str, Any] = {}
+    for key in SCHEMA:
+        value = values.get(key.path)
+        where = origins.get(key.path, "default")
+        source = "" if where in ("default", "flag") else f" (from {where})"
+        if value is None:
+            clean[key.path] = None
+            continue
+        if key.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if key.type is list and isinstance(value, list):
+            value = [str(item) for item in value]
+        valid_type = isinstance(value, key.type) and not (isinstance(value, bool) and key.type is not bool)
+        if not valid_type:
+            raise ConfigError(f"setting '{key.path}'{source} is {value!r}, expected {_type_name(key.type)}",
+                              f"fix {key.path}; default is {key.default!r}")
+        if key.check is not None:
+            problem = key.check(value)
+            if problem:
+                raise ConfigError(f"setting '{key.path}'{source} is {value!r}, expected {problem}",
+                                  f"fix {key.path}; default is {key.default!r}")
+        clean[key.path] = value
+    return Settings(values=clean, origins=dict(origins), config_path=config_path)
+

@@ -1,0 +1,201 @@
+"""The device commands (register-device, publish, deploy, devices, destroy), independent of the target.
+
+Each one: find the device (which decides the target), ask that target for a plan, render it, stop on
+`--dry-run`, execute, then report. Target-specific knowledge lives in `targets/greengrass_v1.py` and
+`targets/greengrass_v2.py`; this module only sequences the stages and maps outcomes to exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from deeplens_cli.app import App, apply_plan, plan_document
+from deeplens_cli.errors import ConfigError, DeeplensError, DeploymentFailed, DeploymentTimedOut
+from deeplens_cli.plan import Plan
+from deeplens_cli.targets import DeploymentOutcome, all_devices, find_device, make_target
+
+DEVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,99}$")  # the DeepLens console's rule: a-zA-Z0-9-, <= 100
+
+
+def register_device(app: App, name: str, out_dir: str | None, target: str | None, fleet: str | None,
+                    dry_run: bool) -> None:
+    if not DEVICE_NAME.match(name):
+        raise ConfigError(f"--name '{name}' is not a valid device name",
+                          "use 1-100 letters, digits and hyphens, starting with a letter or digit")
+    target = target or app.settings["greengrass.default_target"]
+    if fleet and target != "v2":
+        raise ConfigError("--fleet needs --greengrass v2", "IoT thing-group rollouts are a Greengrass V2 feature")
+
+    existing = [d for d in all_devices(app.ctx, app.settings, app.reporter) if d.name == name]
+    if existing:
+        device = existing[0]
+        message = f"device '{name}' is already registered ({device.target}, thing {device.thing_name}); nothing to do"
+        app.reporter.progress(message)
+        if app.reporter.json:
+            app.reporter.emit_json({"dry_run": dry_run, "device": device.to_dict(), "changed": False, "message": message})
+        else:
+            app.reporter.line(message)
+        return
+
+    bundle = Path(out_dir) if out_dir else Path("devices") / name
+    check_bundle_dir(bundle)
+    plan = make_target(target, app.ctx, app.settings).plan_register_device(name, str(bundle), fleet)
+    app.reporter.plan(plan, dry_run)
+    result = apply_plan(app, plan, dry_run)
+    if app.reporter.json:
+        app.reporter.emit_json(plan_document(plan, result, dry_run, bundle=None if dry_run else str(bundle)))
+    elif not dry_run:
+        app.reporter.line(f"device '{name}' registered ({target}); bundle written to {bundle}/ "
+                          f"(the private key is in it, mode 0600: copy it to the device, keep it secret)")
+
+
+def check_bundle_dir(bundle: Path) -> None:
+    """Refuse to overwrite an existing bundle, and fail before any AWS call when the folder cannot be written."""
+    if bundle.exists() and (not bundle.is_dir() or any(bundle.iterdir())):
+        raise ConfigError(f"--out {bundle} already exists and is not empty",
+                          "a bundle holds a private key issued only once: choose another --out or move the old one")
+    parent = bundle if bundle.exists() else _nearest_existing_parent(bundle)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {bundle} is not writable ({parent} does not allow it)", "choose a folder you can write to")
+
+
+def _nearest_existing_parent(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def publish(app: App, target: str, dry_run: bool) -> None:
+    plan = make_target(target, app.ctx, app.settings).plan_publish()
+    app.reporter.plan(plan, dry_run)
+    result = apply_plan(app, plan, dry_run)
+    if app.reporter.json:
+        app.reporter.emit_json(plan_document(plan, result, dry_run))
+
+
+def deploy(app: App, device_name: str | None, fleet: str | None, dry_run: bool, wait: bool, force: bool,
+           rollout_per_minute: int | None, abort_failure_percent: float | None) -> None:
+    timeout_s = float(app.settings["deploy.timeout_s"])
+    if fleet:
+        if device_name and device_name != app.settings["device"]:
+            raise ConfigError("--device and --fleet are exclusive", "deploy to one device or to one fleet")
+        target: Any = make_target("v2", app.ctx, app.settings)
+        plan = target.plan_deploy_fleet(fleet, force, rollout_per_minute, abort_failure_percent)
+        subject: dict[str, Any] = {"fleet": fleet}
+    else:
+        if not device_name:
+            raise ConfigError("no device given", "pass --device NAME or set device in deeplens.yaml")
+        if rollout_per_minute is not None or abort_failure_percent is not None:
+            raise ConfigError("--rollout-per-minute and --abort-failure-percent need --fleet",
+                              "they configure a thing-group rollout")
+        device = find_device(app.ctx, app.settings, device_name, app.reporter)
+        target = make_target(device.target, app.ctx, app.settings)
+        plan = target.plan_deploy(device, force)
+        subject = {"device": device.to_dict()}
+
+    app.reporter.plan(plan, dry_run)
+    result = apply_plan(app, plan, dry_run)
+    outcome: DeploymentOutcome | None = None
+    if not dry_run and wait and (result is not None or force):
+        if fleet:
+            outcome = target.wait_for_fleet(fleet, result, timeout_s, app.reporter)
+        elif result is not None:
+            outcome = target.wait_for_deployment(device, result, timeout_s, app.reporter)
+    document = plan_document(plan, result, dry_run, **subject,
+                             deployment=outcome.to_dict() if outcome else None,
+                             changed=result is not None)
+    _report_outcome(app, outcome, document, dry_run, result is None)
+
+
+def _report_outcome(app: App, outcome: DeploymentOutcome | None, document: dict[str, Any], dry_run: bool,
+                    unchanged: bool) -> None:
+    if app.reporter.json:
+        app.reporter.emit_json(document)
+    elif dry_run:
+        pass
+    elif outcome is None:
+        app.reporter.line("nothing changed: no new deployment" if unchanged else "deployment started (not waiting)")
+    else:
+        app.reporter.line(f"deployment {outcome.deployment_id}: {outcome.status}"
+                          + (f" - {outcome.detail}" if outcome.detail else ""))
+        for error in outcome.errors:
+            app.reporter.line(f"  {error}")
+    if outcome is not None and outcome.status == "failed":
+        errors = "; ".join(outcome.errors)
+        raise DeploymentFailed(f"deployment {outcome.deployment_id} failed: {outcome.detail}"
+                               + (f" [{errors}]" if errors else ""),
+                               "fix the cause shown, then run deploy again (see `deeplens-cli status`)")
+    if outcome is not None and outcome.status == "timed_out":
+        raise DeploymentTimedOut(f"deployment {outcome.deployment_id} did not finish in time ({outcome.detail})",
+                                 "the device may be offline; the deployment stays queued - check `deeplens-cli status` or raise --timeout")
+
+
+def list_devices(app: App) -> None:
+    rows = []
+    for device in all_devices(app.ctx, app.settings, app.reporter):
+        try:
+            info = make_target(device.target, app.ctx, app.settings).device_status(device)
+        except DeeplensError as exc:
+            info = {"error": exc.one_line()}
+        rows.append({**device.to_dict(), "status": info})
+    if app.reporter.json:
+        app.reporter.emit_json({"devices": rows})
+        return
+    if not rows:
+        app.reporter.line("no devices registered (register one with `deeplens-cli register-device --name NAME`)")
+        return
+    app.reporter.table("Devices", ("name", "target", "thing", "health", "last deployment"),
+                       [(r["name"], r["target"], r["thing_name"], r["status"].get("health", "-"),
+                         r["status"].get("last_deployment_status", "-")) for r in rows])
+
+
+def destroy(app: App, device_name: str | None, yes: bool, delete_roles: bool, delete_bucket: bool,
+            dry_run: bool) -> None:
+    from deeplens_cli.roles import plan_account_teardown
+
+    plan = Plan("destroy")
+    all_known = all_devices(app.ctx, app.settings, app.reporter)
+    if device_name:
+        chosen = [find_device(app.ctx, app.settings, device_name, app.reporter)]
+    else:
+        chosen = all_known
+    for device in chosen:
+        plan.extend(make_target(device.target, app.ctx, app.settings).plan_destroy(device))
+    remaining = [d for d in all_known if d not in chosen]
+    if not device_name:
+        for name in sorted({"v1", "v2"} - {d.target for d in remaining}):
+            try:
+                plan.extend(make_target(name, app.ctx, app.settings).plan_destroy(None))
+            except DeeplensError as exc:
+                app.reporter.debug(f"Greengrass {name} shared resources unavailable: {exc.one_line()}")
+    if delete_roles and remaining:
+        raise ConfigError(f"--delete-roles refused: {len(remaining)} device(s) still use the roles "
+                          f"({', '.join(d.name for d in remaining)})", "destroy those devices first")
+    if delete_roles or delete_bucket:
+        plan.extend(plan_account_teardown(app.ctx, app.settings, roles=delete_roles, bucket=delete_bucket))
+
+    app.reporter.plan(plan, dry_run)
+    if not dry_run and not plan.is_noop and not yes:
+        _confirm(plan, delete_bucket)
+    result = apply_plan(app, plan, dry_run)
+    if app.reporter.json:
+        app.reporter.emit_json(plan_document(plan, result, dry_run))
+    elif not dry_run and not plan.is_noop:
+        kept = "" if delete_bucket else f"; bucket {app.settings['bucket']} and its face crops were kept"
+        app.reporter.line(f"destroyed {len(plan.changes)} resource(s){kept}")
+
+
+def _confirm(plan: Plan, delete_bucket: bool) -> None:
+    import click
+
+    if not sys.stdin.isatty():
+        raise ConfigError("destroy needs confirmation and there is no terminal to ask",
+                          "re-run with --yes (after checking the plan, e.g. with --dry-run)")
+    warning = " INCLUDING THE BUCKET AND ALL FACE CROPS" if delete_bucket else ""
+    if not click.confirm(f"Delete {len(plan.changes)} resource(s){warning}?", default=False, err=True):
+        raise click.exceptions.Abort()

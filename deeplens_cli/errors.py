@@ -1,0 +1,47 @@
+"""Errors that reach the user, each carrying its documented exit code.
+
+Every failure the CLI reports is one of these: a one-line message naming the cause plus a hint. `cli.main`
+turns them into that line on stderr and the exit code below; a traceback is printed only with `-v`.
+Keeping the codes here (not scattered in commands) is what makes the exit-code table in README.md true.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # anything else: AWS errors, missing resources, `status` found a problem
+EXIT_USAGE = 2  # bad configuration or usage (click uses 2 for usage errors too)
+EXIT_DEPLOYMENT_FAILED = 3
+EXIT_DEPLOYMENT_TIMEOUT = 4
+EXIT_PREFLIGHT_FAILED = 5
+
+
+class DeeplensError(Exception):
+    """A failure explained in one line: what went wrong, and what to do about it."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+
+class ConfigError(DeeplensError):
+    """Bad configuration or usage: names the key or flag and what is expected."""
+
+    exit_code = EXIT_USAGE
+
+
+class DeploymentFailed(DeeplensError):
+    exit_code = EXIT_DEPLOYMENT_FAILED
+
+
+class DeploymentTimedOut(DeeplensError):
+    exit_code = EXIT_DEPLOYMENT_TIMEOUT
+
+
+class PreflightFailed(DeeplensError):
+    exit_code = EXIT_PREFLIGHT_FAILED

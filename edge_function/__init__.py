@@ -1,0 +1,9 @@
+"""On-device face-gate loop: camera -> face detector -> gate -> face crops to S3.
+
+Runs on the device's own Python (3.7 on AWS DeepLens), so the package sticks to Python 3.7 syntax and
+imports only numpy, cv2, boto3/botocore and the optional device SDKs. Entry points:
+``lambda_function.py`` (Greengrass V1 long-lived Lambda) and ``python -m edge_function run`` (off-device
+and Greengrass V2 component).
+"""
+
+__version__ = "0.1.0"
