@@ -55,7 +55,9 @@ class AwsContext:
 
         self.session = session
         self.endpoint_url = endpoint_url
-        self.config = Config(retries={"mode": retry_mode, "max_attempts": max_attempts},
+        # botocore's "max_attempts" counts retries only; "total_max_attempts" includes the first call, as documented
+        # for aws.max_attempts.
+        self.config = Config(retries={"mode": retry_mode, "total_max_attempts": max_attempts},
                              connect_timeout=10, read_timeout=60)
         self.recorder = CallRecorder()
         self._clients: dict[str, BaseClient] = {}

@@ -45,6 +45,10 @@ PARTIAL_WRITE_TIMEOUT_S = 2.0
 
 _Annotation = Tuple[str, float, Tuple[float, float, float, float]]
 
+# vermin reads ``os.A | os.B`` as a PEP 604 type union (3.10+); these are plain int bit flags.
+_FIFO_OPEN_FLAGS = os.O_WRONLY | os.O_NONBLOCK  # novermin
+_SNAPSHOT_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC  # novermin
+
 
 def _prepare_path(path: str) -> str:
     """Make sure ``path`` can receive frames; return "fifo" or "file"."""
@@ -58,7 +62,7 @@ def _prepare_path(path: str) -> str:
         except FileExistsError:  # created by someone else meanwhile: use whatever it is
             return _prepare_path(path)
         except OSError as exc:
-            raise ValueError("cannot create preview FIFO %s: %s" % (path, exc.strerror))
+            raise ValueError("cannot create preview FIFO %s: %s" % (path, exc.strerror)) from None
         return "fifo"
     if stat.S_ISFIFO(mode):
         return "fifo"
@@ -79,11 +83,11 @@ class PreviewWriter(object):
         self.width = int(width)
         self.kind = _prepare_path(path)
         self._min_interval = 1.0 / float(max_fps)
-        self._last_accepted = None  # type: Optional[float]
-        self._pending = None  # type: Optional[Tuple[numpy.ndarray, List[_Annotation]]]
+        self._last_accepted: Optional[float] = None
+        self._pending: Optional[Tuple[numpy.ndarray, List[_Annotation]]] = None
         self._closed = False
         self._condition = threading.Condition()
-        self._fd = None  # type: Optional[int]
+        self._fd: Optional[int] = None
         # Counters, for status messages and tests.
         self.frames_written = 0
         self.frames_skipped = 0  # over max_fps, never copied
@@ -189,11 +193,8 @@ class PreviewWriter(object):
         if self.kind == "fifo":
             return self._write_fifo(data)
         tmp_path = self.path + ".tmp"
-        fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FIFO_MODE)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        with os.fdopen(os.open(tmp_path, _SNAPSHOT_OPEN_FLAGS, FIFO_MODE), "wb") as snapshot:
+            snapshot.write(data)
         os.replace(tmp_path, self.path)
         return True
 
@@ -201,7 +202,7 @@ class PreviewWriter(object):
         if self._fd is not None:
             return True
         try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            self._fd = os.open(self.path, _FIFO_OPEN_FLAGS)
         except OSError as exc:
             if exc.errno == errno.ENOENT:  # someone removed the FIFO: recreate it for the next attempt
                 try:
@@ -216,7 +217,7 @@ class PreviewWriter(object):
     def _write_fifo(self, data: bytes) -> bool:
         """Write one whole JPEG, or none of it when the pipe is full; drop the reader if it stalls."""
         view = memoryview(data)
-        deadline = None  # type: Optional[float]
+        deadline: Optional[float] = None
         while view:
             try:
                 written = os.write(self._fd, view)

@@ -99,7 +99,7 @@ def _number(low: float, high: Optional[float] = None, low_inclusive: bool = True
         try:
             value = float(raw)
         except ValueError:
-            raise _Invalid(expected)
+            raise _Invalid(expected) from None
         if value != value or (value < low if low_inclusive else value <= low):
             raise _Invalid(expected)
         if high is not None and value > high:
@@ -116,7 +116,7 @@ def _integer(low: int) -> Callable[[str], int]:
         try:
             value = int(raw.strip())
         except ValueError:
-            raise _Invalid(expected)
+            raise _Invalid(expected) from None
         if value < low:
             raise _Invalid(expected)
         return value
@@ -278,7 +278,7 @@ def load_settings(
         try:
             values[option.name] = option.parse(raw)
         except _Invalid as invalid:
-            raise SettingsError("invalid %s %r: expected %s" % (where, raw, invalid.args[0]))
+            raise SettingsError("invalid %s %r: expected %s" % (where, raw, invalid.args[0])) from None
 
     if values["bucket"] is None:
         raise SettingsError("missing bucket: set --bucket or DEEPLENS_BUCKET to the S3 bucket for face crops")

@@ -266,7 +266,7 @@ def open_source(spec: str, awscam_module: Any = None, loop: bool = False) -> Fra
                 raise ValueError(
                     "source 'awscam' needs the DeepLens awscam module, which is not importable here; "
                     "off the device use webcam:N, a video file or a directory of images"
-                )
+                ) from None
         return AwscamSource(awscam_module)
     if spec.startswith("webcam:"):
         return _open_webcam(spec)

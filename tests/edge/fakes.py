@@ -41,7 +41,7 @@ class FakeModel(object):
         self.model_path = model_path
         self.loading_config = dict(loading_config)
         self.runtime = runtime
-        self.inputs = []  # type: List[numpy.ndarray]
+        self.inputs: List[numpy.ndarray] = []
 
     def doInference(self, frame: numpy.ndarray) -> Dict[str, Any]:  # noqa: N802 - device API name
         if not isinstance(frame, numpy.ndarray) or frame.ndim != 3:
@@ -81,7 +81,7 @@ class FakeAwscam(types.ModuleType):
         self.repeat_last = repeat_last
         self.raise_on_grab = raise_on_grab
         self.grabs = 0
-        self.models = []  # type: List[FakeModel]
+        self.models: List[FakeModel] = []
 
     def getLastFrame(self):  # noqa: N802 - device API name
         self.grabs += 1

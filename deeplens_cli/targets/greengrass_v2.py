@@ -1,0 +1,1105 @@
+"""The Greengrass V2 target: any Linux camera (or a reflashed DeepLens) running the Greengrass V2 nucleus.
+
+What deeplens-cli creates for one device `NAME`:
+
+* the IoT thing `deeplens-NAME` (attributes `deeplens_name=NAME`, `deeplens_target=v2`, which is how every later
+  command finds it), an active certificate attached to it, and the IoT policy `deeplens-v2-core-NAME` attached
+  to the certificate (never to a thing group: thing-group policies do not grant Greengrass data-plane actions);
+* with `--fleet G`, membership of the IoT thing group `G` (created when missing, marked as ours);
+* a device bundle: certificate, private key (mode 0600, written once - IoT issues it only in the create call),
+  Amazon Root CA 1, the nucleus `config.yaml` and `install.sh` with the exact installer command.
+
+The Greengrass core device record appears when the nucleus first connects; deployments made before that wait
+in the cloud until it does. `deploy` publishes the component (component.py) and sends the complete component
+set to the thing or thing group, then follows the device's own report (`list_effective_deployments`), and for a
+single device also the component's lifecycle state (`list_installed_components`): a deployment can report
+success the moment `Run` starts, even if `Run` then fails.
+
+Health is what the device last reported (at startup, after a deployment, when a component breaks and every 24 h
+by default), so a HEALTHY status can be stale; status output always shows when it was reported.
+
+Thing names never contain ':' (IoT rejects it); device names are letters, digits and hyphens, so
+`deeplens-NAME` is always valid. The IoT policy names the thing exactly - client IDs `T` and `T#N` (the nucleus
+opens `T#2`, `T#3`... after 50 subscriptions) - instead of the documented `T*`, which would also match the
+thing of a device whose name merely starts with this one's.
+
+destroy keeps no device resource: deployments (canceled, then deleted), the core device record, certificates
+(detached, deactivated, deleted), the policy and the thing. Software already installed on the device keeps
+running, but without its certificate it can neither connect nor obtain AWS credentials. With every V2 device
+gone, destroy also deletes the fleet deployments and empty thing groups deeplens-cli created, the component
+versions, and their artifacts: an artifact exists only for its version, and a version without its artifact
+could not be deployed anyway.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+
+from deeplens_cli.errors import DeeplensError
+from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, Retry, Step, noop
+from deeplens_cli.policies import partition_for, same_policy
+from deeplens_cli.targets import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, DeploymentOutcome, Device
+from deeplens_cli.targets import component as comp
+
+if TYPE_CHECKING:
+    from deeplens_cli.aws import AwsContext
+    from deeplens_cli.config import Settings
+    from deeplens_cli.output import Reporter
+    from deeplens_cli.package import Package
+    from deeplens_cli.plan import ExecutionResult
+
+TARGET = "v2"
+THING_PREFIX = "deeplens-"
+POLICY_PREFIX = "deeplens-v2-core-"
+MANAGED_GROUP_ATTRIBUTE = "deeplens_cli"  # on thing groups created by register-device --fleet
+MANAGED = "managed"
+GREENGRASS_ROOT = "/greengrass/v2"
+NUCLEUS_DOWNLOAD = "https://d2s8p88vqu9w66.cloudfront.net/releases/greengrass-nucleus-latest.zip"
+ROOT_CA_DOWNLOAD = "https://www.amazontrust.com/repository/AmazonRootCA1.pem"
+# SHA-256 of Amazon Root CA 1 (DER), as published by Amazon Trust Services; checked before it goes in a bundle.
+AMAZON_ROOT_CA_1_SHA256 = "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e"
+IOT_POLICY_VERSION_LIMIT = 5  # IoT keeps at most five versions of a policy
+
+SUCCESS_STATUSES = ("COMPLETED", "SUCCEEDED")  # COMPLETED for a thing target, SUCCEEDED for a thing group
+FAILURE_STATUSES = ("FAILED", "TIMED_OUT", "CANCELED", "REJECTED")
+RUNNING_STATES = ("RUNNING", "FINISHED")
+BROKEN_STATES = ("ERRORED", "BROKEN")
+COMPONENT_READY_WAIT_S = 300.0
+COMPONENT_READY_POLL_S = 2.0
+STALE_HEALTH_NOTE = "a core reports at startup, after deployments, when a component breaks and every 24 h by default"
+FLEET_PIN_LIMIT = 100  # beyond this many members the nucleus is not pinned (one read per member)
+
+# Where a failed deployment's error stack points, and what to do about it (codes: nucleus DeploymentErrorCode).
+FAILURE_HINTS: tuple[tuple[str, str], ...] = (
+    ("ARTIFACT_CHECKSUM_MISMATCH", "the artifact object changed after its component version was created; "
+                                   "run `deeplens-cli deploy` again: it publishes a new version under a new key"),
+    ("S3_", "the token exchange role cannot read the artifact: run `deeplens-cli register-roles` (it grants "
+            "s3:GetObject on the artifact prefix)"),
+    ("ACCESS_DENIED", "the device's IoT policy or token exchange role lacks a permission: run "
+                      "`deeplens-cli register-roles`, then deploy again (deploy repairs the device policy)"),
+    ("NO_AVAILABLE_COMPONENT_VERSION", "another deployment to this device (e.g. its thing group) requires "
+                                       "different component versions; deploy to one target only"),
+    ("COMPONENT_VERSION_REQUIREMENTS_NOT_MET", "another deployment to this device (e.g. its thing group) requires "
+                                               "different component versions; deploy to one target only"),
+    ("COMPONENT_BROKEN", "the component failed to start: read /greengrass/v2/logs/<component>.log on the device"),
+    ("INSTALL", "the Install step failed (pip): read /greengrass/v2/logs/<component>.log on the device"),
+)
+
+
+def thing_name(device_name: str) -> str:
+    return f"{THING_PREFIX}{device_name}"
+
+
+def policy_name(device_name: str) -> str:
+    return f"{POLICY_PREFIX}{device_name}"
+
+
+# ---------------------------------------------------------------------------------------------- IoT policy
+
+
+def core_policy(partition: str, region: str, account: str, thing: str, role_alias: str) -> dict[str, Any]:
+    """The minimal IoT policy of a Greengrass V2 core (research/ggv2_facts.md §1), for one thing.
+
+    MQTT: connect as the thing (`T`, and `T#N` for the extra connections the nucleus opens), health reports,
+    jobs (deployments arrive as IoT jobs), shadows, and the results topic. Credentials: AssumeRoleWithCertificate
+    on our role alias only. Greengrass data plane: the four actions nucleus 2.5+ needs.
+    """
+    iot = f"arn:{partition}:iot:{region}:{account}"
+    things = f"$aws/things/{thing}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect",
+             "Resource": [f"{iot}:client/{thing}", f"{iot}:client/{thing}#*"]},
+            {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": [
+                f"{iot}:topic/{things}/greengrass/health/json",
+                f"{iot}:topic/{things}/greengrassv2/health/json",
+                f"{iot}:topic/{things}/jobs/*",
+                f"{iot}:topic/{things}/shadow/*",
+                f"{iot}:topic/{comp.results_topic(thing)}",
+            ]},
+            {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [
+                f"{iot}:topicfilter/{things}/jobs/*",
+                f"{iot}:topicfilter/{things}/shadow/*",
+            ]},
+            {"Effect": "Allow", "Action": "iot:AssumeRoleWithCertificate",
+             "Resource": f"{iot}:rolealias/{role_alias}"},
+            {"Effect": "Allow", "Action": [
+                "greengrass:GetComponentVersionArtifact",
+                "greengrass:ResolveComponentCandidates",
+                "greengrass:GetDeploymentConfiguration",
+                "greengrass:ListThingGroupsForCoreDevice",
+            ], "Resource": "*"},
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------------------------- device bundle
+
+
+@dataclass(frozen=True)
+class CoreBundle:
+    """What a device needs to join as a Greengrass V2 core; written by `write` (the key never leaves it)."""
+
+    thing: str
+    region: str
+    role_alias: str
+    data_endpoint: str
+    credential_endpoint: str
+
+    def config_yaml(self) -> str:
+        """The nucleus `--init-config` file (manual provisioning). install.sh fills in the nucleus version."""
+        def q(value: str) -> str:
+            return json.dumps(value)  # a JSON string is a valid, safely quoted YAML scalar
+
+        root = GREENGRASS_ROOT
+        return "\n".join([
+            f"# AWS IoT Greengrass V2 nucleus configuration of core device {self.thing} (written by deeplens-cli).",
+            "# install.sh replaces NUCLEUS_VERSION with the version of the nucleus it installs.",
+            "system:",
+            f"  certificateFilePath: {q(root + '/device.pem.crt')}",
+            f"  privateKeyPath: {q(root + '/private.pem.key')}",
+            f"  rootCaPath: {q(root + '/AmazonRootCA1.pem')}",
+            f"  rootpath: {q(root)}",
+            f"  thingName: {q(self.thing)}",
+            "services:",
+            "  aws.greengrass.Nucleus:",
+            '    componentType: "NUCLEUS"',
+            '    version: "NUCLEUS_VERSION"',
+            "    configuration:",
+            f"      awsRegion: {q(self.region)}",
+            f"      iotRoleAlias: {q(self.role_alias)}",
+            f"      iotDataEndpoint: {q(self.data_endpoint)}",
+            f"      iotCredEndpoint: {q(self.credential_endpoint)}",
+            "",
+        ])
+
+    def installer_command(self) -> str:
+        return (f'java -Droot="{GREENGRASS_ROOT}" -Dlog.store=FILE -jar ./GreengrassInstaller/lib/Greengrass.jar '
+                "--init-config ./GreengrassInstaller/config.yaml --component-default-user ggc_user:ggc_group "
+                "--setup-system-service true")
+
+    def install_sh(self) -> str:
+        root = GREENGRASS_ROOT
+        return f"""#!/bin/sh
+# Installs the AWS IoT Greengrass V2 nucleus as core device {self.thing} (written by deeplens-cli).
+# Run on the device, as root, from this folder:   sudo sh ./install.sh
+# Needs Java 11+ (e.g. apt-get install -y openjdk-11-jre-headless), curl and unzip.
+# WARNING: --init-config replaces an existing Greengrass configuration on this device.
+set -eu
+cd "$(dirname "$0")"
+command -v java >/dev/null 2>&1 || {{ echo "install Java 11 or later first" >&2; exit 1; }}
+mkdir -p {root}
+chmod 755 {os.path.dirname(root)}
+install -m 644 device.pem.crt {root}/device.pem.crt
+install -m 600 private.pem.key {root}/private.pem.key
+if [ -f AmazonRootCA1.pem ]; then
+  install -m 644 AmazonRootCA1.pem {root}/AmazonRootCA1.pem
+else
+  curl -fsS {ROOT_CA_DOWNLOAD} -o {root}/AmazonRootCA1.pem
+fi
+if [ ! -f GreengrassInstaller/lib/Greengrass.jar ]; then
+  curl -fsSL {NUCLEUS_DOWNLOAD} -o greengrass-nucleus-latest.zip
+  unzip -q -o greengrass-nucleus-latest.zip -d GreengrassInstaller
+fi
+VERSION=$(java -jar GreengrassInstaller/lib/Greengrass.jar --version | sed -n 's/^AWS Greengrass v//p')
+[ -n "$VERSION" ] || {{ echo "could not read the nucleus version from GreengrassInstaller/lib/Greengrass.jar" >&2; exit 1; }}
+sed "s/NUCLEUS_VERSION/$VERSION/" config.yaml > GreengrassInstaller/config.yaml
+{self.installer_command()}
+echo "Greengrass $VERSION installed as {self.thing}; now run: deeplens-cli deploy --device <name>"
+"""
+
+    def readme(self, device_name: str, has_root_ca: bool) -> str:
+        ca = ("AmazonRootCA1.pem     Amazon Root CA 1 (verified by its SHA-256 fingerprint)\n" if has_root_ca else
+              "(AmazonRootCA1.pem is downloaded by install.sh from Amazon Trust Services)\n")
+        return f"""# Greengrass V2 core device {self.thing}
+
+Bundle written by `deeplens-cli register-device --name {device_name} --greengrass v2`.
+
+```
+device.pem.crt        the device certificate (active, attached to IoT thing {self.thing})
+private.pem.key       its private key - issued once, mode 0600: keep it secret, never commit it
+{ca}config.yaml           nucleus configuration (region {self.region}, role alias {self.role_alias})
+install.sh            installs the nucleus with that configuration
+```
+
+On the device (Linux, Java 11+, as root):
+
+```
+sudo sh ./install.sh
+```
+
+which copies the certificate, key and root CA to {GREENGRASS_ROOT}, downloads the nucleus installer
+({NUCLEUS_DOWNLOAD}) unless ./GreengrassInstaller exists, and runs:
+
+```
+{self.installer_command()}
+```
+
+`--init-config` replaces any existing Greengrass configuration on the device. Then, on your workstation:
+
+```
+deeplens-cli deploy --device {device_name}
+deeplens-cli status --device {device_name}
+```
+
+On a DeepLens, add ggc_user to the video group (`usermod -aG video ggc_user`) so the component can open the camera.
+"""
+
+    def write(self, out_dir: str, certificate_pem: str, private_key: str, root_ca: str | None) -> Path:
+        """Write the bundle; the folder is private (0700) and the key file is created 0600 before any byte."""
+        folder = Path(out_dir)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(folder, 0o700)
+        _write_private(folder / "private.pem.key", private_key)
+        (folder / "device.pem.crt").write_text(certificate_pem)
+        if root_ca:
+            (folder / "AmazonRootCA1.pem").write_text(root_ca)
+        (folder / "config.yaml").write_text(self.config_yaml())
+        (folder / "install.sh").write_text(self.install_sh())
+        os.chmod(folder / "install.sh", 0o755)
+        (folder / "README.md").write_text(self.readme(self.thing[len(THING_PREFIX):], root_ca is not None))
+        return folder
+
+
+def _write_private(path: Path, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+
+
+def amazon_root_ca_1() -> str | None:
+    """Amazon Root CA 1 from botocore's CA bundle, checked against its published fingerprint; None if absent."""
+    import botocore
+
+    bundle = Path(botocore.__file__).parent / "cacert.pem"
+    try:
+        text = bundle.read_text()
+    except OSError:
+        return None
+    marker = text.find('# Label: "Amazon Root CA 1"')
+    begin = text.find("-----BEGIN CERTIFICATE-----", marker)
+    end = text.find("-----END CERTIFICATE-----", begin)
+    if marker < 0 or begin < 0 or end < 0:
+        return None
+    pem = text[begin:end + len("-----END CERTIFICATE-----")] + "\n"
+    body = "".join(line for line in pem.splitlines() if "-----" not in line)
+    if hashlib.sha256(base64.b64decode(body)).hexdigest() != AMAZON_ROOT_CA_1_SHA256:
+        return None
+    return pem
+
+
+# ---------------------------------------------------------------------------------------------- outcomes
+
+
+def describe_failure(effective: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """(detail, errors) of a failed effective deployment: status and reason, the error stack and a hint."""
+    status = effective.get("coreDeviceExecutionStatus", "FAILED")
+    reason = effective.get("reason") or "no reason reported"
+    details = effective.get("statusDetails") or {}
+    stack = list(details.get("errorStack") or [])
+    types = list(details.get("errorTypes") or [])
+    errors = []
+    if stack:
+        errors.append("error stack: " + " > ".join(stack))
+    if types:
+        errors.append("error types: " + ", ".join(types))
+    hint = failure_hint([*stack, reason])
+    if hint:
+        errors.append("hint: " + hint)
+    return f"{status}: {reason}", tuple(errors)
+
+
+def failure_hint(codes: Iterable[str]) -> str | None:
+    text = " ".join(codes)
+    for needle, hint in FAILURE_HINTS:
+        if needle in text:
+            return hint
+    return None
+
+
+@dataclass
+class _Clock:
+    """Elapsed time that also counts injected sleeps, so a wait with a fake sleep still reaches its timeout."""
+
+    sleep: Callable[[float], None]
+    started: float = field(default_factory=time.monotonic)
+    slept: float = 0.0
+
+    def elapsed(self) -> float:
+        return max(self.slept, time.monotonic() - self.started)
+
+    def wait(self, seconds: float) -> None:
+        self.sleep(seconds)
+        self.slept += seconds
+
+
+# ---------------------------------------------------------------------------------------------- the target
+
+
+class GreengrassV2Target:
+    """Greengrass V2: IoT thing + certificate + policy per device, one component, thing/thing-group deployments."""
+
+    name = TARGET
+
+    def __init__(self, ctx: AwsContext, settings: Settings, package: Package | None = None) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self._package = package  # tests pass a prebuilt zip; otherwise package.build_package() on first use
+        self._build: comp.ComponentBuild | None = None
+
+    # -- small helpers ------------------------------------------------------------------------------------
+
+    @property
+    def partition(self) -> str:
+        return partition_for(self.ctx.region)
+
+    @property
+    def component_name(self) -> str:
+        return self.settings["greengrass.component_name"]
+
+    def component(self) -> comp.ComponentBuild:
+        if self._build is None:
+            self._build = comp.build_component(self.settings, self._package)
+        return self._build
+
+    def _component_arn(self, version: str | None = None) -> str:
+        return comp.component_arn(self.partition, self.ctx.region, self.ctx.account_id, self.component_name, version)
+
+    def _not_found(self, call: Callable[[], Any], codes: tuple[str, ...] = ("ResourceNotFoundException",)) -> Any:
+        """The call's result, or None when AWS says the resource does not exist."""
+        from botocore.exceptions import ClientError
+
+        from deeplens_cli.aws import error_code
+
+        try:
+            return call()
+        except ClientError as exc:
+            if error_code(exc) in codes:
+                return None
+            raise
+
+    def _pages(self, service: str, operation: str, key: str, **params: Any) -> list[Any]:
+        client = self.ctx.client(service)
+        return [item for page in client.get_paginator(operation).paginate(**params) for item in page.get(key, [])]
+
+    # -- devices ------------------------------------------------------------------------------------------
+
+    def list_devices(self) -> list[Device]:
+        things = self._pages("iot", "list_things", "things", attributeName=TARGET_ATTRIBUTE, attributeValue=TARGET)
+        devices = []
+        for thing in things:
+            attributes = thing.get("attributes") or {}
+            devices.append(Device(name=attributes.get(NAME_ATTRIBUTE) or thing["thingName"], target=TARGET,
+                                  thing_name=thing["thingName"], thing_arn=thing.get("thingArn")))
+        return sorted(devices, key=lambda d: d.name)
+
+    def plan_register_device(self, name: str, out_dir: str, fleet: str | None = None) -> Plan:
+        iot = self.ctx.client("iot")
+        thing = thing_name(name)
+        plan = Plan(f"register-device {name} (Greengrass V2)")
+        existing = self._not_found(lambda: iot.describe_thing(thingName=thing))
+        if existing is not None:
+            raise DeeplensError(f"IoT thing {thing} already exists but is not a registered deeplens-cli device "
+                                f"(no {TARGET_ATTRIBUTE} attribute)",
+                                "choose another --name, or delete that thing if it is a leftover")
+        alias_name = self.settings["greengrass.role_alias"]
+        alias = self._not_found(lambda: iot.describe_role_alias(roleAlias=alias_name))
+        if alias is None:
+            raise DeeplensError(f"IoT role alias {alias_name} does not exist (devices get AWS credentials through it)",
+                                "run `deeplens-cli register-roles` first")
+        bundle = CoreBundle(
+            thing=thing, region=self.ctx.region, role_alias=alias_name,
+            data_endpoint=iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"],
+            credential_endpoint=iot.describe_endpoint(endpointType="iot:CredentialProvider")["endpointAddress"])
+
+        plan.add(self._plan_core_policy(name, thing))
+        plan.actions.extend(self._plan_orphaned_certificates(name))
+        if fleet:
+            plan.add(self._plan_thing_group(fleet))
+        root_ca = amazon_root_ca_1()
+
+        def write_bundle(variables: dict[str, Any]) -> dict[str, Any]:
+            private_key = variables.pop("private_key")  # kept in memory no longer than needed
+            bundle.write(out_dir, variables["certificate_pem"], private_key, root_ca)
+            return {"bundle_dir": out_dir}
+
+        plan.add(Action(f"iot-certificate/{thing}", "create", "new active certificate; key written to the bundle", (
+            ApiCall("iot", "create_keys_and_certificate", {"setAsActive": True},
+                    outputs={"certificate_arn": "certificateArn", "certificate_id": "certificateId",
+                             "certificate_pem": "certificatePem", "private_key": "keyPair.PrivateKey"}),
+            LocalStep(f"write the device bundle to {out_dir}", write_bundle),
+            ApiCall("iot", "attach_policy", {"policyName": policy_name(name), "target": Ref("certificate_arn")}),
+        ), details={"bundle": out_dir, "policy": policy_name(name)}))
+        steps: list[Step] = [
+            ApiCall("iot", "create_thing", {"thingName": thing, "attributePayload": {"attributes": {
+                NAME_ATTRIBUTE: name, TARGET_ATTRIBUTE: TARGET}}}),
+            ApiCall("iot", "attach_thing_principal", {"thingName": thing, "principal": Ref("certificate_arn")}),
+        ]
+        if fleet:
+            steps.append(ApiCall("iot", "add_thing_to_thing_group", {"thingGroupName": fleet, "thingName": thing}))
+        plan.add(Action(f"iot-thing/{thing}", "create", "Greengrass V2 core device" + (f" in fleet {fleet}" if fleet else ""),
+                        tuple(steps), details={"thing": thing, "fleet": fleet,
+                                               "endpoints": {"data": bundle.data_endpoint,
+                                                             "credentials": bundle.credential_endpoint}}))
+        return plan
+
+    def _plan_core_policy(self, name: str, thing: str) -> Action:
+        """Create the device's IoT policy, or repair it (a new default version) when it drifted."""
+        iot = self.ctx.client("iot")
+        policy = policy_name(name)
+        desired = core_policy(self.partition, self.ctx.region, self.ctx.account_id, thing,
+                              self.settings["greengrass.role_alias"])
+        resource = f"iot-policy/{policy}"
+        current = self._not_found(lambda: iot.get_policy(policyName=policy))
+        if current is None:
+            return Action(resource, "create", "minimal Greengrass V2 core policy", (
+                ApiCall("iot", "create_policy", {"policyName": policy, "policyDocument": json.dumps(desired)}),
+            ))
+        if same_policy(current.get("policyDocument"), desired):
+            return noop(resource, "up to date")
+        steps: list[Step] = []
+        versions = iot.list_policy_versions(policyName=policy)["policyVersions"]
+        if len(versions) >= IOT_POLICY_VERSION_LIMIT:
+            oldest = min((v for v in versions if not v["isDefaultVersion"]), key=lambda v: int(v["versionId"]))
+            steps.append(ApiCall("iot", "delete_policy_version",
+                                 {"policyName": policy, "policyVersionId": oldest["versionId"]}))
+        steps.append(ApiCall("iot", "create_policy_version", {"policyName": policy, "policyDocument": json.dumps(desired),
+                                                              "setAsDefault": True}))
+        return Action(resource, "update", "policy document differs from the minimal core policy", tuple(steps))
+
+    def _plan_orphaned_certificates(self, name: str) -> list[Action]:
+        """Certificates left by an interrupted registration (policy attached, no thing): deleted, never reused
+        (their private key went to a bundle that may be gone)."""
+        iot = self.ctx.client("iot")
+        policy = policy_name(name)
+        if self._not_found(lambda: iot.get_policy(policyName=policy)) is None:
+            return []
+        actions = []
+        for target in self._pages("iot", "list_targets_for_policy", "targets", policyName=policy):
+            if ":cert/" not in target or self._pages("iot", "list_principal_things", "things", principal=target):
+                continue
+            certificate_id = target.rsplit("/", 1)[-1]
+            actions.append(Action(f"iot-certificate/{certificate_id[:12]}", "delete",
+                                  "left over from an interrupted registration (no thing attached)",
+                                  self._certificate_teardown(target, [policy])))
+        return actions
+
+    def _plan_thing_group(self, fleet: str) -> Action:
+        iot = self.ctx.client("iot")
+        resource = f"iot-thing-group/{fleet}"
+        if self._not_found(lambda: iot.describe_thing_group(thingGroupName=fleet)) is not None:
+            return noop(resource, "exists")
+        return Action(resource, "create", "fleet for thing-group deployments", (
+            ApiCall("iot", "create_thing_group", {"thingGroupName": fleet, "thingGroupProperties": {
+                "thingGroupDescription": "Greengrass V2 fleet of deeplens-cli devices",
+                "attributePayload": {"attributes": {MANAGED_GROUP_ATTRIBUTE: MANAGED}}}}),
+        ))
+
+    # -- publish ------------------------------------------------------------------------------------------
+
+    def plan_publish(self) -> Plan:
+        plan = Plan("publish (Greengrass V2 component)")
+        self._plan_component(plan)
+        return plan
+
+    def _plan_component(self, plan: Plan) -> str:
+        """Add the artifact upload and component version actions; returns the version devices should run."""
+        gg = self.ctx.client("greengrassv2")
+        build = self.component()
+        bucket = comp.artifact_bucket(self.settings)
+        self._require_bucket(bucket)
+        latest = comp.highest_version(v["componentVersion"] for v in self._component_versions())
+        reason = "first version"
+        if latest is not None:
+            described = gg.describe_component(arn=self._component_arn(latest))
+            tags = described.get("tags") or {}
+            state = (described.get("status") or {}).get("componentState")
+            artifact_key = comp.artifact_key(self.settings, self.component_name, latest)
+            if tags.get(comp.TAG_CONTENT) != build.content_sha256:
+                reason = f"code or settings changed since {latest}"
+            elif state != "DEPLOYABLE":
+                reason = f"{latest} is {state}"
+            elif self._artifact_sha256(bucket, artifact_key) != tags.get(comp.TAG_ARTIFACT):
+                reason = f"the artifact of {latest} was deleted or overwritten (s3://{bucket}/{artifact_key})"
+            else:
+                resource = f"gg-component/{self.component_name}@{latest}"
+                plan.add(noop(resource, f"up to date (content sha256 {build.content_sha256[:12]})",
+                              version=latest, artifact=build.artifact_uri(latest)))
+                plan.known["component_version"] = latest
+                return latest
+
+        version, skipped, reuse = comp.bump_patch(latest), [], False
+        while True:  # never overwrite an artifact key: skip versions whose key holds other bytes
+            found = self._artifact_sha256(bucket, comp.artifact_key(self.settings, self.component_name, version))
+            if found is None or found == build.package.sha256_hex:
+                reuse = found is not None
+                break
+            skipped.append(version)
+            version = comp.bump_patch(version)
+        key = comp.artifact_key(self.settings, self.component_name, version)
+        uri = build.artifact_uri(version)
+        note = f" (skipped {', '.join(skipped)}: their artifact keys already hold other bytes)" if skipped else ""
+        if reuse:
+            plan.add(noop(f"s3-object/{uri}", "already uploaded with the same sha256 (by an interrupted run)"))
+        else:
+            plan.add(Action(f"s3-object/{uri}", "create", f"artifact of {self.component_name} {version}{note}", (
+                ApiCall("s3", "put_object", {
+                    "Bucket": bucket, "Key": key, "Body": build.package.zip_bytes, "ContentType": "application/zip",
+                    "ChecksumSHA256": build.package.code_sha256_b64,
+                    "Metadata": {"sha256": build.package.sha256_hex, comp.TAG_MANAGED: MANAGED},
+                    "IfNoneMatch": "*",  # S3 itself refuses to overwrite an existing key
+                }),
+            ), details={"sha256": build.package.sha256_hex, "size": build.package.size}))
+        plan.add(Action(f"gg-component/{self.component_name}@{version}", "create", reason, (
+            ApiCall("greengrassv2", "create_component_version",
+                    {"inlineRecipe": build.recipe_bytes(version), "tags": build.tags()},
+                    outputs={"component_version_arn": "arn"}),
+            LocalStep(f"wait until {self.component_name} {version} is DEPLOYABLE", self._wait_deployable),
+        ), details={"version": version, "previous": latest, "content_sha256": build.content_sha256}))
+        plan.known["component_version"] = version
+        return version
+
+    def _component_versions(self) -> list[dict[str, Any]]:
+        """Every version of our component, highest first; [] before the first publish."""
+        return self._not_found(lambda: self._pages("greengrassv2", "list_component_versions", "componentVersions",
+                                                   arn=self._component_arn())) or []
+
+    def _require_bucket(self, bucket: str) -> None:
+        if self._not_found(lambda: self.ctx.client("s3").head_bucket(Bucket=bucket), ("404", "NoSuchBucket")) is None:
+            raise DeeplensError(f"artifact bucket {bucket} does not exist",
+                                "run `deeplens-cli register-roles` (it creates the bucket), or fix greengrass.artifact_bucket")
+
+    def _artifact_sha256(self, bucket: str, key: str) -> str | None:
+        """The sha256 we stored on an artifact object, "" for an object of unknown content, None when absent."""
+        head = self._not_found(lambda: self.ctx.client("s3").head_object(Bucket=bucket, Key=key),
+                               ("404", "NoSuchKey", "NotFound"))
+        if head is None:
+            return None
+        return (head.get("Metadata") or {}).get("sha256", "")
+
+    def _wait_deployable(self, variables: dict[str, Any]) -> None:
+        """Poll describe_component until the new version is DEPLOYABLE (botocore has no greengrassv2 waiters)."""
+        arn = variables["component_version_arn"]
+        clock = _Clock(self.ctx.sleep)
+        while True:
+            status = self.ctx.client("greengrassv2").describe_component(arn=arn).get("status") or {}
+            state = status.get("componentState")
+            if state == "DEPLOYABLE":
+                return None
+            if state in ("FAILED", "DEPRECATED"):
+                errors = "; ".join(f"{uri}: {message}" for uri, message in (status.get("errors") or {}).items())
+                raise DeeplensError(f"component version {arn} is {state}: {status.get('message', '')}"
+                                    + (f" ({errors})" if errors else ""),
+                                    "the Greengrass service must be able to read the artifact: check the bucket "
+                                    "policy and that the bucket is in this region; then run the command again")
+            if clock.elapsed() >= COMPONENT_READY_WAIT_S:
+                raise DeeplensError(f"component version {arn} is still {state} after {COMPONENT_READY_WAIT_S:.0f}s",
+                                    "run the command again later")
+            clock.wait(COMPONENT_READY_POLL_S)
+
+    # -- deploy -------------------------------------------------------------------------------------------
+
+    def plan_deploy(self, device: Device, force: bool = False) -> Plan:
+        plan = Plan(f"deploy {device.name} (Greengrass V2)")
+        version = self._plan_component(plan)
+        plan.add(self._plan_core_policy(device.name, device.thing_name))
+        core = self._core_device(device.thing_name)
+        components = comp.deployment_components(self.component_name, version, self._nucleus_pin([core]))
+        target_arn = device.thing_arn or self._thing_arn(device.thing_name)
+        plan.add(self._plan_deployment(plan, target_arn, f"gg-deployment/{device.thing_name}", components, None,
+                                       force, device_things=[device.thing_name]))
+        return plan
+
+    def _thing_arn(self, thing: str) -> str:
+        return self.ctx.client("iot").describe_thing(thingName=thing)["thingArn"]
+
+    def _core_device(self, thing: str) -> dict[str, Any] | None:
+        """get_core_device, or None while the nucleus has never connected."""
+        return self._not_found(lambda: self.ctx.client("greengrassv2").get_core_device(coreDeviceThingName=thing))
+
+    def _nucleus_pin(self, cores: list[dict[str, Any] | None]) -> tuple[str, str] | None:
+        """(nucleus component, version) when every core reports the same one; None otherwise (nothing to pin)."""
+        pins = set()
+        for core in cores:
+            if not core or not core.get("coreVersion"):
+                return None
+            pins.add((comp.NUCLEUS_COMPONENTS.get(core.get("runtime") or "aws_nucleus_classic",
+                                                  "aws.greengrass.Nucleus"), core["coreVersion"]))
+        return pins.pop() if len(pins) == 1 else None
+
+    def _latest_deployment(self, target_arn: str) -> dict[str, Any] | None:
+        gg = self.ctx.client("greengrassv2")
+        latest = self._pages("greengrassv2", "list_deployments", "deployments", targetArn=target_arn,
+                             historyFilter="LATEST_ONLY")
+        if not latest:
+            return None
+        return gg.get_deployment(deploymentId=latest[0]["deploymentId"])
+
+    def _plan_deployment(self, plan: Plan, target_arn: str, resource: str, components: dict[str, Any],
+                         job: dict[str, Any] | None, force: bool, device_things: list[str]) -> Action:
+        """A new deployment when the desired component set differs from the target's current one (or the last
+        one failed, or --force). Components someone else deployed to the same target are kept: a new deployment
+        replaces the old one, and dropping them would uninstall them."""
+        latest = self._latest_deployment(target_arn)
+        if latest is not None:
+            ours = set(components) | set(comp.NUCLEUS_COMPONENTS.values())
+            for other, spec in (latest.get("components") or {}).items():
+                if other not in ours:
+                    components[other] = spec
+        params: dict[str, Any] = {
+            "targetArn": target_arn, "deploymentName": self.settings["project.name"], "components": components,
+            "deploymentPolicies": comp.DEPLOYMENT_POLICIES, "tags": {comp.TAG_MANAGED: MANAGED},
+        }
+        if job:
+            params["iotJobConfiguration"] = job
+        step = ApiCall("greengrassv2", "create_deployment", params,
+                       outputs={"deployment_id": "deploymentId", "iot_job_id": "iotJobId"})
+        versions = {name: spec["componentVersion"] for name, spec in components.items()}
+        if latest is None:
+            return Action(resource, "create", "first deployment", (step,), details={"components": versions})
+        differences = comp.deployment_differences(latest, components, job)
+        previous = latest.get("deploymentId")
+        if force:
+            return Action(resource, "update", f"--force (replaces {previous})", (step,), details={"components": versions})
+        if differences:
+            return Action(resource, "update", "; ".join(differences) + f" (replaces {previous})", (step,),
+                          details={"components": versions, "previous": previous})
+        failed = self._failed_on_devices(latest, device_things)
+        if latest.get("deploymentStatus") in ("CANCELED", "FAILED") or failed:
+            why = failed or f"deployment {previous} is {latest.get('deploymentStatus')}"
+            return Action(resource, "update", f"{why}; deploying again", (step,), details={"components": versions})
+        plan.known["deployment_id"] = previous
+        return noop(resource, f"deployment {previous} already has this component set", deployment_id=previous,
+                    components=versions)
+
+    def _failed_on_devices(self, deployment: Mapping[str, Any], things: list[str]) -> str | None:
+        for thing in things:
+            effective = self._effective_deployment(thing, deployment["deploymentId"])
+            if effective and effective.get("coreDeviceExecutionStatus") in FAILURE_STATUSES:
+                return f"deployment {deployment['deploymentId']} ended {effective['coreDeviceExecutionStatus']} on {thing}"
+        return None
+
+    def _effective_deployment(self, thing: str, deployment_id: str) -> dict[str, Any] | None:
+        for effective in self._effective_deployments(thing):
+            if effective.get("deploymentId") == deployment_id:
+                return effective
+        return None
+
+    def _effective_deployments(self, thing: str) -> list[dict[str, Any]]:
+        found = self._not_found(lambda: self._pages("greengrassv2", "list_effective_deployments",
+                                                    "effectiveDeployments", coreDeviceThingName=thing))
+        return found or []
+
+    def _installed_components(self, thing: str) -> list[dict[str, Any]]:
+        found = self._not_found(lambda: self._pages("greengrassv2", "list_installed_components",
+                                                    "installedComponents", coreDeviceThingName=thing))
+        return found or []
+
+    def wait_for_deployment(self, device: Device, result: ExecutionResult, timeout_s: float,
+                            reporter: Reporter) -> DeploymentOutcome:
+        deployment_id = result.variables.get("deployment_id")
+        version = result.variables.get("component_version")
+        thing = device.thing_name
+        if not deployment_id:
+            return DeploymentOutcome(None, "not_waited", "no deployment was made")
+        clock = _Clock(self.ctx.sleep)
+        poll = float(self.settings["deploy.poll_s"])
+        connected = self._core_device(thing) is not None
+        if not connected:
+            reporter.progress(f"{thing} has not connected to Greengrass yet; the deployment waits for it "
+                              f"(install the nucleus with the device bundle's install.sh)")
+        last = None
+        while True:
+            effective = self._effective_deployment(thing, deployment_id)
+            status = effective["coreDeviceExecutionStatus"] if effective else "QUEUED"
+            if status != last:
+                reporter.progress(f"deployment {deployment_id} on {thing}: {status}")
+                last = status
+            if status in SUCCESS_STATUSES:
+                break
+            if status in FAILURE_STATUSES:
+                detail, errors = describe_failure(effective or {})
+                return DeploymentOutcome(deployment_id, "failed", detail, errors,
+                                         extra={"device_status": status, "reason": (effective or {}).get("reason")})
+            if clock.elapsed() >= timeout_s:
+                never = "" if connected or self._core_device(thing) else "; the device has never connected to Greengrass"
+                return DeploymentOutcome(deployment_id, "timed_out", f"still {status} after {timeout_s:.0f}s{never}",
+                                         extra={"device_status": status})
+            clock.wait(poll)
+        return self._wait_component_running(deployment_id, thing, version, clock, timeout_s, poll, reporter)
+
+    def _wait_component_running(self, deployment_id: str, thing: str, version: str | None, clock: _Clock,
+                                timeout_s: float, poll: float, reporter: Reporter) -> DeploymentOutcome:
+        """After the device reported success: is our component RUNNING (or FINISHED) at the deployed version?"""
+        last = None
+        while True:
+            mine = next((c for c in self._installed_components(thing)
+                         if c.get("componentName") == self.component_name), None)
+            state = mine.get("lifecycleState") if mine else None
+            current = mine is not None and (version is None or mine.get("componentVersion") == version)
+            if current and state != last:
+                reporter.progress(f"{self.component_name} {mine.get('componentVersion')} on {thing}: {state}")
+                last = state
+            extra = {"component_state": state, "component_version": mine.get("componentVersion") if mine else None}
+            if current and state in RUNNING_STATES:
+                return DeploymentOutcome(deployment_id, "succeeded", f"{self.component_name} {state}", extra=extra)
+            if current and state in BROKEN_STATES:
+                details = mine.get("lifecycleStateDetails") or ""
+                codes = list(mine.get("lifecycleStatusCodes") or [])
+                errors = tuple(filter(None, ["status codes: " + ", ".join(codes) if codes else "",
+                                             "hint: " + (failure_hint(codes + ["COMPONENT_BROKEN"]) or "")]))
+                return DeploymentOutcome(deployment_id, "failed",
+                                         f"{self.component_name} is {state} after the deployment: {details}".rstrip(": "),
+                                         errors, extra=extra)
+            if clock.elapsed() >= timeout_s:
+                seen = f"{state} ({mine.get('componentVersion')})" if mine else "not reported"
+                return DeploymentOutcome(deployment_id, "timed_out",
+                                         f"deployment completed but {self.component_name} is {seen}; the device "
+                                         f"reports component states only now and then", extra=extra)
+            clock.wait(poll)
+
+    # -- fleets -------------------------------------------------------------------------------------------
+
+    def _fleet_members(self, fleet: str) -> list[str]:
+        return sorted(self._pages("iot", "list_things_in_thing_group", "things", thingGroupName=fleet))
+
+    def plan_deploy_fleet(self, fleet: str, force: bool = False, rollout_per_minute: int | None = None,
+                          abort_failure_percent: float | None = None) -> Plan:
+        group = self._not_found(lambda: self.ctx.client("iot").describe_thing_group(thingGroupName=fleet))
+        if group is None:
+            raise DeeplensError(f"fleet {fleet}: no such IoT thing group",
+                              "add a device to it with `deeplens-cli register-device --name N --fleet " + fleet + "`")
+        members = self._fleet_members(fleet)
+        plan = Plan(f"deploy fleet {fleet} (Greengrass V2, {len(members)} device(s))")
+        version = self._plan_component(plan)
+        cores = [self._core_device(thing) for thing in members] if 0 < len(members) <= FLEET_PIN_LIMIT else [None]
+        components = comp.deployment_components(self.component_name, version, self._nucleus_pin(cores))
+        job = comp.fleet_job_configuration(rollout_per_minute, abort_failure_percent, len(members))
+        plan.add(self._plan_deployment(plan, group["thingGroupArn"], f"gg-deployment/thinggroup/{fleet}", components,
+                                       job, force, device_things=members))
+        plan.known["fleet_members"] = members
+        return plan
+
+    def wait_for_fleet(self, fleet: str, result: ExecutionResult | None, timeout_s: float,
+                       reporter: Reporter) -> DeploymentOutcome:
+        variables = result.variables if result is not None else {}
+        deployment_id = variables.get("deployment_id")
+        if not deployment_id:
+            group = self.ctx.client("iot").describe_thing_group(thingGroupName=fleet)
+            latest = self._latest_deployment(group["thingGroupArn"])
+            deployment_id = latest["deploymentId"] if latest else None
+        if not deployment_id:
+            return DeploymentOutcome(None, "not_waited", f"fleet {fleet} has no deployment")
+        members = self._fleet_members(fleet)
+        outcomes: dict[str, dict[str, Any]] = {thing: {"status": "QUEUED"} for thing in members}
+        clock = _Clock(self.ctx.sleep)
+        poll = float(self.settings["deploy.poll_s"])
+        last_summary = None
+        aborted = False
+        while True:
+            for thing, outcome in outcomes.items():
+                if outcome["status"] in SUCCESS_STATUSES + FAILURE_STATUSES:
+                    continue
+                effective = self._effective_deployment(thing, deployment_id)
+                if effective is None:
+                    continue
+                outcome["status"] = effective["coreDeviceExecutionStatus"]
+                if outcome["status"] in FAILURE_STATUSES:
+                    detail, errors = describe_failure(effective)
+                    outcome.update(reason=detail, errors=list(errors))
+            counts = _fleet_counts(outcomes)
+            summary = f"fleet {fleet}: {counts['succeeded']} succeeded, {counts['failed']} failed, {counts['pending']} pending"
+            if summary != last_summary:
+                reporter.progress(summary)
+                last_summary = summary
+            if counts["pending"] == 0:
+                break
+            status = self.ctx.client("greengrassv2").get_deployment(deploymentId=deployment_id).get("deploymentStatus")
+            if status in ("CANCELED", "FAILED"):
+                aborted = True  # the IoT job was canceled (abort criteria) or failed: the rest will not run
+                break
+            if clock.elapsed() >= timeout_s:
+                break
+            clock.wait(poll)
+        counts = _fleet_counts(outcomes)
+        errors = tuple(f"{thing}: {o.get('reason', o['status'])}" for thing, o in outcomes.items()
+                       if o["status"] in FAILURE_STATUSES)
+        pending = [thing for thing, o in outcomes.items() if o["status"] not in SUCCESS_STATUSES + FAILURE_STATUSES]
+        extra = {"fleet": fleet, "devices": outcomes, **counts}
+        tally = f"{counts['succeeded']} of {len(members)} succeeded, {counts['failed']} failed, {counts['pending']} pending"
+        if counts["failed"] or aborted:
+            why = " (rollout aborted)" if aborted else ""
+            return DeploymentOutcome(deployment_id, "failed", tally + why, errors, extra=extra)
+        if pending:
+            return DeploymentOutcome(deployment_id, "timed_out", f"{tally} after {timeout_s:.0f}s: {', '.join(pending)}",
+                                     errors, extra=extra)
+        return DeploymentOutcome(deployment_id, "succeeded", tally, extra=extra)
+
+    # -- status -------------------------------------------------------------------------------------------
+
+    def device_status(self, device: Device) -> dict[str, Any]:
+        """Certificate, core device health (with when it was reported: it can be stale), our component's state
+        and the last effective deployment. `health` is "ok" when nothing is wrong (status.py's contract), else a
+        short word; `problems` says what is wrong."""
+        thing = device.thing_name
+        problems: list[str] = []
+        info: dict[str, Any] = {"target": TARGET, "thing_name": thing}
+        health = "ok"
+
+        certificates = self._certificate_states(thing)
+        info["certificates"] = certificates
+        if "ACTIVE" not in certificates.values():
+            problems.append("no active certificate attached to the thing")
+            health = "no certificate"
+
+        core = self._core_device(thing)
+        if core is None:
+            info.update(core_status=None, health_reported_at=None, nucleus_version=None,
+                        health_detail="never connected to Greengrass")
+            problems.append("the device has never connected (install the nucleus with the bundle's install.sh)")
+            health = "never connected"
+        else:
+            reported = core.get("lastStatusUpdateTimestamp")
+            info.update(core_status=core.get("status"), health_reported_at=_iso(reported),
+                        health_detail=f"{core.get('status')}, reported {_age(reported) or 'at an unknown time'} "
+                                      f"(can be stale: {STALE_HEALTH_NOTE})",
+                        nucleus_version=core.get("coreVersion"), runtime=core.get("runtime"),
+                        platform="/".join(filter(None, [core.get("platform"), core.get("architecture")])) or None)
+            if core.get("status") != "HEALTHY":
+                problems.append(f"core device reports {core.get('status')} ({_age(reported) or 'time unknown'})")
+                health = "unhealthy"
+
+        installed = self._installed_components(thing) if core else []
+        info["components"] = [{"name": c.get("componentName"), "version": c.get("componentVersion"),
+                               "state": c.get("lifecycleState"), "details": c.get("lifecycleStateDetails"),
+                               "reported_at": _iso(c.get("lastReportedTimestamp"))} for c in installed]
+        mine = next((c for c in info["components"] if c["name"] == self.component_name), None)
+        info["component"] = mine
+        info["component_state"] = mine["state"] if mine else "not installed"
+        if core and (mine is None or mine["state"] not in RUNNING_STATES):
+            problems.append(f"{self.component_name} is {info['component_state']}")
+            health = health if health != "ok" else "component " + info["component_state"].lower()
+
+        effective = sorted(self._effective_deployments(thing) if core else [],
+                           key=lambda e: e.get("modifiedTimestamp") or e.get("creationTimestamp"), reverse=True)
+        last = next((e for e in effective if e.get("deploymentName") == self.settings["project.name"]),
+                    effective[0] if effective else None)
+        if last is None:
+            info.update(last_deployment_id=None, last_deployment_status="none")
+            if core is not None:
+                problems.append(f"never deployed (run `deeplens-cli deploy --device {device.name}`)")
+        else:
+            status = last.get("coreDeviceExecutionStatus")
+            info.update(last_deployment_id=last.get("deploymentId"), last_deployment_status=status,
+                        last_deployment_at=_iso(last.get("modifiedTimestamp")),
+                        last_deployment_target=last.get("targetArn"))
+            if status in FAILURE_STATUSES:
+                detail, errors = describe_failure(last)
+                info.update(last_deployment_reason=detail, last_deployment_errors=list(errors))
+                problems.append(f"last deployment {detail}")
+                health = health if health != "ok" else "deployment failed"
+            elif status not in SUCCESS_STATUSES:
+                problems.append(f"last deployment is {status}")
+                health = health if health != "ok" else "deploying"
+        if problems and health == "ok":
+            health = "not deployed"
+        info["health"] = health
+        info["problems"] = problems
+        return info
+
+    def _certificate_states(self, thing: str) -> dict[str, str]:
+        iot = self.ctx.client("iot")
+        states = {}
+        for principal in self._not_found(lambda: self._pages("iot", "list_thing_principals", "principals",
+                                                             thingName=thing)) or []:
+            if ":cert/" in principal:
+                certificate_id = principal.rsplit("/", 1)[-1]
+                described = self._not_found(lambda cid=certificate_id: iot.describe_certificate(certificateId=cid))
+                states[certificate_id] = described["certificateDescription"]["status"] if described else "missing"
+        return states
+
+    def project_status(self) -> dict[str, Any]:
+        """The component (status.py's keys: exists, name, latest_version, code_sha256, up_to_date, problems),
+        its state and artifact, and whether it matches what `deploy` would publish now."""
+        gg = self.ctx.client("greengrassv2")
+        info: dict[str, Any] = {"target": TARGET, "name": self.component_name, "kind": "Greengrass V2 component"}
+        versions = [v["componentVersion"] for v in self._component_versions()]
+        latest = comp.highest_version(versions)
+        info["versions"] = len(versions)
+        if latest is None:
+            info.update(exists=False, latest_version=None, up_to_date=None,
+                        problems=["not published yet (run `deeplens-cli deploy`)"])
+            return info
+        described = gg.describe_component(arn=self._component_arn(latest))
+        tags = described.get("tags") or {}
+        state = (described.get("status") or {}).get("componentState")
+        bucket = comp.artifact_bucket(self.settings)
+        key = comp.artifact_key(self.settings, self.component_name, latest)
+        stored = self._artifact_sha256(bucket, key)
+        problems = []
+        if state != "DEPLOYABLE":
+            problems.append(f"{latest} is {state}")
+        if stored is None:
+            problems.append(f"artifact s3://{bucket}/{key} is missing")
+        elif stored != tags.get(comp.TAG_ARTIFACT):
+            problems.append(f"artifact s3://{bucket}/{key} was overwritten")
+        try:
+            local: str | None = self.component().content_sha256
+        except DeeplensError:
+            local = None
+        info.update(exists=True, latest_version=latest, state=state, artifact=f"s3://{bucket}/{key}",
+                    code_sha256=tags.get(comp.TAG_ARTIFACT), content_sha256=tags.get(comp.TAG_CONTENT),
+                    created=_iso(described.get("creationTimestamp")),
+                    up_to_date=None if local is None else local == tags.get(comp.TAG_CONTENT), problems=problems)
+        return info
+
+    # -- destroy ------------------------------------------------------------------------------------------
+
+    def plan_destroy(self, device: Device | None) -> Plan:
+        if device is None:
+            return self._plan_shared_teardown()
+        iot = self.ctx.client("iot")
+        thing = device.thing_name
+        plan = Plan(f"destroy {device.name} (Greengrass V2)")
+        target_arn = device.thing_arn or self._thing_arn(thing)
+        for deployment in self._pages("greengrassv2", "list_deployments", "deployments", targetArn=target_arn,
+                                      historyFilter="ALL"):
+            plan.add(_deployment_teardown(deployment))
+        if self._core_device(thing) is not None:
+            plan.add(Action(f"gg-core-device/{thing}", "delete", "Greengrass core device record", (
+                ApiCall("greengrassv2", "delete_core_device", {"coreDeviceThingName": thing},
+                        ignore_codes=("ResourceNotFoundException",)),
+            )))
+        for principal in self._pages("iot", "list_thing_principals", "principals", thingName=thing):
+            policies = [p["policyName"] for p in self._pages("iot", "list_attached_policies", "policies",
+                                                             target=principal)]
+            steps = (ApiCall("iot", "detach_thing_principal", {"thingName": thing, "principal": principal},
+                             ignore_codes=("ResourceNotFoundException",)),)
+            resource = f"iot-certificate/{principal.rsplit('/', 1)[-1][:12]}"
+            if ":cert/" in principal:
+                steps += self._certificate_teardown(principal, policies)
+            plan.add(Action(resource, "delete", f"certificate of {thing}", steps))
+        policy = policy_name(device.name)
+        if self._not_found(lambda: iot.get_policy(policyName=policy)) is not None:
+            steps_: list[Step] = [ApiCall("iot", "delete_policy_version", {"policyName": policy, "policyVersionId": v["versionId"]},
+                                          ignore_codes=("ResourceNotFoundException",))
+                                  for v in iot.list_policy_versions(policyName=policy)["policyVersions"]
+                                  if not v["isDefaultVersion"]]
+            steps_.append(ApiCall("iot", "delete_policy", {"policyName": policy},
+                                  ignore_codes=("ResourceNotFoundException",),
+                                  retry=Retry(codes=("DeleteConflictException",), budget_s=60,
+                                              waiting_for="IoT to detach the policy")))
+            plan.add(Action(f"iot-policy/{policy}", "delete", "core device policy", tuple(steps_)))
+        plan.add(Action(f"iot-thing/{thing}", "delete", f"device {device.name}", (
+            ApiCall("iot", "delete_thing", {"thingName": thing}, ignore_codes=("ResourceNotFoundException",),
+                    retry=Retry(codes=("InvalidRequestException",), message_pattern="attached", budget_s=60,
+                                waiting_for="IoT to detach the certificate")),
+        )))
+        return plan
+
+    def _certificate_teardown(self, certificate_arn: str, policies: list[str]) -> tuple[Step, ...]:
+        """Detach policies, deactivate, delete (IoT refuses to delete an active or attached certificate)."""
+        certificate_id = certificate_arn.rsplit("/", 1)[-1]
+        steps: list[Step] = [ApiCall("iot", "detach_policy", {"policyName": p, "target": certificate_arn},
+                                     ignore_codes=("ResourceNotFoundException",)) for p in policies]
+        steps += [
+            ApiCall("iot", "update_certificate", {"certificateId": certificate_id, "newStatus": "INACTIVE"},
+                    ignore_codes=("ResourceNotFoundException",)),
+            ApiCall("iot", "delete_certificate", {"certificateId": certificate_id},
+                    ignore_codes=("ResourceNotFoundException",),
+                    retry=Retry(codes=("DeleteConflictException", "CertificateStateException"), budget_s=60,
+                                waiting_for="IoT to detach the certificate")),
+        ]
+        return tuple(steps)
+
+    def _plan_shared_teardown(self) -> Plan:
+        """With no V2 device left: fleet deployments, empty fleets we created, component versions, artifacts."""
+        iot = self.ctx.client("iot")
+        gg = self.ctx.client("greengrassv2")
+        plan = Plan("destroy Greengrass V2 shared resources")
+        for deployment in self._pages("greengrassv2", "list_deployments", "deployments", historyFilter="ALL"):
+            if ":thinggroup/" in deployment.get("targetArn", "") and \
+                    deployment.get("deploymentName") == self.settings["project.name"]:
+                plan.add(_deployment_teardown(deployment))
+        for group in self._pages("iot", "list_thing_groups", "thingGroups"):
+            described = iot.describe_thing_group(thingGroupName=group["groupName"])
+            attributes = ((described.get("thingGroupProperties") or {}).get("attributePayload") or {}).get("attributes") or {}
+            if attributes.get(MANAGED_GROUP_ATTRIBUTE) != MANAGED:
+                continue
+            if self._fleet_members(group["groupName"]):
+                plan.add(noop(f"iot-thing-group/{group['groupName']}", "kept: it still has members"))
+                continue
+            plan.add(Action(f"iot-thing-group/{group['groupName']}", "delete", "empty fleet created by deeplens-cli", (
+                ApiCall("iot", "delete_thing_group", {"thingGroupName": group["groupName"]},
+                        ignore_codes=("ResourceNotFoundException",)),
+            )))
+        for entry in self._component_versions():
+            arn = entry.get("arn") or self._component_arn(entry["componentVersion"])
+            tags = gg.describe_component(arn=arn).get("tags") or {}
+            if tags.get(comp.TAG_MANAGED) != MANAGED:
+                plan.add(noop(f"gg-component/{self.component_name}@{entry['componentVersion']}",
+                              "kept: not published by deeplens-cli"))
+                continue
+            plan.add(Action(f"gg-component/{self.component_name}@{entry['componentVersion']}", "delete",
+                            "component version published by deeplens-cli", (
+                                ApiCall("greengrassv2", "delete_component", {"arn": arn},
+                                        ignore_codes=("ResourceNotFoundException",)),
+                            )))
+        bucket = comp.artifact_bucket(self.settings)
+        prefix = f"{self.settings['greengrass.artifact_prefix']}{self.component_name}/"
+        keys = [o["Key"] for o in self._not_found(lambda: self._pages("s3", "list_objects_v2", "Contents",
+                                                                      Bucket=bucket, Prefix=prefix),
+                                                  ("NoSuchBucket",)) or []]
+        if keys:
+            batches = [keys[i:i + 1000] for i in range(0, len(keys), 1000)]
+            plan.add(Action(f"s3-objects/s3://{bucket}/{prefix}", "delete",
+                            f"{len(keys)} component artifact(s); face crops are not touched", tuple(
+                                ApiCall("s3", "delete_objects", {"Bucket": bucket, "Delete": {
+                                    "Objects": [{"Key": k} for k in batch], "Quiet": True}}) for batch in batches)))
+        return plan
+
+
+def _deployment_teardown(deployment: Mapping[str, Any]) -> Action:
+    """Cancel an active deployment (a deleted-but-active one would keep its IoT job running), then delete it."""
+    deployment_id = deployment["deploymentId"]
+    steps: list[Step] = []
+    if deployment.get("deploymentStatus") == "ACTIVE":
+        steps.append(ApiCall("greengrassv2", "cancel_deployment", {"deploymentId": deployment_id},
+                             ignore_codes=("ResourceNotFoundException", "ConflictException")))
+    steps.append(ApiCall("greengrassv2", "delete_deployment", {"deploymentId": deployment_id},
+                         ignore_codes=("ResourceNotFoundException",)))
+    return Action(f"gg-deployment/{deployment_id}", "delete",
+                  f"deployment {deployment.get('deploymentName') or ''} to {deployment.get('targetArn')}".replace("  ", " "),
+                  tuple(steps))
+
+
+def _fleet_counts(outcomes: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+    statuses = [o["status"] for o in outcomes.values()]
+    succeeded = sum(s in SUCCESS_STATUSES for s in statuses)
+    failed = sum(s in FAILURE_STATUSES for s in statuses)
+    return {"succeeded": succeeded, "failed": failed, "pending": len(statuses) - succeeded - failed}
+
+
+def _iso(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return None if value is None else str(value)
+
+
+def _age(value: Any) -> str | None:
+    if not isinstance(value, datetime):
+        return None
+    seconds = max(0.0, (datetime.now(timezone.utc) - value.astimezone(timezone.utc)).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"

@@ -1,0 +1,293 @@
+"""Wiring and supervision of the edge loop.
+
+One line of data::
+
+    source.read() -> detector.detect(frame) -> gate.process(frame, detections) -> crop (clean frame)
+        -> JPEG (quality 90) -> uploader.submit()          publisher + preview on the side
+
+``EdgeLoop`` owns the parts that live as long as the process - gate, key factory, uploader (one worker
+thread), publisher, preview (one writer thread) - and re-opens only the frame source and the detector
+when a run fails. ``Supervisor`` restarts a failed run after a backoff (1 s doubling to 60 s, reset
+after a healthy minute) in the SAME thread: the seed rescheduled itself with ``Timer(15, ...)``, which
+started a new thread, and a new FIFO writer thread, on every restart.
+
+A failed frame read is not a crash: it is retried with a short doubling backoff, and only a source that
+stays silent for about half a minute is treated as broken (the supervisor then re-opens it). A detector
+error on one frame is logged and the frame skipped; five in a row fail the run.
+"""
+
+import collections
+import logging
+import threading
+import time
+from typing import Any, Callable, Deque, Mapping, Optional, Tuple
+
+from edge_function import detectors, gate, keys, preview, publish, sources
+from edge_function.uploader import SpoolingUploader, UploadItem
+
+LOG = logging.getLogger(__name__)
+
+JPEG_QUALITY = 90
+# Rekognition rejects images under 80 px on a side; a 40 px face with a 20 % margin is only 56 px wide,
+# so small crops are scaled up (cubic) before encoding.
+MIN_UPLOAD_SIDE_PX = 80
+READ_BACKOFF_INITIAL_S = 0.05
+READ_BACKOFF_MAX_S = 2.0
+MAX_READ_FAILURES = 20  # about 30 s of silence with the backoff above
+MAX_DETECT_FAILURES = 5
+STATS_LOG_INTERVAL_S = 60.0
+
+
+def encode_jpeg(image, quality: int = JPEG_QUALITY, min_side: int = MIN_UPLOAD_SIDE_PX) -> bytes:
+    """JPEG bytes of a crop, scaled up first if a side is under ``min_side`` pixels."""
+    import cv2
+
+    height, width = image.shape[:2]
+    shortest = min(height, width)
+    if 0 < shortest < min_side:
+        scale = float(min_side) / float(shortest)
+        image = cv2.resize(image, (max(min_side, int(round(width * scale))),
+                                   max(min_side, int(round(height * scale)))),
+                           interpolation=cv2.INTER_CUBIC)
+    ok, encoded = cv2.imencode(".jpg", image, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+    if not ok:
+        raise ValueError("JPEG encoding failed for a %dx%d crop" % (width, height))
+    return encoded.tobytes()
+
+
+class FpsMeter:
+    """Frames per second over the last ``window`` frames."""
+
+    def __init__(self, window: int = 30) -> None:
+        self._ticks: Deque[float] = collections.deque(maxlen=window)
+
+    def tick(self, now: float) -> None:
+        self._ticks.append(now)
+
+    @property
+    def fps(self) -> float:
+        if len(self._ticks) < 2:
+            return 0.0
+        elapsed = self._ticks[-1] - self._ticks[0]
+        return (len(self._ticks) - 1) / elapsed if elapsed > 0 else 0.0
+
+
+class EdgeLoop:
+    """The capture loop and its long-lived parts; ``run_once`` is what the supervisor restarts."""
+
+    def __init__(
+        self,
+        settings: Any,
+        uploader: Any,
+        publisher: Any,
+        preview: Any = None,
+        face_gate: Optional[gate.FaceGate] = None,
+        key_factory: Optional[keys.KeyFactory] = None,
+        open_components: Optional[Callable[[], Tuple[Any, Any]]] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.uploader = uploader
+        self.publisher = publisher
+        self.preview = preview
+        self.gate = face_gate or gate.FaceGate(gate.gate_config_from_settings(settings))
+        self.keys = key_factory or keys.KeyFactory(settings.prefix, settings.key_template, settings.device)
+        self._open_components = open_components
+        self._clock = clock
+        self._pending: Optional[Tuple[Any, Any]] = None
+        self._detector_name = settings.detector
+        self.fps = FpsMeter()
+        self.frames = 0
+        self._last_publish = float("-inf")
+        self._last_stats_log = clock()
+
+    # --- components -----------------------------------------------------------------------------------
+
+    def open_components(self) -> Tuple[Any, Any]:
+        """Open the frame source and the detector (raises ValueError for a bad spec or model)."""
+        if self._open_components is not None:
+            return self._open_components()
+        return open_source_and_detector(self.settings)
+
+    def adopt(self, components: Tuple[Any, Any]) -> None:
+        """Use already opened (source, detector) for the next run, e.g. the ones __main__ validated."""
+        self._pending = components
+
+    # --- one run --------------------------------------------------------------------------------------
+
+    def run_once(self, stop: threading.Event) -> None:
+        """Process frames until ``stop``, ``max_frames`` or the end of a finite source; raise on failure."""
+        components, self._pending = self._pending, None
+        source, detector = components or self.open_components()
+        self._detector_name = getattr(detector, "name", self.settings.detector)
+        try:
+            self._process_frames(source, detector, stop)
+        finally:
+            try:
+                source.close()
+            except Exception:
+                LOG.exception("closing the frame source failed")
+
+    def _process_frames(self, source: Any, detector: Any, stop: threading.Event) -> None:
+        max_frames = self.settings.max_frames
+        read_failures = detect_failures = 0
+        while not stop.is_set():
+            if max_frames is not None and self.frames >= max_frames:
+                return
+            ok, frame = source.read()
+            if not ok or frame is None:
+                if source.exhausted:
+                    LOG.info("source %s has no more frames", getattr(source, "name", "?"))
+                    return
+                read_failures += 1
+                if read_failures > MAX_READ_FAILURES:
+                    raise RuntimeError("no frame from %s after %d tries" % (getattr(source, "name", "?"),
+                                                                            read_failures))
+                stop.wait(min(READ_BACKOFF_MAX_S, READ_BACKOFF_INITIAL_S * 2 ** (read_failures - 1)))
+                continue
+            read_failures = 0
+            try:
+                detections = detector.detect(frame)
+            except Exception:
+                detect_failures += 1
+                if detect_failures >= MAX_DETECT_FAILURES:
+                    raise
+                LOG.exception("detector failed on a frame (%d in a row)", detect_failures)
+                continue
+            detect_failures = 0
+            self.process_frame(frame, detections)
+
+    def process_frame(self, frame, detections) -> None:
+        """Everything after detection for one frame: gate, crops to the uploader, publish, preview."""
+        for crop in self.gate.process(frame, detections):
+            self._submit(crop)
+        now = self._clock()
+        self.fps.tick(now)
+        self.frames += 1
+        threshold = self.settings.threshold
+        faces = [d for d in detections if d.score >= threshold]
+        if now - self._last_publish >= self.settings.publish_interval_s:
+            self._last_publish = now
+            frame_size = (frame.shape[1], frame.shape[0])
+            message = publish.build_message(faces, self.settings.device, self.fps.fps, self.uploader.stats(),
+                                            frame_size)
+            self.publisher.publish(self.settings.topic, message)
+        if self.preview is not None:
+            self.preview.submit(frame, faces)  # the preview draws on its own copy
+        if now - self._last_stats_log >= STATS_LOG_INTERVAL_S:
+            self._last_stats_log = now
+            self.log_stats()
+
+    def _submit(self, crop: gate.FaceCrop) -> None:
+        detection = crop.detection
+        key = self.keys.make_key(crop.captured_at, crop.track_id)
+        metadata = keys.object_metadata(self.settings.device, self._detector_name, detection.score, detection.box,
+                                        crop.frame_size, crop.track_id, crop.captured_at)
+        self.uploader.submit(UploadItem(key, encode_jpeg(crop.image), metadata))
+
+    def log_stats(self) -> None:
+        LOG.info("frames=%d fps=%.1f gate=%s uploads=%s", self.frames, self.fps.fps, dict(self.gate.counters),
+                 self.uploader.stats())
+
+    def finish(self, deadline_s: float) -> bool:
+        """Shutdown: send what live tracks are owed, flush uploads until the deadline, stop the threads."""
+        for crop in self.gate.flush():
+            self._submit(crop)
+        flushed = self.uploader.close(deadline_s)
+        if not flushed:
+            LOG.warning("upload flush incomplete after %.1f s; the rest waits in %s", deadline_s,
+                        self.settings.spool_dir)
+        for part in (self.preview, self.publisher):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception:
+                    LOG.exception("closing %r failed", part)
+        self.log_stats()
+        return flushed
+
+
+class Supervisor:
+    """Runs ``target(stop)`` again after a failure, with backoff, in one thread for the process lifetime."""
+
+    def __init__(
+        self,
+        target: Callable[[threading.Event], None],
+        stop: threading.Event,
+        initial_backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+        healthy_after_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._target = target
+        self.stop = stop
+        self._initial = initial_backoff_s
+        self._max = max_backoff_s
+        self._healthy_after = healthy_after_s
+        self._clock = clock
+        self.restarts = 0
+        self._thread: Optional[threading.Thread] = None
+        self._thread_lock = threading.Lock()
+
+    def run(self) -> None:
+        """Until the target returns normally or ``stop`` is set."""
+        backoff = self._initial
+        while not self.stop.is_set():
+            started = self._clock()
+            try:
+                self._target(self.stop)
+                return
+            except Exception:
+                if self.stop.is_set():
+                    return
+                self.restarts += 1
+                if self._clock() - started >= self._healthy_after:
+                    backoff = self._initial
+                LOG.exception("edge loop failed (restart %d in %.1f s)", self.restarts, backoff)
+            self.stop.wait(backoff)
+            backoff = min(backoff * 2.0, self._max)
+
+    def start_thread(self, name: str = "edge-loop", after: Optional[Callable[[], None]] = None) -> threading.Thread:
+        """Start ``run`` (then ``after``) in a background thread; a second call returns the same thread."""
+        def body() -> None:
+            try:
+                self.run()
+            finally:
+                if after is not None:
+                    after()
+
+        with self._thread_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=body, name=name, daemon=True)
+                self._thread.start()
+            return self._thread
+
+
+def open_source_and_detector(settings: Any, awscam_module: Any = None) -> Tuple[Any, Any]:
+    """The frame source and detector the settings ask for."""
+    options = {}
+    if settings.model_input_width is not None:
+        options["input_width"] = settings.model_input_width
+    if settings.model_input_height is not None:
+        options["input_height"] = settings.model_input_height
+    detector = detectors.make_detector(settings.detector, model_path=settings.model_path,
+                                       awscam_module=awscam_module, **options)
+    source = sources.open_source(settings.source, awscam_module=awscam_module, loop=settings.loop_source)
+    return source, detector
+
+
+def build_edge_loop(
+    settings: Any,
+    env: Mapping[str, str],
+    awscam_module: Any = None,
+    greengrasssdk_module: Any = None,
+    ipc_module: Any = None,
+    s3_client: Any = None,
+) -> EdgeLoop:
+    """Create the long-lived parts (uploader thread, publisher, preview thread) and the loop around them."""
+    upload = SpoolingUploader(settings.bucket, settings.spool_dir, client=s3_client,
+                              queue_size=settings.queue_size, spool_max_bytes=settings.spool_max_bytes)
+    publisher = publish.make_publisher(env, greengrasssdk_module=greengrasssdk_module, ipc_module=ipc_module)
+    writer = preview.PreviewWriter(settings.preview) if settings.preview else None
+    return EdgeLoop(settings, upload, publisher, writer,
+                    open_components=lambda: open_source_and_detector(settings, awscam_module))

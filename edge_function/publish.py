@@ -1,0 +1,173 @@
+"""Result messages on ``$aws/things/{thing}/infer``: valid JSON, whatever transport the device has.
+
+The seed built its payload by hand (``'{' + '"1": 0.93,' + '"null": 0.0}'``). Messages here are
+``json.dumps`` of a dict that keeps the seed's top-level ``label: prob`` pair (the highest score per
+label, e.g. ``"face": 0.93``) so existing IoT rules and dashboards still read them, plus::
+
+    {"face": 0.93, "device": "deeplens_x", "time": 1732414980.123, "fps": 9.8,
+     "faces": [{"score": 0.93, "box": [x0, y0, x1, y1]}],          # frame pixels
+     "frame": [1920, 1080], "uploads": {"captured": 3, "uploaded": 3, ...}}
+
+A frame without faces carries no label key (the seed's ``"null": 0.0`` filler is gone).
+
+Three transports, picked by ``make_publisher`` from the environment:
+
+* Greengrass V2 component (the nucleus sets ``AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT`` and
+  ``SVCUID``): ``GreengrassCoreIPCClientV2().publish_to_iot_core(topic_name=, qos=, payload=)``;
+* Greengrass V1 Lambda (``greengrasssdk`` importable and ``AWS_IOT_THING_NAME`` set):
+  ``greengrasssdk.client("iot-data").publish(topic=, payload=)`` (keyword arguments only, QoS 0);
+* otherwise JSON lines on stdout.
+
+Publishing is a side channel: a failing publish is logged (rate-limited) and never raises into the loop.
+"""
+
+import json
+import logging
+import sys
+import time
+from types import SimpleNamespace
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+
+LOG = logging.getLogger(__name__)
+_ERROR_LOG_INTERVAL_S = 60.0
+
+
+def build_message(
+    detections: Iterable[Any],
+    device: str,
+    fps: float,
+    uploads: Mapping[str, Any],
+    frame_size: Optional[Sequence[int]] = None,
+    now: Optional[float] = None,
+) -> Dict[str, Any]:
+    """The message for one frame; ``detections`` have ``label``, ``score`` and ``box`` (frame pixels)."""
+    message: Dict[str, Any] = {}
+    faces = []
+    for detection in detections:
+        score = round(float(detection.score), 4)
+        label = str(detection.label)
+        if score > message.get(label, -1.0):
+            message[label] = score
+        faces.append({"label": label, "score": score, "box": [int(round(v)) for v in detection.box]})
+    message.update({
+        "device": device,
+        "time": round(time.time() if now is None else now, 3),
+        "fps": round(float(fps), 2),
+        "faces": faces,
+        "uploads": dict(uploads),
+    })
+    if frame_size is not None:
+        message["frame"] = [int(frame_size[0]), int(frame_size[1])]
+    return message
+
+
+def encode_message(message: Any) -> str:
+    """Compact JSON, as sent."""
+    return json.dumps(message, separators=(",", ":"), sort_keys=False, default=str)
+
+
+class _Publisher:
+    """Shared behaviour: serialise to JSON, swallow and rate-limit errors, count them."""
+
+    name = "base"
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.errors = 0
+        self._last_error_log = -_ERROR_LOG_INTERVAL_S
+
+    def publish(self, topic: str, message: Any) -> bool:
+        """Send one message; False (never an exception) when it could not be sent."""
+        try:
+            self._send(topic, encode_message(message))
+        except Exception as error:
+            self.errors += 1
+            now = time.monotonic()
+            if now - self._last_error_log >= _ERROR_LOG_INTERVAL_S:
+                self._last_error_log = now
+                LOG.warning("%s publish to %s failed (%d so far): %s", self.name, topic, self.errors, error)
+            return False
+        self.sent += 1
+        return True
+
+    def _send(self, topic: str, payload: str) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class StdoutPublisher(_Publisher):
+    """JSON lines ``{"topic": ..., "message": {...}}`` for off-device runs."""
+
+    name = "stdout"
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__()
+        self._stream = stream if stream is not None else sys.stdout
+
+    def _send(self, topic: str, payload: str) -> None:
+        self._stream.write('{"topic":%s,"message":%s}\n' % (json.dumps(topic), payload))
+        self._stream.flush()
+
+
+class GreengrassSdkPublisher(_Publisher):
+    """Greengrass V1: ``greengrasssdk.client("iot-data").publish(topic=..., payload=...)``."""
+
+    name = "greengrasssdk"
+
+    def __init__(self, greengrasssdk_module: Any = None) -> None:
+        super().__init__()
+        if greengrasssdk_module is None:
+            import greengrasssdk as greengrasssdk_module
+        self._client = greengrasssdk_module.client("iot-data")
+
+    def _send(self, topic: str, payload: str) -> None:
+        self._client.publish(topic=topic, payload=payload)
+
+
+class GreengrassIpcPublisher(_Publisher):
+    """Greengrass V2: IPC ``PublishToIoTCore`` at QoS 0 (a lost status message is not worth a retry).
+
+    ``ipc_module`` is anything with ``GreengrassCoreIPCClientV2`` and ``QOS`` attributes; by default
+    they come from awsiotsdk (``awsiot.greengrasscoreipc.clientv2`` and ``.model``).
+    """
+
+    name = "greengrass-ipc"
+
+    def __init__(self, ipc_module: Any = None) -> None:
+        super().__init__()
+        if ipc_module is None:
+            from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
+            from awsiot.greengrasscoreipc.model import QOS
+
+            ipc_module = SimpleNamespace(GreengrassCoreIPCClientV2=GreengrassCoreIPCClientV2, QOS=QOS)
+        self._qos = ipc_module.QOS.AT_MOST_ONCE
+        self._client = ipc_module.GreengrassCoreIPCClientV2()  # connects with the nucleus's env vars
+
+    def _send(self, topic: str, payload: str) -> None:
+        self._client.publish_to_iot_core(topic_name=topic, qos=self._qos, payload=payload)
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except Exception:
+            pass
+
+
+def make_publisher(env: Mapping[str, str], greengrasssdk_module: Any = None, ipc_module: Any = None):
+    """Pick the transport for this process (see the module docstring); falls back to stdout."""
+    if env.get("AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT") and env.get("SVCUID"):
+        try:
+            return GreengrassIpcPublisher(ipc_module)
+        except Exception as error:
+            LOG.warning("Greengrass IPC unavailable (%s); publishing to stdout", error)
+            return StdoutPublisher()
+    if greengrasssdk_module is not None or env.get("AWS_IOT_THING_NAME"):
+        try:
+            return GreengrassSdkPublisher(greengrasssdk_module)
+        except ImportError:
+            pass  # a thing name without the V1 SDK: an off-device run that names its device
+        except Exception as error:
+            LOG.warning("greengrasssdk unavailable (%s); publishing to stdout", error)
+    return StdoutPublisher()

@@ -1,0 +1,304 @@
+"""The Greengrass V2 component as data: the recipe a core device runs, its scripts, its identity hash, version
+numbers, and the deployment document - no AWS involved."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import zipfile
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+
+from deeplens_cli.errors import ConfigError
+from deeplens_cli.package import Package, build_package, zip_entries
+from deeplens_cli.targets import component as comp
+
+RECIPE_VARIABLE = re.compile(r"\{(artifacts|work|configuration|kernel|iot):[^}]*\}")
+
+
+@pytest.fixture(scope="module")
+def package() -> Package:
+    return build_package()
+
+
+def build(settings_for, package: Package, **values) -> comp.ComponentBuild:
+    return comp.build_component(settings_for(**values), package)
+
+
+def interpolate(script: str, recipe: dict, artifacts: Path, work: Path) -> str:
+    """Replace recipe variables the way the nucleus does before it runs a lifecycle script."""
+    environment = recipe["ComponentConfiguration"]["DefaultConfiguration"]["Environment"]
+
+    def value(match: re.Match[str]) -> str:
+        text = match.group(0)[1:-1]
+        if text == "artifacts:decompressedPath":
+            return str(artifacts)
+        if text == "work:path":
+            return str(work)
+        if text.startswith("configuration:/Environment/"):
+            return environment[text.rsplit("/", 1)[-1]]
+        raise AssertionError(f"unexpected recipe variable {text}")
+
+    return RECIPE_VARIABLE.sub(value, script)
+
+
+FAKE_PYTHON = """#!/bin/sh
+# Stands in for the device's python3: `-c 'import X'` succeeds for modules listed in $FAKE_PRESENT.
+if [ "$1" = "-c" ]; then
+  module=$(echo "$2" | sed 's/^import //')
+  case " $FAKE_PRESENT " in *" $module "*) exit 0;; *) exit 1;; esac
+fi
+echo "ARGS $*"
+env | grep -E '^(DEEPLENS_|PYTHONPATH=|PYTHONUSERBASE=)' | sort
+"""
+
+
+@pytest.fixture
+def fake_python(tmp_path: Path) -> Path:
+    path = tmp_path / "bin" / "python3"
+    path.parent.mkdir()
+    path.write_text(FAKE_PYTHON)
+    path.chmod(0o755)
+    return path
+
+
+def run_script(script: str, present: str) -> dict[str, str]:
+    """Run a lifecycle script with sh; returns the DEEPLENS_*/PYTHON* variables the fake python saw, plus ARGS."""
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30, check=False,
+                          env={"PATH": os.environ["PATH"], "FAKE_PRESENT": present})
+    assert done.returncode == 0, done.stderr
+    seen: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        if line.startswith("ARGS "):
+            seen["ARGS"] = line[5:]
+        elif "=" in line:
+            name, _, value = line.partition("=")
+            seen[name] = value
+    return seen
+
+
+# ---------------------------------------------------------------------------------------------- the recipe
+
+
+def test_recipe_is_a_native_linux_component_depending_on_the_token_exchange_service(settings_for, package):
+    recipe = build(settings_for, package).recipe("1.2.3")
+
+    assert recipe["RecipeFormatVersion"] == "2020-01-25"
+    assert recipe["ComponentName"] == "com.deeplens.FaceCrops"
+    assert recipe["ComponentVersion"] == "1.2.3"
+    assert recipe["ComponentDependencies"] == {
+        "aws.greengrass.TokenExchangeService": {"VersionRequirement": "^2.0.0", "DependencyType": "HARD"}}
+    [manifest] = recipe["Manifests"]
+    assert manifest["Platform"] == {"os": "linux"}
+    assert "lambdaFunction" not in json.dumps(recipe)
+    assert manifest["Lifecycle"]["Run"]["Script"].rstrip().endswith("exec python3 -m edge_function run")
+    assert manifest["Lifecycle"]["Install"]["Timeout"] > 120  # pip on a small board outlasts the 120 s default
+
+
+def test_artifact_is_the_zip_under_an_immutable_versioned_key(settings_for, package):
+    recipe = build(settings_for, package, greengrass__artifact_prefix="gg/").recipe("2.0.1")
+
+    [artifact] = recipe["Manifests"][0]["Artifacts"]
+    assert artifact == {"URI": "s3://deeplens-test-face-crops/gg/com.deeplens.FaceCrops/2.0.1/deeplens_edge.zip",
+                        "Unarchive": "ZIP", "Permission": {"Read": "OWNER", "Execute": "NONE"}}
+    assert "Digest" not in artifact  # the service computes it from the uploaded bytes
+
+
+def test_a_separate_artifact_bucket_is_used_when_configured(settings_for, package):
+    recipe = build(settings_for, package, greengrass__artifact_bucket="my-artifacts").recipe("1.0.0")
+
+    assert recipe["Manifests"][0]["Artifacts"][0]["URI"].startswith("s3://my-artifacts/greengrass-artifacts/")
+
+
+def test_settings_become_string_configuration_exported_by_the_run_script(settings_for, package):
+    component = build(settings_for, package, detection__threshold=0.75, detection__min_face_px=48)
+    recipe = component.recipe("1.0.0")
+    environment = recipe["ComponentConfiguration"]["DefaultConfiguration"]["Environment"]
+    run = recipe["Manifests"][0]["Lifecycle"]["Run"]["Script"]
+
+    assert all(isinstance(value, str) for value in environment.values())  # JSON numbers could come back as floats
+    assert environment["DEEPLENS_BUCKET"] == "deeplens-test-face-crops"
+    assert environment["DEEPLENS_THRESHOLD"] == "0.75"
+    assert environment["DEEPLENS_MIN_FACE_PX"] == "48"
+    assert environment["DEEPLENS_PREFIX"] == "faces"
+    assert environment["DEEPLENS_KEY_TEMPLATE"] == "{prefix}/{month}_{day}/{hour}_{minute}/{timestamp}_{n}.jpg"
+    for name in environment:
+        assert f"export {name}='{{configuration:/Environment/{name}}}'" in run
+
+
+def test_ipc_lets_the_component_publish_only_to_the_results_topic(settings_for, package):
+    recipe = build(settings_for, package).recipe("1.0.0")
+    policies = recipe["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"]["aws.greengrass.ipc.mqttproxy"]
+
+    assert policies == {"com.deeplens.FaceCrops:mqttproxy:1": {
+        "policyDescription": "Publish face detection results to AWS IoT Core",
+        "operations": ["aws.greengrass#PublishToIoTCore"], "resources": ["deeplens/*/infer"]}}
+    assert comp.results_topic("deeplens-Cam") == "deeplens/deeplens-Cam/infer"
+
+
+def test_a_quote_in_a_setting_is_refused_before_it_could_break_the_script(settings_for, package):
+    with pytest.raises(ConfigError, match="DEEPLENS_SOURCE"):
+        build(settings_for, package, detection__source="/videos/it's.mp4")
+
+
+def test_python_command_must_be_a_plain_command(settings_for, package):
+    with pytest.raises(ConfigError, match="greengrass.python"):
+        build(settings_for, package, greengrass__python="python3; rm -rf /")
+
+
+# ---------------------------------------------------------------------------------------------- the scripts, run
+
+
+def test_zip_unpacks_to_the_folder_the_run_script_puts_on_pythonpath(settings_for, package, tmp_path):
+    recipe = build(settings_for, package).recipe("1.0.0")
+    run = recipe["Manifests"][0]["Lifecycle"]["Run"]["Script"]
+    folder = tmp_path / "artifacts-unarchived" / Path(comp.ARTIFACT_FILE).stem  # what Unarchive: ZIP does
+    zipfile.ZipFile(BytesIO(package.zip_bytes)).extractall(folder)
+
+    assert f"export PYTHONPATH='{{artifacts:decompressedPath}}/{comp.ARTIFACT_DIR}'" in run
+    assert (folder / "edge_function" / "__main__.py").is_file()
+    assert not [name for name in package.files if "__pycache__" in name or name.endswith(".pyc")]
+
+
+def test_run_script_resolves_auto_to_opencv_and_webcam_off_a_deeplens(settings_for, package, fake_python, tmp_path):
+    recipe = build(settings_for, package, greengrass__python=str(fake_python)).recipe("1.0.0")
+    script = interpolate(recipe["Manifests"][0]["Lifecycle"]["Run"]["Script"], recipe, tmp_path / "a", tmp_path / "w")
+
+    seen = run_script(script, present="numpy cv2")
+
+    assert seen["ARGS"] == "-m edge_function run"
+    assert seen["DEEPLENS_DETECTOR"] == "opencv"
+    assert seen["DEEPLENS_SOURCE"] == "webcam:0"
+    assert "DEEPLENS_MODEL_PATH" not in seen  # the DeepLens SSD path would break the CPU detector
+    assert seen["DEEPLENS_SPOOL_DIR"] == f"{tmp_path / 'w'}/spool"
+    assert seen["PYTHONPATH"] == f"{tmp_path / 'a'}/deeplens_edge"
+    assert seen["PYTHONUSERBASE"] == f"{tmp_path / 'w'}/python"
+    assert seen["DEEPLENS_KEY_TEMPLATE"] == "{prefix}/{month}_{day}/{hour}_{minute}/{timestamp}_{n}.jpg"
+
+
+def test_run_script_uses_awscam_and_the_ssd_model_on_a_deeplens(settings_for, package, fake_python, tmp_path):
+    recipe = build(settings_for, package, greengrass__python=str(fake_python)).recipe("1.0.0")
+    script = interpolate(recipe["Manifests"][0]["Lifecycle"]["Run"]["Script"], recipe, tmp_path / "a", tmp_path / "w")
+
+    seen = run_script(script, present="awscam numpy cv2")
+
+    assert seen["DEEPLENS_DETECTOR"] == "awscam"
+    assert seen["DEEPLENS_SOURCE"] == "awscam"
+    assert seen["DEEPLENS_MODEL_PATH"] == "/opt/awscam/artifacts/mxnet_deploy_ssd_FP16_FUSED.xml"
+
+
+def test_explicit_detector_and_spool_dir_are_kept(settings_for, package, fake_python, tmp_path):
+    recipe = build(settings_for, package, greengrass__python=str(fake_python), detection__detector="opencv",
+                   detection__source="/data/clip.mp4", upload__spool_dir="/var/spool/faces").recipe("1.0.0")
+    script = interpolate(recipe["Manifests"][0]["Lifecycle"]["Run"]["Script"], recipe, tmp_path / "a", tmp_path / "w")
+
+    seen = run_script(script, present="awscam")
+
+    assert (seen["DEEPLENS_DETECTOR"], seen["DEEPLENS_SOURCE"]) == ("opencv", "/data/clip.mp4")
+    assert seen["DEEPLENS_SPOOL_DIR"] == "/var/spool/faces"
+
+
+def test_install_script_pip_installs_only_what_the_device_lacks(settings_for, package, fake_python, tmp_path):
+    recipe = build(settings_for, package, greengrass__python=str(fake_python)).recipe("1.0.0")
+    script = interpolate(recipe["Manifests"][0]["Lifecycle"]["Install"]["Script"], recipe, tmp_path / "a", tmp_path / "w")
+
+    partial = run_script(script, present="numpy boto3")
+    complete = run_script(script, present="numpy cv2 boto3 awsiot")
+
+    assert partial["ARGS"].startswith("-m pip install --user")
+    assert partial["ARGS"].split()[-2:] == ["opencv-python-headless", "awsiotsdk"]
+    assert partial["PYTHONUSERBASE"] == f"{tmp_path / 'w'}/python"  # the component's own folder, writable by it
+    assert "ARGS" not in complete  # nothing missing: pip never runs
+
+
+def test_scripts_use_no_shell_braces_the_nucleus_could_mistake_for_variables(settings_for, package):
+    lifecycle = build(settings_for, package).recipe("1.0.0")["Manifests"][0]["Lifecycle"]
+    for step in ("Install", "Run"):
+        leftover = RECIPE_VARIABLE.sub("", lifecycle[step]["Script"])
+        assert "{" not in leftover and "}" not in leftover, step
+
+
+# ---------------------------------------------------------------------------------------------- identity
+
+
+def test_content_hash_ignores_the_version_and_follows_code_and_settings(settings_for, package, tmp_path):
+    base = build(settings_for, package)
+    other_code = zip_entries({"edge_function/__init__.py": _file(tmp_path / "init.py", "__version__ = '9'\n")})
+
+    assert base.content_sha256 == build(settings_for, package).content_sha256
+    assert base.recipe("1.0.0") != base.recipe("1.0.1")
+    assert build(settings_for, package, detection__threshold=0.8).content_sha256 != base.content_sha256
+    assert build(settings_for, package, greengrass__artifact_prefix="x/").content_sha256 != base.content_sha256
+    assert comp.build_component(settings_for(), other_code).content_sha256 != base.content_sha256
+    assert base.tags() == {"deeplens-cli": "managed", "deeplens-content-sha256": base.content_sha256,
+                           "deeplens-artifact-sha256": package.sha256_hex}
+    assert base.content_sha256 in base.recipe("1.0.0")["ComponentDescription"]
+
+
+def _file(path: Path, text: str) -> Path:
+    path.write_text(text)
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    return path
+
+
+@pytest.mark.parametrize(("versions", "highest", "following"), [
+    ([], None, "1.0.0"),
+    (["1.0.0"], "1.0.0", "1.0.1"),
+    (["1.0.9", "1.0.10", "0.9.0"], "1.0.10", "1.0.11"),
+    (["2.1.0", "not-semver", "1.9.9"], "2.1.0", "2.1.1"),
+    (["1.2.3-beta"], "1.2.3-beta", "1.2.4"),
+])
+def test_versions_are_compared_numerically_and_bumped_by_patch(versions, highest, following):
+    assert comp.highest_version(versions) == highest
+    assert comp.bump_patch(highest) == following
+
+
+def test_component_arns():
+    assert comp.component_arn("aws", "eu-west-1", "111122223333", "com.x.Y") == \
+        "arn:aws:greengrass:eu-west-1:111122223333:components:com.x.Y"
+    assert comp.component_arn("aws", "eu-west-1", "111122223333", "com.x.Y", "1.0.0").endswith(":versions:1.0.0")
+
+
+# ---------------------------------------------------------------------------------------------- deployments
+
+
+def test_deployment_resets_configuration_and_pins_the_running_nucleus():
+    components = comp.deployment_components("com.deeplens.FaceCrops", "1.0.4", ("aws.greengrass.Nucleus", "2.14.3"))
+
+    assert components == {
+        "com.deeplens.FaceCrops": {"componentVersion": "1.0.4", "configurationUpdate": {"reset": [""]}},
+        "aws.greengrass.Nucleus": {"componentVersion": "2.14.3"},
+    }
+    assert list(comp.deployment_components("c", "1.0.0")) == ["c"]
+
+
+def test_identical_deployments_have_no_differences_even_when_the_service_echoes_empties():
+    desired = comp.deployment_components("c", "1.0.0")
+    current = {"components": {"c": {"componentVersion": "1.0.0", "configurationUpdate": {"reset": [""], "merge": None},
+                                    "runWith": {}}},
+               "deploymentPolicies": comp.DEPLOYMENT_POLICIES, "iotJobConfiguration": {}}
+
+    assert comp.deployment_differences(current, desired) == []
+
+
+def test_deployment_differences_name_what_changed():
+    current = {"components": {"c": {"componentVersion": "1.0.0"}, "old": {"componentVersion": "3.0.0"}},
+               "deploymentPolicies": {"failureHandlingPolicy": "DO_NOTHING"}}
+    desired = {"c": {"componentVersion": "1.0.1"}, "new": {"componentVersion": "1.0.0"}}
+
+    assert comp.deployment_differences(current, desired, {"jobExecutionsRolloutConfig": {"maximumPerMinute": 5}}) == [
+        "c 1.0.0 -> 1.0.1", "adds new 1.0.0", "removes old", "deployment policies differ", "rollout settings differ"]
+
+
+def test_fleet_job_configuration_sets_rollout_rate_and_abort_criteria():
+    assert comp.fleet_job_configuration(None, None, 10) == {}
+    assert comp.fleet_job_configuration(20, 25.0, 40) == {
+        "jobExecutionsRolloutConfig": {"maximumPerMinute": 20},
+        "abortConfig": {"criteriaList": [{"failureType": "ALL", "action": "CANCEL", "thresholdPercentage": 25.0,
+                                          "minNumberOfExecutedThings": 5}]}}
+    assert comp.fleet_job_configuration(None, 50, 2)["abortConfig"]["criteriaList"][0]["minNumberOfExecutedThings"] == 2

@@ -1,0 +1,243 @@
+"""`register-device --name N [--greengrass v2] [--fleet G]`: a Greengrass V2 core device - IoT thing, active
+certificate, the minimal core policy, and a bundle the device can install from."""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import hashlib
+import json
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deeplens_cli.targets.greengrass_v2 import AMAZON_ROOT_CA_1_SHA256, core_policy
+
+try:  # tests/ importable as a package, or tests/cli on sys.path (pytest's default "prepend" import mode)
+    from tests.cli.fake_greengrassv2 import v2_account  # noqa: F401 - a fixture
+except ImportError:
+    from fake_greengrassv2 import v2_account  # noqa: F401
+
+BUCKET = "deeplens-test-face-crops"
+ALIAS = "DeepLensGreengrassV2TokenExchangeRoleAlias"
+ENV = {"DEEPLENS_BUCKET": BUCKET}
+
+
+def register(run_cli, tmp_path: Path, name: str = "Cam", *extra: str):
+    return run_cli("register-device", "--name", name, "--out", str(tmp_path / name), *extra, env=ENV)
+
+
+def statements_allowing(policy: dict, action: str) -> list[str]:
+    resources: list[str] = []
+    for statement in policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if action in actions:
+            resources += statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    return resources
+
+
+def allowed(policy: dict, action: str, resource: str) -> bool:
+    """IoT policy matching: '*' matches any characters, everything else is literal."""
+    return any(fnmatch.fnmatchcase(resource, pattern.replace("[", "[[]")) for pattern in
+               statements_allowing(policy, action))
+
+
+# ---------------------------------------------------------------------------------------------- AWS resources
+
+
+def test_registers_a_v2_core_by_default(v2_account, run_cli, tmp_path):
+    result = register(run_cli, tmp_path)
+
+    assert result.exit_code == 0, result.stderr
+    iot = v2_account.client("iot")
+    thing = iot.describe_thing(thingName="deeplens-Cam")
+    assert thing["attributes"] == {"deeplens_name": "Cam", "deeplens_target": "v2"}
+    [principal] = iot.list_thing_principals(thingName="deeplens-Cam")["principals"]
+    certificate = iot.describe_certificate(certificateId=principal.rsplit("/", 1)[-1])["certificateDescription"]
+    assert certificate["status"] == "ACTIVE"
+    assert [p["policyName"] for p in iot.list_attached_policies(target=principal)["policies"]] == ["deeplens-v2-core-Cam"]
+    assert "registered (v2)" in result.stdout
+    assert "PRIVATE KEY" not in result.stdout + result.stderr
+
+
+def test_core_policy_is_the_minimal_one_for_exactly_this_thing(v2_account, run_cli, tmp_path):
+    register(run_cli, tmp_path)
+    document = json.loads(v2_account.client("iot").get_policy(policyName="deeplens-v2-core-Cam")["policyDocument"])
+    arn = "arn:aws:iot:us-east-1:123456789012"
+
+    assert document == core_policy("aws", "us-east-1", "123456789012", "deeplens-Cam", ALIAS)
+    assert allowed(document, "iot:Connect", f"{arn}:client/deeplens-Cam")
+    assert allowed(document, "iot:Connect", f"{arn}:client/deeplens-Cam#2")  # the nucleus' extra connections
+    assert not allowed(document, "iot:Connect", f"{arn}:client/deeplens-Cam2")  # another device's thing
+    assert not allowed(document, "iot:Publish", f"{arn}:topic/$aws/things/deeplens-Cam2/shadow/update")
+    assert allowed(document, "iot:Publish", f"{arn}:topic/$aws/things/deeplens-Cam/greengrassv2/health/json")
+    assert allowed(document, "iot:Publish", f"{arn}:topic/deeplens/deeplens-Cam/infer")
+    assert allowed(document, "iot:Subscribe", f"{arn}:topicfilter/$aws/things/deeplens-Cam/jobs/notify")
+    assert statements_allowing(document, "iot:AssumeRoleWithCertificate") == [f"{arn}:rolealias/{ALIAS}"]
+    for action in ("greengrass:GetComponentVersionArtifact", "greengrass:ResolveComponentCandidates",
+                   "greengrass:GetDeploymentConfiguration", "greengrass:ListThingGroupsForCoreDevice"):
+        assert statements_allowing(document, action) == ["*"]
+    assert not allowed(document, "iot:Publish", f"{arn}:topic/$aws/things/deeplens-Cam/infer")  # reserved topic
+
+
+def test_fleet_membership_creates_the_thing_group_once(v2_account, run_cli, tmp_path):
+    first = register(run_cli, tmp_path, "Cam1", "--fleet", "Lobby")
+    second = register(run_cli, tmp_path, "Cam2", "--fleet", "Lobby")
+
+    assert first.exit_code == second.exit_code == 0, first.stderr + second.stderr
+    iot = v2_account.client("iot")
+    group = iot.describe_thing_group(thingGroupName="Lobby")
+    assert group["thingGroupProperties"]["attributePayload"]["attributes"] == {"deeplens_cli": "managed"}
+    assert sorted(iot.list_things_in_thing_group(thingGroupName="Lobby")["things"]) == ["deeplens-Cam1", "deeplens-Cam2"]
+    assert "create iot-thing-group/Lobby" not in second.stderr
+
+
+def test_registering_the_same_name_again_changes_nothing(v2_account, run_cli, tmp_path):
+    register(run_cli, tmp_path)
+    again = run_cli("register-device", "--name", "Cam", "--out", str(tmp_path / "other"), env=ENV)
+
+    assert again.exit_code == 0
+    assert "already registered" in again.stdout
+    assert len(v2_account.client("iot").list_certificates()["certificates"]) == 1
+    assert not (tmp_path / "other").exists()
+
+
+def test_dry_run_shows_the_plan_and_creates_nothing(v2_account, run_cli, tmp_path):
+    result = register(run_cli, tmp_path, "Cam", "--dry-run")
+
+    assert result.exit_code == 0, result.stderr
+    assert "iot-thing/deeplens-Cam" in result.stdout and "dry run" in result.stdout
+    assert v2_account.client("iot").list_things()["things"] == []
+    assert v2_account.client("iot").list_certificates()["certificates"] == []
+    assert not (tmp_path / "Cam").exists()
+
+
+def test_without_the_role_alias_it_says_to_run_register_roles(v2_account, run_cli, tmp_path):
+    v2_account.client("iot").delete_role_alias(roleAlias=ALIAS)
+
+    result = register(run_cli, tmp_path)
+
+    assert result.exit_code == 1
+    assert "role alias" in result.stderr and "register-roles" in result.stderr
+    assert v2_account.client("iot").list_certificates()["certificates"] == []
+
+
+def test_a_thing_of_that_name_made_elsewhere_is_not_taken_over(v2_account, run_cli, tmp_path):
+    v2_account.client("iot").create_thing(thingName="deeplens-Cam")
+
+    result = register(run_cli, tmp_path)
+
+    assert result.exit_code == 1
+    assert "deeplens-Cam already exists" in result.stderr
+
+
+def test_certificate_left_by_an_interrupted_registration_is_deleted(v2_account, run_cli, tmp_path):
+    iot = v2_account.client("iot")
+    policy = core_policy("aws", "us-east-1", "123456789012", "deeplens-Cam", ALIAS)
+    iot.create_policy(policyName="deeplens-v2-core-Cam", policyDocument=json.dumps(policy))
+    orphan = iot.create_keys_and_certificate(setAsActive=True)  # its key went to a bundle that no longer exists
+    iot.attach_policy(policyName="deeplens-v2-core-Cam", target=orphan["certificateArn"])
+
+    result = register(run_cli, tmp_path)
+
+    assert result.exit_code == 0, result.stderr
+    assert "left over from an interrupted registration" in result.stdout
+    certificates = iot.list_certificates()["certificates"]
+    assert orphan["certificateId"] not in [c["certificateId"] for c in certificates]
+    assert [c["status"] for c in certificates] == ["ACTIVE"]
+
+
+# ---------------------------------------------------------------------------------------------- the bundle
+
+
+def test_bundle_holds_certificate_private_key_root_ca_and_nucleus_config(v2_account, run_cli, tmp_path):
+    register(run_cli, tmp_path)
+    bundle = tmp_path / "Cam"
+    iot = v2_account.client("iot")
+    [principal] = iot.list_thing_principals(thingName="deeplens-Cam")["principals"]
+    pem = iot.describe_certificate(certificateId=principal.rsplit("/", 1)[-1])["certificateDescription"]["certificatePem"]
+
+    assert sorted(p.name for p in bundle.iterdir()) == ["AmazonRootCA1.pem", "README.md", "config.yaml",
+                                                      "device.pem.crt", "install.sh", "private.pem.key"]
+    assert stat.S_IMODE(bundle.stat().st_mode) == 0o700
+    assert stat.S_IMODE((bundle / "private.pem.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((bundle / "install.sh").stat().st_mode) == 0o755
+    assert (bundle / "device.pem.crt").read_text() == pem
+    assert _public_key_of_private(bundle / "private.pem.key") == _public_key_of_certificate(pem)
+    ca = (bundle / "AmazonRootCA1.pem").read_text()
+    der = base64.b64decode("".join(line for line in ca.splitlines() if "-----" not in line))
+    assert hashlib.sha256(der).hexdigest() == AMAZON_ROOT_CA_1_SHA256
+
+    config = yaml.safe_load((bundle / "config.yaml").read_text())
+    assert config["system"] == {"certificateFilePath": "/greengrass/v2/device.pem.crt",
+                                "privateKeyPath": "/greengrass/v2/private.pem.key",
+                                "rootCaPath": "/greengrass/v2/AmazonRootCA1.pem", "rootpath": "/greengrass/v2",
+                                "thingName": "deeplens-Cam"}
+    nucleus = config["services"]["aws.greengrass.Nucleus"]
+    assert nucleus["componentType"] == "NUCLEUS"
+    assert nucleus["configuration"]["awsRegion"] == "us-east-1"
+    assert nucleus["configuration"]["iotRoleAlias"] == ALIAS
+    assert nucleus["configuration"]["iotDataEndpoint"].endswith("-ats.iot.us-east-1.amazonaws.com")
+    assert nucleus["configuration"]["iotCredEndpoint"].endswith(".credentials.iot.us-east-1.amazonaws.com")
+
+
+def test_install_script_runs_the_documented_installer_command(v2_account, run_cli, tmp_path):
+    register(run_cli, tmp_path)
+    script = (tmp_path / "Cam" / "install.sh").read_text()
+    readme = (tmp_path / "Cam" / "README.md").read_text()
+    command = ('java -Droot="/greengrass/v2" -Dlog.store=FILE -jar ./GreengrassInstaller/lib/Greengrass.jar '
+               "--init-config ./GreengrassInstaller/config.yaml --component-default-user ggc_user:ggc_group "
+               "--setup-system-service true")
+
+    assert subprocess.run(["sh", "-n", str(tmp_path / "Cam" / "install.sh")], check=False).returncode == 0
+    assert command in script and command in readme
+    assert "install -m 600 private.pem.key /greengrass/v2/private.pem.key" in script
+    assert "sed \"s/NUCLEUS_VERSION/$VERSION/\" config.yaml" in script
+    assert "--provision" not in script  # manual provisioning: the device needs no AWS credentials
+
+
+def test_json_output_is_one_document_without_the_private_key(v2_account, run_cli, tmp_path):
+    result = run_cli("--output", "json", "register-device", "--name", "Cam", "--out", str(tmp_path / "Cam"), env=ENV)
+
+    document = json.loads(result.stdout)
+    assert document["bundle"] == str(tmp_path / "Cam")
+    assert "PRIVATE KEY" not in result.stdout
+    key = (tmp_path / "Cam" / "private.pem.key").read_text()
+    assert key.strip() and key.strip().splitlines()[1] not in result.stdout + result.stderr
+
+
+def test_an_existing_non_empty_bundle_folder_is_refused_before_any_aws_call(v2_account, run_cli, tmp_path):
+    (tmp_path / "Cam").mkdir()
+    (tmp_path / "Cam" / "private.pem.key").write_text("old key")
+
+    result = register(run_cli, tmp_path)
+
+    assert result.exit_code == 2
+    assert v2_account.client("iot").list_things()["things"] == []
+
+
+def _public_key_of_private(path: Path) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _public_key_of_certificate(pem: str) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    certificate = x509.load_pem_x509_certificate(pem.encode())
+    return certificate.public_key().public_bytes(serialization.Encoding.DER,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@pytest.mark.parametrize("name", ["Cam", "front-door-2"])
+def test_thing_and_policy_names_follow_the_device_name(name):
+    from deeplens_cli.targets.greengrass_v2 import policy_name, thing_name
+
+    assert thing_name(name) == f"deeplens-{name}" and ":" not in thing_name(name)
+    assert policy_name(name) == f"deeplens-v2-core-{name}"

@@ -1,0 +1,202 @@
+"""Fixtures and helpers shared by the Greengrass V1 tests (tests/cli/test_v1_*.py, test_status.py).
+
+`gg_account` is the shared `aws_plain` fixture (moto without the AWS managed policies, ~0.8 s cheaper per test)
+plus the three roles the V1 target reads (group role, Greengrass service role, Lambda execution role), created
+directly; the register-roles planner itself is tested in test_register_roles.py. Tests that need the real
+register-roles state (status) use the shared `aws` fixture instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import pytest
+from conftest import MockedAws, make_settings
+
+from deeplens_cli.output import Reporter
+from deeplens_cli.plan import ExecutionResult, Executor, Plan
+from deeplens_cli.roles import GROUP_ROLE
+from deeplens_cli.targets import Device
+from deeplens_cli.targets.greengrass_v1 import LAMBDA_ROLE, SERVICE_ROLE, GreengrassV1Target
+
+ROLES = {GROUP_ROLE: ("/", "greengrass.amazonaws.com"),
+         SERVICE_ROLE: ("/", "greengrass.amazonaws.com"),
+         LAMBDA_ROLE: ("/service-role/", "lambda.amazonaws.com")}
+
+
+def create_v1_roles(iam: Any, names: tuple[str, ...] = tuple(ROLES)) -> None:
+    for name in names:
+        path, service = ROLES[name]
+        iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}))
+
+
+@pytest.fixture
+def gg_account(aws_plain: MockedAws) -> MockedAws:
+    create_v1_roles(aws_plain.client("iam"))
+    return aws_plain
+
+
+@pytest.fixture(scope="class")
+def gg_account_class(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockedAws]:
+    """`gg_account` shared by the tests of one class: arrange once (a registration costs ~0.5 s), inspect many."""
+    from conftest import _fake_aws_environment
+    from moto import mock_aws
+
+    with pytest.MonkeyPatch.context() as patch:
+        _fake_aws_environment(patch, tmp_path_factory)
+        with mock_aws(config={"iam": {"load_aws_managed_policies": False}}):
+            account = MockedAws()
+            create_v1_roles(account.client("iam"))
+            yield account
+
+
+class ScriptedStatus:
+    """A deployment status source that answers from a script: each call pops the next state, the last one
+    repeats. `calls` records (group_id, deployment_id) so tests can see which deployment was polled."""
+
+    def __init__(self, *states: str | Mapping[str, Any]) -> None:
+        self.script = [s if isinstance(s, Mapping) else {"DeploymentStatus": s} for s in states] or \
+            [{"DeploymentStatus": "InProgress"}]
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, group_id: str, deployment_id: str) -> Mapping[str, Any]:
+        self.calls.append((group_id, deployment_id))
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+
+@dataclass
+class V1World:
+    """One mocked account with the V1 roles, and helpers that run the target the way devices.py does."""
+
+    aws: MockedAws
+    tmp: Path
+    settings_values: dict[str, Any] = field(default_factory=dict)
+    status: ScriptedStatus = field(default_factory=lambda: ScriptedStatus("Success"))
+
+    def __post_init__(self) -> None:
+        self.ctx = self.aws.context(self.settings)
+
+    @property
+    def settings(self) -> Any:
+        return make_settings(**self.settings_values)
+
+    def reconfigure(self, **values: Any) -> None:
+        self.settings_values.update(values)
+
+    def target(self, **overrides: Any) -> GreengrassV1Target:
+        return GreengrassV1Target(self.ctx, self.settings, deployment_status=self.status, **overrides)
+
+    def apply(self, plan: Plan) -> ExecutionResult | None:
+        return None if plan.is_noop else Executor(self.ctx, Reporter(stderr=_Sink())).execute(plan)
+
+    def register(self, name: str = "MyDevice", out: Path | None = None) -> Device:
+        out = out or self.tmp / f"bundle-{name}"
+        self.apply(self.target().plan_register_device(name, str(out)))
+        return self.device(name)
+
+    def device(self, name: str = "MyDevice") -> Device:
+        (device,) = [d for d in self.target().list_devices() if d.name == name]
+        return device
+
+    def deploy(self, device: Device, force: bool = False) -> tuple[Plan, ExecutionResult | None]:
+        plan = self.target().plan_deploy(device, force)
+        return plan, self.apply(plan)
+
+    def mutating_calls_of(self, run: Callable[[], Any]) -> list[tuple[str, str]]:
+        self.ctx.recorder.calls.clear()
+        run()
+        return list(self.ctx.recorder.mutating)
+
+    @property
+    def gg(self) -> Any:
+        return self.aws.client("greengrass")
+
+    @property
+    def iot(self) -> Any:
+        return self.aws.client("iot")
+
+    @property
+    def lam(self) -> Any:
+        return self.aws.client("lambda")
+
+
+class _Sink:
+    """A stderr stand-in that keeps what was written (progress lines) for assertions."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.lines.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+    def isatty(self) -> bool:
+        return False
+
+
+@pytest.fixture
+def world(gg_account: MockedAws, tmp_path: Path) -> V1World:
+    return V1World(gg_account, tmp_path)
+
+
+def action(plan: Plan, resource_prefix: str) -> Any:
+    (found,) = [a for a in plan.actions if a.resource.startswith(resource_prefix)]
+    return found
+
+
+def group_definition(gg: Any, group_id: str) -> dict[str, Any]:
+    group = gg.get_group(GroupId=group_id)
+    return gg.get_group_version(GroupId=group_id, GroupVersionId=group["LatestVersion"])["Definition"]
+
+
+def definition_items(gg: Any, version_arn: str) -> list[dict[str, Any]]:
+    from deeplens_cli.targets.greengrass_v1 import _DEFINITION_KINDS, parse_definition_arn
+
+    kind, definition_id, version = parse_definition_arn(version_arn)
+    label = _DEFINITION_KINDS[kind]
+    response = getattr(gg, f"get_{label.lower()}_definition_version")(
+        **{f"{label}DefinitionId": definition_id, f"{label}DefinitionVersionId": version})
+    return response["Definition"][f"{label}s"]
+
+
+def fail_call(client: Any, operation: str, code: str, message: str, status: int = 400,
+              times: int | None = None) -> list[int]:
+    """Make `client.<operation>` answer with an AWS error (botocore before-call short-circuit), `times` times
+    (None: always). Returns a one-item list counting the failures served."""
+    from botocore.awsrequest import AWSResponse
+
+    served = [0]
+
+    def answer(**_: Any) -> Any:
+        if times is not None and served[0] >= times:
+            return None
+        served[0] += 1
+        response = AWSResponse("https://example.invalid", status, {}, None)
+        return response, {"Error": {"Code": code, "Message": message},
+                          "ResponseMetadata": {"HTTPStatusCode": status}}
+
+    client.meta.events.register(f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}", answer)
+    return served
+
+
+def answer_call(client: Any, operation: str, parsed: Mapping[str, Any], status: int = 200) -> list[int]:
+    """Make `client.<operation>` answer `parsed` (what a real endpoint would) without asking moto."""
+    from botocore.awsrequest import AWSResponse
+
+    served = [0]
+
+    def answer(**_: Any) -> Any:
+        served[0] += 1
+        return AWSResponse("https://example.invalid", status, {}, None), {
+            **parsed, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+    client.meta.events.register(f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}", answer)
+    return served

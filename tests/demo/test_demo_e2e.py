@@ -1,0 +1,185 @@
+"""`deeplens-cli demo` end to end: emulator, the real commands, the simulated DeepLens, the results.
+
+One demo run (through `deeplens_cli.cli.main`, as the console script runs it) with `--source` pointing at a
+folder of images and `--output json` is shared by the tests of this module; each asserts one promise of the
+issue. The run starts with a profile and config files in the environment that would break any AWS call, to
+show the demo never uses them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+KEY_LAYOUT = re.compile(r"^faces/\d{1,2}_\d{1,2}/\d{1,2}_\d{1,2}/\d{10}_[a-z2-7]{6}-\d+\.jpg$")  # workshop layout
+FRAMES = 40
+TIME_LIMIT_S = 60
+
+
+def _run_main(argv: list[str]) -> tuple[int, str, str]:
+    from deeplens_cli.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _port_is_closed(endpoint: str) -> bool:
+    host, port = endpoint.removeprefix("http://").split(":")
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((host, int(port))) != 0
+
+
+@pytest.fixture(scope="module")
+def demo(small_clip, tmp_path_factory, child_pids) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    bogus = tmp_path_factory.mktemp("bogus-aws")
+    (bogus / "config").write_text("[profile broken]\ncredential_process = /bin/false\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_PROFILE", "broken")  # would fail every call if the demo used it
+        patch.setenv("AWS_CONFIG_FILE", str(bogus / "config"))
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(bogus / "credentials"))
+        patch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # and this would send every call nowhere
+        patch.setenv("DEEPLENS_BUCKET", "someone-elses-bucket")
+        environment_before = dict(os.environ)
+        started = time.monotonic()
+        code, stdout, stderr = _run_main(["--output", "json", "demo", "--source", str(small_clip.directory),
+                                          "--out", str(out), "--max-frames", str(FRAMES)])
+        seconds = time.monotonic() - started
+        environment_after = dict(os.environ)
+        children = child_pids()
+    return {"code": code, "stdout": stdout, "stderr": stderr, "seconds": seconds, "out": out,
+            "environment_before": environment_before, "environment_after": environment_after,
+            "children": children}
+
+
+@pytest.fixture(scope="module")
+def document(demo) -> dict[str, Any]:
+    assert demo["code"] == 0, demo["stderr"][-3000:]
+    return json.loads(demo["stdout"])  # stdout is exactly one JSON document, or this raises
+
+
+def test_succeeds_within_the_time_limit(demo, document):
+    assert demo["seconds"] < TIME_LIMIT_S
+    assert document["ok"] is True
+    assert document["timings_s"]["total"] < TIME_LIMIT_S
+
+
+def test_runs_the_real_commands_with_progress_on_stderr(demo):
+    stderr = demo["stderr"]
+    for step in ("register-roles", "register-device --name MyDevice --greengrass v1", "deploy --device MyDevice",
+                 "status --device MyDevice"):
+        assert f"deeplens-cli {step}" in stderr
+    assert "create iam-role/AWSDeepLensGreengrassGroupRole" in stderr, "the executor's own progress lines"
+    assert "matches CodeSha256" in stderr, "the device checked the package before running it"
+
+
+def test_the_deployment_is_verified_and_reported_by_the_simulated_device(document):
+    deployment = document["deployment"]
+    assert deployment["status"] == "Success" and deployment["verified_on_device"] is True
+    assert deployment["handler"] == "edge_function.lambda_function.function_handler"
+    assert re.match(r"^arn:aws:lambda:us-east-1:\d{12}:function:deeplens-face-crops:\d+$", deployment["function"])
+    assert document["device_run"]["exit_code"] == 0
+    device = [d for d in document["status"]["devices"] if d["name"] == "MyDevice"]
+    assert device and document["status"]["ok"] is True
+
+
+def test_the_device_processed_the_frame_budget_from_the_folder(document, small_clip):
+    assert document["source"]["kind"] == "directory"
+    assert document["source"]["spec"] == str(small_clip.directory.resolve())
+    assert document["counts"]["frames"] == FRAMES
+    assert document["counts"]["messages"] >= 1
+    assert document["counts"]["messages_with_faces"] >= 1
+
+
+def test_crops_land_in_the_emulated_bucket_under_the_workshop_layout(document):
+    keys = document["keys"]
+    assert 2 <= len(keys) <= 4, "one crop per person in view (three appearances), not one per frame"
+    assert document["counts"]["crops"] == len(keys)
+    for item in keys:
+        assert KEY_LAYOUT.match(item["key"]), item["key"]
+        assert item["content_type"] == "image/jpeg"
+        assert float(item["metadata"]["confidence"]) >= 0.5
+        assert item["metadata"]["device"] == document["thing_name"]
+        assert item["metadata"]["detector"] == "awscam-ssd", "the device ran its awscam detector on the shim"
+    assert len({item["key"] for item in keys}) == len(keys)
+
+
+def test_out_dir_holds_the_crops_a_contact_sheet_and_annotated_frames(demo, document):
+    import cv2
+
+    outputs = document["outputs"]
+    assert Path(outputs["dir"]) == demo["out"]
+    crops = [Path(p) for p in outputs["crops"]]
+    assert len(crops) == len(document["keys"])
+    assert all(cv2.imread(str(p)) is not None for p in crops)
+    sheet = cv2.imread(outputs["contact_sheet"])
+    assert outputs["contact_sheet"].endswith(".png") and sheet is not None and sheet.shape[0] > 100
+    assert outputs["annotated_frames"] and all(Path(p).exists() for p in outputs["annotated_frames"])
+    summary = json.loads(Path(outputs["summary"]).read_text())
+    assert summary["keys"] == document["keys"]
+    messages = Path(outputs["messages"]).read_text().splitlines()
+    assert len(messages) == document["counts"]["messages"]
+    assert all(json.loads(line)["topic"] == f"$aws/things/{document['thing_name']}/infer" for line in messages)
+
+
+def test_leaves_no_process_port_or_environment_behind(demo, document):
+    assert _port_is_closed(document["emulator"]["endpoint"])
+    assert demo["children"] == [], "no device process (or anything else) is still running"
+    assert demo["environment_after"] == demo["environment_before"], "the user's AWS settings are restored"
+    assert document["bucket"] == "deeplens-demo-faces", "the demo's own bucket, not DEEPLENS_BUCKET"
+
+
+def test_a_second_run_may_reuse_its_own_output_folder_but_not_someone_elses(demo, tmp_path):
+    code, _, stderr = _run_main(["demo", "--out", str(tmp_path), "--source", str(tmp_path / "missing")])
+    assert code == 2 and "no such file or folder" in stderr
+    (tmp_path / "notes.txt").write_text("mine")
+    code, _, stderr = _run_main(["demo", "--out", str(tmp_path)])
+    assert code == 2 and "is not a previous demo's output" in stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_keep_running_serves_the_emulator_until_interrupted(tmp_path, aws_env, child_pids):
+    """The default clip path, with --keep-running: the emulator answers while the demo waits, then goes away."""
+    import boto3
+
+    from deeplens_cli.app import App
+    from deeplens_cli.demo import run_demo
+    from deeplens_cli.output import Reporter
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    seen: dict[str, Any] = {}
+
+    def while_running() -> None:  # stands in for the user's other shell, then for Ctrl-C
+        endpoint = re.search(r"export AWS_ENDPOINT_URL=(\S+)", stdout.getvalue()).group(1)
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="demo",
+                          aws_secret_access_key="demo")
+        seen["endpoint"] = endpoint
+        seen["keys"] = [o["Key"] for o in s3.list_objects_v2(Bucket="deeplens-demo-faces").get("Contents", [])]
+        raise KeyboardInterrupt
+
+    app = App(reporter=Reporter(output="text", stdout=stdout, stderr=stderr))
+    result = run_demo(app, "Lobby-Cam", None, str(tmp_path / "out"), 5, keep_running=True, fps=30,
+                      wait_forever=while_running)
+
+    assert result.source.kind == "clip" and result.frames_served == 5
+    assert seen["endpoint"] == result.endpoint
+    assert [k for k in seen["keys"] if k.startswith("faces/")] == [k["key"] for k in result.keys]
+    assert "Lobby-Cam" in stdout.getvalue() and "Press Ctrl-C" in stdout.getvalue()
+    assert _port_is_closed(result.endpoint)
+    assert child_pids() == []

@@ -1,0 +1,307 @@
+"""loop.py: the wiring source -> detector -> gate -> crop -> JPEG -> uploader, and its supervisor."""
+
+import io
+import json
+import re
+import threading
+import time
+
+import cv2
+import numpy
+import pytest
+
+from edge_function import gate, loop, publish, settings
+from edge_function.detectors import Detection
+from edge_function.uploader import SpoolingUploader
+
+FACE = (800.0, 400.0, 960.0, 600.0)
+KEY_LAYOUT = re.compile(r"^faces/\d{1,2}_\d{1,2}/\d{1,2}_\d{1,2}/\d{10}_[a-z2-7]{6}-\d+\.jpg$")
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 5000.0
+
+    def __call__(self):
+        return self.now
+
+
+class ListSource:
+    """Frames from a list; a None entry is a failed read; exhausted at the end (like a file source)."""
+
+    name = "list"
+
+    def __init__(self, frames, endless=False):
+        self._frames = list(frames)
+        self._endless = endless
+        self.exhausted = False
+        self.closed = False
+
+    def read(self):
+        if not self._frames:
+            if self._endless:
+                return False, None
+            self.exhausted = True
+            return False, None
+        frame = self._frames.pop(0)
+        return (False, None) if frame is None else (True, frame)
+
+    def close(self):
+        self.closed = True
+
+
+class FixedDetector:
+    """Finds the same boxes in every frame and advances the fake clock one frame period (10 fps)."""
+
+    name = "fixed-test"
+
+    def __init__(self, boxes, clock, fail_on=()):
+        self.boxes = boxes
+        self.clock = clock
+        self.calls = 0
+        self.fail_on = set(fail_on)
+
+    def detect(self, frame):
+        self.calls += 1
+        self.clock.now += 0.1
+        if self.calls in self.fail_on:
+            raise RuntimeError("inference error")
+        return [Detection("face", 0.9, box) for box in self.boxes]
+
+
+class PaintingPreview:
+    """A careless preview that draws its boxes straight onto the frame it is given (the seed's bug)."""
+
+    def __init__(self):
+        self.frames = 0
+        self.closed = False
+
+    def submit(self, frame, detections):
+        self.frames += 1
+        for detection in detections:
+            x0, y0, x1, y1 = (int(v) for v in detection.box)
+            cv2.rectangle(frame, (x0, y0), (x1, y1), (255, 165, 20), 10)
+
+    def close(self):
+        self.closed = True
+
+
+def make_settings(tmp_path, bucket, **env):
+    values = {"DEEPLENS_BUCKET": bucket, "DEEPLENS_SPOOL_DIR": str(tmp_path / "spool"),
+              "AWS_IOT_THING_NAME": "deeplens_test", "DEEPLENS_PUBLISH_INTERVAL_S": "0",
+              "DEEPLENS_DETECTOR": "opencv"}
+    values.update(env)
+    return settings.load_settings(values)
+
+
+def make_loop(config, client, clock, components, preview=None, stdout=None):
+    upload = SpoolingUploader(config.bucket, config.spool_dir, client=client, retry_initial_s=0.01)
+    publisher = publish.StdoutPublisher(stdout if stdout is not None else io.StringIO())
+    face_gate = gate.FaceGate(gate.gate_config_from_settings(config), clock=clock)
+    opened = []
+
+    def open_components():
+        opened.append(components())
+        return opened[-1]
+
+    edge = loop.EdgeLoop(config, upload, publisher, preview, face_gate=face_gate,
+                         open_components=open_components, clock=clock)
+    return edge, opened
+
+
+def smooth_frame():
+    """A gradient frame (JPEG keeps it almost exactly, unlike noise) with a gray face-sized patch."""
+    xs = numpy.linspace(0, 200, 1920, dtype=numpy.float32)
+    ys = numpy.linspace(0, 50, 1080, dtype=numpy.float32)
+    frame = numpy.dstack([xs[None, :] + ys[:, None]] * 3).astype(numpy.uint8)
+    frame[400:600, 800:960] = 128
+    return frame
+
+
+def test_a_static_face_becomes_one_clean_crop_in_s3(tmp_path, s3, bucket, bucket_keys, record_puts):
+    clock = FakeClock()
+    clean = smooth_frame()
+    config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="30")
+    preview = PaintingPreview()
+    stdout = io.StringIO()
+    puts = record_puts(s3)
+    edge, _ = make_loop(config, s3, clock,
+                        lambda: (ListSource([clean.copy() for _ in range(31)]), FixedDetector([FACE], clock)),
+                        preview=preview, stdout=stdout)
+    loop.Supervisor(edge.run_once, threading.Event()).run()
+    assert edge.frames == 30 and preview.frames == 30
+    assert edge.finish(5.0)
+
+    (key,) = bucket_keys(s3)
+    assert KEY_LAYOUT.match(key), key
+    assert all("ACL" not in params for params in puts.params)
+    stored = s3.get_object(Bucket=bucket, Key=key)
+    assert stored["ContentType"] == "image/jpeg"
+    assert stored["Metadata"]["device"] == "deeplens_test"
+    assert stored["Metadata"]["detector"] == "fixed-test"
+    assert stored["Metadata"]["box"] == "800,400,960,600"
+    assert stored["Metadata"]["frame-size"] == "1920x1080"
+    crop = cv2.imdecode(numpy.frombuffer(stored["Body"].read(), numpy.uint8), cv2.IMREAD_COLOR)
+    # margin 0.2: (768, 360) - (992, 640); the JPEG must match the CLEAN frame, not the painted one
+    assert crop.shape == (280, 224, 3)
+    expected = clean[360:640, 768:992].astype(numpy.int16)
+    assert numpy.abs(crop.astype(numpy.int16) - expected).mean() < 2
+    painted = (numpy.abs(crop.astype(numpy.int16) - numpy.array([255, 165, 20])).sum(axis=2) < 30).mean()
+    assert painted < 0.001
+    assert preview.closed
+
+
+def test_every_message_is_json_with_the_label_pair_and_fps(tmp_path, s3, bucket, make_frame):
+    clock = FakeClock()
+    stdout = io.StringIO()
+    frame = make_frame(boxes=[FACE])
+    config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="10")
+    edge, _ = make_loop(config, s3, clock, lambda: (ListSource([frame] * 10), FixedDetector([FACE], clock)),
+                        stdout=stdout)
+    loop.Supervisor(edge.run_once, threading.Event()).run()
+    edge.finish(5.0)
+    lines = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    assert len(lines) == 10
+    assert all(line["topic"] == "$aws/things/deeplens_test/infer" for line in lines)
+    assert all(line["message"]["face"] == 0.9 for line in lines)
+    assert lines[-1]["message"]["fps"] == pytest.approx(10.0)
+    assert lines[-1]["message"]["faces"][0]["box"] == [800, 400, 960, 600]
+
+
+def test_messages_are_throttled_to_the_publish_interval(tmp_path, s3, bucket, make_frame):
+    clock = FakeClock()
+    stdout = io.StringIO()
+    frame = make_frame()
+    config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="50", DEEPLENS_PUBLISH_INTERVAL_S="1")
+    edge, _ = make_loop(config, s3, clock, lambda: (ListSource([frame] * 50), FixedDetector([], clock)),
+                        stdout=stdout)
+    loop.Supervisor(edge.run_once, threading.Event()).run()
+    edge.finish(1.0)
+    assert len(stdout.getvalue().splitlines()) == 5  # 5 s of frames at 10 fps
+
+
+def test_failed_reads_are_retried_not_fatal(tmp_path, s3, bucket, make_frame, monkeypatch):
+    monkeypatch.setattr(loop, "READ_BACKOFF_INITIAL_S", 0.001)
+    clock = FakeClock()
+    frame = make_frame()
+    config = make_settings(tmp_path, bucket)
+    frames = [frame, None, None, frame, None, frame]
+    edge, opened = make_loop(config, s3, clock, lambda: (ListSource(frames), FixedDetector([], clock)))
+    supervisor = loop.Supervisor(edge.run_once, threading.Event())
+    supervisor.run()
+    edge.finish(1.0)
+    assert edge.frames == 3
+    assert supervisor.restarts == 0 and len(opened) == 1
+    assert opened[0][0].closed
+
+
+def test_a_silent_source_is_reopened_by_the_supervisor(tmp_path, s3, bucket, make_frame, monkeypatch):
+    monkeypatch.setattr(loop, "READ_BACKOFF_INITIAL_S", 0.001)
+    monkeypatch.setattr(loop, "MAX_READ_FAILURES", 3)
+    clock = FakeClock()
+    frame = make_frame()
+    config = make_settings(tmp_path, bucket)
+    sources = iter([ListSource([frame], endless=True), ListSource([frame, frame])])
+    edge, opened = make_loop(config, s3, clock, lambda: (next(sources), FixedDetector([], clock)))
+    supervisor = loop.Supervisor(edge.run_once, threading.Event(), initial_backoff_s=0.01)
+    supervisor.run()
+    edge.finish(1.0)
+    assert supervisor.restarts == 1 and len(opened) == 2
+    assert edge.frames == 3
+    assert all(source.closed for source, _ in opened)
+
+
+def test_a_detector_error_skips_one_frame_and_five_in_a_row_fail_the_run(tmp_path, s3, bucket, make_frame):
+    clock = FakeClock()
+    frame = make_frame()
+    config = make_settings(tmp_path, bucket)
+    edge, _ = make_loop(config, s3, clock, lambda: (ListSource([frame] * 4), FixedDetector([], clock, {2})))
+    edge.run_once(threading.Event())
+    assert edge.frames == 3
+
+    edge2, _ = make_loop(config, s3, clock,
+                         lambda: (ListSource([frame] * 10), FixedDetector([], clock, {2, 3, 4, 5, 6})))
+    with pytest.raises(RuntimeError, match="inference error"):
+        edge2.run_once(threading.Event())
+    edge.finish(0.5)
+    edge2.finish(0.5)
+
+
+def test_the_supervisor_restarts_with_backoff_in_one_thread():
+    stop = threading.Event()
+    attempts, threads_seen = [], []
+
+    def flaky_run(stop_event):
+        attempts.append(time.monotonic())
+        threads_seen.append(threading.current_thread().name)
+        if len(attempts) < 4:
+            raise RuntimeError("camera not ready")
+
+    supervisor = loop.Supervisor(flaky_run, stop, initial_backoff_s=0.01, max_backoff_s=0.04)
+    thread = supervisor.start_thread()
+    assert supervisor.start_thread() is thread  # never a second loop thread
+    thread.join(5)
+    assert not thread.is_alive()
+    assert supervisor.restarts == 3
+    assert set(threads_seen) == {"edge-loop"}
+    gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:], strict=False)]
+    assert gaps[0] >= 0.01 and gaps[2] >= 0.04  # doubling, capped
+
+
+def test_stop_ends_an_endless_run_and_finish_flushes(tmp_path, s3, bucket, bucket_keys, make_frame):
+    clock = FakeClock()
+    frame = make_frame(boxes=[FACE])
+    config = make_settings(tmp_path, bucket, DEEPLENS_LOOP_SOURCE="true")
+
+    class Endless(ListSource):
+        def read(self):
+            return True, frame
+
+    stop = threading.Event()
+    edge, _ = make_loop(config, s3, clock, lambda: (Endless([]), FixedDetector([FACE], clock)))
+    supervisor = loop.Supervisor(edge.run_once, stop)
+    thread = supervisor.start_thread(after=lambda: edge.finish(5.0))
+    time.sleep(0.05)
+    stop.set()  # what the SIGTERM handler does
+    thread.join(5)
+    assert not thread.is_alive() and edge.frames > 0
+    assert len(bucket_keys(s3)) == 1  # the live track's crop, sent at shutdown
+
+
+def test_the_capture_loop_does_not_wait_for_slow_uploads(tmp_path, s3, bucket, make_frame):
+    class SlowS3:
+        def put_object(self, **params):
+            time.sleep(0.5)
+            return s3.put_object(**params)
+
+    clock = FakeClock()
+    boxes = [(50.0 + 180 * i, 100.0, 190.0 + 180 * i, 280.0) for i in range(10)]
+    frame = make_frame(boxes=boxes)
+    config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="30", DEEPLENS_BEST_FACE_TIMEOUT_S="0.05",
+                           DEEPLENS_MAX_UPLOADS_PER_TRACK="100", DEEPLENS_COOLDOWN_S="0",
+                           DEEPLENS_MAX_UPLOADS_PER_MINUTE="1000")
+    edge, _ = make_loop(config, SlowS3(), clock, lambda: (ListSource([frame] * 30), FixedDetector(boxes, clock)))
+    started = time.monotonic()
+    edge.run_once(threading.Event())
+    elapsed = time.monotonic() - started
+    captured = edge.uploader.stats()["captured"]
+    assert captured >= 250  # ten faces sending on (almost) every frame
+    assert elapsed < 0.05 * captured  # a synchronous upload would take 0.5 s per crop
+    edge.finish(0.0)
+
+
+def test_small_crops_are_scaled_up_to_rekognitions_minimum():
+    small = numpy.full((40, 30, 3), 128, numpy.uint8)
+    decoded = cv2.imdecode(numpy.frombuffer(loop.encode_jpeg(small), numpy.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (107, 80, 3)
+    large = numpy.full((200, 100, 3), 128, numpy.uint8)
+    decoded = cv2.imdecode(numpy.frombuffer(loop.encode_jpeg(large), numpy.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (200, 100, 3)
+
+
+def test_fps_meter():
+    meter = loop.FpsMeter(window=5)
+    assert meter.fps == 0.0
+    for tick in range(10):
+        meter.tick(tick * 0.25)
+    assert meter.fps == pytest.approx(4.0)

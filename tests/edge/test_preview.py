@@ -1,0 +1,243 @@
+"""preview: an MJPEG FIFO (or snapshot file) that never holds up the caller."""
+
+import os
+import stat
+import time
+
+import cv2
+import numpy
+import pytest
+
+from edge_function.detectors import Detection
+from edge_function.preview import BOX_COLOUR, PreviewWriter
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX-only")
+
+SOI, EOI = b"\xff\xd8", b"\xff\xd9"
+
+
+def _wait_for(condition, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def _frame(width=1920, height=1080, value=90):
+    return numpy.full((height, width, 3), value, numpy.uint8)
+
+
+class _Reader(object):
+    """A viewer on the FIFO (what mplayer is on the device), reading without blocking the test."""
+
+    def __init__(self, path):
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.data = b""
+
+    def drain(self):
+        while True:
+            try:
+                chunk = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            self.data += chunk
+
+    def wait_for_jpegs(self, count, timeout=3.0):
+        def enough():
+            self.drain()
+            return self.data.count(EOI) >= count
+
+        return _wait_for(enough, timeout)
+
+    def jpegs(self):
+        return [SOI + part.split(EOI)[0] + EOI for part in self.data.split(SOI)[1:]]
+
+    def close(self):
+        os.close(self.fd)
+
+
+@pytest.fixture
+def fifo_path(tmp_path):
+    return str(tmp_path / "results.mjpeg")
+
+
+def test_a_missing_path_becomes_a_private_fifo(fifo_path):
+    writer = PreviewWriter(fifo_path)
+    try:
+        mode = os.stat(fifo_path).st_mode
+        assert stat.S_ISFIFO(mode)
+        assert stat.S_IMODE(mode) & 0o077 == 0
+        assert writer.kind == "fifo"
+    finally:
+        writer.close()
+
+
+def test_submit_never_blocks_without_a_reader(fifo_path):
+    writer = PreviewWriter(fifo_path, max_fps=1e6)
+    frame = _frame()
+    started = time.monotonic()
+    for _ in range(100):
+        writer.submit(frame, [Detection("face", 0.9, (100.0, 100.0, 300.0, 300.0))])
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0
+    assert _wait_for(lambda: writer.frames_dropped >= 1)
+    assert writer.frames_written == 0
+    writer.close()
+
+
+def test_a_reader_receives_jpegs_shrunk_to_the_preview_width(fifo_path):
+    writer = PreviewWriter(fifo_path, max_fps=1e6, width=858)
+    reader = _Reader(fifo_path)
+    try:
+        writer.submit(_frame(), [])
+        assert reader.wait_for_jpegs(1)
+        (jpeg,) = reader.jpegs()
+        assert jpeg.startswith(SOI)
+        image = cv2.imdecode(numpy.frombuffer(jpeg, numpy.uint8), cv2.IMREAD_COLOR)
+        assert image.shape == (483, 858, 3)
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_boxes_are_drawn_on_the_preview_but_not_on_the_caller_s_frame(fifo_path):
+    writer = PreviewWriter(fifo_path, max_fps=1e6, width=1280)
+    reader = _Reader(fifo_path)
+    frame = _frame(2560, 1440)
+    original = frame.copy()
+    try:
+        writer.submit(frame, [Detection("face", 0.93, (400.0, 400.0, 1200.0, 1200.0))])
+        assert reader.wait_for_jpegs(1)
+        image = cv2.imdecode(numpy.frombuffer(reader.jpegs()[0], numpy.uint8), cv2.IMREAD_COLOR)
+        # At half scale the box's left edge is the column x = 200, from y = 200 to 600.
+        edge = image[250:550, 200].astype(float).mean(axis=0)
+        inside = image[250:550, 240].astype(float).mean(axis=0)
+        assert numpy.abs(edge - numpy.array(BOX_COLOUR)).max() < 40
+        assert numpy.abs(inside - 90).max() < 5
+        assert numpy.array_equal(frame, original)
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_the_caller_may_reuse_its_buffer_right_after_submit(fifo_path):
+    writer = PreviewWriter(fifo_path, max_fps=1e6, width=640)
+    reader = _Reader(fifo_path)
+    frame = _frame(640, 480, value=200)
+    try:
+        writer.submit(frame, [])
+        frame[:] = 0  # the capture loop overwrites its buffer with the next frame
+        assert reader.wait_for_jpegs(1)
+        image = cv2.imdecode(numpy.frombuffer(reader.jpegs()[0], numpy.uint8), cv2.IMREAD_COLOR)
+        assert image.mean() == pytest.approx(200, abs=3)
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_a_frame_is_written_once_not_rewritten_in_a_loop(fifo_path):
+    writer = PreviewWriter(fifo_path, max_fps=1e6, width=320)
+    reader = _Reader(fifo_path)
+    try:
+        writer.submit(_frame(640, 480), [])
+        assert reader.wait_for_jpegs(1)
+        time.sleep(0.2)
+        reader.drain()
+        assert len(reader.jpegs()) == 1
+        assert writer.frames_written == 1
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_frames_over_max_fps_are_skipped_before_any_work(fifo_path):
+    writer = PreviewWriter(fifo_path, max_fps=2.0)
+    for _ in range(10):
+        writer.submit(_frame(64, 48), [])
+    assert writer.frames_skipped == 9
+    writer.close()
+
+
+def test_a_reader_can_leave_and_a_new_one_gets_frames_again(fifo_path):
+    writer = PreviewWriter(fifo_path, max_fps=1e6, width=320)
+    first = _Reader(fifo_path)
+    try:
+        writer.submit(_frame(640, 480), [])
+        assert first.wait_for_jpegs(1)
+        first.close()
+        # With the reader gone, writes fail (EPIPE) and frames are dropped until someone reads again.
+        for _ in range(3):
+            writer.submit(_frame(640, 480), [])
+            time.sleep(0.02)
+        assert _wait_for(lambda: writer.frames_dropped >= 1)
+        second = _Reader(fifo_path)
+        try:
+            _wait_for(lambda: writer._fd is None)
+            writer.submit(_frame(640, 480, value=33), [])
+            assert second.wait_for_jpegs(1)
+            image = cv2.imdecode(numpy.frombuffer(second.jpegs()[-1], numpy.uint8), cv2.IMREAD_COLOR)
+            assert image.mean() == pytest.approx(33, abs=3)
+        finally:
+            second.close()
+    finally:
+        writer.close()
+
+
+def test_an_existing_regular_file_holds_the_newest_frame_as_one_jpeg(tmp_path):
+    path = tmp_path / "preview.mjpeg"
+    path.write_bytes(b"")
+    writer = PreviewWriter(str(path), max_fps=1e6, width=320)
+    try:
+        assert writer.kind == "file"
+        writer.submit(_frame(640, 480, value=10), [])
+        assert _wait_for(lambda: writer.frames_written == 1)
+        writer.submit(_frame(640, 480, value=220), [])
+        assert _wait_for(lambda: writer.frames_written == 2)
+    finally:
+        writer.close()
+    data = path.read_bytes()
+    assert data.startswith(SOI) and data.endswith(EOI) and data.count(SOI) == 1
+    image = cv2.imdecode(numpy.frombuffer(data, numpy.uint8), cv2.IMREAD_COLOR)
+    assert image.mean() == pytest.approx(220, abs=3)
+
+
+def test_a_missing_jpg_path_becomes_a_snapshot_file(tmp_path):
+    path = tmp_path / "latest.jpg"
+    writer = PreviewWriter(str(path), max_fps=1e6)
+    try:
+        assert writer.kind == "file"
+        writer.submit(_frame(320, 240), [])
+        assert _wait_for(lambda: writer.frames_written == 1)
+    finally:
+        writer.close()
+    assert stat.S_ISREG(os.stat(str(path)).st_mode)
+    assert path.read_bytes().startswith(SOI)
+
+
+def test_a_directory_path_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="neither a FIFO nor a regular file"):
+        PreviewWriter(str(tmp_path))
+
+
+def test_a_path_in_a_missing_directory_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="cannot create preview FIFO"):
+        PreviewWriter(str(tmp_path / "no" / "such" / "results.mjpeg"))
+
+
+@pytest.mark.parametrize("kwargs", [{"max_fps": 0}, {"width": 0}])
+def test_nonsense_settings_are_rejected(fifo_path, kwargs):
+    with pytest.raises(ValueError):
+        PreviewWriter(fifo_path, **kwargs)
+
+
+def test_close_stops_the_writer_thread_and_later_submits_are_ignored(fifo_path):
+    writer = PreviewWriter(fifo_path, max_fps=1e6)
+    writer.close()
+    assert not writer._thread.is_alive()
+    writer.submit(_frame(64, 48), [])
+    writer.close()  # idempotent
+    assert writer.frames_written == 0 and writer.frames_dropped == 0

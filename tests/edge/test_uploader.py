@@ -1,0 +1,256 @@
+"""uploader.py: never blocks the caller, survives outages and restarts, uploads each crop exactly once."""
+
+import collections
+import json
+import os
+import socket
+import threading
+import time
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from edge_function import uploader
+from edge_function.uploader import Spool, SpoolingUploader, UploadItem
+
+FAST_RETRY = {"retry_initial_s": 0.01, "retry_max_s": 0.05}
+
+
+def item(n, size=600):
+    return UploadItem("faces/11_14/22_13/1700000000_test-%d.jpg" % n, b"\xff\xd8" + bytes([n % 251]) * size,
+                      {"device": "deeplens_test", "track-id": str(n)})
+
+
+def wait_for(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return condition()
+
+
+class FlakyS3:
+    """Delegates to a real (moto) client, but fails like a dead network while ``down`` is set, and counts
+    successful puts per key."""
+
+    def __init__(self, client, down=False):
+        self.client = client
+        self.down = down
+        self.successes = collections.Counter()
+
+    def put_object(self, **params):
+        if self.down:
+            raise EndpointConnectionError(endpoint_url="https://s3.amazonaws.com")
+        result = self.client.put_object(**params)
+        self.successes[params["Key"]] += 1
+        return result
+
+
+class StalledS3:
+    """put_object blocks until released (a network that hangs)."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.started = threading.Event()
+
+    def put_object(self, **params):
+        self.started.set()
+        self.release.wait(10)
+        raise EndpointConnectionError(endpoint_url="https://s3.amazonaws.com")
+
+
+def test_uploads_with_metadata_and_never_an_acl(s3, bucket, record_puts, tmp_path):
+    puts = record_puts(s3)
+    up = SpoolingUploader(bucket, str(tmp_path / "spool"), client=s3)
+    for n in range(3):
+        up.submit(item(n))
+    assert up.close(5.0)
+    assert sorted(puts.keys()) == sorted(item(n).key for n in range(3))
+    assert all("ACL" not in params for params in puts.params)
+    assert all(not any(name.startswith("x-amz-acl") or name.startswith("x-amz-grant") for name in headers)
+               for headers in puts.headers)
+    head = s3.head_object(Bucket=bucket, Key=item(1).key)
+    assert head["ContentType"] == "image/jpeg"
+    assert head["Metadata"] == {"device": "deeplens_test", "track-id": "1"}
+    assert s3.get_object(Bucket=bucket, Key=item(1).key)["Body"].read() == item(1).body
+    assert up.stats()["uploaded"] == 3 and up.stats()["captured"] == 3
+
+
+def test_outage_spools_then_every_crop_is_uploaded_exactly_once(s3, bucket, bucket_keys, tmp_path):
+    flaky = FlakyS3(s3, down=True)
+    up = SpoolingUploader(bucket, str(tmp_path / "spool"), client=flaky, **FAST_RETRY)
+    for n in range(20):
+        up.submit(item(n))
+    assert wait_for(lambda: up.stats()["spool_items"] == 20)
+    assert not up.stats()["online"] and up.stats()["failed"] >= 1
+    flaky.down = False  # the network is back
+    assert wait_for(lambda: up.stats()["uploaded"] == 20)
+    assert up.close(5.0)
+    assert bucket_keys(s3) == sorted(item(n).key for n in range(20))
+    assert set(flaky.successes.values()) == {1}
+    assert os.listdir(str(tmp_path / "spool")) == []
+
+
+def test_a_restart_during_an_outage_loses_and_duplicates_nothing(s3, bucket, bucket_keys, tmp_path):
+    spool_dir = str(tmp_path / "spool")
+    flaky = FlakyS3(s3, down=True)
+    first = SpoolingUploader(bucket, spool_dir, client=flaky, **FAST_RETRY)
+    for n in range(10):
+        first.submit(item(n))
+    assert not first.close(0.3)  # still offline at shutdown: everything waits on disk
+    assert first.stats()["spool_items"] == 10
+
+    flaky.down = False
+    second = SpoolingUploader(bucket, spool_dir, client=flaky, **FAST_RETRY)  # the "restarted process"
+    for n in range(10, 15):
+        second.submit(item(n))
+    assert second.close(5.0)
+    assert bucket_keys(s3) == sorted(item(n).key for n in range(15))
+    assert set(flaky.successes.values()) == {1}
+
+
+def test_an_unreachable_endpoint_is_detected_and_spooled(bucket, tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = uploader.make_s3_client(endpoint_url="http://127.0.0.1:%d" % port, max_attempts=1,
+                                     connect_timeout=0.5, read_timeout=0.5)
+    up = SpoolingUploader(bucket, str(tmp_path / "spool"), client=client, **FAST_RETRY)
+    up.submit(item(1))
+    assert wait_for(lambda: up.stats()["spool_items"] == 1)
+    stats = up.stats()
+    assert stats["uploaded"] == 0 and stats["failed"] >= 1 and not stats["online"]
+    up.close(0.1)
+
+
+def test_the_client_uses_standard_retries_and_short_timeouts():
+    client = uploader.make_s3_client()
+    config = client.meta.config
+    assert config.retries["mode"] == "standard"
+    assert config.connect_timeout <= 5 and config.read_timeout <= 15
+
+
+def test_submit_never_blocks_and_memory_stays_bounded_with_a_stalled_network(bucket, tmp_path):
+    stalled = StalledS3()
+    up = SpoolingUploader(bucket, str(tmp_path / "spool"), client=stalled, queue_size=8,
+                          spool_max_bytes=64 * 1024, **FAST_RETRY)
+    up.submit(item(0))
+    assert stalled.started.wait(2)  # the worker is now stuck inside put_object
+    slowest = 0.0
+    for n in range(1, 10000):
+        started = time.perf_counter()
+        up.submit(item(n, size=300))
+        slowest = max(slowest, time.perf_counter() - started)
+        if n % 1000 == 0:
+            stats = up.stats()
+            assert stats["queue_depth"] <= 8
+            assert stats["spool_bytes"] <= 64 * 1024
+    stats = up.stats()
+    assert stats["captured"] == 10000
+    assert stats["queue_depth"] == 8
+    assert stats["dropped"] > 9000  # the spool kept only the newest crops within its cap
+    assert 0 < stats["spool_items"] * 300 <= 64 * 1024
+    assert len(os.listdir(str(tmp_path / "spool"))) == 2 * stats["spool_items"]
+    assert slowest < 0.5  # a disk write at worst, never a network wait
+    stalled.release.set()
+    up.close(0.5)
+
+
+def test_spool_drops_the_oldest_beyond_its_cap_and_counts_it(tmp_path):
+    entry_size = len(item(0).body) + len(json.dumps({"key": item(0).key, "metadata": item(0).metadata,
+                                                     "spooled_at": time.time()}))
+    spool = Spool(str(tmp_path), max_bytes=int(entry_size * 3.5))
+    for n in range(5):
+        assert spool.add(item(n))
+    assert len(spool) == 3 and spool.dropped == 2
+    assert spool.bytes <= spool.max_bytes
+    remaining = []
+    while True:
+        oldest = spool.oldest()
+        if oldest is None:
+            break
+        remaining.append(oldest[1].key)
+        spool.remove(oldest[0])
+    assert remaining == [item(n).key for n in (2, 3, 4)]
+
+
+def test_spool_writes_pairs_atomically_and_recovers_after_a_crash(tmp_path):
+    spool = Spool(str(tmp_path), max_bytes=10 ** 6)
+    spool.add(item(1))
+    spool.add(item(2))
+    names = sorted(os.listdir(str(tmp_path)))
+    assert len(names) == 4 and not any(name.endswith(".tmp") for name in names)
+    # leftovers of a crash: a temporary file, a JPEG whose sidecar was never written, a corrupt sidecar
+    (tmp_path / "x.jpg.tmp").write_bytes(b"partial")
+    (tmp_path / "00000000000000000001-1-1.jpg").write_bytes(b"orphan")
+    (tmp_path / "00000000000000000002-1-1.jpg").write_bytes(b"\xff\xd8")
+    (tmp_path / "00000000000000000002-1-1.json").write_bytes(b"{not json")
+    recovered = Spool(str(tmp_path), max_bytes=10 ** 6)
+    assert not (tmp_path / "x.jpg.tmp").exists()
+    assert not (tmp_path / "00000000000000000001-1-1.jpg").exists()
+    stem, first = recovered.oldest()  # the corrupt entry is dropped on the way
+    assert first == item(1)
+    assert recovered.dropped == 1
+    assert len(recovered) == 2
+
+
+def test_a_permanent_rejection_is_dropped_not_retried_forever(s3, bucket, tmp_path):
+    class RejectingS3:
+        calls = 0
+
+        def put_object(self, **params):
+            RejectingS3.calls += 1
+            if params["Key"].endswith("-1.jpg"):
+                raise ClientError({"Error": {"Code": "InvalidArgument", "Message": "bad"}}, "PutObject")
+            return s3.put_object(**params)
+
+    up = SpoolingUploader(bucket, str(tmp_path / "spool"), client=RejectingS3(), **FAST_RETRY)
+    up.submit(item(1))
+    up.submit(item(2))
+    assert up.close(5.0)
+    stats = up.stats()
+    assert (stats["uploaded"], stats["rejected"], stats["dropped"], stats["spooled"]) == (1, 1, 1, 0)
+    assert RejectingS3.calls == 2
+
+
+def test_close_respects_its_deadline_and_keeps_what_is_left(s3, bucket, bucket_keys, tmp_path):
+    spool_dir = str(tmp_path / "spool")
+    stalled = StalledS3()
+    up = SpoolingUploader(bucket, spool_dir, client=stalled, **FAST_RETRY)
+    for n in range(5):
+        up.submit(item(n))
+    assert stalled.started.wait(2)
+    started = time.monotonic()
+    assert not up.close(0.2)
+    assert time.monotonic() - started < 1.0
+    assert up.stats()["spool_items"] == 5  # the one in flight included
+    up.submit(item(5))  # after close: straight to disk
+    stalled.release.set()
+
+    after = SpoolingUploader(bucket, spool_dir, client=s3, **FAST_RETRY)
+    assert after.close(5.0)
+    assert bucket_keys(s3) == sorted(item(n).key for n in range(6))
+
+
+def test_one_worker_thread_per_uploader(bucket, tmp_path, s3):
+    before = {t.name for t in threading.enumerate()}
+    up = SpoolingUploader(bucket, str(tmp_path / "spool"), client=s3)
+    workers = [t for t in threading.enumerate() if t.name == "s3-uploader" and t.name not in before]
+    assert len(workers) == 1 and workers[0].daemon
+    up.close(1.0)
+    assert not workers[0].is_alive()
+
+
+@pytest.mark.parametrize("down_for", [0.0, 0.05])
+def test_counters_add_up(s3, bucket, tmp_path, down_for):
+    flaky = FlakyS3(s3, down=down_for > 0)
+    up = SpoolingUploader(bucket, str(tmp_path / "spool"), client=flaky, queue_size=2, **FAST_RETRY)
+    for n in range(30):
+        up.submit(item(n))
+    time.sleep(down_for)
+    flaky.down = False
+    assert up.close(5.0)
+    stats = up.stats()
+    assert stats["captured"] == 30 and stats["uploaded"] == 30 and stats["dropped"] == 0
+    assert stats["queue_depth"] == 0 and stats["spool_bytes"] == 0
