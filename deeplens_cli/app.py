@@ -36,10 +36,15 @@ class App:
         return self._settings
 
     def override(self, **flags: Any) -> None:
-        """Apply command-level flags (dotted keys written with '__': function__name=...) over the settings."""
-        given = {k: v for k, v in flags.items() if v is not None}
+        """Apply command-level flags (dotted keys written with '__': function__name=...) over the settings.
+
+        Flags join the global ones and settings are re-read, so a flag also wins over an invalid value in a lower
+        layer (a bad DEEPLENS_BUCKET does not fail a command given a good --bucket).
+        """
+        given = {k.replace("__", "."): v for k, v in flags.items() if v is not None}
         if given:
-            self._settings = self.settings.replace(**given)
+            self.global_flags = {**self.global_flags, **given}
+            self._settings = None
             self._ctx = None
 
     @property

@@ -196,11 +196,18 @@ def plan_bucket(ctx: AwsContext, settings: Settings) -> Plan:
                         _create_steps(desired), details={"region": desired.region}))
         return plan
     found = differences(state, desired)
+    details: dict[str, Any] = {}
+    if state.encryption in KMS_ALGORITHMS:
+        # The device grants are S3-only: with a customer KMS key, uploads also need kms:GenerateDataKey on it.
+        details["warning"] = ("bucket uses SSE-KMS: grant kms:GenerateDataKey on its key to the device roles "
+                              "(deeplens-cli grants S3 access only)")
     if not found:
-        plan.add(noop(resource, "private, encrypted" + (f", crops expire after {desired.retention_days} days"
-                                                        if desired.retention_days else "")))
+        retention = f", crops expire after {desired.retention_days} days" if desired.retention_days else ""
+        kms = " (SSE-KMS: see details)" if details else ""
+        plan.add(noop(resource, f"private, encrypted{retention}{kms}", **details))
         return plan
-    plan.add(Action(resource, "update", "; ".join(found), _repair_steps(state, desired), details={"differences": found}))
+    plan.add(Action(resource, "update", "; ".join(found), _repair_steps(state, desired),
+                    details={"differences": found, **details}))
     return plan
 
 

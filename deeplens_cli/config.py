@@ -202,7 +202,7 @@ class Settings:
         value = self.values.get(path)
         if value is None:
             key = KEYS[path]
-            flag = "--" + path.replace(".", "-").replace("_", "-")
+            flag = flag_name(path)
             raise ConfigError(
                 f"missing required setting '{path}'",
                 f"set {path} in {self.config_path or DEFAULT_CONFIG_FILE}, or {key.env_var}, or {flag} where the command has it",
@@ -241,6 +241,15 @@ class Settings:
                 node = node.setdefault(part, {})
             node[leaf] = value
         return nested
+
+
+# Command-line flags whose names are not simply "--" + the key.
+_FLAG_NAMES = {"deploy.timeout_s": "--timeout", "s3_access": "--s3-full-access"}
+
+
+def flag_name(path: str) -> str:
+    """The flag that sets a key, for messages ("--bucket", "--timeout")."""
+    return _FLAG_NAMES.get(path, "--" + path.split(".")[-1].replace("_", "-"))
 
 
 def defaults() -> dict[str, Any]:
@@ -354,7 +363,7 @@ def _validated(values: dict[str, Any], origins: Mapping[str, str], config_path: 
     for key in SCHEMA:
         value = values.get(key.path)
         where = origins.get(key.path, "default")
-        source = "" if where in ("default", "flag") else f" (from {where})"
+        source = {"default": "", "flag": f" ({flag_name(key.path)})"}.get(where, f" (from {where})")
         if value is None:
             clean[key.path] = None
             continue
@@ -363,14 +372,13 @@ def _validated(values: dict[str, Any], origins: Mapping[str, str], config_path: 
         if key.type is list and isinstance(value, list):
             value = [str(item) for item in value]
         valid_type = isinstance(value, key.type) and not (isinstance(value, bool) and key.type is not bool)
+        hint = f"fix {key.path}" + ("" if key.default is None else f"; default is {key.default!r}")
         if not valid_type:
-            raise ConfigError(f"setting '{key.path}'{source} is {value!r}, expected {_type_name(key.type)}",
-                              f"fix {key.path}; default is {key.default!r}")
+            raise ConfigError(f"setting '{key.path}'{source} is {value!r}, expected {_type_name(key.type)}", hint)
         if key.check is not None:
             problem = key.check(value)
             if problem:
-                raise ConfigError(f"setting '{key.path}'{source} is {value!r}, expected {problem}",
-                                  f"fix {key.path}; default is {key.default!r}")
+                raise ConfigError(f"setting '{key.path}'{source} is {value!r}, expected {problem}", hint)
         clean[key.path] = value
     return Settings(values=clean, origins=dict(origins), config_path=config_path)
 

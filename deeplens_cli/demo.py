@@ -312,7 +312,7 @@ def run_demo(app: App, device_name: str, source: str | None, out_dir: str, max_f
             _register_roles(child)
         with watch.lap("register_device"):
             _register_device(child, device_name, work)
-        core = stack.enter_context(_simulated_device(child, device_name, work, frames, budget, fps, result))
+        core = stack.enter_context(_simulated_device(child, device_name, work, frames, budget, fps, result, out))
         with watch.lap("deploy"):
             _deploy(child, device_name, core, result)
         with watch.lap("device_run"):
@@ -325,7 +325,7 @@ def run_demo(app: App, device_name: str, source: str | None, out_dir: str, max_f
         _write_summary(out, result)
         _report(app.reporter, result)
         if keep_running:
-            _keep_running(reporter, emulator.endpoint, work, wait_forever)
+            _keep_running(reporter, emulator.endpoint, work / "deeplens.yaml", wait_forever)
     return result
 
 
@@ -368,8 +368,11 @@ def _register_device(child: App, device_name: str, work: Path) -> None:
 
 @contextmanager
 def _simulated_device(child: App, device_name: str, work: Path, frames: FrameSource, budget: int, fps: float,
-                      result: DemoResult) -> Iterator[Any]:
-    """The simulated DeepLens, watching the device's group from before `deploy` until the demo ends."""
+                      result: DemoResult, out: Path) -> Iterator[Any]:
+    """The simulated DeepLens, watching the device's group from before `deploy` until the demo ends.
+
+    Its function log is copied to `out` however the demo ends: it is the first thing to read when it failed.
+    """
     import boto3
 
     from deeplens_cli.simulator.core import (
@@ -405,6 +408,9 @@ def _simulated_device(child: App, device_name: str, work: Path, frames: FrameSou
         yield core
     finally:
         core.stop()
+        run = core.current_run()
+        if run is not None and run.log_path.exists():
+            shutil.copyfile(run.log_path, out / "function.log")
 
 
 def _deploy(child: App, device_name: str, core: Any, result: DemoResult) -> None:
@@ -430,7 +436,8 @@ def _wait_for_device(core: Any, budget: int, fps: float, result: DemoResult, rep
     code = run.wait(timeout_s)
     result.frames_served = _count_lines(core.io.frame_log_path)
     result.device_run = {"exit_code": code, "seconds": round((run.ended_at or time.monotonic()) - run.started_at, 2),
-                         "frames": result.frames_served}
+                         "frames": result.frames_served, "pid": run.process.pid,
+                         "peak_rss_mb": run.status().get("peak_rss_mb")}
     if code is None:
         raise DeeplensError(f"the simulated device did not finish {budget} frames within {timeout_s:.0f} s "
                             f"(last log: {run.log_tail(2) or 'empty'})", "try a smaller --max-frames")
@@ -488,8 +495,10 @@ def prepare_out_dir(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for name in ("crops", "frames"):
         shutil.rmtree(out / name, ignore_errors=True)
-    for name in ("contact_sheet.png", "messages.jsonl", "function.log", SUMMARY_FILE):
+    for name in ("contact_sheet.png", "messages.jsonl", "function.log"):
         (out / name).unlink(missing_ok=True)
+    # Claim the folder now, so a run that fails half way can still be replaced by the next one.
+    (out / SUMMARY_FILE).write_text(json.dumps({"ok": False, "state": "running"}) + "\n", encoding="utf-8")
     return out
 
 
@@ -528,9 +537,6 @@ def collect_outputs(child: App, core: Any, frames: FrameSource, out: Path, resul
         shutil.copyfile(core.io.messages_path, out / "messages.jsonl")
     annotated = annotate_frames(messages, _read_json_lines(core.io.frame_log_path), frames, out / "frames")
     result.messages_with_faces = sum(1 for m in messages if _payload(m).get("faces"))
-    run = core.current_run()
-    if run is not None and run.log_path.exists():
-        shutil.copyfile(run.log_path, out / "function.log")
     result.outputs = {"dir": str(out), "crops": crop_paths, "contact_sheet": str(sheet),
                       "annotated_frames": annotated, "messages": str(out / "messages.jsonl"),
                       "function_log": str(out / "function.log"), "summary": str(out / SUMMARY_FILE)}
@@ -623,14 +629,14 @@ def _report(reporter: Reporter, result: DemoResult) -> None:
     reporter.line(f"         {outputs.get('dir')}/  (crops, messages.jsonl, function.log, {SUMMARY_FILE})")
 
 
-def _keep_running(reporter: Reporter, endpoint: str, work: Path, wait_forever: Any) -> None:
+def _keep_running(reporter: Reporter, endpoint: str, config: Path, wait_forever: Any) -> None:
     """Print how to use the emulator, then wait for Ctrl-C; the caller's cleanup stops everything."""
     lines = [
-        f"The emulator stays up at {endpoint} (the simulated device takes new deployments too). In another shell:",
+        f"The emulator stays up at {endpoint}; the simulated device takes new deployments too. In another shell:",
+        "  unset AWS_PROFILE",
         f"  export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID={DEMO_CREDENTIAL} "
         f"AWS_SECRET_ACCESS_KEY={DEMO_CREDENTIAL} AWS_DEFAULT_REGION={DEMO_REGION}",
-        f"  export DEEPLENS_ENDPOINT_URL={endpoint} DEEPLENS_REGION={DEMO_REGION} DEEPLENS_BUCKET={DEMO_BUCKET}",
-        "  unset AWS_PROFILE",
+        f"  export DEEPLENS_CONFIG={config}",
         "  deeplens-cli status          # or: deeplens-cli devices, deeplens-cli deploy --device NAME --force",
         f"  aws s3 ls s3://{DEMO_BUCKET}/ --recursive",
         "Press Ctrl-C to stop the emulator.",
@@ -648,6 +654,17 @@ def _keep_running(reporter: Reporter, endpoint: str, work: Path, wait_forever: A
 
 
 def _wait_for_interrupt() -> None:
-    stop = threading.Event()
-    while not stop.wait(3600):
-        pass
+    """Block until Ctrl-C; SIGTERM (a service manager, `kill`) is treated the same, so cleanup runs either way."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt) if threading.current_thread() is threading.main_thread() else None
+    try:
+        stop = threading.Event()
+        while not stop.wait(3600):
+            pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

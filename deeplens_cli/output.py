@@ -96,7 +96,9 @@ class Reporter:
     def _console(self, stream: IO[str]) -> Any:
         from rich.console import Console
 
-        return Console(file=stream, soft_wrap=False, highlight=False)
+        # Off a terminal rich would assume 80 columns and fold resource names; logs read better wide.
+        width = None if _isatty(stream) else 160
+        return Console(file=stream, soft_wrap=False, highlight=False, width=width)
 
 
 class _NullContext:

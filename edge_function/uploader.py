@@ -332,7 +332,10 @@ class SpoolingUploader:
         self._set_online(True)
 
     def _send_queued(self, item: UploadItem) -> None:
-        with self._inflight_lock:
+        with self._inflight_lock:  # close() sets _abort before it takes _inflight under this lock
+            if self._abort.is_set():
+                self._to_spool(item)
+                return
             self._inflight = item
         outcome = self._put(item)
         with self._inflight_lock:

@@ -143,14 +143,25 @@ def aws_plain(aws_env: dict[str, str]) -> Iterator[MockedAws]:
 def aws_class(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockedAws]:
     """Like `aws`, but one mocked account shared by every test of a test class (arrange once, inspect many).
 
-    Only for tests that read: state one test changes is seen by the next. Moto IAM with managed policies costs
-    about a second per fresh account, which is what this saves. Do not mix with `moto_server` in the class.
+    State one test changes is seen by the next, so tests should only read, or leave the account as they found
+    it. Moto IAM with managed policies costs about a second per fresh account, which is what this saves.
+    Do not mix with `moto_server` in the same class (the in-process mock would answer the server's calls).
     """
+    yield from _class_account(tmp_path_factory, managed_policies=True)
+
+
+@pytest.fixture(scope="class")
+def aws_plain_class(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockedAws]:
+    """`aws_plain` (no managed policies) shared by the tests of a class; same rules as `aws_class`."""
+    yield from _class_account(tmp_path_factory, managed_policies=False)
+
+
+def _class_account(tmp_path_factory: pytest.TempPathFactory, managed_policies: bool) -> Iterator[MockedAws]:
     from moto import mock_aws
 
     with pytest.MonkeyPatch.context() as patch:
         _fake_aws_environment(patch, tmp_path_factory)
-        with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+        with mock_aws(config={"iam": {"load_aws_managed_policies": managed_policies}}):
             yield MockedAws()
 
 

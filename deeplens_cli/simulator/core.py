@@ -307,7 +307,7 @@ class DeviceRun:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             status = self.status()
-            if status.get("state") in ("started", "failed"):
+            if status.get("state") in ("started", "finished", "failed"):
                 return status
             if self.process.poll() is not None:
                 status = self.status()
@@ -477,7 +477,7 @@ class SimulatedCore:
         run = self._launch(deployment_id, function, run_root, code_dir)
         run.code_origin = origin
         status = run.wait_started(self.start_timeout_s)
-        if status.get("state") != "started":
+        if status.get("state") not in ("started", "finished"):
             run.terminate()
             raise DeploymentProblem("FunctionStartFailed",
                                     f"{function.name} ({function.handler}) failed to start: {status.get('error')}")

@@ -13,7 +13,8 @@ then exits 0 (a real core would keep the process for invocations that never come
 
 Progress is reported through a small JSON status file, written atomically:
 ``{"state": "started", ...}`` once the module is imported and the handler resolved, or
-``{"state": "failed", "error": "..."}`` when that fails (the traceback goes to the function log).
+``{"state": "failed", "error": "..."}`` when that fails (the traceback goes to the function log), and
+``{"state": "finished", "peak_rss_mb": ...}`` when the function's work has ended.
 """
 
 import argparse
@@ -78,13 +79,27 @@ def main(argv=None):
         _write_status(args.status_file, {"state": "failed", "error": _one_line(error), "pid": os.getpid()})
         return 1
 
-    _write_status(args.status_file, {"state": "started", "handler": args.handler, "module_file": module_file,
-                                     "pid": os.getpid(), "threads": threading.active_count() - 1})
+    started = {"state": "started", "handler": args.handler, "module_file": module_file, "pid": os.getpid(),
+               "threads": threading.active_count() - 1}
+    _write_status(args.status_file, started)
     sys.stderr.flush()
     main_thread = threading.current_thread()
     while any(thread is not main_thread and thread.is_alive() for thread in threading.enumerate()):
         time.sleep(0.1)
+    _write_status(args.status_file, dict(started, state="finished", peak_rss_mb=_peak_rss_mb()))
     return 0
+
+
+def _peak_rss_mb():
+    """This process's peak resident memory since exec (Linux VmHWM), or None where /proc has no such line."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024.0, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 if __name__ == "__main__":

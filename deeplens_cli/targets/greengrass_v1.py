@@ -291,6 +291,7 @@ class GreengrassV1Target:
         self.deployment_status = deployment_status or status_source_for(ctx)
         self.clock = clock
         self._package: Package | None = None
+        self._definition_cache: dict[str, list[dict[str, Any]]] = {}
 
     # -- small accessors ----------------------------------------------------------------------------------
 
@@ -370,14 +371,19 @@ class GreengrassV1Target:
         return dict(self.gg.get_group_version(GroupId=group_id, GroupVersionId=version).get("Definition") or {})
 
     def _definition_items(self, version_arn: str) -> list[dict[str, Any]]:
-        """Cores / Functions / Resources / Subscriptions of one definition version."""
-        kind, definition_id, version = parse_definition_arn(version_arn)
-        label = _DEFINITION_KINDS.get(kind)
-        if label is None:
-            return []
-        getter = getattr(self.gg, f"get_{label.lower()}_definition_version")
-        response = getter(**{f"{label}DefinitionId": definition_id, f"{label}DefinitionVersionId": version})
-        return list((response.get("Definition") or {}).get(f"{label}s", []))
+        """Cores / Functions / Resources / Subscriptions of one definition version.
+
+        Definition versions are immutable, so each is read once per target (a plan consults them several times).
+        """
+        if version_arn not in self._definition_cache:
+            kind, definition_id, version = parse_definition_arn(version_arn)
+            label = _DEFINITION_KINDS.get(kind)
+            if label is None:
+                return []
+            getter = getattr(self.gg, f"get_{label.lower()}_definition_version")
+            response = getter(**{f"{label}DefinitionId": definition_id, f"{label}DefinitionVersionId": version})
+            self._definition_cache[version_arn] = list((response.get("Definition") or {}).get(f"{label}s", []))
+        return [dict(item) for item in self._definition_cache[version_arn]]
 
     def _read_group(self, group_id: str) -> GroupState | None:
         group = _maybe(lambda: self.gg.get_group(GroupId=group_id))
@@ -1057,10 +1063,10 @@ class GreengrassV1Target:
         thing = device.thing_name
         if device.group_id:
             group_resource = f"greengrass-group/{device.group_name}"
-            deployments = _maybe(lambda: _collect(self.gg, "list_deployments", "Deployments", GroupId=device.group_id))
-            if deployments is None:
+            if _maybe(lambda: self.gg.get_group(GroupId=device.group_id)) is None:
                 plan.add(noop(group_resource, "already gone"))
             else:
+                deployments = _collect(self.gg, "list_deployments", "Deployments", GroupId=device.group_id)
                 steps: list[Step] = []
                 if any(d.get("DeploymentType") != "ResetDeployment" for d in deployments):
                     # Reset first: Greengrass keeps a deployed group's state on the core otherwise. moto's server

@@ -804,7 +804,6 @@ class GreengrassV2Target:
         clock = _Clock(self.ctx.sleep)
         poll = float(self.settings["deploy.poll_s"])
         last_summary = None
-        aborted = False
         while True:
             for thing, outcome in outcomes.items():
                 if outcome["status"] in SUCCESS_STATUSES + FAILURE_STATUSES:
@@ -817,7 +816,7 @@ class GreengrassV2Target:
                     detail, errors = describe_failure(effective)
                     outcome.update(reason=detail, errors=list(errors))
             counts = _fleet_counts(outcomes)
-            summary = f"fleet {fleet}: {counts['succeeded']} succeeded, {counts['failed']} failed, {counts['pending']} pending"
+            summary = _fleet_summary(fleet, counts)
             if summary != last_summary:
                 reporter.progress(summary)
                 last_summary = summary
@@ -825,18 +824,21 @@ class GreengrassV2Target:
                 break
             status = self.ctx.client("greengrassv2").get_deployment(deploymentId=deployment_id).get("deploymentStatus")
             if status in ("CANCELED", "FAILED"):
-                aborted = True  # the IoT job was canceled (abort criteria) or failed: the rest will not run
-                break
+                break  # the IoT job was canceled (abort criteria) or failed: the pending devices will not run it
             if clock.elapsed() >= timeout_s:
                 break
             clock.wait(poll)
+        deployment_status = self.ctx.client("greengrassv2").get_deployment(deploymentId=deployment_id).get(
+            "deploymentStatus")
         counts = _fleet_counts(outcomes)
+        aborted = deployment_status in ("CANCELED", "FAILED") and bool(counts["failed"] or counts["canceled"])
         errors = tuple(f"{thing}: {o.get('reason', o['status'])}" for thing, o in outcomes.items()
-                       if o["status"] in FAILURE_STATUSES)
+                       if o["status"] in FAILURE_STATUSES and o["status"] != "CANCELED")
         pending = [thing for thing, o in outcomes.items() if o["status"] not in SUCCESS_STATUSES + FAILURE_STATUSES]
-        extra = {"fleet": fleet, "devices": outcomes, **counts}
-        tally = f"{counts['succeeded']} of {len(members)} succeeded, {counts['failed']} failed, {counts['pending']} pending"
-        if counts["failed"] or aborted:
+        extra = {"fleet": fleet, "devices": outcomes, "deployment_status": deployment_status, **counts}
+        tally = (f"{counts['succeeded']} of {len(members)} succeeded, {counts['failed']} failed"
+                 + (f", {counts['canceled']} canceled" if counts["canceled"] else "") + f", {counts['pending']} pending")
+        if counts["failed"] or counts["canceled"] or aborted:
             why = " (rollout aborted)" if aborted else ""
             return DeploymentOutcome(deployment_id, "failed", tally + why, errors, extra=extra)
         if pending:
@@ -853,20 +855,20 @@ class GreengrassV2Target:
         thing = device.thing_name
         problems: list[str] = []
         info: dict[str, Any] = {"target": TARGET, "thing_name": thing}
-        health = "ok"
+        words: list[tuple[int, str]] = []  # (priority, one-word health) of what is wrong; the first one is shown
 
         certificates = self._certificate_states(thing)
         info["certificates"] = certificates
         if "ACTIVE" not in certificates.values():
             problems.append("no active certificate attached to the thing")
-            health = "no certificate"
+            words.append((0, "no certificate"))
 
         core = self._core_device(thing)
         if core is None:
             info.update(core_status=None, health_reported_at=None, nucleus_version=None,
                         health_detail="never connected to Greengrass")
             problems.append("the device has never connected (install the nucleus with the bundle's install.sh)")
-            health = "never connected"
+            words.append((1, "never connected"))
         else:
             reported = core.get("lastStatusUpdateTimestamp")
             info.update(core_status=core.get("status"), health_reported_at=_iso(reported),
@@ -876,7 +878,7 @@ class GreengrassV2Target:
                         platform="/".join(filter(None, [core.get("platform"), core.get("architecture")])) or None)
             if core.get("status") != "HEALTHY":
                 problems.append(f"core device reports {core.get('status')} ({_age(reported) or 'time unknown'})")
-                health = "unhealthy"
+                words.append((2, "unhealthy"))
 
         installed = self._installed_components(thing) if core else []
         info["components"] = [{"name": c.get("componentName"), "version": c.get("componentVersion"),
@@ -887,7 +889,7 @@ class GreengrassV2Target:
         info["component_state"] = mine["state"] if mine else "not installed"
         if core and (mine is None or mine["state"] not in RUNNING_STATES):
             problems.append(f"{self.component_name} is {info['component_state']}")
-            health = health if health != "ok" else "component " + info["component_state"].lower()
+            words.append((4, "component " + info["component_state"].lower()))
 
         effective = sorted(self._effective_deployments(thing) if core else [],
                            key=lambda e: e.get("modifiedTimestamp") or e.get("creationTimestamp"), reverse=True)
@@ -906,13 +908,11 @@ class GreengrassV2Target:
                 detail, errors = describe_failure(last)
                 info.update(last_deployment_reason=detail, last_deployment_errors=list(errors))
                 problems.append(f"last deployment {detail}")
-                health = health if health != "ok" else "deployment failed"
+                words.append((3, "deployment failed"))
             elif status not in SUCCESS_STATUSES:
                 problems.append(f"last deployment is {status}")
-                health = health if health != "ok" else "deploying"
-        if problems and health == "ok":
-            health = "not deployed"
-        info["health"] = health
+                words.append((5, "deploying"))
+        info["health"] = min(words)[1] if words else ("not deployed" if problems else "ok")
         info["problems"] = problems
         return info
 
@@ -1022,7 +1022,8 @@ class GreengrassV2Target:
         return tuple(steps)
 
     def _plan_shared_teardown(self) -> Plan:
-        """With no V2 device left: fleet deployments, empty fleets we created, component versions, artifacts."""
+        """With no V2 device left (devices.destroy plans this after every device's own teardown, in the same run):
+        fleet deployments, fleets we created that hold no other thing, component versions, artifacts."""
         iot = self.ctx.client("iot")
         gg = self.ctx.client("greengrassv2")
         plan = Plan("destroy Greengrass V2 shared resources")
@@ -1030,12 +1031,13 @@ class GreengrassV2Target:
             if ":thinggroup/" in deployment.get("targetArn", "") and \
                     deployment.get("deploymentName") == self.settings["project.name"]:
                 plan.add(_deployment_teardown(deployment))
+        ours = {device.thing_name for device in self.list_devices()}  # all being destroyed in the same run
         for group in self._pages("iot", "list_thing_groups", "thingGroups"):
             described = iot.describe_thing_group(thingGroupName=group["groupName"])
             attributes = ((described.get("thingGroupProperties") or {}).get("attributePayload") or {}).get("attributes") or {}
             if attributes.get(MANAGED_GROUP_ATTRIBUTE) != MANAGED:
                 continue
-            if self._fleet_members(group["groupName"]):
+            if set(self._fleet_members(group["groupName"])) - ours:
                 plan.add(noop(f"iot-thing-group/{group['groupName']}", "kept: it still has members"))
                 continue
             plan.add(Action(f"iot-thing-group/{group['groupName']}", "delete", "empty fleet created by deeplens-cli", (
@@ -1085,8 +1087,15 @@ def _deployment_teardown(deployment: Mapping[str, Any]) -> Action:
 def _fleet_counts(outcomes: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     statuses = [o["status"] for o in outcomes.values()]
     succeeded = sum(s in SUCCESS_STATUSES for s in statuses)
-    failed = sum(s in FAILURE_STATUSES for s in statuses)
-    return {"succeeded": succeeded, "failed": failed, "pending": len(statuses) - succeeded - failed}
+    canceled = sum(s == "CANCELED" for s in statuses)
+    failed = sum(s in FAILURE_STATUSES for s in statuses) - canceled
+    return {"succeeded": succeeded, "failed": failed, "canceled": canceled,
+            "pending": len(statuses) - succeeded - failed - canceled}
+
+
+def _fleet_summary(fleet: str, counts: Mapping[str, int]) -> str:
+    canceled = f", {counts['canceled']} canceled" if counts["canceled"] else ""
+    return f"fleet {fleet}: {counts['succeeded']} succeeded, {counts['failed']} failed{canceled}, {counts['pending']} pending"
 
 
 def _iso(value: Any) -> str | None:

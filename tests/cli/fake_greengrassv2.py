@@ -8,8 +8,8 @@ checked by the client's own parameter validation and by this server's parsing.
 It answers like the real service where it matters to the CLI:
 
 * CreateComponentVersion reads each artifact from S3, records its SHA-256 (base64) as the recipe's `Digest`,
-  and answers REQUESTED; DescribeComponent reaches DEPLOYABLE (or FAILED when an artifact is unreadable) on a
-  later call. Reusing a name+version is a ConflictException.
+  and answers REQUESTED; DescribeComponent answers INITIATED `describe_polls_until_deployable` times, then
+  DEPLOYABLE (or FAILED when an artifact is unreadable). Reusing a name+version is a ConflictException.
 * A deployment replaces the previous one for its target; each connected core in the target gets an effective
   deployment that moves QUEUED -> IN_PROGRESS -> a final status on later ListEffectiveDeployments calls. A
   healthy core downloads the artifact and checks it against the recorded digest, exactly where a real nucleus
@@ -85,7 +85,8 @@ class FakeGreengrassV2:
         self.cores: dict[str, SimulatedCore] = {}
         self.effective: dict[str, dict[str, dict[str, Any]]] = {}  # thing -> deployment id -> record
         self.calls: list[str] = []  # operation names, in order
-        self.describe_polls_until_deployable = 1
+        self.denied: set[str] = set()  # operations answered with AccessDeniedException (403)
+        self.describe_polls_until_deployable = 0  # DescribeComponent calls that still see INITIATED
         self._server: ThreadingHTTPServer | None = None
 
     # -- test API -------------------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ class FakeGreengrassV2:
                 return None
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return f"http://127.0.0.1:{self._server.server_port}"
 
     def close(self) -> None:
@@ -167,6 +168,9 @@ class FakeGreengrassV2:
         try:
             operation, handler, args = self._route(method, segments)
             self.calls.append(operation)
+            if operation in self.denied:
+                raise ApiError(403, "AccessDeniedException", f"User: arn:aws:iam::{self.account}:user/ci is not "
+                               f"authorized to perform: greengrass:{operation} on resource: *")
             with self.lock:
                 payload = handler(*args, query=query, body=body) or {}
         except ApiError as error:
@@ -538,6 +542,25 @@ class EmulatedAccount:
         return make_context(settings, sleep=self.sleeps.append)
 
 
+_LOADERS: dict[Any, Any] = {}
+
+
+def share_botocore_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every boto3 Session parses the service models again (IoT's alone takes ~0.1 s); the CLI makes a new session
+    per command. Tests share one botocore data loader across sessions: same data, parsed once."""
+    import botocore.loaders
+    import botocore.session
+
+    original = botocore.loaders.create_loader
+
+    def shared_loader(search_path_string: Any = None) -> Any:
+        if search_path_string not in _LOADERS:
+            _LOADERS[search_path_string] = original(search_path_string)
+        return _LOADERS[search_path_string]
+
+    monkeypatch.setattr(botocore.session, "create_loader", shared_loader)
+
+
 @pytest.fixture
 def v2_account(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatedAccount]:
     """moto (without AWS managed policies: V2 needs none, and loading them costs a second per test) and the fake
@@ -546,6 +569,7 @@ def v2_account(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iter
     Import it into a test module (`from fake_greengrassv2 import v2_account`) to use it there."""
     from moto import mock_aws
 
+    share_botocore_loader(monkeypatch)
     with mock_aws():
         import boto3
 

@@ -83,7 +83,7 @@ def test_out_of_range_number_says_the_range(aws_env, run_cli, config_file):
 def test_invalid_bucket_names_say_which_rule_they_break(aws_env, run_cli, name, rule):
     line = usage_error(run_cli("register-roles", "--bucket", name))
 
-    assert line.startswith(f"error: setting 'bucket' is '{name}', expected ")
+    assert line.startswith(f"error: setting 'bucket' (--bucket) is '{name}', expected ")
     assert rule in line
 
 
@@ -94,8 +94,8 @@ def test_valid_bucket_names_pass(name):
 
 def test_bad_region_from_a_flag(aws_env, run_cli):
     assert usage_error(run_cli("--region", "mars-1", "register-roles", "--bucket", "deeplens-crops")) == (
-        "error: setting 'region' is 'mars-1', expected an AWS region such as us-east-1 or eu-west-2 "
-        "(hint: fix region; default is None)")
+        "error: setting 'region' (--region) is 'mars-1', expected an AWS region such as us-east-1 "
+        "or eu-west-2 (hint: fix region)")
 
 
 def test_bad_value_from_the_environment_names_the_variable(aws_env, run_cli):
@@ -221,3 +221,13 @@ def _empty(tmp_path: Path) -> Path:
     path = tmp_path / "empty.yaml"
     path.write_text("", encoding="utf-8")
     return path
+
+
+def test_a_command_flag_wins_over_an_invalid_environment_value(aws, run_cli):
+    """--bucket on register-roles is layered like a global flag: the bad DEEPLENS_BUCKET never gets validated."""
+    result = run_cli("register-roles", "--dry-run", "--bucket", "deeplens-good-name",
+                     env={"DEEPLENS_BUCKET": "Bad_Name"})
+
+    assert result.exit_code == 0, result.stderr
+    assert "deeplens-good-name" in result.stdout
+    assert "Bad_Name" not in result.stdout + result.stderr

@@ -21,6 +21,7 @@ BUCKET = "deeplens-test-face-crops"
 TER = "DeepLensGreengrassV2TokenExchangeRole"
 ALIAS = "DeepLensGreengrassV2TokenExchangeRoleAlias"
 S3_FULL = "arn:aws:iam::aws:policy/AmazonS3FullAccess"
+ACCOUNT = {"greengrass__artifact_bucket": "deeplens-artifacts"}  # settings of the shared class accounts
 
 EXPECTED_ROLES = {
     # name: (path, trusted service, managed policy ARNs)
@@ -62,7 +63,7 @@ def action(plan: Plan, resource: str):
 @pytest.fixture(scope="class")
 def account(aws_class, settings_for):
     """One registration on an empty account, shared by the tests of a class (which only read)."""
-    plan, _ = register(aws_class, settings_for(greengrass__artifact_bucket="deeplens-artifacts"))
+    plan, _ = register(aws_class, settings_for(**ACCOUNT))
     return aws_class, plan
 
 
@@ -118,7 +119,7 @@ class TestFreshAccount:
 
     def test_second_run_plans_nothing_and_makes_no_mutating_call(self, account, settings_for):
         aws = account[0]
-        settings = settings_for(greengrass__artifact_bucket="deeplens-artifacts")
+        settings = settings_for(**ACCOUNT)
         ctx = aws.context(settings)
         plan = plan_account(ctx, settings)
 
@@ -130,75 +131,84 @@ class TestFreshAccount:
 # ---------------------------------------------------------------------------------------------- drift
 
 
-def test_drift_is_shown_with_what_differed_and_repaired(aws, settings_for):
-    register(aws, settings_for())
-    iam, iot = aws.client("iam"), aws.client("iot")
-    # By hand, as someone clicking in the console might:
-    iam.update_assume_role_policy(RoleName="AWSDeepLensGreengrassRole", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
-    service_policy = "arn:aws:iam::aws:policy/service-role/AWSDeepLensServiceRolePolicy"
-    iam.detach_role_policy(RoleName="AWSDeepLensServiceRole", PolicyArn=service_policy)
-    iam.attach_role_policy(RoleName="AWSDeepLensGreengrassGroupRole", PolicyArn=S3_FULL)
-    iam.put_role_policy(RoleName=TER, PolicyName=TOKEN_EXCHANGE_INLINE_POLICY, PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-    other_role = iam.create_role(RoleName="SomeoneElsesRole", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    iot.update_role_alias(roleAlias=ALIAS, roleArn=other_role, credentialDurationSeconds=7200)
+class TestReRuns:
+    """Drift and mode changes on one shared account. Each test starts from, and leaves, a converged account."""
 
-    plan, _ = register(aws, settings_for())
+    @pytest.fixture
+    def converged(self, account, settings_for):
+        aws = account[0]
+        register(aws, settings_for(**ACCOUNT))  # repairs whatever an earlier test left, normally a no-op
+        return aws
 
-    reasons = {a.resource: a.reason for a in plan.changes}
-    assert reasons == {
-        "iam-role/AWSDeepLensGreengrassRole": "trust policy differs (trusts ec2.amazonaws.com, want greengrass.amazonaws.com)",
-        "iam-role/AWSDeepLensServiceRole": "managed policy not attached: AWSDeepLensServiceRolePolicy",
-        "iam-role/AWSDeepLensGreengrassGroupRole": "managed policy to remove: AmazonS3FullAccess",
-        f"iam-role/{TER}": f"inline policy {TOKEN_EXCHANGE_INLINE_POLICY} differs",
-        f"iot-role-alias/{ALIAS}": f"points at {other_role}, want role {TER}; credential duration 7200s, want 3600s",
-    }
-    assert {a.verb for a in plan.changes} == {"update"}
-    assert action(plan, "iam-role/AWSDeepLensServiceRole").details["attach"] == [service_policy]
+    def test_drift_is_shown_with_what_differed_and_repaired(self, converged, settings_for):
+        aws = converged
+        iam, iot = aws.client("iam"), aws.client("iot")
+        # By hand, as someone clicking in the console might:
+        iam.update_assume_role_policy(RoleName="AWSDeepLensGreengrassRole", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+        service_policy = "arn:aws:iam::aws:policy/service-role/AWSDeepLensServiceRolePolicy"
+        iam.detach_role_policy(RoleName="AWSDeepLensServiceRole", PolicyArn=service_policy)
+        iam.attach_role_policy(RoleName="AWSDeepLensGreengrassGroupRole", PolicyArn=S3_FULL)
+        iam.put_role_policy(RoleName=TER, PolicyName=TOKEN_EXCHANGE_INLINE_POLICY, PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+        other_role = iam.create_role(RoleName="SomeoneElsesRole", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        iot.update_role_alias(roleAlias=ALIAS, roleArn=other_role, credentialDurationSeconds=7200)
 
-    trust = iam.get_role(RoleName="AWSDeepLensGreengrassRole")["Role"]["AssumeRolePolicyDocument"]["Statement"][0]
-    assert trust["Principal"] == {"Service": "greengrass.amazonaws.com"}
-    assert attached(iam, "AWSDeepLensServiceRole") == {service_policy}
-    assert S3_FULL not in attached(iam, "AWSDeepLensGreengrassGroupRole")
-    ter_policy = iam.get_role_policy(RoleName=TER, PolicyName=TOKEN_EXCHANGE_INLINE_POLICY)["PolicyDocument"]
-    assert {s["Sid"] for s in ter_policy["Statement"]} == {"NucleusBase", "DownloadComponentArtifacts", "UploadFaceCrops"}
-    alias = iot.describe_role_alias(roleAlias=ALIAS)["roleAliasDescription"]
-    assert alias["roleArn"].endswith(f":role/{TER}") and alias["credentialDurationSeconds"] == 3600
+        plan, _ = register(aws, settings_for(**ACCOUNT))
 
-    repaired, ctx = register(aws, settings_for())
-    assert repaired.is_noop and ctx.recorder.mutating == []
+        reasons = {a.resource: a.reason for a in plan.changes}
+        assert reasons == {
+            "iam-role/AWSDeepLensGreengrassRole": "trust policy differs (trusts ec2.amazonaws.com, want greengrass.amazonaws.com)",
+            "iam-role/AWSDeepLensServiceRole": "managed policy not attached: AWSDeepLensServiceRolePolicy",
+            "iam-role/AWSDeepLensGreengrassGroupRole": "managed policy to remove: AmazonS3FullAccess",
+            f"iam-role/{TER}": f"inline policy {TOKEN_EXCHANGE_INLINE_POLICY} differs",
+            f"iot-role-alias/{ALIAS}": f"points at {other_role}, want role {TER}; credential duration 7200s, want 3600s",
+        }
+        assert {a.verb for a in plan.changes} == {"update"}
+        assert action(plan, "iam-role/AWSDeepLensServiceRole").details["attach"] == [service_policy]
 
+        trust = iam.get_role(RoleName="AWSDeepLensGreengrassRole")["Role"]["AssumeRolePolicyDocument"]["Statement"][0]
+        assert trust["Principal"] == {"Service": "greengrass.amazonaws.com"}
+        assert attached(iam, "AWSDeepLensServiceRole") == {service_policy}
+        assert S3_FULL not in attached(iam, "AWSDeepLensGreengrassGroupRole")
+        ter_policy = iam.get_role_policy(RoleName=TER, PolicyName=TOKEN_EXCHANGE_INLINE_POLICY)["PolicyDocument"]
+        assert {s["Sid"] for s in ter_policy["Statement"]} == {"NucleusBase", "DownloadComponentArtifacts", "UploadFaceCrops"}
+        alias = iot.describe_role_alias(roleAlias=ALIAS)["roleAliasDescription"]
+        assert alias["roleArn"].endswith(f":role/{TER}") and alias["credentialDurationSeconds"] == 3600
 
-def test_equivalent_spellings_and_unmanaged_policies_are_not_drift(aws, settings_for):
-    register(aws, settings_for())
-    iam = aws.client("iam")
-    respelled = {"Version": "2012-10-17", "Statement": [
-        {"Sid": "", "Effect": "Allow", "Principal": {"Service": ["sagemaker.amazonaws.com"]}, "Action": ["sts:AssumeRole"]}]}
-    iam.update_assume_role_policy(RoleName="AWSDeepLensSagemakerRole", PolicyDocument=json.dumps(respelled))
-    unmanaged = "arn:aws:iam::aws:policy/CloudWatchLogsReadOnlyAccess"
-    iam.attach_role_policy(RoleName="AWSDeepLensGreengrassGroupRole", PolicyArn=unmanaged)
-
-    plan, ctx = register(aws, settings_for())
-
-    assert plan.is_noop and ctx.recorder.mutating == []
-    assert unmanaged in attached(iam, "AWSDeepLensGreengrassGroupRole")
+        repaired, ctx = register(aws, settings_for(**ACCOUNT))
+        assert repaired.is_noop and ctx.recorder.mutating == []
 
 
-def test_s3_full_access_mode_swaps_the_grant_both_ways(aws, settings_for):
-    register(aws, settings_for())
-    iam = aws.client("iam")
+    def test_equivalent_spellings_and_unmanaged_policies_are_not_drift(self, converged, settings_for):
+        aws = converged
+        iam = aws.client("iam")
+        respelled = {"Version": "2012-10-17", "Statement": [
+            {"Sid": "", "Effect": "Allow", "Principal": {"Service": ["sagemaker.amazonaws.com"]}, "Action": ["sts:AssumeRole"]}]}
+        iam.update_assume_role_policy(RoleName="AWSDeepLensSagemakerRole", PolicyDocument=json.dumps(respelled))
+        unmanaged = "arn:aws:iam::aws:policy/CloudWatchLogsReadOnlyAccess"
+        iam.attach_role_policy(RoleName="AWSDeepLensGreengrassGroupRole", PolicyArn=unmanaged)
 
-    plan, _ = register(aws, settings_for(s3_access="full"))
-    group = action(plan, "iam-role/AWSDeepLensGreengrassGroupRole")
-    assert group.details["attach"] == [S3_FULL] and group.details["delete_inline"] == [FACE_CROPS_INLINE_POLICY]
-    assert S3_FULL in attached(iam, "AWSDeepLensGreengrassGroupRole")
-    assert iam.list_role_policies(RoleName="AWSDeepLensGreengrassGroupRole")["PolicyNames"] == []
+        plan, ctx = register(aws, settings_for(**ACCOUNT))
 
-    register(aws, settings_for(s3_access="least-privilege"))
-    assert S3_FULL not in attached(iam, "AWSDeepLensGreengrassGroupRole")
-    assert iam.list_role_policies(RoleName="AWSDeepLensGreengrassGroupRole")["PolicyNames"] == [FACE_CROPS_INLINE_POLICY]
+        assert plan.is_noop and ctx.recorder.mutating == []
+        assert unmanaged in attached(iam, "AWSDeepLensGreengrassGroupRole")
+
+
+    def test_s3_full_access_mode_swaps_the_grant_both_ways(self, converged, settings_for):
+        aws = converged
+        iam = aws.client("iam")
+
+        plan, _ = register(aws, settings_for(**ACCOUNT, s3_access="full"))
+        group = action(plan, "iam-role/AWSDeepLensGreengrassGroupRole")
+        assert group.details["attach"] == [S3_FULL] and group.details["delete_inline"] == [FACE_CROPS_INLINE_POLICY]
+        assert S3_FULL in attached(iam, "AWSDeepLensGreengrassGroupRole")
+        assert iam.list_role_policies(RoleName="AWSDeepLensGreengrassGroupRole")["PolicyNames"] == []
+
+        register(aws, settings_for(**ACCOUNT, s3_access="least-privilege"))
+        assert S3_FULL not in attached(iam, "AWSDeepLensGreengrassGroupRole")
+        assert iam.list_role_policies(RoleName="AWSDeepLensGreengrassGroupRole")["PolicyNames"] == [FACE_CROPS_INLINE_POLICY]
 
 
 @pytest.mark.parametrize(("max_session", "wanted", "expected"), [

@@ -6,16 +6,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from v1_support import (  # noqa: F401 - fixtures
+from v1_support import (
+    ProgressSink,
     ScriptedStatus,
     V1World,
     action,
     answer_call,
     definition_items,
     fail_call,
-    gg_account,
+    fast_botocore_models_fixture,  # noqa: F401 - registers the fixture
+    gg_account_class_fixture,  # noqa: F401 - registers the fixture
+    gg_account_fixture,  # noqa: F401 - registers the fixture
     group_definition,
-    world,
+    shared_botocore_models_fixture,  # noqa: F401 - registers the fixture
+    world_fixture,  # noqa: F401 - registers the fixture
 )
 
 import deeplens_cli.targets.greengrass_v1 as v1
@@ -57,12 +61,16 @@ def device(world):
     return world.register("MyDevice")
 
 
-class TestFirstDeploy:
+@pytest.fixture(scope="class")
+def deployed(gg_account_class, tmp_path_factory):
+    """One first deployment shared by a class of read-only tests: (world, device, plan, result)."""
+    world = V1World(gg_account_class, tmp_path_factory.mktemp("deploy"))
+    device = world.register("MyDevice")
+    plan, result = world.deploy(device)
+    return world, device, plan, result
 
-    @pytest.fixture
-    def deployed(self, world, device):
-        plan, result = world.deploy(device)
-        return world, device, plan, result
+
+class TestFirstDeploy:
 
     def test_the_published_version_is_pinned_never_latest(self, deployed):
         world, device, _, result = deployed
@@ -111,15 +119,14 @@ class TestFirstDeploy:
         world, device, _, result = deployed
         world.status.script = [{"DeploymentStatus": "InProgress"}, {"DeploymentStatus": "Building"},
                                {"DeploymentStatus": "Success"}]
-        from v1_support import _Sink
-
-        sink = _Sink()
+        sink = ProgressSink()
+        sleeps_before = len(world.aws.sleeps)
         outcome = world.target().wait_for_deployment(device, result, 60, Reporter(stderr=sink))
         assert outcome.status == "succeeded"
         assert world.status.calls[-1] == (device.group_id, result.variables["deployment_id"])
         progress = "".join(sink.lines)
         assert "InProgress" in progress and "Building" in progress and "Success" in progress
-        assert world.aws.sleeps == [5.0, 5.0]  # deploy.poll_s between polls, through the injected sleep
+        assert world.aws.sleeps[sleeps_before:] == [5.0, 5.0]  # deploy.poll_s between polls, via the injected sleep
 
 
 class TestRedeploy:
@@ -166,27 +173,32 @@ class TestRedeploy:
         assert action(plan, "lambda-function").verb == "noop"
 
 
-class TestForeignContent:
-    """A DeepLens group already holds the DeepLens admin functions, its own GPU resource and subscriptions."""
+@pytest.fixture(scope="class")
+def arranged(gg_account_class, tmp_path_factory):
+    """A DeepLens group already holding the DeepLens admin function, its own GPU resource and a subscription,
+    then deployed to: (world, device, admin function, gpu resource, subscription)."""
+    world = V1World(gg_account_class, tmp_path_factory.mktemp("foreign"))
+    device = world.register("MyDevice")
+    gg = world.gg
+    admin = {"Id": "deeplens-admin", "FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:deeplens-admin:7",
+             "FunctionConfiguration": {"Pinned": True, "MemorySize": 65536, "Timeout": 30}}
+    functions = gg.create_function_definition(Name="admin", InitialVersion={"Functions": [admin]})
+    gpu = {"Id": "deeplens-gpu-by-console", "Name": "gpu", "ResourceDataContainer": {
+        "LocalDeviceResourceData": {"SourcePath": GPU_DEVICE, "GroupOwnerSetting": {"AutoAddGroupOwner": True}}}}
+    resources = gg.create_resource_definition(Name="console", InitialVersion={"Resources": [gpu]})
+    shadow = {"Id": "admin-shadow", "Source": admin["FunctionArn"], "Subject": "shadow/#", "Target": "GGShadowService"}
+    subscriptions = gg.create_subscription_definition(Name="console", InitialVersion={"Subscriptions": [shadow]})
+    definition = group_definition(gg, device.group_id)
+    gg.create_group_version(GroupId=device.group_id, CoreDefinitionVersionArn=definition["CoreDefinitionVersionArn"],
+                            FunctionDefinitionVersionArn=functions["LatestVersionArn"],
+                            ResourceDefinitionVersionArn=resources["LatestVersionArn"],
+                            SubscriptionDefinitionVersionArn=subscriptions["LatestVersionArn"])
+    world.deploy(device)
+    return world, device, admin, gpu, shadow
 
-    @pytest.fixture
-    def arranged(self, world, device):
-        gg = world.gg
-        admin = {"Id": "deeplens-admin", "FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:deeplens-admin:7",
-                 "FunctionConfiguration": {"Pinned": True, "MemorySize": 65536, "Timeout": 30}}
-        functions = gg.create_function_definition(Name="admin", InitialVersion={"Functions": [admin]})
-        gpu = {"Id": "deeplens-gpu-by-console", "Name": "gpu", "ResourceDataContainer": {
-            "LocalDeviceResourceData": {"SourcePath": GPU_DEVICE, "GroupOwnerSetting": {"AutoAddGroupOwner": True}}}}
-        resources = gg.create_resource_definition(Name="console", InitialVersion={"Resources": [gpu]})
-        shadow = {"Id": "admin-shadow", "Source": admin["FunctionArn"], "Subject": "shadow/#", "Target": "GGShadowService"}
-        subscriptions = gg.create_subscription_definition(Name="console", InitialVersion={"Subscriptions": [shadow]})
-        definition = group_definition(gg, device.group_id)
-        gg.create_group_version(GroupId=device.group_id, CoreDefinitionVersionArn=definition["CoreDefinitionVersionArn"],
-                                FunctionDefinitionVersionArn=functions["LatestVersionArn"],
-                                ResourceDefinitionVersionArn=resources["LatestVersionArn"],
-                                SubscriptionDefinitionVersionArn=subscriptions["LatestVersionArn"])
-        world.deploy(device)
-        return world, device, admin, gpu, shadow
+
+class TestForeignContent:
+    """What a DeepLens group already holds is kept; ours is added next to it."""
 
     def test_functions_that_are_not_ours_are_kept(self, arranged):
         world, device, admin, _, _ = arranged

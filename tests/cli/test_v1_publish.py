@@ -7,7 +7,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from v1_support import fail_call, gg_account, world  # noqa: F401 - fixtures
+from v1_support import (
+    ProgressSink,
+    fail_call,
+    fast_botocore_models_fixture,  # noqa: F401 - registers the fixture
+    gg_account_fixture,  # noqa: F401 - registers the fixture
+    shared_botocore_models_fixture,  # noqa: F401 - registers the fixture
+    world_fixture,  # noqa: F401 - registers the fixture
+)
 
 import deeplens_cli.package as package_module
 from deeplens_cli.errors import DeeplensError
@@ -128,12 +135,10 @@ class TestIamPropagation:
         failures = fail_call(world.ctx.client("lambda"), "CreateFunction", "InvalidParameterValueException",
                              ROLE_NOT_ASSUMABLE, times=2)
         plan = world.target().plan_publish()
-        from v1_support import _Sink
-
         from deeplens_cli.output import Reporter
         from deeplens_cli.plan import Executor
 
-        sink = _Sink()
+        sink = ProgressSink()
         Executor(world.ctx, Reporter(stderr=sink)).execute(plan)
         assert failures == [2]
         assert world.aws.sleeps == [2.0, 4.0]

@@ -8,7 +8,17 @@ import re
 import stat
 
 import pytest
-from v1_support import V1World, fail_call, gg_account, gg_account_class, world  # noqa: F401 - fixtures
+from v1_support import (
+    V1World,
+    definition_items,
+    fail_call,
+    fast_botocore_models_fixture,  # noqa: F401 - registers the fixture
+    gg_account_class_fixture,  # noqa: F401 - registers the fixture
+    gg_account_fixture,  # noqa: F401 - registers the fixture
+    group_definition,
+    shared_botocore_models_fixture,  # noqa: F401 - registers the fixture
+    world_fixture,  # noqa: F401 - registers the fixture
+)
 
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import ExecutionError
@@ -83,7 +93,6 @@ class TestFreshRegistration:
         group = world.gg.get_group(GroupId=device.group_id)
         assert group["Name"] == "deeplens-MyDevice" == device.group_name
         definition = world.gg.get_group_version(GroupId=device.group_id, GroupVersionId=group["LatestVersion"])["Definition"]
-        from v1_support import definition_items
 
         core = only(definition_items(world.gg, definition["CoreDefinitionVersionArn"]))
         principal = only(world.iot.list_thing_principals(thingName=device.thing_name)["principals"])
@@ -238,7 +247,6 @@ class TestInterruptedRegistration:
         assert only(world.iot.list_policies()["policies"])["policyName"] == policy_name_for(thing["thingName"])
         device = world.device("MyDevice")
         assert device.group_id == group["Id"]
-        from v1_support import definition_items, group_definition
 
         core = only(definition_items(world.gg, group_definition(world.gg, group["Id"])["CoreDefinitionVersionArn"]))
         assert core["CertificateArn"] == only(certificates(world))["certificateArn"]

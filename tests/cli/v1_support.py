@@ -1,5 +1,8 @@
 """Fixtures and helpers shared by the Greengrass V1 tests (tests/cli/test_v1_*.py, test_status.py).
 
+A test module makes the fixtures available by importing `FIXTURES` names (`from v1_support import
+world_fixture`); the fixtures are registered under their short names (`world`, `gg_account`, ...).
+
 `gg_account` is the shared `aws_plain` fixture (moto without the AWS managed policies, ~0.8 s cheaper per test)
 plus the three roles the V1 target reads (group role, Greengrass service role, Lambda execution role), created
 directly; the register-roles planner itself is tested in test_register_roles.py. Tests that need the real
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -35,14 +39,14 @@ def create_v1_roles(iam: Any, names: tuple[str, ...] = tuple(ROLES)) -> None:
             "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}))
 
 
-@pytest.fixture
-def gg_account(aws_plain: MockedAws) -> MockedAws:
+@pytest.fixture(name="gg_account")
+def gg_account_fixture(aws_plain: MockedAws) -> MockedAws:
     create_v1_roles(aws_plain.client("iam"))
     return aws_plain
 
 
-@pytest.fixture(scope="class")
-def gg_account_class(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockedAws]:
+@pytest.fixture(name="gg_account_class", scope="class")
+def gg_account_class_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockedAws]:
     """`gg_account` shared by the tests of one class: arrange once (a registration costs ~0.5 s), inspect many."""
     from conftest import _fake_aws_environment
     from moto import mock_aws
@@ -53,6 +57,35 @@ def gg_account_class(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mocke
             account = MockedAws()
             create_v1_roles(account.client("iam"))
             yield account
+
+
+@pytest.fixture(name="shared_botocore_models", scope="session")
+def shared_botocore_models_fixture() -> Iterator[None]:
+    """Every botocore session of the test run shares one model loader (and its cache).
+
+    Each AwsContext is a new boto3 Session, and each session parses the service models again - IoT's and
+    Greengrass's are large - which costs ~0.4 s per context, i.e. per CLI invocation in a test. botocore makes
+    the loader lazily with `create_loader(data_path)`; answering that with one shared loader changes nothing
+    but the parsing. Applied to a module by importing `shared_botocore_models_fixture` with `autouse`.
+    """
+    import botocore.session
+
+    loaders: dict[Any, Any] = {}
+    real = botocore.session.create_loader
+
+    def shared(search_path_string: Any = None) -> Any:
+        if search_path_string not in loaders:
+            loaders[search_path_string] = real(search_path_string)
+        return loaders[search_path_string]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", shared)
+        yield
+
+
+@pytest.fixture(name="fast_botocore_models", autouse=True)
+def fast_botocore_models_fixture(shared_botocore_models: None) -> None:
+    """Autouse in every module that imports it (all the V1 test modules do)."""
 
 
 class ScriptedStatus:
@@ -92,7 +125,7 @@ class V1World:
         return GreengrassV1Target(self.ctx, self.settings, deployment_status=self.status, **overrides)
 
     def apply(self, plan: Plan) -> ExecutionResult | None:
-        return None if plan.is_noop else Executor(self.ctx, Reporter(stderr=_Sink())).execute(plan)
+        return None if plan.is_noop else Executor(self.ctx, Reporter(stderr=ProgressSink())).execute(plan)
 
     def register(self, name: str = "MyDevice", out: Path | None = None) -> Device:
         out = out or self.tmp / f"bundle-{name}"
@@ -112,20 +145,20 @@ class V1World:
         run()
         return list(self.ctx.recorder.mutating)
 
-    @property
+    @cached_property
     def gg(self) -> Any:
         return self.aws.client("greengrass")
 
-    @property
+    @cached_property
     def iot(self) -> Any:
         return self.aws.client("iot")
 
-    @property
+    @cached_property
     def lam(self) -> Any:
         return self.aws.client("lambda")
 
 
-class _Sink:
+class ProgressSink:
     """A stderr stand-in that keeps what was written (progress lines) for assertions."""
 
     def __init__(self) -> None:
@@ -142,8 +175,8 @@ class _Sink:
         return False
 
 
-@pytest.fixture
-def world(gg_account: MockedAws, tmp_path: Path) -> V1World:
+@pytest.fixture(name="world")
+def world_fixture(gg_account: MockedAws, tmp_path: Path) -> V1World:
     return V1World(gg_account, tmp_path)
 
 

@@ -95,6 +95,7 @@ def test_the_deployment_is_verified_and_reported_by_the_simulated_device(documen
     assert deployment["handler"] == "edge_function.lambda_function.function_handler"
     assert re.match(r"^arn:aws:lambda:us-east-1:\d{12}:function:deeplens-face-crops:\d+$", deployment["function"])
     assert document["device_run"]["exit_code"] == 0
+    assert document["device_run"]["peak_rss_mb"] > 0
     device = [d for d in document["status"]["devices"] if d["name"] == "MyDevice"]
     assert device and document["status"]["ok"] is True
 
@@ -141,6 +142,7 @@ def test_out_dir_holds_the_crops_a_contact_sheet_and_annotated_frames(demo, docu
 def test_leaves_no_process_port_or_environment_behind(demo, document):
     assert _port_is_closed(document["emulator"]["endpoint"])
     assert demo["children"] == [], "no device process (or anything else) is still running"
+    assert not Path(f"/proc/{document['device_run']['pid']}").exists(), "the device process is gone"
     assert demo["environment_after"] == demo["environment_before"], "the user's AWS settings are restored"
     assert document["bucket"] == "deeplens-demo-faces", "the demo's own bucket, not DEEPLENS_BUCKET"
 
