@@ -87,10 +87,10 @@ def register_device(app: App, name: str, out_dir: str | None, greengrass: str | 
 
 @cli.command("publish")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
-@click.option("--greengrass", type=click.Choice(["v1", "v2"]), default="v1", show_default=True,
-              help="Publish the Lambda function (v1) or the Greengrass V2 component (v2).")
+@click.option("--greengrass", type=click.Choice(["v1", "v2"]), default=None,
+              help="Publish the Lambda function (v1) or the Greengrass V2 component (v2); default: greengrass.default_target.")
 @pass_app
-def publish(app: App, dry_run: bool, greengrass: str) -> None:
+def publish(app: App, dry_run: bool, greengrass: str | None) -> None:
     """Package the edge function and publish it (skipped when unchanged)."""
     from deeplens_cli.devices import publish as run
 
@@ -188,8 +188,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result = cli.main(args=argv, prog_name="deeplens-cli", standalone_mode=False)
         sys.exit(result if isinstance(result, int) else 0)  # click returns Exit codes when not standalone
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort as exc:  # click turns Ctrl-C into Abort (raised from the KeyboardInterrupt)
+        interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+        click.echo("interrupted: nothing more was changed; re-running the command converges" if interrupted
+                   else "aborted", err=True)
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -30,7 +30,8 @@ def register_device(app: App, name: str, out_dir: str | None, target: str | None
     if fleet and target != "v2":
         raise ConfigError("--fleet needs --greengrass v2", "IoT thing-group rollouts are a Greengrass V2 feature")
 
-    existing = [d for d in all_devices(app.ctx, app.settings, app.reporter) if d.name == name]
+    known = all_devices(app.ctx, app.settings, app.reporter)
+    existing = [d for d in known if d.name == name]
     if existing:
         device = existing[0]
         message = f"device '{name}' is already registered ({device.target}, thing {device.thing_name}); nothing to do"
@@ -42,7 +43,14 @@ def register_device(app: App, name: str, out_dir: str | None, target: str | None
         return
 
     bundle = Path(out_dir) if out_dir else Path("devices") / name
-    check_bundle_dir(bundle)
+    # An interrupted registration is resumed, not refused: its thing carries the pending name and its bundle folder
+    # already holds the certificate and key that only the first run could write.
+    resuming = [d for d in known if d.name == f"{name} (incomplete)"]
+    if resuming:
+        target = resuming[0].target
+        app.reporter.progress(f"resuming the incomplete registration of '{name}' ({target}, thing {resuming[0].thing_name})")
+    else:
+        check_bundle_dir(bundle)
     plan = make_target(target, app.ctx, app.settings).plan_register_device(name, str(bundle), fleet)
     app.reporter.plan(plan, dry_run)
     result = apply_plan(app, plan, dry_run)
@@ -70,7 +78,8 @@ def _nearest_existing_parent(path: Path) -> Path:
     return path
 
 
-def publish(app: App, target: str, dry_run: bool) -> None:
+def publish(app: App, target: str | None, dry_run: bool) -> None:
+    target = target or app.settings["greengrass.default_target"]
     plan = make_target(target, app.ctx, app.settings).plan_publish()
     app.reporter.plan(plan, dry_run)
     result = apply_plan(app, plan, dry_run)

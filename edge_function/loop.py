@@ -183,7 +183,7 @@ class EdgeLoop:
         key = self.keys.make_key(crop.captured_at, crop.track_id)
         metadata = keys.object_metadata(self.settings.device, self._detector_name, detection.score, detection.box,
                                         crop.frame_size, crop.track_id, crop.captured_at)
-        self.uploader.submit(UploadItem(key, encode_jpeg(crop.image), metadata))
+        self.uploader.submit(UploadItem(key, encode_jpeg(crop.image, quality=self.settings.jpeg_quality), metadata))
 
     def log_stats(self) -> None:
         LOG.info("frames=%d fps=%.1f gate=%s uploads=%s", self.frames, self.fps.fps, dict(self.gate.counters),

@@ -51,6 +51,9 @@ Complete list (flag / environment variable: default - meaning):
     (0 = every frame, like the seed).
 --flush-timeout-s / DEEPLENS_FLUSH_TIMEOUT_S: 10.0 - how long shutdown waits for pending uploads;
     what is left goes to the spool.
+--topic / DEEPLENS_TOPIC: ``$aws/things/{device}/infer`` - IoT topic of the result messages (the
+    DeepLens topic; Greengrass V2 components are given ``deeplens/{device}/infer``).
+--jpeg-quality / DEEPLENS_JPEG_QUALITY: 90 - JPEG quality of the uploaded crops (1-100).
 --log-level / DEEPLENS_LOG_LEVEL: ``INFO``.
 """
 
@@ -109,15 +112,15 @@ def _number(low: float, high: Optional[float] = None, low_inclusive: bool = True
     return parse
 
 
-def _integer(low: int) -> Callable[[str], int]:
-    expected = "a whole number >= %d" % low
+def _integer(low: int, high: Optional[int] = None) -> Callable[[str], int]:
+    expected = "a whole number >= %d" % low if high is None else "a whole number from %d to %d" % (low, high)
 
     def parse(raw: str) -> int:
         try:
             value = int(raw.strip())
         except ValueError:
             raise _Invalid(expected) from None
-        if value < low:
+        if value < low or (high is not None and value > high):
             raise _Invalid(expected)
         return value
 
@@ -231,6 +234,10 @@ OPTIONS = (
            "minimum seconds between IoT messages (0 = every frame)"),
     Option("flush_timeout_s", "DEEPLENS_FLUSH_TIMEOUT_S", "--flush-timeout-s", 10.0, _number(0.0),
            "seconds shutdown waits for pending uploads"),
+    Option("topic", "DEEPLENS_TOPIC", "--topic", None, _text,
+           "IoT topic of result messages; default $aws/things/{device}/infer (the DeepLens topic)"),
+    Option("jpeg_quality", "DEEPLENS_JPEG_QUALITY", "--jpeg-quality", 90, _integer(1, 100),
+           "JPEG quality of uploaded crops (1-100)"),
     Option("log_level", "DEEPLENS_LOG_LEVEL", "--log-level", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR"),
 )
 
@@ -245,11 +252,6 @@ class Settings(namedtuple("Settings", [option.name for option in OPTIONS])):
     @property
     def spool_max_bytes(self) -> int:
         return int(self.spool_max_mb * 1024 * 1024)
-
-    @property
-    def topic(self) -> str:
-        """The topic the DeepLens console and existing consumers read."""
-        return "$aws/things/%s/infer" % self.device
 
 
 def load_settings(
@@ -288,4 +290,8 @@ def load_settings(
         values["model_path"] = DEFAULT_MODEL_PATH
     if values["device"] is None:
         values["device"] = socket.gethostname() or "unknown-device"
+    if values["topic"] is None:
+        # The topic the DeepLens console and existing consumers read. Greengrass V2 components get another one
+        # (IoT Core reserves $aws/ topics for the service; see deeplens_cli/targets/component.py).
+        values["topic"] = "$aws/things/%s/infer" % values["device"]
     return Settings(**values)

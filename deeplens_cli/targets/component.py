@@ -216,6 +216,8 @@ class ComponentBuild:
         lines += [f"export {name}='{{configuration:/Environment/{name}}}'" for name in self.environment]
         if "DEEPLENS_SPOOL_DIR" not in self.environment:
             lines.append("export DEEPLENS_SPOOL_DIR='{work:path}/spool'")
+        # The nucleus sets AWS_IOT_THING_NAME; the edge function would default to the reserved $aws/ topic.
+        lines.append('export DEEPLENS_TOPIC="' + RESULTS_TOPIC.format(thing="$AWS_IOT_THING_NAME") + '"')
         probe = f"{self.python} -c 'import awscam' >/dev/null 2>&1"
         lines += [
             # A DeepLens reflashed to Greengrass V2 still has awscam (camera + GPU model); elsewhere: OpenCV.

@@ -73,6 +73,7 @@ GPU_DEVICE = "/dev/dri/renderD128"  # the DeepLens GPU, as in the device's own g
 MODEL_DESTINATION = "/deeplens-cli/models"  # where an ML model resource is unpacked inside the container
 
 ROOT_CA_URL = "https://www.amazontrust.com/repository/AmazonRootCA1.pem"
+PROGRESS_EVERY_S = 30.0  # while a deployment's state does not change, say so this often
 GREENGRASS_ROOT = "/greengrass"  # the Greengrass V1 default; a DeepLens keeps it under /opt/awscam/greengrass
 
 # Lambda's answer for a runtime it no longer lets anyone create or update (real AWS; moto accepts any runtime).
@@ -337,8 +338,9 @@ class GreengrassV1Target:
             name = attributes.get(NAME_ATTRIBUTE)
             details: dict[str, Any] = {"managed": True}
             if not name:
-                name = f"{attributes.get(PENDING_ATTRIBUTE, thing['thingName'])} (incomplete)"
-                details["registration"] = "incomplete"
+                pending = attributes.get(PENDING_ATTRIBUTE, thing["thingName"])
+                name = f"{pending} (incomplete)"  # not findable by its name until the registration completes
+                details.update(registration="incomplete", pending_name=pending)
                 group = by_name.get(group_name_for(attributes.get(PENDING_ATTRIBUTE, "")))
             else:
                 group = by_name.get(group_name_for(name))
@@ -420,6 +422,41 @@ class GreengrassV1Target:
                                                 description.get("certificatePem", "")))
         return certificates
 
+    def _describe_certificate(self, cert_id: str) -> Certificate | None:
+        described = _maybe(lambda: self.iot.describe_certificate(certificateId=cert_id))
+        if described is None:
+            return None
+        description = described["certificateDescription"]
+        return Certificate(description["certificateArn"], cert_id, description.get("status", ""),
+                           description.get("certificatePem", ""))
+
+    def _plan_reused_certificate(self, thing: str, certificate: Certificate, attached: list[Certificate],
+                                 out_dir: Path, thing_arn: str, endpoint: str) -> Action:
+        """The certificate an interrupted run issued and whose key is in the bundle: make it active, attached to
+        the thing, and the bundle complete - never a second certificate."""
+        resource = f"iot-certificate/{certificate.id[:10]}"
+        steps: list[Step] = []
+        reasons = []
+        if certificate.status != "ACTIVE":
+            reasons.append(f"{certificate.status}, must be ACTIVE")
+            steps.append(ApiCall("iot", "update_certificate", {"certificateId": certificate.id, "newStatus": "ACTIVE"}))
+        if all(c.id != certificate.id for c in attached):
+            reasons.append(f"not attached to {thing}")
+            steps.append(ApiCall("iot", "attach_thing_principal", {"thingName": thing, "principal": certificate.arn}))
+        prefix = certificate.id[:10]
+        missing = [name for name in (f"certs/{prefix}.cert.pem", "config/config.json", "README.txt")
+                   if not (out_dir / name).exists()]
+        if missing:
+            reasons.append("bundle incomplete: " + ", ".join(missing))
+            region = self.ctx.region
+            steps.append(LocalStep(f"complete the device bundle in {out_dir}/ (the key is already there)",
+                                   lambda variables: complete_bundle(out_dir, certificate.id, certificate.pem, thing_arn,
+                                                                     endpoint, region)))
+        if not steps:
+            return noop(resource, f"active; its private key is in {out_dir}", certificate_id=certificate.id)
+        return Action(resource, "update", "; ".join(reasons) + f" (its private key is in {out_dir})", tuple(steps),
+                      details={"certificate_id": certificate.id})
+
     # -- register-device ----------------------------------------------------------------------------------
 
     def plan_register_device(self, name: str, out_dir: str, fleet: str | None = None) -> Plan:
@@ -433,6 +470,7 @@ class GreengrassV1Target:
         group_role_arn = self.role_arn(GROUP_ROLE)
         endpoint = self.iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
 
+        _check_bundle_folder(Path(out_dir), thing)
         plan = Plan(f"register device {name} (Greengrass V1)")
         plan.known.update(thing_arn=thing_arn, group_role_arn=group_role_arn)
 
@@ -450,19 +488,14 @@ class GreengrassV1Target:
         else:
             plan.add(noop(f"iot-thing/{thing}", "exists (an earlier registration was interrupted)", thing=thing))
 
-        # 2. the certificate: reuse one whose key is in the bundle folder, else issue one and write the bundle
+        # 2. the certificate: reuse the one whose key is in the bundle folder, else issue one and write the bundle
         certificates = self._certificates(thing) if described else []
-        reused = _certificate_in_bundle(Path(out_dir), certificates)
+        reused, orphan = _certificate_in_bundle(Path(out_dir), thing, certificates, self._describe_certificate)
         if reused:
             plan.known.update(cert_arn=reused.arn, cert_id=reused.id)
-            plan.add(noop(f"iot-certificate/{reused.id[:10]}", f"active; its private key is in {out_dir}",
-                          certificate_id=reused.id))
             attached_policies = {p["policyName"] for p in _collect(self.iot, "list_attached_policies", "policies",
                                                                      target=reused.arn)}
-            if reused.status != "ACTIVE":
-                plan.add(Action(f"iot-certificate/{reused.id[:10]}", "update", f"{reused.status}, must be ACTIVE", (
-                    ApiCall("iot", "update_certificate", {"certificateId": reused.id, "newStatus": "ACTIVE"}),
-                )))
+            plan.add(self._plan_reused_certificate(thing, reused, certificates, Path(out_dir), thing_arn, endpoint))
         else:
             attached_policies = set()
             write = LocalStep(f"write the device bundle to {out_dir}/ (private key mode 0600)",
@@ -476,9 +509,12 @@ class GreengrassV1Target:
                                 ApiCall("iot", "attach_thing_principal",
                                         {"thingName": thing, "principal": Ref("cert_arn")}),
                             ), details={"bundle": out_dir}))
-        for stale in (c for c in certificates if c is not reused):
-            plan.add(self._retire_certificate(thing, stale, "issued by an earlier, interrupted registration whose "
-                                                            "bundle is not in --out; replaced"))
+        stale = [c for c in certificates if reused is None or c.id != reused.id]
+        if orphan is not None and all(c.id != orphan.id for c in stale):
+            stale.append(orphan)
+        for certificate in stale:
+            plan.add(self._retire_certificate(thing, certificate, "issued by an earlier, interrupted registration "
+                                                                  "whose key is not in --out; replaced"))
 
         # 3. the core definition: this thing and the certificate whose key the bundle holds
         cert_arn: Any = reused.arn if reused else Ref("cert_arn")
@@ -760,13 +796,12 @@ class GreengrassV1Target:
             ("resources", self._desired_resources(group)),
             ("subscriptions", self._desired_subscriptions(group, published.version_arn, thing)),
         ):
-            action = self._plan_definition(kind, thing, group, items, published.changed)
+            action, version_arn = self._plan_definition(kind, thing, group, items, published.changed)
             plan.add(action)
             key = f"{_DEFINITION_KINDS[kind]}DefinitionVersionArn"
-            if action.verb == "noop":
-                continue
-            changed.append(kind)
-            definition[key] = Ref(f"{kind}_version_arn")
+            if version_arn != group.definition.get(key):
+                changed.append(kind)
+                definition[key] = version_arn
 
         group_resource = f"greengrass-group-version/{group.name}"
         deployment_resource = f"greengrass-deployment/{group.name}"
@@ -896,29 +931,41 @@ class GreengrassV1Target:
                           "Target": "cloud"}]
 
     def _plan_definition(self, kind: str, thing: str, group: GroupState, desired: list[dict[str, Any]],
-                         function_changed: bool) -> Action:
-        """A new definition version when the desired items differ from the group's current ones."""
+                         function_changed: bool) -> tuple[Action, Any]:
+        """(action, the definition version ARN the group should hold - a Ref when the action creates it).
+
+        The group's own definition gets a new version when its items differ. A group without one gets ours
+        (named after the thing): found by name when an interrupted deploy already created it, so a re-run adds a
+        version to it - or uses it as it is - instead of creating a second definition.
+        """
         label = _DEFINITION_KINDS[kind]
-        key = f"{label}DefinitionVersionArn"
         resource = f"greengrass-{label.lower()}-definition/{group.name}"
-        current_arn = group.definition.get(key)
+        current_arn = group.definition.get(f"{label}DefinitionVersionArn")
+        definition_id: str | None = None
+        if current_arn:
+            definition_id = parse_definition_arn(current_arn)[1]
+        else:
+            ours = self._find_definition(kind, definition_name(thing, kind))
+            if ours is not None:
+                definition_id, current_arn = ours["Id"], ours.get("LatestVersionArn")
         current = self._definition_items(current_arn) if current_arn else None
         depends_on_version = kind != "resources" and function_changed
         if current is not None and not depends_on_version and _by_id(current) == _by_id(desired):
-            return noop(resource, "up to date", version_arn=current_arn)
-        output = {f"{kind}_version_arn": "Arn"}
+            in_group = current_arn == group.definition.get(f"{label}DefinitionVersionArn")
+            return noop(resource, "up to date" if in_group else "holds the project (not yet in the group)",
+                        version_arn=current_arn), current_arn
         reason = "pin the new function version" if depends_on_version else "differs from the project"
-        if current_arn:
-            _, definition_id, _ = parse_definition_arn(current_arn)
+        if definition_id:
             return Action(resource, "update", reason, (
                 ApiCall("greengrass", f"create_{label.lower()}_definition_version",
-                        {f"{label}DefinitionId": definition_id, f"{label}s": desired}, outputs=output),
-            ), details={"items": len(desired)})
+                        {f"{label}DefinitionId": definition_id, f"{label}s": desired},
+                        outputs={f"{kind}_version_arn": "Arn"}),
+            ), details={"items": len(desired)}), Ref(f"{kind}_version_arn")
         return Action(resource, "create", "the group has none yet", (
             ApiCall("greengrass", f"create_{label.lower()}_definition",
                     {"Name": definition_name(thing, kind), "InitialVersion": {f"{label}s": desired}},
                     outputs={f"{kind}_version_arn": "LatestVersionArn"}),
-        ), details={"items": len(desired)})
+        ), details={"items": len(desired)}), Ref(f"{kind}_version_arn")
 
     def _last_deployment(self, group_id: str) -> dict[str, Any] | None:
         deployments = _collect(self.gg, "list_deployments", "Deployments", GroupId=group_id)
@@ -951,14 +998,16 @@ class GreengrassV1Target:
         poll = float(self.settings["deploy.poll_s"])
         started = self.clock()
         slept = 0.0
-        last_state = None
+        last_state, last_said = None, 0.0
         while True:
             status = self.deployment_status(device.group_id, str(deployment_id))
             state = status.get("DeploymentStatus", "Unknown")
             elapsed = max(self.clock() - started, slept)
-            if state != last_state:
-                reporter.progress(f"deployment {deployment_id} to {device.name}: {state} ({elapsed:.0f}s)")
-                last_state = state
+            if state != last_state or elapsed - last_said >= PROGRESS_EVERY_S:
+                still = "still " if state == last_state else ""
+                reporter.progress(f"deployment {deployment_id} to {device.name}: {still}{state} "
+                                  f"({elapsed:.0f}s of {timeout_s:g}s)")
+                last_state, last_said = state, elapsed
             if state == "Success":
                 return DeploymentOutcome(str(deployment_id), "succeeded", f"{device.name} runs the new project",
                                          extra={"group_id": device.group_id, "elapsed_s": round(elapsed, 1)})
@@ -1137,11 +1186,37 @@ def _error_line(detail: Mapping[str, Any]) -> str:
     return f"{code}: {detail.get('DetailedErrorMessage', '')}".rstrip(": ")
 
 
-def _certificate_in_bundle(out_dir: Path, certificates: list[Certificate]) -> Certificate | None:
-    """An attached certificate whose PEM and private key are already in the bundle folder (an interrupted run)."""
+BUNDLE_MANIFEST = "deeplens-bundle.json"  # which thing and certificate a bundle folder belongs to (no secret)
+
+
+def read_bundle_manifest(out_dir: Path) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads((out_dir / BUNDLE_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _certificate_in_bundle(out_dir: Path, thing: str, certificates: list[Certificate],
+                           describe: Callable[[str], Certificate | None]) -> tuple[Certificate | None, Certificate | None]:
+    """(reusable, orphan): the certificate whose private key the bundle folder holds, if IoT still has it; else
+    the certificate the folder was made for but whose key never reached it (an interrupted write), to retire.
+
+    The manifest names the certificate; a folder without one (older bundles) is matched by its PEM files against
+    the certificates attached to the thing.
+    """
+    manifest = read_bundle_manifest(out_dir)
+    if manifest and manifest.get("thing_name") == thing and manifest.get("certificate_id"):
+        cert_id = str(manifest["certificate_id"])
+        certificate = next((c for c in certificates if c.id == cert_id), None) or describe(cert_id)
+        if certificate is None:
+            return None, None
+        if (out_dir / "certs" / f"{cert_id[:10]}.private.key").exists():
+            return certificate, None
+        return None, certificate
     certs_dir = out_dir / "certs"
     if not certificates or not certs_dir.is_dir():
-        return None
+        return None, None
     for cert_file in sorted(certs_dir.glob("*.cert.pem")):
         key_file = cert_file.with_name(cert_file.name.replace(".cert.pem", ".private.key"))
         if not key_file.exists():
@@ -1149,31 +1224,63 @@ def _certificate_in_bundle(out_dir: Path, certificates: list[Certificate]) -> Ce
         pem = cert_file.read_text(encoding="utf-8").strip()
         for certificate in certificates:
             if certificate.pem.strip() == pem:
-                return certificate
-    return None
+                return certificate, None
+    return None, None
+
+
+def _check_bundle_folder(out_dir: Path, thing: str) -> None:
+    """An existing, non-empty --out is accepted only when it is this device's own bundle from an interrupted
+    registration (its manifest names the thing); anything else may hold another device's key."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file", "choose a folder for the device bundle")
+    if not any(out_dir.iterdir()):
+        return
+    manifest = read_bundle_manifest(out_dir)
+    if manifest is None or manifest.get("thing_name") != thing:
+        owner = f"thing {manifest.get('thing_name')}" if manifest else "something else"
+        raise ConfigError(f"--out {out_dir} already holds files of {owner}",
+                          "a bundle holds a private key issued only once: choose another --out or move the old one")
 
 
 def write_bundle(out_dir: Path, variables: dict[str, Any], thing_arn: str, endpoint: str, region: str) -> dict[str, Any]:
     """Write the device bundle; the private key is written 0600 and then dropped from the plan variables.
 
     Layout (a Greengrass V1 core bundle): certs/<id>.cert.pem, certs/<id>.private.key, certs/<id>.public.key,
-    config/config.json, README.txt. The root CA is a reference (ROOT_CA_URL): it is public, and fetching it here
-    would mean a download.
+    config/config.json, README.txt, plus deeplens-bundle.json naming the thing and certificate. The root CA is
+    a reference (ROOT_CA_URL): it is public, and fetching it here would mean a download.
+
+    The manifest is written first, so a run interrupted in the middle of this step still tells the next run
+    which certificate the folder was for. Key material is only ever created (O_EXCL, never overwritten); the
+    derived files (config, README, manifest) are replaced when a re-run issues a new certificate.
     """
     cert_id = str(variables["cert_id"])
     prefix = cert_id[:10]
     key_pair = variables["key_pair"]
-    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    certs = out_dir / "certs"
-    config = out_dir / "config"
-    certs.mkdir(mode=0o700, exist_ok=True)
-    config.mkdir(mode=0o755, exist_ok=True)
-    _write_new(certs / f"{prefix}.private.key", key_pair["PrivateKey"], 0o600)
-    _write_new(certs / f"{prefix}.cert.pem", variables["cert_pem"], 0o644)
-    _write_new(certs / f"{prefix}.public.key", key_pair["PublicKey"], 0o644)
-    _write_new(config / "config.json", json.dumps(core_config(prefix, thing_arn, endpoint, region), indent=2) + "\n", 0o644)
-    _write_new(out_dir / "README.txt", _bundle_readme(prefix, thing_arn), 0o644)
+    _bundle_dirs(out_dir)
+    _replace(out_dir / BUNDLE_MANIFEST, json.dumps({
+        "thing_arn": thing_arn, "thing_name": thing_arn.rsplit("/", 1)[-1], "certificate_id": cert_id,
+        "certificate_arn": variables["cert_arn"], "region": region}, indent=2) + "\n")
+    _write_new(out_dir / "certs" / f"{prefix}.private.key", key_pair["PrivateKey"], 0o600)
+    _write_new(out_dir / "certs" / f"{prefix}.public.key", key_pair["PublicKey"], 0o644)
+    complete_bundle(out_dir, cert_id, variables["cert_pem"], thing_arn, endpoint, region)
     return {"key_pair": "<written to the device bundle>", "bundle_dir": str(out_dir)}
+
+
+def complete_bundle(out_dir: Path, cert_id: str, cert_pem: str, thing_arn: str, endpoint: str, region: str) -> None:
+    """The bundle's non-secret files: certificate, core config, README (rewritten; the key is never touched)."""
+    prefix = cert_id[:10]
+    _bundle_dirs(out_dir)
+    _replace(out_dir / "certs" / f"{prefix}.cert.pem", cert_pem)
+    _replace(out_dir / "config" / "config.json", json.dumps(core_config(prefix, thing_arn, endpoint, region), indent=2) + "\n")
+    _replace(out_dir / "README.txt", _bundle_readme(prefix, thing_arn))
+
+
+def _bundle_dirs(out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (out_dir / "certs").mkdir(mode=0o700, exist_ok=True)
+    (out_dir / "config").mkdir(mode=0o755, exist_ok=True)
 
 
 def core_config(prefix: str, thing_arn: str, endpoint: str, region: str) -> dict[str, Any]:
@@ -1212,3 +1319,12 @@ def _write_new(path: Path, text: str, mode: int) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
     os.chmod(path, mode)  # the umask may have narrowed it; never widened beyond `mode`
+
+
+def _replace(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write a non-secret file atomically (a temporary file renamed over it)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if temporary.exists():
+        temporary.unlink()
+    _write_new(temporary, text, mode)
+    os.replace(temporary, path)

@@ -4,7 +4,9 @@ What deeplens-cli creates for one device `NAME`:
 
 * the IoT thing `deeplens-NAME` (attributes `deeplens_name=NAME`, `deeplens_target=v2`, which is how every later
   command finds it), an active certificate attached to it, and the IoT policy `deeplens-v2-core-NAME` attached
-  to the certificate (never to a thing group: thing-group policies do not grant Greengrass data-plane actions);
+  to the certificate (never to a thing group: thing-group policies do not grant Greengrass data-plane actions).
+  Registration is resumable: the name waits in `deeplens_pending` until the last step, and a re-run after an
+  interruption finds the thing by name and the certificate by the bundle already written to `--out`;
 * with `--fleet G`, membership of the IoT thing group `G` (created when missing, marked as ours);
 * a device bundle: certificate, private key (mode 0600, written once - IoT issues it only in the create call),
   Amazon Root CA 1, the nucleus `config.yaml` and `install.sh` with the exact installer command.
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
 TARGET = "v2"
 THING_PREFIX = "deeplens-"
 POLICY_PREFIX = "deeplens-v2-core-"
+PENDING_ATTRIBUTE = "deeplens_pending"  # device name while its registration is incomplete (as the V1 target)
 MANAGED_GROUP_ATTRIBUTE = "deeplens_cli"  # on thing groups created by register-device --fleet
 MANAGED = "managed"
 GREENGRASS_ROOT = "/greengrass/v2"
@@ -398,22 +401,34 @@ class GreengrassV2Target:
         devices = []
         for thing in things:
             attributes = thing.get("attributes") or {}
-            devices.append(Device(name=attributes.get(NAME_ATTRIBUTE) or thing["thingName"], target=TARGET,
-                                  thing_name=thing["thingName"], thing_arn=thing.get("thingArn")))
+            if attributes.get(NAME_ATTRIBUTE):
+                devices.append(Device(name=attributes[NAME_ATTRIBUTE], target=TARGET, thing_name=thing["thingName"],
+                                      thing_arn=thing.get("thingArn")))
+            else:
+                pending = attributes.get(PENDING_ATTRIBUTE) or thing["thingName"]
+                devices.append(Device(name=f"{pending} (incomplete)", target=TARGET, thing_name=thing["thingName"],
+                                      thing_arn=thing.get("thingArn"), details={"registration": "incomplete"}))
         return sorted(devices, key=lambda d: d.name)
 
     def plan_register_device(self, name: str, out_dir: str, fleet: str | None = None) -> Plan:
+        """Thing (name pending), policy, fleet, certificate + bundle, attachments, then the name: resumable.
+
+        Every step is found again by a re-run after an interruption: the thing by its name, the certificate by
+        the bundle in `out_dir` (its ID is the SHA-256 of the certificate), attachments by listing them. Only the
+        last step records `deeplens_name`, so until then the device lists as "NAME (incomplete)".
+        """
         iot = self.ctx.client("iot")
         thing = thing_name(name)
+        policy = policy_name(name)
         plan = Plan(f"register-device {name} (Greengrass V2)")
-        existing = self._not_found(lambda: iot.describe_thing(thingName=thing))
-        if existing is not None:
-            raise DeeplensError(f"IoT thing {thing} already exists but is not a registered deeplens-cli device "
-                                f"(no {TARGET_ATTRIBUTE} attribute)",
-                                "choose another --name, or delete that thing if it is a leftover")
+        described = self._not_found(lambda: iot.describe_thing(thingName=thing))
+        attributes = (described or {}).get("attributes") or {}
+        if described is not None and (attributes.get(TARGET_ATTRIBUTE) != TARGET
+                                      or name not in (attributes.get(PENDING_ATTRIBUTE), attributes.get(NAME_ATTRIBUTE))):
+            raise DeeplensError(f"IoT thing {thing} already exists but is not a deeplens-cli Greengrass V2 device "
+                                f"named {name}", "choose another --name, or delete that thing if it is a leftover")
         alias_name = self.settings["greengrass.role_alias"]
-        alias = self._not_found(lambda: iot.describe_role_alias(roleAlias=alias_name))
-        if alias is None:
+        if self._not_found(lambda: iot.describe_role_alias(roleAlias=alias_name)) is None:
             raise DeeplensError(f"IoT role alias {alias_name} does not exist (devices get AWS credentials through it)",
                                 "run `deeplens-cli register-roles` first")
         bundle = CoreBundle(
@@ -421,36 +436,115 @@ class GreengrassV2Target:
             data_endpoint=iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"],
             credential_endpoint=iot.describe_endpoint(endpointType="iot:CredentialProvider")["endpointAddress"])
 
+        # 1. the thing; the device name stays pending until the last step
+        if described is None:
+            plan.add(Action(f"iot-thing/{thing}", "create", f"Greengrass V2 core device {name}", (
+                ApiCall("iot", "create_thing", {"thingName": thing, "attributePayload": {"attributes": {
+                    TARGET_ATTRIBUTE: TARGET, PENDING_ATTRIBUTE: name}}}),
+            ), details={"thing": thing, "endpoints": {"data": bundle.data_endpoint,
+                                                      "credentials": bundle.credential_endpoint}}))
+        else:
+            plan.add(noop(f"iot-thing/{thing}", "exists (an earlier registration was interrupted)", thing=thing))
+
+        # 2. the policy, 3. the fleet
+        kept = self._certificate_in_bundle(Path(out_dir))
         plan.add(self._plan_core_policy(name, thing))
-        plan.actions.extend(self._plan_orphaned_certificates(name))
+        plan.actions.extend(self._plan_orphaned_certificates(name, keep=kept["certificateArn"] if kept else None))
         if fleet:
             plan.add(self._plan_thing_group(fleet))
-        root_ca = amazon_root_ca_1()
 
-        def write_bundle(variables: dict[str, Any]) -> dict[str, Any]:
-            private_key = variables.pop("private_key")  # kept in memory no longer than needed
-            bundle.write(out_dir, variables["certificate_pem"], private_key, root_ca)
-            return {"bundle_dir": out_dir}
+        # 4. the certificate: the one whose key the bundle holds, else a new one written to the bundle
+        attached = [p for p in self._pages("iot", "list_thing_principals", "principals", thingName=thing)
+                    if ":cert/" in p] if described else []
+        if kept is None:
+            root_ca = amazon_root_ca_1()
 
-        plan.add(Action(f"iot-certificate/{thing}", "create", "new active certificate; key written to the bundle", (
-            ApiCall("iot", "create_keys_and_certificate", {"setAsActive": True},
-                    outputs={"certificate_arn": "certificateArn", "certificate_id": "certificateId",
-                             "certificate_pem": "certificatePem", "private_key": "keyPair.PrivateKey"}),
-            LocalStep(f"write the device bundle to {out_dir}", write_bundle),
-            ApiCall("iot", "attach_policy", {"policyName": policy_name(name), "target": Ref("certificate_arn")}),
-        ), details={"bundle": out_dir, "policy": policy_name(name)}))
-        steps: list[Step] = [
-            ApiCall("iot", "create_thing", {"thingName": thing, "attributePayload": {"attributes": {
-                NAME_ATTRIBUTE: name, TARGET_ATTRIBUTE: TARGET}}}),
-            ApiCall("iot", "attach_thing_principal", {"thingName": thing, "principal": Ref("certificate_arn")}),
-        ]
+            def write_bundle(variables: dict[str, Any]) -> dict[str, Any]:
+                private_key = variables.pop("private_key")  # kept in memory no longer than needed
+                bundle.write(out_dir, variables["certificate_pem"], private_key, root_ca)
+                return {"bundle_dir": out_dir}
+
+            plan.add(Action(f"iot-certificate/{thing}", "create", f"new active certificate; its key goes to {out_dir}", (
+                ApiCall("iot", "create_keys_and_certificate", {"setAsActive": True},
+                        outputs={"certificate_arn": "certificateArn", "certificate_id": "certificateId",
+                                 "certificate_pem": "certificatePem", "private_key": "keyPair.PrivateKey"}),
+                LocalStep(f"write the device bundle to {out_dir} (private key mode 0600)", write_bundle),
+                ApiCall("iot", "attach_thing_principal", {"thingName": thing, "principal": Ref("certificate_arn")}),
+                ApiCall("iot", "attach_policy", {"policyName": policy, "target": Ref("certificate_arn")}),
+            ), details={"bundle": out_dir, "policy": policy}))
+        else:
+            plan.known["certificate_arn"] = kept["certificateArn"]
+            plan.add(self._plan_kept_certificate(kept, thing, policy, attached, out_dir))
+        for stale in attached:
+            if kept is None or stale != kept["certificateArn"]:
+                policies = [p["policyName"] for p in self._pages("iot", "list_attached_policies", "policies",
+                                                                 target=stale)]
+                plan.add(Action(f"iot-certificate/{stale.rsplit('/', 1)[-1][:12]}", "delete",
+                                f"issued by an interrupted registration whose key is not in {out_dir}", (
+                                    ApiCall("iot", "detach_thing_principal", {"thingName": thing, "principal": stale},
+                                            ignore_codes=("ResourceNotFoundException",)),
+                                    *self._certificate_teardown(stale, policies))))
+
+        # 5. fleet membership, 6. the name: registration complete
         if fleet:
-            steps.append(ApiCall("iot", "add_thing_to_thing_group", {"thingGroupName": fleet, "thingName": thing}))
-        plan.add(Action(f"iot-thing/{thing}", "create", "Greengrass V2 core device" + (f" in fleet {fleet}" if fleet else ""),
-                        tuple(steps), details={"thing": thing, "fleet": fleet,
-                                               "endpoints": {"data": bundle.data_endpoint,
-                                                             "credentials": bundle.credential_endpoint}}))
+            groups = self._pages("iot", "list_thing_groups_for_thing", "thingGroups", thingName=thing) if described else []
+            if fleet in [g.get("groupName") for g in groups]:
+                plan.add(noop(f"iot-thing-group-member/{fleet}/{thing}", "already a member"))
+            else:
+                plan.add(Action(f"iot-thing-group-member/{fleet}/{thing}", "create", f"add {thing} to fleet {fleet}", (
+                    ApiCall("iot", "add_thing_to_thing_group", {"thingGroupName": fleet, "thingName": thing}),
+                )))
+        plan.add(Action(f"iot-thing/{thing}#name", "update", f"record the device name {name}: registration complete", (
+            ApiCall("iot", "update_thing", {"thingName": thing, "attributePayload": {
+                "attributes": {NAME_ATTRIBUTE: name, PENDING_ATTRIBUTE: ""}, "merge": True}}),
+        )))
         return plan
+
+    def _certificate_in_bundle(self, out_dir: Path) -> dict[str, Any] | None:
+        """The IoT certificate whose PEM and private key are already in the bundle folder (an interrupted run).
+
+        An IoT certificate ID is the SHA-256 of the certificate (DER); moto's default is the SHA-256 of the PEM
+        text, tried second. A key whose certificate IoT does not know is refused rather than overwritten.
+        """
+        certificate_file, key_file = out_dir / "device.pem.crt", out_dir / "private.pem.key"
+        if not key_file.exists():
+            return None
+        pem = certificate_file.read_text() if certificate_file.exists() else ""
+        body = "".join(line for line in pem.splitlines() if line and "-----" not in line)
+        candidates = [hashlib.sha256(pem.encode()).hexdigest()]
+        try:
+            candidates.insert(0, hashlib.sha256(base64.b64decode(body, validate=True)).hexdigest())
+        except ValueError:
+            pass
+        iot = self.ctx.client("iot")
+        for certificate_id in candidates:
+            found = self._not_found(lambda cid=certificate_id: iot.describe_certificate(certificateId=cid))
+            if found and found["certificateDescription"].get("certificatePem", "").strip() == pem.strip():
+                return found["certificateDescription"]
+        raise DeeplensError(f"{key_file} holds a private key whose certificate this account does not have",
+                            "choose another --out, or move that folder away if it belongs to another device")
+
+    def _plan_kept_certificate(self, certificate: Mapping[str, Any], thing: str, policy: str, attached: list[str],
+                               out_dir: str) -> Action:
+        arn = certificate["certificateArn"]
+        steps: list[Step] = []
+        reasons = []
+        if certificate.get("status") != "ACTIVE":
+            reasons.append(f"activate it (it is {certificate.get('status')})")
+            steps.append(ApiCall("iot", "update_certificate", {"certificateId": certificate["certificateId"],
+                                                               "newStatus": "ACTIVE"}))
+        if arn not in attached:
+            reasons.append(f"attach it to {thing}")
+            steps.append(ApiCall("iot", "attach_thing_principal", {"thingName": thing, "principal": arn}))
+        policies = [p["policyName"] for p in self._pages("iot", "list_attached_policies", "policies", target=arn)]
+        if policy not in policies:
+            reasons.append(f"attach {policy}")
+            steps.append(ApiCall("iot", "attach_policy", {"policyName": policy, "target": arn}))
+        resource = f"iot-certificate/{certificate['certificateId'][:12]}"
+        if not steps:
+            return noop(resource, f"active and attached; its private key is in {out_dir}")
+        return Action(resource, "update", f"the certificate whose key is in {out_dir}: " + ", ".join(reasons),
+                      tuple(steps))
 
     def _plan_core_policy(self, name: str, thing: str) -> Action:
         """Create the device's IoT policy, or repair it (a new default version) when it drifted."""
@@ -476,16 +570,17 @@ class GreengrassV2Target:
                                                               "setAsDefault": True}))
         return Action(resource, "update", "policy document differs from the minimal core policy", tuple(steps))
 
-    def _plan_orphaned_certificates(self, name: str) -> list[Action]:
-        """Certificates left by an interrupted registration (policy attached, no thing): deleted, never reused
-        (their private key went to a bundle that may be gone)."""
+    def _plan_orphaned_certificates(self, name: str, keep: str | None = None) -> list[Action]:
+        """Certificates holding this device's policy but attached to no thing (a registration interrupted in an
+        earlier version of this tool, or a half-finished destroy): deleted - unless the bundle holds its key."""
         iot = self.ctx.client("iot")
         policy = policy_name(name)
         if self._not_found(lambda: iot.get_policy(policyName=policy)) is None:
             return []
         actions = []
         for target in self._pages("iot", "list_targets_for_policy", "targets", policyName=policy):
-            if ":cert/" not in target or self._pages("iot", "list_principal_things", "things", principal=target):
+            if ":cert/" not in target or target == keep or \
+                    self._pages("iot", "list_principal_things", "things", principal=target):
                 continue
             certificate_id = target.rsplit("/", 1)[-1]
             actions.append(Action(f"iot-certificate/{certificate_id[:12]}", "delete",
@@ -856,6 +951,9 @@ class GreengrassV2Target:
         problems: list[str] = []
         info: dict[str, Any] = {"target": TARGET, "thing_name": thing}
         words: list[tuple[int, str]] = []  # (priority, one-word health) of what is wrong; the first one is shown
+        if device.details.get("registration") == "incomplete":
+            problems.append("registration incomplete (run register-device again with the same --out)")
+            words.append((0, "incomplete"))
 
         certificates = self._certificate_states(thing)
         info["certificates"] = certificates
@@ -988,7 +1086,7 @@ class GreengrassV2Target:
             if ":cert/" in principal:
                 steps += self._certificate_teardown(principal, policies)
             plan.add(Action(resource, "delete", f"certificate of {thing}", steps))
-        policy = policy_name(device.name)
+        policy = POLICY_PREFIX + thing[len(THING_PREFIX):]  # also right for an incomplete registration
         if self._not_found(lambda: iot.get_policy(policyName=policy)) is not None:
             steps_: list[Step] = [ApiCall("iot", "delete_policy_version", {"policyName": policy, "policyVersionId": v["versionId"]},
                                           ignore_codes=("ResourceNotFoundException",))

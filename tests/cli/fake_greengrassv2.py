@@ -528,6 +528,7 @@ class EmulatedAccount:
     """moto's in-process account (IAM, IoT, S3, STS) plus the fake Greengrass V2 endpoint next to it."""
 
     gg: FakeGreengrassV2
+    gg_url: str  # its endpoint (AWS_ENDPOINT_URL_GREENGRASSV2)
     region: str = "us-east-1"
     sleeps: list[float] = field(default_factory=list)  # every delay a context asked for (nothing really waits)
 
@@ -575,8 +576,9 @@ def v2_account(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iter
 
         fake = FakeGreengrassV2(s3=boto3.client("s3", region_name="us-east-1"),
                                 iot=boto3.client("iot", region_name="us-east-1"))
-        monkeypatch.setenv("AWS_ENDPOINT_URL_GREENGRASSV2", fake.serve())
-        account = EmulatedAccount(gg=fake)
+        url = fake.serve()
+        monkeypatch.setenv("AWS_ENDPOINT_URL_GREENGRASSV2", url)
+        account = EmulatedAccount(gg=fake, gg_url=url)
         prepare_v2_account(account.client)
         try:
             yield account

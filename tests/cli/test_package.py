@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import make_settings
+from v1_support import make_settings
 
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.package import (

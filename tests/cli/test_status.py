@@ -160,7 +160,7 @@ class TestUploads:
 class TestOtherTargets:
     """Devices of any target are reported through the Target interface (device_status / project_status)."""
 
-    def test_a_v2_device_is_reported_and_its_problems_count(self, aws_plain, monkeypatch):
+    def test_a_v2_device_is_reported_and_its_problems_count(self, aws_plain, settings_for, monkeypatch):
         camera = Device(name="Garage", target="v2", thing_name="garage-cam")
 
         class FakeV2:
@@ -183,10 +183,7 @@ class TestOtherTargets:
                             lambda name, ctx, settings: FakeV2(ctx, settings) if name == "v2"
                             else real_make_target(name, ctx, settings))
         monkeypatch.setattr("deeplens_cli.roles.plan_account", lambda ctx, settings: _empty_plan())
-        ctx = aws_plain.context()
-        from conftest import make_settings
-
-        report = gather_status(ctx, make_settings())
+        report = gather_status(aws_plain.context(), settings_for())
         assert [d["name"] for d in report.devices] == ["Garage"]
         assert report.devices[0]["status"]["last_deployment_status"] == "FAILED"
         assert "device Garage: component broken" in report.problems

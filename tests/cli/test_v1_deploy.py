@@ -165,6 +165,21 @@ class TestRedeploy:
         assert world.gg.list_group_versions(GroupId=device.group_id)["Versions"] == versions_before
         assert result.variables["deployment_id"]
 
+    def test_an_interrupted_deploy_is_finished_without_duplicates(self, world, device):
+        fail_call(world.ctx.client("greengrass"), "CreateGroupVersion", "AccessDeniedException",
+                  "not authorized to perform: greengrass:CreateGroupVersion", status=403, times=1)
+        from deeplens_cli.plan import ExecutionError
+
+        with pytest.raises(ExecutionError, match="CreateGroupVersion"):
+            world.deploy(device)
+        plan, _ = world.deploy(device)
+        assert [a.verb for a in plan.actions if a.resource.startswith("greengrass-") and "definition" in a.resource] \
+            == ["noop", "noop", "noop"]  # the definitions the first run made are used, not made again
+        for kind in ("function", "resource", "subscription"):
+            assert len(getattr(world.gg, f"list_{kind}_definitions")()["Definitions"]) == 1, kind
+        assert len(deployments(world, device)) == 1
+        assert world.target().plan_deploy(device).is_noop
+
     def test_a_failed_last_deployment_is_retried_without_a_new_version(self, world, device):
         world.deploy(device)
         world.status.script = [{"DeploymentStatus": "Failure", "ErrorMessage": "device offline"}]

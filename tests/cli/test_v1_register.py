@@ -176,6 +176,33 @@ class TestRerun:
         assert recorded_aws.mutating == []
         assert (tmp_path / "bundle" / "old.key").read_text() == "an earlier key"
 
+    def test_an_interrupted_registration_converges_through_the_cli(self, gg_account, run_cli, tmp_path, monkeypatch):
+        import deeplens_cli.aws as aws_module
+
+        real = aws_module.make_context
+        denied_once = []
+
+        def make_context(settings, sleep=None):
+            ctx = real(settings, sleep=sleep)
+            if not denied_once:
+                denied_once.append(fail_call(ctx.client("greengrass"), "CreateGroup", "AccessDeniedException",
+                                             "not authorized to perform: greengrass:CreateGroup on resource: *",
+                                             status=403, times=1))
+            return ctx
+
+        monkeypatch.setattr(aws_module, "make_context", make_context)
+        env = {"DEEPLENS_BUCKET": "deeplens-test-face-crops"}
+        first = run_cli("register-device", "--name", "MyDevice", "--greengrass", "v1", "--out", str(tmp_path / "a"), env=env)
+        assert first.exit_code == 1
+        assert "greengrass:CreateGroup" in first.stderr and "re-running converges" in first.stderr
+        second = run_cli("register-device", "--name", "MyDevice", "--greengrass", "v1", "--out", str(tmp_path / "b"), env=env)
+        assert second.exit_code == 0, second.stderr
+        iot, gg = gg_account.client("iot"), gg_account.client("greengrass")
+        assert len(iot.list_things()["things"]) == 1
+        assert len(iot.list_certificates()["certificates"]) == 1  # the orphaned one was replaced
+        assert len(gg.list_groups()["Groups"]) == 1 and len(gg.list_core_definitions()["Definitions"]) == 1
+        assert list((tmp_path / "b" / "certs").glob("*.private.key"))
+
     def test_dry_run_creates_nothing(self, gg_account, run_cli, tmp_path):
         result = run_cli("--output", "json", "register-device", "--name", "MyDevice", "--greengrass", "v1", "--dry-run",
                          "--out", str(tmp_path / "bundle"), env={"DEEPLENS_BUCKET": "deeplens-test-face-crops"})
@@ -238,6 +265,20 @@ class TestInterruptedRegistration:
         again = world.target().plan_register_device("MyDevice", str(tmp_path / "bundle"))
         assert again.is_noop, [a.to_dict() for a in again.changes]
 
+    def test_a_certificate_issued_but_never_attached_is_found_through_the_bundle_manifest(self, world, tmp_path):
+        fail_call(world.ctx.client("iot"), "AttachThingPrincipal", "AccessDeniedException",
+                  "not authorized to perform: iot:AttachThingPrincipal", status=403, times=1)
+        with pytest.raises(ExecutionError):
+            world.apply(world.target().plan_register_device("Other", str(tmp_path / "bundle-o")))
+        issued = only(certificates(world))
+        plan = world.target().plan_register_device("Other", str(tmp_path / "bundle-o"))
+        reused = [a for a in plan.actions if a.resource == f"iot-certificate/{issued['certificateId'][:10]}"]
+        assert [a.verb for a in reused] == ["update"] and "not attached" in reused[0].reason
+        world.apply(plan)
+        assert only(certificates(world))["certificateId"] == issued["certificateId"]
+        thing = only(things(world))["thingName"]
+        assert only(world.iot.list_thing_principals(thingName=thing)["principals"]) == issued["certificateArn"]
+
     @staticmethod
     def assert_one_complete_registration(world):
         thing = only(things(world))
@@ -256,6 +297,23 @@ class TestInterruptedRegistration:
 
 
 class TestPreconditions:
+
+    def test_a_folder_holding_another_bundle_is_never_written_to(self, world, tmp_path):
+        world.register("First", tmp_path / "shared")
+        before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "shared").rglob("*"))
+        from deeplens_cli.errors import ConfigError
+
+        with pytest.raises(ConfigError, match="already holds files of thing deeplens_"):
+            world.target().plan_register_device("Second", str(tmp_path / "shared"))
+        assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "shared").rglob("*")) == before
+        assert len(things(world)) == 1
+
+    def test_the_bundle_manifest_names_thing_and_certificate_but_no_secret(self, world, tmp_path):
+        device = world.register("MyDevice", tmp_path / "bundle")
+        manifest = json.loads((tmp_path / "bundle" / "deeplens-bundle.json").read_text())
+        principal = only(world.iot.list_thing_principals(thingName=device.thing_name)["principals"])
+        assert manifest["thing_name"] == device.thing_name and manifest["certificate_arn"] == principal
+        assert "KEY" not in json.dumps(manifest)
 
     def test_without_the_group_role_nothing_is_created(self, world, tmp_path):
         world.aws.client("iam").delete_role(RoleName=GROUP_ROLE)

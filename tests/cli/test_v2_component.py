@@ -70,7 +70,7 @@ def fake_python(tmp_path: Path) -> Path:
 def run_script(script: str, present: str) -> dict[str, str]:
     """Run a lifecycle script with sh; returns the DEEPLENS_*/PYTHON* variables the fake python saw, plus ARGS."""
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30, check=False,
-                          env={"PATH": os.environ["PATH"], "FAKE_PRESENT": present})
+                          env={"PATH": os.environ["PATH"], "FAKE_PRESENT": present, "AWS_IOT_THING_NAME": "deeplens-Cam"})
     assert done.returncode == 0, done.stderr
     seen: dict[str, str] = {}
     for line in done.stdout.splitlines():
@@ -176,6 +176,7 @@ def test_run_script_resolves_auto_to_opencv_and_webcam_off_a_deeplens(settings_f
     assert seen["DEEPLENS_SOURCE"] == "webcam:0"
     assert "DEEPLENS_MODEL_PATH" not in seen  # the DeepLens SSD path would break the CPU detector
     assert seen["DEEPLENS_SPOOL_DIR"] == f"{tmp_path / 'w'}/spool"
+    assert seen["DEEPLENS_TOPIC"] == "deeplens/deeplens-Cam/infer"  # not the reserved $aws/things/... topic
     assert seen["PYTHONPATH"] == f"{tmp_path / 'a'}/deeplens_edge"
     assert seen["PYTHONUSERBASE"] == f"{tmp_path / 'w'}/python"
     assert seen["DEEPLENS_KEY_TEMPLATE"] == "{prefix}/{month}_{day}/{hour}_{minute}/{timestamp}_{n}.jpg"

@@ -241,3 +241,67 @@ def test_thing_and_policy_names_follow_the_device_name(name):
 
     assert thing_name(name) == f"deeplens-{name}" and ":" not in thing_name(name)
     assert policy_name(name) == f"deeplens-v2-core-{name}"
+
+
+# ---------------------------------------------------------------------------------------------- interrupted, resumed
+
+
+class Interrupt:
+    """A botocore before-call hook that raises KeyboardInterrupt at the n-th mutating call (Ctrl-C there)."""
+
+    def __init__(self, at: int) -> None:
+        self.at, self.count = at, 0
+
+    def __call__(self, model=None, **_) -> None:
+        from deeplens_cli.aws import is_mutating
+
+        if model is not None and is_mutating(model.name):
+            self.count += 1
+            if self.count == self.at:
+                raise KeyboardInterrupt
+
+
+def _register_at_target(account, settings_for, out: Path, interrupt_at: int | None = None) -> None:
+    import io
+
+    from deeplens_cli.output import Reporter
+    from deeplens_cli.plan import Executor
+    from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target
+
+    ctx = account.context(settings_for())
+    if interrupt_at:
+        ctx.session.events.register("before-call.*.*", Interrupt(interrupt_at))
+    plan = GreengrassV2Target(ctx, settings_for()).plan_register_device("Cam", str(out), fleet="Lobby")
+    Executor(ctx, Reporter(stderr=io.StringIO())).execute(plan)
+
+
+@pytest.mark.parametrize("interrupt_at", range(1, 9))  # the 8 mutating calls of a registration with --fleet
+def test_an_interrupted_registration_completes_when_run_again(v2_account, settings_for, tmp_path, interrupt_at):
+    from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target
+
+    with pytest.raises(KeyboardInterrupt):
+        _register_at_target(v2_account, settings_for, tmp_path / "Cam", interrupt_at)
+    listed = [d.name for d in GreengrassV2Target(v2_account.context(settings_for()), settings_for()).list_devices()]
+
+    _register_at_target(v2_account, settings_for, tmp_path / "Cam")
+
+    assert listed in ([], ["Cam (incomplete)"])
+    iot = v2_account.client("iot")
+    assert iot.describe_thing(thingName="deeplens-Cam")["attributes"] == {"deeplens_name": "Cam", "deeplens_target": "v2"}
+    [principal] = iot.list_thing_principals(thingName="deeplens-Cam")["principals"]
+    certificate = iot.describe_certificate(certificateId=principal.rsplit("/", 1)[-1])["certificateDescription"]
+    assert certificate["status"] == "ACTIVE"
+    assert (tmp_path / "Cam" / "device.pem.crt").read_text() == certificate["certificatePem"]  # the key in the bundle fits
+    assert [p["policyName"] for p in iot.list_attached_policies(target=principal)["policies"]] == ["deeplens-v2-core-Cam"]
+    assert iot.list_things_in_thing_group(thingGroupName="Lobby")["things"] == ["deeplens-Cam"]
+    assert [c["status"] for c in iot.list_certificates()["certificates"]] == ["ACTIVE"]  # nothing left behind
+
+
+def test_a_bundle_key_whose_certificate_is_unknown_is_refused(v2_account, settings_for, tmp_path):
+    from deeplens_cli.errors import DeeplensError
+
+    (tmp_path / "Cam").mkdir()
+    (tmp_path / "Cam" / "private.pem.key").write_text("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n")
+
+    with pytest.raises(DeeplensError, match="holds a private key whose certificate this account does not have"):
+        _register_at_target(v2_account, settings_for, tmp_path / "Cam")

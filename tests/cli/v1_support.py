@@ -1,7 +1,8 @@
 """Fixtures and helpers shared by the Greengrass V1 tests (tests/cli/test_v1_*.py, test_status.py).
 
-A test module makes the fixtures available by importing `FIXTURES` names (`from v1_support import
-world_fixture`); the fixtures are registered under their short names (`world`, `gg_account`, ...).
+A test module makes a fixture available by importing its function (`from v1_support import world_fixture`);
+fixtures are registered under their short names (`world`, `gg_account`, ...), so test arguments do not shadow
+the imported names.
 
 `gg_account` is the shared `aws_plain` fixture (moto without the AWS managed policies, ~0.8 s cheaper per test)
 plus the three roles the V1 target reads (group role, Greengrass service role, Lambda execution role), created
@@ -15,10 +16,9 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import pytest
-from conftest import MockedAws, make_settings
 
 from deeplens_cli.output import Reporter
 from deeplens_cli.plan import ExecutionResult, Executor, Plan
@@ -26,9 +26,25 @@ from deeplens_cli.roles import GROUP_ROLE
 from deeplens_cli.targets import Device
 from deeplens_cli.targets.greengrass_v1 import LAMBDA_ROLE, SERVICE_ROLE, GreengrassV1Target
 
+if TYPE_CHECKING:
+    from conftest import MockedAws  # the tests/conftest.py fixtures' account object
+
+REGION = "us-east-1"
+BUCKET = "deeplens-test-face-crops"
+
 ROLES = {GROUP_ROLE: ("/", "greengrass.amazonaws.com"),
          SERVICE_ROLE: ("/", "greengrass.amazonaws.com"),
          LAMBDA_ROLE: ("/service-role/", "lambda.amazonaws.com")}
+
+
+def make_settings(**values: Any) -> Any:
+    """Validated settings from the defaults, the test region and bucket, and `values` (dotted keys as '__').
+
+    (tests/conftest.py has the same helper; importing `conftest` by name is ambiguous next to tests/edge/.)
+    """
+    from deeplens_cli.config import Settings, defaults
+
+    return Settings(values=defaults()).replace(**{"region": REGION, "bucket": BUCKET, **values})
 
 
 def create_v1_roles(iam: Any, names: tuple[str, ...] = tuple(ROLES)) -> None:
@@ -46,27 +62,21 @@ def gg_account_fixture(aws_plain: MockedAws) -> MockedAws:
 
 
 @pytest.fixture(name="gg_account_class", scope="class")
-def gg_account_class_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockedAws]:
+def gg_account_class_fixture(aws_plain_class: MockedAws) -> MockedAws:
     """`gg_account` shared by the tests of one class: arrange once (a registration costs ~0.5 s), inspect many."""
-    from conftest import _fake_aws_environment
-    from moto import mock_aws
-
-    with pytest.MonkeyPatch.context() as patch:
-        _fake_aws_environment(patch, tmp_path_factory)
-        with mock_aws(config={"iam": {"load_aws_managed_policies": False}}):
-            account = MockedAws()
-            create_v1_roles(account.client("iam"))
-            yield account
+    create_v1_roles(aws_plain_class.client("iam"))
+    return aws_plain_class
 
 
-@pytest.fixture(name="shared_botocore_models", scope="session")
+@pytest.fixture(name="shared_botocore_models", scope="module")
 def shared_botocore_models_fixture() -> Iterator[None]:
-    """Every botocore session of the test run shares one model loader (and its cache).
+    """Every botocore session of a test module shares one model loader (and its cache).
 
     Each AwsContext is a new boto3 Session, and each session parses the service models again - IoT's and
     Greengrass's are large - which costs ~0.4 s per context, i.e. per CLI invocation in a test. botocore makes
     the loader lazily with `create_loader(data_path)`; answering that with one shared loader changes nothing
-    but the parsing. Applied to a module by importing `shared_botocore_models_fixture` with `autouse`.
+    but the parsing. A module opts in by importing `shared_botocore_models_fixture` and the autouse
+    `fast_botocore_models_fixture`.
     """
     import botocore.session
 

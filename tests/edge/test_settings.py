@@ -52,6 +52,7 @@ def test_every_setting_is_read_from_its_environment_variable():
         "DEEPLENS_BEST_FACE_TIMEOUT_S": "3", "DEEPLENS_MAX_UPLOADS_PER_TRACK": "2", "DEEPLENS_COOLDOWN_S": "30",
         "DEEPLENS_MAX_UPLOADS_PER_MINUTE": "6", "DEEPLENS_PUBLISH_INTERVAL_S": "0", "DEEPLENS_FLUSH_TIMEOUT_S": "3",
         "DEEPLENS_LOG_LEVEL": "debug", "DEEPLENS_KEY_TEMPLATE": "{prefix}/{device}/{timestamp_ms}_{n}.jpg",
+        "DEEPLENS_TOPIC": "deeplens/deeplens_abc/infer", "DEEPLENS_JPEG_QUALITY": "80",
     })
     assert config == settings.Settings(
         source="/data/clip.mp4", detector="opencv", bucket="deeplens-faces", prefix="cam1",
@@ -60,8 +61,8 @@ def test_every_setting_is_read_from_its_environment_variable():
         spool_max_mb=5.0, queue_size=4, max_frames=100, loop_source=True, preview="/tmp/p.mjpeg",
         device="deeplens_abc", track_iou=0.5, track_lost_s=2.0, best_face_timeout_s=3.0, max_uploads_per_track=2,
         cooldown_s=30.0, max_uploads_per_minute=6, publish_interval_s=0.0, flush_timeout_s=3.0, log_level="DEBUG",
+        topic="deeplens/deeplens_abc/infer", jpeg_quality=80,
     )
-    assert config.topic == "$aws/things/deeplens_abc/infer"
 
 
 def test_flags_override_environment():
@@ -96,6 +97,7 @@ def test_min_face_px_auto_and_device_default():
     ({"DEEPLENS_KEY_TEMPLATE": "faces/{timestamp}.jpg"}, ["DEEPLENS_KEY_TEMPLATE", "{n}"]),
     ({"DEEPLENS_KEY_TEMPLATE": "faces/{when}_{n}.jpg"}, ["DEEPLENS_KEY_TEMPLATE", "not {when}"]),
     ({"DEEPLENS_LOG_LEVEL": "LOUD"}, ["DEEPLENS_LOG_LEVEL", "DEBUG, INFO"]),
+    ({"DEEPLENS_JPEG_QUALITY": "101"}, ["DEEPLENS_JPEG_QUALITY", "'101'", "from 1 to 100"]),
 ])
 def test_bad_environment_values_give_one_line_naming_setting_value_and_expectation(env, fragments):
     message = error_of(env)
@@ -120,3 +122,13 @@ def test_every_setting_has_a_unique_flag_and_variable_and_is_documented():
     for option in settings.OPTIONS:
         assert option.flag in settings.__doc__, option.name
         assert option.env in settings.__doc__, option.name
+
+
+def test_results_go_to_the_deeplens_topic_unless_another_is_given():
+    assert load({"AWS_IOT_THING_NAME": "deeplens_abc"}).topic == "$aws/things/deeplens_abc/infer"
+    assert load({"AWS_IOT_THING_NAME": "cam", "DEEPLENS_TOPIC": "deeplens/cam/infer"}).topic == "deeplens/cam/infer"
+
+
+def test_jpeg_quality_defaults_to_90_and_reaches_the_settings():
+    assert load().jpeg_quality == 90
+    assert load({"DEEPLENS_JPEG_QUALITY": "75"}).jpeg_quality == 75

@@ -1,21 +1,28 @@
-"""Crash convergence: a command interrupted after any of its mutating AWS calls, then simply run again, leaves
-the account exactly as one uninterrupted run does - nothing missing, nothing duplicated.
+"""Crash convergence: a command interrupted at any of its mutating AWS calls, then simply run again, leaves the
+account as one uninterrupted run does - nothing missing, nothing duplicated.
 
-For `register-roles`, `register-device` (Greengrass V1 and V2) and `deploy`, an uninterrupted run in a fresh
-emulated account first counts the command's mutating calls (M) and takes a snapshot of the account. Then, for
-every N in 1..M, in a fresh account: the command runs with a Ctrl-C (KeyboardInterrupt) raised at its Nth
-mutating call, the same command runs again, and the account snapshot must equal the clean one
-(account_snapshot.py: names, counts and states of roles, policies, buckets, things, certificates, Lambda
-versions, Greengrass groups, definitions, versions and deployments).
+For `register-roles`, `register-device` (Greengrass V1 and V2) and `deploy` (V1), an uninterrupted run in a
+fresh emulated account first lists the command's mutating calls (M) and takes a snapshot of the account. Then,
+for each interruption point, in a fresh account: the command runs and gets a Ctrl-C (KeyboardInterrupt) at that
+point, the same command runs again, and the account snapshot must equal the clean one (account_snapshot.py:
+names, counts and states of roles, policies, buckets, things, certificates, Lambda versions, Greengrass
+groups, definitions, group versions and deployments).
 
-Two moments of interruption, because they leave different states behind:
+Interruption points:
 
-* before - the Nth call never reaches AWS (Ctrl-C between two calls);
-* after  - the Nth call was carried out by AWS but its answer is lost (Ctrl-C while the response was on its
-  way). This is the harder case: e.g. a certificate whose private key existed only in the lost answer.
+* before call N, for every N in 1..M - the Nth call never reaches AWS (Ctrl-C between two calls);
+* after call N - AWS carried the call out but its answer was lost (Ctrl-C while the response was on its way).
+  For the account this is the same as "before call N+1", except where a local step (writing the device
+  bundle from the new certificate's answer) runs in between, and after the last call. Those are the points
+  tested, found from the clean run's step sequence, so the test needs no list of "interesting" calls.
 
-The interruption is a botocore `before-call`/`after-call` hook registered on the session of every AwsContext
-the CLI builds; it counts with `deeplens_cli.aws.is_mutating`, the same rule as the call recorder.
+Known limit, asserted as such: when the answer of CreateKeysAndCertificate is lost, IoT holds an ACTIVE
+certificate whose private key existed only in that answer. Nothing can link it to the device (IoT
+certificates carry no name or tag), so the re-run issues a new one and the lost one stays: no thing, no
+policy attached, so it authorises nothing. docs/troubleshooting.md says how to find and delete it.
+
+The interruption is a botocore `before-call`/`after-call` hook on the session of every AwsContext the CLI
+builds; it counts with `deeplens_cli.aws.is_mutating`, the rule the call recorder uses.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ from typing import Any, Callable
 
 import pytest
 from account_snapshot import account_snapshot, differences
+from fast_accounts import fresh_account_fixture, lean_managed_policies_fixture, shared_models_fixture  # noqa: F401
 
 BUCKET = "deeplens-hardening-crops"
 DEVICE = "Cam1"
 ENV = {"DEEPLENS_BUCKET": BUCKET}
+LOST_KEY_CALL = "iot:CreateKeysAndCertificate"
 
 
 # ---------------------------------------------------------------------------------------------- machinery
@@ -38,169 +47,187 @@ ENV = {"DEEPLENS_BUCKET": BUCKET}
 
 @dataclass
 class Interrupter:
-    """Raises KeyboardInterrupt at the `at`-th mutating call (`when` = before it is sent / after it returned)."""
+    """Counts mutating calls and raises KeyboardInterrupt `when` ("before"/"after") the `at`-th one.
+
+    `steps` records the executor's step sequence ("call:<service:Op>" or "local") of the last run, so the
+    points where an answer-lost interruption differs from the next call's before-interruption can be found.
+    """
 
     at: int | None = None
     when: str = "before"
     seen: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
     fired: str | None = None
+
+    def arm(self, at: int | None, when: str = "before") -> None:
+        self.at, self.when, self.seen, self.steps, self.fired = at, when, [], [], None
 
     def hook(self, model: Any = None, event_name: str = "", **_: Any) -> None:
         from deeplens_cli.aws import is_mutating
 
-        if model is None or not is_mutating(model.name) or not event_name.startswith(self.when):
+        if model is None or not is_mutating(model.name):
             return
-        self.seen.append(f"{model.service_model.service_name}:{model.name}")
-        if self.at is not None and len(self.seen) == self.at and self.fired is None:
-            self.fired = self.seen[-1]
+        name = f"{model.service_model.service_name}:{model.name}"
+        if event_name.startswith("before-call"):
+            self.seen.append(name)
+            self.steps.append("call:" + name)
+        if event_name.startswith(self.when) and self.at is not None and len(self.seen) == self.at and not self.fired:
+            self.fired = name
             raise KeyboardInterrupt
+
+    def answer_lost_points(self) -> list[int]:
+        """Mutating calls (1-based) followed by a local step, and the last call."""
+        points, count = [], 0
+        for index, step in enumerate(self.steps):
+            if step.startswith("call:"):
+                count += 1
+                following = self.steps[index + 1] if index + 1 < len(self.steps) else None
+                if following == "local" or following is None:
+                    points.append(count)
+        return points
 
 
 @pytest.fixture
 def interrupter(monkeypatch: pytest.MonkeyPatch) -> Interrupter:
-    """Every AwsContext the CLI makes reports its calls to one Interrupter; waits take no time."""
+    """Every AwsContext the CLI makes reports to one Interrupter; waits take no time."""
     import deeplens_cli.aws as aws_module
+    import deeplens_cli.plan as plan_module
 
     current = Interrupter()
     real_make_context = aws_module.make_context
+    real_run_step = plan_module.Executor._run_step
 
     def make_context(settings: Any, sleep: Callable[[float], None] | None = None) -> Any:
         ctx = real_make_context(settings, sleep=lambda seconds: None)
-        ctx.session.events.register("before-call.*.*", lambda **kw: current.hook(**kw))
-        ctx.session.events.register("after-call.*.*", lambda **kw: current.hook(**kw))
+        ctx.session.events.register("before-call.*.*", current.hook)
+        ctx.session.events.register("after-call.*.*", current.hook)
         return ctx
 
+    def run_step(self: Any, step: Any, variables: dict[str, Any]) -> int:
+        if isinstance(step, plan_module.LocalStep):
+            current.steps.append("local")
+        return real_run_step(self, step, variables)
+
     monkeypatch.setattr(aws_module, "make_context", make_context)
+    monkeypatch.setattr(plan_module.Executor, "_run_step", run_step)
     return current
-
-
-@pytest.fixture
-def lean_managed_policies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Load only the AWS managed policies the DeepLens roles attach: each fresh account then costs milliseconds
-    instead of ~0.7 s for all ~1,500 (this test makes dozens of accounts)."""
-    import moto.iam.models as iam_models
-
-    from deeplens_cli.roles import S3_FULL_ACCESS, desired_roles
-    from conftest import make_settings
-
-    wanted = {arn.rsplit("/", 1)[-1] for spec in desired_roles(make_settings(), "us-east-1")
-              for arn in spec.managed_policies} | {S3_FULL_ACCESS}
-    everything = json.loads(iam_models.aws_managed_policies_data)
-    monkeypatch.setattr(iam_models, "aws_managed_policies_data",
-                        json.dumps({name: everything[name] for name in wanted}))
-
-
-@pytest.fixture
-def shared_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One botocore model loader for every session of the test: each CLI run builds a new boto3 Session, and
-    parsing the IoT, Greengrass and Lambda models again for each costs ~0.4 s a run. Only parsing is shared."""
-    import botocore.session
-
-    loaders: dict[Any, Any] = {}
-    real = botocore.session.create_loader
-
-    def shared(search_path_string: Any = None) -> Any:
-        if search_path_string not in loaders:
-            loaders[search_path_string] = real(search_path_string)
-        return loaders[search_path_string]
-
-    monkeypatch.setattr(botocore.session, "create_loader", shared)
-
-
-@pytest.fixture
-def fresh_account(shared_models: None, aws_env: dict[str, str], lean_managed_policies: None) -> Callable[[], Any]:
-    """`with fresh_account(): ...` - a new, empty emulated account (moto resets when the mock starts)."""
-    from moto import mock_aws
-
-    return lambda: mock_aws(config={"iam": {"load_aws_managed_policies": True}})
 
 
 @dataclass(frozen=True)
 class Scenario:
-    name: str
     setup: tuple[tuple[str, ...], ...]  # commands run (uninterrupted) before the one under test
     command: tuple[str, ...]
 
 
-def register_device_args(target: str, out: str) -> tuple[str, ...]:
-    return ("register-device", "--name", DEVICE, "--greengrass", target, "--out", out)
+def register_device(target: str) -> tuple[str, ...]:
+    return ("register-device", "--name", DEVICE, "--greengrass", target, "--out", "bundle")
 
 
 SCENARIOS = {
-    "register-roles": Scenario("register-roles", (), ("register-roles",)),
-    "register-device-v1": Scenario("register-device-v1", (("register-roles",),), register_device_args("v1", "bundle")),
-    "register-device-v2": Scenario("register-device-v2", (("register-roles",),), register_device_args("v2", "bundle")),
-    "deploy-v1": Scenario("deploy-v1", (("register-roles",), register_device_args("v1", "bundle")),
-                          ("deploy", "--device", DEVICE, "--no-wait")),
+    "register-roles": Scenario((), ("register-roles",)),
+    "register-device-v1": Scenario((("register-roles",),), register_device("v1")),
+    "register-device-v2": Scenario((("register-roles",),), register_device("v2")),
+    "deploy-v1": Scenario((("register-roles",), register_device("v1")), ("deploy", "--device", DEVICE, "--no-wait")),
 }
 
 
-class Runner:
-    def __init__(self, run_cli: Callable[..., Any], interrupter: Interrupter, fresh_account: Callable[[], Any],
-                 tmp_path: Path) -> None:
-        self.run_cli, self.interrupter, self.fresh_account, self.tmp_path = run_cli, interrupter, fresh_account, tmp_path
+@dataclass
+class Convergence:
+    """Runs a scenario clean, then interrupted-and-rerun at each point; collects every difference found."""
 
-    def run(self, args: tuple[str, ...]) -> Any:
-        return self.run_cli(*args, env=ENV)
+    run_cli: Callable[..., Any]
+    interrupter: Interrupter
+    monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path
+    account: Callable[[], Any]  # a fresh, empty account each time
 
-    def clean(self, scenario: Scenario, workdir: Path) -> tuple[list[str], dict[str, Any]]:
-        """An uninterrupted run: the mutating calls of the command under test, and the account afterwards."""
-        with self.fresh_account():
-            self._setup(scenario, workdir)
-            self.interrupter.at, self.interrupter.seen, self.interrupter.fired = None, [], None
-            result = self.run(scenario.command)
-            assert result.exit_code == 0, result.stderr
-            return list(self.interrupter.seen), account_snapshot()
-
-    def interrupted_then_rerun(self, scenario: Scenario, at: int, when: str, workdir: Path) -> dict[str, Any]:
-        with self.fresh_account():
-            self._setup(scenario, workdir)
-            self.interrupter.at, self.interrupter.when, self.interrupter.seen, self.interrupter.fired = at, when, [], None
-            stopped = self.run(scenario.command)
-            assert self.interrupter.fired, f"the command made fewer than {at} mutating calls"
-            assert stopped.exit_code == 130, stopped.stderr
-            self.interrupter.at = None
-            again = self.run(scenario.command)
-            assert again.exit_code == 0, (f"re-run after a Ctrl-C {when} {self.interrupter.fired} (call {at}) "
-                                          f"failed: {again.stderr.strip().splitlines()[-1:]}")
-            return {"snapshot": account_snapshot(), "rerun": again}
-
-    def _setup(self, scenario: Scenario, workdir: Path) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.run_cli.__self__ if False else None  # noqa: B018 - keeps linters quiet about unused attribute
-        import os
-
-        os.chdir(workdir)
-        self.interrupter.at = None
+    def prepare(self, scenario: Scenario, workdir: str) -> None:
+        folder = self.tmp_path / workdir
+        folder.mkdir()
+        self.monkeypatch.chdir(folder)  # the device bundle goes to ./bundle of this attempt
+        self.interrupter.arm(None)
         for args in scenario.setup:
-            result = self.run(args)
+            result = self.run_cli(*args, env=ENV)
             assert result.exit_code == 0, result.stderr
+
+    def clean(self, scenario: Scenario) -> tuple[list[str], list[int], dict[str, Any]]:
+        with self.account():
+            self.prepare(scenario, "clean")
+            self.interrupter.arm(None)
+            result = self.run_cli(*scenario.command, env=ENV)
+            assert result.exit_code == 0, result.stderr
+            return list(self.interrupter.seen), self.interrupter.answer_lost_points(), account_snapshot()
+
+    def attempt(self, scenario: Scenario, at: int, when: str, expected: dict[str, Any]) -> list[str]:
+        with self.account():
+            self.prepare(scenario, f"{when}-{at}")
+            self.interrupter.arm(at, when)
+            stopped = self.run_cli(*scenario.command, env=ENV)
+            call = self.interrupter.fired
+            assert call, f"the command made fewer than {at} mutating calls"
+            where = f"Ctrl-C {when} call {at} ({call})"
+            if stopped.exit_code != 130:
+                return [f"{where}: the interrupted run exited {stopped.exit_code}, not 130: {stopped.stderr[-300:]}"]
+            self.interrupter.arm(None)
+            again = self.run_cli(*scenario.command, env=ENV)
+            if again.exit_code != 0:
+                last = (again.stderr.strip().splitlines() or ["(no output)"])[-1]
+                return [f"{where}: the re-run failed with exit {again.exit_code}: {last}"]
+            if when == "after" and call == LOST_KEY_CALL:
+                expected = with_lost_certificate(expected)
+            return [f"{where}: {difference}" for difference in differences(account_snapshot(), expected)]
+
+    def failures(self, scenario: Scenario) -> tuple[int, list[str]]:
+        calls, lost_points, expected = self.clean(scenario)
+        assert calls, "the command made no mutating call: nothing to interrupt"
+        points = [(n, "before") for n in range(1, len(calls) + 1)] + [(n, "after") for n in lost_points]
+        found: list[str] = []
+        for at, when in points:
+            found += self.attempt(scenario, at, when, expected)
+        return len(points), found
+
+
+def with_lost_certificate(expected: dict[str, Any]) -> dict[str, Any]:
+    """The clean snapshot plus the one certificate whose key was lost with CreateKeysAndCertificate's answer:
+    ACTIVE, held by no thing and - what makes it harmless - carrying no policy."""
+    adjusted = json.loads(json.dumps(expected))
+    iot = adjusted["iot"]
+    iot["certificates"]["ACTIVE"] = iot["certificates"].get("ACTIVE", 0) + 1
+    iot["orphan_active_certificates"] += 1
+    return adjusted
 
 
 @pytest.fixture
-def runner(run_cli: Callable[..., Any], interrupter: Interrupter, fresh_account: Callable[[], Any],
-           tmp_path: Path) -> Runner:
-    return Runner(run_cli, interrupter, fresh_account, tmp_path)
+def convergence(run_cli: Callable[..., Any], interrupter: Interrupter, monkeypatch: pytest.MonkeyPatch,
+                tmp_path: Path, fresh_account: Callable[[], Any]) -> Convergence:
+    return Convergence(run_cli, interrupter, monkeypatch, tmp_path, fresh_account)
 
 
-def converge(runner: Runner, tmp_path: Path, scenario: Scenario, when: str) -> list[str]:
-    calls, expected = runner.clean(scenario, tmp_path / "clean")
-    assert calls, "the command made no mutating call: nothing to interrupt"
-    failures = []
-    for at in range(1, len(calls) + 1):
-        try:
-            outcome = runner.interrupted_then_rerun(scenario, at, when, tmp_path / f"{when}-{at}")
-        except AssertionError as exc:
-            failures.append(f"Ctrl-C {when} call {at} ({calls[at - 1]}): {str(exc).splitlines()[0]}")
-            continue
-        found = differences(outcome["snapshot"], expected)
-        if found:
-            failures.append(f"Ctrl-C {when} call {at} ({calls[at - 1]}): " + "; ".join(found))
-    return failures
+# ---------------------------------------------------------------------------------------------- the tests
 
 
-@pytest.mark.parametrize("when", ["before", "after"])
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_interrupted_then_rerun_equals_one_clean_run(runner: Runner, tmp_path: Path, name: str, when: str) -> None:
-    failures = converge(runner, tmp_path, SCENARIOS[name], when)
-    assert not failures, "\n".join(failures)
+def test_an_interrupted_run_then_a_rerun_equals_one_clean_run(convergence: Convergence, name: str) -> None:
+    tried, failures = convergence.failures(SCENARIOS[name])
+    assert tried > 1
+    assert not failures, f"{len(failures)} of {tried} interruption points do not converge:\n" + "\n".join(failures)
+
+
+def test_interruptions_are_counted_on_mutating_calls_only(interrupter: Interrupter) -> None:
+    """The hook ignores reads and fires once, at the requested call, before or after it."""
+    class Model:
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.service_model = type("ServiceModel", (), {"service_name": "iam"})()
+
+    interrupter.arm(2, "after")
+    interrupter.hook(model=Model("GetRole"), event_name="before-call.iam.GetRole")
+    interrupter.hook(model=Model("CreateRole"), event_name="before-call.iam.CreateRole")
+    interrupter.hook(model=Model("CreateRole"), event_name="after-call.iam.CreateRole")
+    interrupter.hook(model=Model("AttachRolePolicy"), event_name="before-call.iam.AttachRolePolicy")
+    with pytest.raises(KeyboardInterrupt):
+        interrupter.hook(model=Model("AttachRolePolicy"), event_name="after-call.iam.AttachRolePolicy")
+    assert interrupter.fired == "iam:AttachRolePolicy"
+    assert interrupter.seen == ["iam:CreateRole", "iam:AttachRolePolicy"]
+    interrupter.steps = ["call:a", "local", "call:b", "call:c"]
+    assert interrupter.answer_lost_points() == [1, 3]
