@@ -183,6 +183,25 @@ def _action_and_resource(message: str) -> tuple[str | None, str | None]:
     return match.group(1), resource
 
 
+_UNAVAILABLE_CODES = {"404", "UnknownOperationException", "UnknownOperation", "NotFound", "InvalidAction"}
+
+
+def service_unavailable(exc: BaseException) -> bool:
+    """A service that is retired or absent at this endpoint: HTTP 404, an unknown operation, or no endpoint.
+
+    Greengrass V1 on real AWS since 2026-10-07, and Greengrass V2 on moto, answer like this. Credential,
+    permission and throttling errors are not "unavailable": they must reach the user.
+    """
+    import botocore.exceptions as bce
+
+    if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectTimeoutError)):
+        return True
+    if isinstance(exc, bce.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status == 404 or error_code(exc) in _UNAVAILABLE_CODES
+    return False
+
+
 def error_code(exc: BaseException) -> str | None:
     """The AWS error code of a botocore ClientError, else None (for `except ClientError` branches)."""
     response = getattr(exc, "response", None)

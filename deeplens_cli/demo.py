@@ -378,8 +378,6 @@ def _simulated_device(child: App, device_name: str, work: Path, frames: FrameSou
     from deeplens_cli.simulator.core import (
         DeviceIo,
         MotoDeploymentReporter,
-        MotoInlineCodeStore,
-        S3ArtifactStore,
         SimulatedCore,
     )
     from deeplens_cli.targets import find_device
@@ -396,12 +394,9 @@ def _simulated_device(child: App, device_name: str, work: Path, frames: FrameSou
     settings = child.settings
     artifact_bucket = settings["greengrass.artifact_bucket"] or settings["bucket"]
     account = child.ctx.account_id
-    stores = [S3ArtifactStore(session.client("s3", endpoint_url=settings["endpoint_url"]), artifact_bucket),
-              MotoInlineCodeStore(account, DEMO_REGION)]
     core = SimulatedCore(session, settings["endpoint_url"], device.group_id, device.thing_name, artifact_bucket,
                          device_root, io_, reporter=MotoDeploymentReporter(account, DEMO_REGION),
-                         extra_env={"DEEPLENS_MAX_FRAMES": str(budget)}, log=child.reporter.progress,
-                         code_stores=stores)
+                         extra_env={"DEEPLENS_MAX_FRAMES": str(budget)}, log=child.reporter.progress)
     device_root.mkdir(parents=True, exist_ok=True)
     core.start()
     try:

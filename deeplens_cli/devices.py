@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from deeplens_cli.app import App, apply_plan, plan_document
+from deeplens_cli.aws import service_unavailable
 from deeplens_cli.errors import ConfigError, DeeplensError, DeploymentFailed, DeploymentTimedOut
 from deeplens_cli.plan import Plan
 from deeplens_cli.targets import DeploymentOutcome, all_devices, find_device, make_target
@@ -180,8 +181,10 @@ def destroy(app: App, device_name: str | None, yes: bool, delete_roles: bool, de
         for name in sorted({"v1", "v2"} - {d.target for d in remaining}):
             try:
                 plan.extend(make_target(name, app.ctx, app.settings).plan_destroy(None))
-            except DeeplensError as exc:
-                app.reporter.debug(f"Greengrass {name} shared resources unavailable: {exc.one_line()}")
+            except Exception as exc:  # noqa: BLE001 - a target whose API is not there has nothing to remove
+                if not service_unavailable(exc):
+                    raise
+                app.reporter.debug(f"Greengrass {name} shared resources unavailable: {exc}")
     if delete_roles and remaining:
         raise ConfigError(f"--delete-roles refused: {len(remaining)} device(s) still use the roles "
                           f"({', '.join(d.name for d in remaining)})", "destroy those devices first")

@@ -66,9 +66,6 @@ LAMBDA_RUNTIMES: dict[str, RuntimeLifecycle] = {
     "python3.14": RuntimeLifecycle(date(2029, 6, 30), None, None),
 }
 
-_UNAVAILABLE_CODES = {"404", "UnknownOperationException", "UnknownOperation", "NotFound", "InvalidAction"}
-
-
 # ---------------------------------------------------------------------------------------------- the command
 
 
@@ -162,7 +159,9 @@ def check_greengrass(ctx: AwsContext, settings: Settings) -> list[Check]:
             results[target] = Check(name, OK, "reachable" + (" (default target)" if target == default else ""))
             continue
         except Exception as exc:  # noqa: BLE001
-            unavailable = _unavailable(exc)
+            from deeplens_cli.aws import service_unavailable
+
+            unavailable = service_unavailable(exc)
             problem = _translated(exc, f"probing Greengrass {target.upper()}")
         if target == "v1" and unavailable:
             detail = (f"the Greengrass V1 API does not answer: V1 reached end of support on "
@@ -277,20 +276,6 @@ def _existing_function_runtime(ctx: AwsContext, settings: Settings) -> str | Non
         return ctx.client("lambda").get_function(FunctionName=settings["function.name"])["Configuration"].get("Runtime")
     except Exception:  # noqa: BLE001 - a missing function or missing permission just means "not known"
         return None
-
-
-def _unavailable(exc: BaseException) -> bool:
-    """A service that is retired or absent at this endpoint: HTTP 404, an unknown operation, or no endpoint."""
-    import botocore.exceptions as bce
-
-    from deeplens_cli.aws import error_code
-
-    if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectTimeoutError)):
-        return True
-    if isinstance(exc, bce.ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return status == 404 or error_code(exc) in _UNAVAILABLE_CODES
-    return False
 
 
 def _translated(exc: BaseException, doing: str) -> DeeplensError:

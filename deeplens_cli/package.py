@@ -224,6 +224,7 @@ def edge_environment(settings: Settings, on_deeplens: bool = True, model_path: s
         "DEEPLENS_MAX_UPLOADS_PER_MINUTE": _text(settings["detection.max_uploads_per_minute"]),
         "DEEPLENS_QUEUE_SIZE": _text(settings["upload.queue_size"]),
         "DEEPLENS_SPOOL_MAX_MB": _text(settings["upload.spool_max_mb"]),
+        "DEEPLENS_JPEG_QUALITY": _text(settings["upload.jpeg_quality"]),
         "DEEPLENS_MODEL_NAME": settings["model.name"],
         "DEEPLENS_MODEL_INPUT_WIDTH": _text(settings["model.input_width"]),
         "DEEPLENS_MODEL_INPUT_HEIGHT": _text(settings["model.input_height"]),

@@ -184,27 +184,6 @@ class S3ArtifactStore:
             raise LookupError(f"cannot download s3://{self.bucket}/{key}: {exc}") from None
 
 
-class MotoInlineCodeStore:
-    """Packages uploaded inline (`ZipFile`): moto keeps their bytes in its Lambda backend and serves them nowhere.
-
-    Only consulted when the artifact bucket has no object for the code location; the bytes are checked
-    against `CodeSha256` like any other download.
-    """
-
-    def __init__(self, account_id: str, region: str) -> None:
-        self.account_id = account_id
-        self.region = region
-
-    def fetch(self, function: DeployedFunction) -> tuple[bytes, str]:
-        from moto.backends import get_backend
-
-        try:
-            stored = get_backend("lambda")[self.account_id][self.region].get_function(function.function_arn)
-        except Exception as exc:  # noqa: BLE001
-            raise LookupError(f"the emulator holds no code for {function.function_arn}: {exc}") from None
-        return bytes(stored.code_bytes), "the emulator's Lambda store (uploaded inline as ZipFile)"
-
-
 def download_code(stores: list[Any], function: DeployedFunction) -> tuple[bytes, str]:
     """(package bytes, origin) from the first store that has them; not yet verified."""
     problems = []

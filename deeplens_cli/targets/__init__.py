@@ -111,19 +111,30 @@ def make_target(name: str, ctx: AwsContext, settings: Settings) -> Target:
 
 
 def all_devices(ctx: AwsContext, settings: Settings, reporter: Reporter | None = None) -> list[Device]:
-    """Devices of both targets. A target whose API is unavailable (V1 is retired on real AWS) contributes none."""
-    from deeplens_cli.aws import translate_error
+    """Devices of both targets.
+
+    A target whose API is not there (Greengrass V1 is retired on real AWS, moto has no Greengrass V2) contributes
+    none. Anything else - no credentials, access denied, throttling - is raised, and so is the first error when
+    no target answers at all, so a broken setup is never reported as "no such device".
+    """
+    from deeplens_cli.aws import service_unavailable, translate_error
 
     devices: list[Device] = []
+    unavailable: list[BaseException] = []
     for name in TARGETS:
         try:
             devices.extend(make_target(name, ctx, settings).list_devices())
         except Exception as exc:  # noqa: BLE001 - one unavailable target must not hide the other
-            translated = translate_error(exc)
+            translated = translate_error(exc, doing=f"listing Greengrass {name} devices")
             if translated is None:
                 raise
+            if not service_unavailable(exc) and not isinstance(exc, DeeplensError):
+                raise translated from exc
+            unavailable.append(translated)
             if reporter is not None:
                 reporter.debug(f"Greengrass {name} devices unavailable: {translated.one_line()}")
+    if len(unavailable) == len(TARGETS):
+        raise unavailable[0]
     return devices
 
 

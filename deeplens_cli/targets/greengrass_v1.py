@@ -20,7 +20,11 @@ Names are deterministic: the thing name is derived from account, region and devi
 named after the thing. So a registration interrupted half way (AccessDenied, Ctrl-C) is found again by the
 next run, which plans only what is missing instead of creating duplicates. A registration is marked complete
 by its last step, which moves the device name from the thing attribute `deeplens_pending` to `deeplens_name`;
-until then `list_devices` shows the device as "<name> (incomplete)".
+until then `list_devices` shows the device as "<name> (incomplete)" (details: registration, pending_name).
+The bundle folder carries `deeplens-bundle.json` (thing and certificate ids, no secret), written before the key:
+a re-run pointed at the same folder reuses the certificate whose key is there; a re-run pointed elsewhere issues
+a new one and retires the orphaned certificate. A folder holding anything else is never written to. Deploy
+definitions are found by name the same way, so an interrupted deploy is finished, not duplicated.
 
 Deployment status seam: moto's `GetDeploymentStatus` answers `InProgress` forever, and there is no DeepLens in a
 test. Where a deployment's status comes from is therefore a `DeploymentStatusSource`: by default the
@@ -694,11 +698,13 @@ class GreengrassV1Target:
                                                         "CodeSha256": package.code_sha256_b64},
                           outputs={"function_version": "Version", "function_version_arn": "FunctionArn"})
         current = _maybe(lambda: self.lam.get_function(FunctionName=function_name), ("ResourceNotFoundException",))
+        code = self.code_location(package)
         if current is None:
+            self._add_code_upload(plan, package, code)
             plan.add(Action(resource, "create", f"new function ({package.size} bytes, {self.lambda_runtime}), "
                             "first version", (
                                 ApiCall("lambda", "create_function", {**desired, "FunctionName": function_name,
-                                                                      "Code": {"ZipFile": package.zip_bytes},
+                                                                      "Code": code,
                                                                       "Publish": False}, retry=IAM_PROPAGATION),
                                 Wait("lambda", "function_active_v2", {"FunctionName": function_name}),
                                 publish,
@@ -719,8 +725,8 @@ class GreengrassV1Target:
         reasons = []
         if code_changed:
             reasons.append("code changed")
-            steps += [ApiCall("lambda", "update_function_code", {"FunctionName": function_name,
-                                                                 "ZipFile": package.zip_bytes}),
+            self._add_code_upload(plan, package, code)
+            steps += [ApiCall("lambda", "update_function_code", {"FunctionName": function_name, **code}),
                       Wait("lambda", "function_updated_v2", {"FunctionName": function_name})]
         if config_diff:
             reasons.append("configuration differs: " + ", ".join(config_diff))
@@ -733,6 +739,39 @@ class GreengrassV1Target:
         plan.add(Action(resource, "update", "; ".join(reasons) + "; new version", tuple(steps),
                         details={**details, "changed": config_diff + (["code"] if code_changed else [])}))
         return PublishedFunction(Ref("function_version_arn"), True)
+
+    def code_location(self, package: Package) -> dict[str, str]:
+        """Where the function zip lives in S3: content-addressed, so a key is written once and never overwritten.
+
+        Lambda copies the code from there; the key also stays readable for whoever needs the exact bytes that were
+        published (the simulated core in `demo` fetches them from here and checks them against CodeSha256).
+        """
+        from deeplens_cli.targets.component import artifact_bucket
+
+        key = f"{self.settings['greengrass.artifact_prefix']}lambda/{self.settings['function.name']}/{package.sha256_hex}.zip"
+        return {"S3Bucket": artifact_bucket(self.settings), "S3Key": key}
+
+    def _add_code_upload(self, plan: Plan, package: Package, code: Mapping[str, str]) -> None:
+        """Upload the zip unless an earlier (perhaps interrupted) run already did: same key means same bytes."""
+        bucket, key = code["S3Bucket"], code["S3Key"]
+        resource = f"s3-object/s3://{bucket}/{key}"
+        try:
+            present = _maybe(lambda: self.ctx.client("s3").head_object(Bucket=bucket, Key=key),
+                             ("404", "NoSuchKey", "NotFound"))
+        except Exception as exc:
+            if _code(exc) != "NoSuchBucket":
+                raise
+            raise DeeplensError(f"bucket {bucket} for the function code does not exist",
+                                "run `deeplens-cli register-roles` (it creates the bucket), or fix greengrass.artifact_bucket") from None
+        if present is not None:
+            plan.add(noop(resource, "function code already uploaded (content-addressed key)"))
+            return
+        plan.add(Action(resource, "create", f"function code ({package.size} bytes)", (
+            ApiCall("s3", "put_object", {"Bucket": bucket, "Key": key, "Body": package.zip_bytes,
+                                         "ContentType": "application/zip",
+                                         "ChecksumSHA256": package.code_sha256_b64,
+                                         "Metadata": {"sha256": package.sha256_hex}}),
+        ), details={"sha256": package.sha256_hex}))
 
     def _matching_version(self, function_name: str, code_sha256: str, desired: Mapping[str, Any]) -> dict[str, Any] | None:
         versions = _collect(self.lam, "list_versions_by_function", "Versions", FunctionName=function_name)
@@ -1162,6 +1201,27 @@ class GreengrassV1Target:
             plan.add(Action(resource, "delete", "the edge function and all its published versions", (
                 ApiCall("lambda", "delete_function", {"FunctionName": function_name},
                         ignore_codes=("ResourceNotFoundException",)),
+            )))
+        plan.extend(self._plan_delete_code_objects())
+        return plan
+
+    def _plan_delete_code_objects(self) -> Plan:
+        """The function zips publish uploaded (our own content-addressed prefix; never the face crops)."""
+        plan = Plan("function code objects")
+        from deeplens_cli.targets.component import artifact_bucket
+
+        bucket = artifact_bucket(self.settings)
+        prefix = f"{self.settings['greengrass.artifact_prefix']}lambda/{self.settings['function.name']}/"
+        try:
+            keys = [o["Key"] for o in _collect(self.ctx.client("s3"), "list_objects_v2", "Contents",
+                                                Bucket=bucket, Prefix=prefix)]
+        except Exception as exc:
+            if _code(exc) != "NoSuchBucket":
+                raise
+            keys = []
+        for key in keys:
+            plan.add(Action(f"s3-object/s3://{bucket}/{key}", "delete", "published function code", (
+                ApiCall("s3", "delete_object", {"Bucket": bucket, "Key": key}),
             )))
         return plan
 

@@ -202,9 +202,10 @@ class TestEdgeEnvironment:
         from edge_function.settings import load_settings
 
         env = edge_environment(make_settings(bucket="deeplens-crops", prefix="faces/", detection__threshold=0.7,
-                                             detection__margin=0.25))
+                                             detection__margin=0.25, upload__jpeg_quality=80))
         edge = load_settings(env)
         assert (edge.bucket, edge.prefix, edge.threshold, edge.margin) == ("deeplens-crops", "faces", 0.7, 0.25)
+        assert edge.jpeg_quality == 80
         assert edge.detector == "awscam" and edge.source == "awscam"
         assert edge.model_path == "/opt/awscam/artifacts/mxnet_deploy_ssd_FP16_FUSED.xml"
         assert edge.key_template == "{prefix}/{month}_{day}/{hour}_{minute}/{timestamp}_{n}.jpg"

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from v1_support import (
+    BUCKET,
     ProgressSink,
     fail_call,
     fast_botocore_models_fixture,  # noqa: F401 - registers the fixture
@@ -40,7 +41,8 @@ class TestFirstPublish:
 
     def test_the_function_is_created_from_the_package_and_version_1_published(self, world):
         plan, result = publish(world)
-        assert [a.verb for a in plan.actions] == ["create"]
+        assert [(a.verb, a.resource.split("/")[0]) for a in plan.actions] == [("create", "s3-object"),
+                                                                              ("create", "lambda-function")]
         configuration = world.lam.get_function(FunctionName=FUNCTION)["Configuration"]
         assert configuration["Handler"] == HANDLER
         assert configuration["Runtime"] == "python3.7"
@@ -49,7 +51,17 @@ class TestFirstPublish:
         assert [v["Version"] for v in versions(world)] == ["1"]
         assert result.variables["function_version_arn"].endswith(f":function:{FUNCTION}:1")
 
+    def test_the_code_is_uploaded_once_under_its_sha256_and_lambda_reads_it_from_there(self, world):
+        publish(world)
+        package = build_package()
+        key = f"greengrass-artifacts/lambda/{FUNCTION}/{package.sha256_hex}.zip"
+        stored = world.aws.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        assert stored == package.zip_bytes
+        location = world.lam.get_function(FunctionName=FUNCTION)["Code"]["Location"]
+        assert location.endswith(key)
+
     def test_settings_travel_as_environment_variables_not_code_edits(self, world):
+        world.aws.client("s3").create_bucket(Bucket="deeplens-my-crops")
         world.reconfigure(bucket="deeplens-my-crops", detection__threshold=0.8)
         publish(world)
         variables = world.lam.get_function(FunctionName=FUNCTION)["Configuration"]["Environment"]["Variables"]
@@ -63,7 +75,7 @@ class TestFirstPublish:
         assert world.lam.get_function(FunctionName=FUNCTION)["Configuration"]["Runtime"] == "python3.12"
 
     def test_dry_run_creates_nothing(self, gg_account, run_cli):
-        result = run_cli("--output", "json", "publish", "--dry-run", env={"DEEPLENS_BUCKET": "deeplens-test-face-crops"})
+        result = run_cli("--output", "json", "publish", "--greengrass", "v1", "--dry-run", env={"DEEPLENS_BUCKET": "deeplens-test-face-crops"})
         assert result.exit_code == 0, result.stderr
         document = json.loads(result.stdout)
         assert document["plan"]["actions"][0]["action"] == "create"
@@ -109,7 +121,8 @@ class TestRepublish:
         (source / "lambda_function.py").write_text("def function_handler(event, context):\n    return 'v2'\n")
         monkeypatch.setattr(package_module, "edge_function_dir", lambda: source)
         plan, _ = publish(world)
-        (action,) = plan.actions
+        upload, action = plan.actions
+        assert upload.resource.startswith("s3-object/") and upload.verb == "create"
         assert "code changed" in action.reason
         assert world.lam.get_function(FunctionName=FUNCTION)["Configuration"]["CodeSha256"] == \
             build_package(source).code_sha256_b64
@@ -182,7 +195,7 @@ class TestRuntimeRejected:
             return ctx
 
         monkeypatch.setattr(aws_module, "make_context", make_context)
-        result = run_cli("publish", env={"DEEPLENS_BUCKET": "deeplens-test-face-crops"})
+        result = run_cli("publish", "--greengrass", "v1", env={"DEEPLENS_BUCKET": "deeplens-test-face-crops"})
         assert result.exit_code == 1
         (line,) = result.stderr.strip().splitlines()[-1:]
         assert line.startswith("error: lambda-function/deeplens-face-crops: AWS Lambda no longer accepts runtime python3.7")

@@ -176,7 +176,8 @@ class TestRerun:
         assert recorded_aws.mutating == []
         assert (tmp_path / "bundle" / "old.key").read_text() == "an earlier key"
 
-    def test_an_interrupted_registration_converges_through_the_cli(self, gg_account, run_cli, tmp_path, monkeypatch):
+    @pytest.mark.parametrize("out", ["a", "b"], ids=["same-out", "new-out"])
+    def test_an_interrupted_registration_converges_through_the_cli(self, gg_account, run_cli, tmp_path, monkeypatch, out):
         import deeplens_cli.aws as aws_module
 
         real = aws_module.make_context
@@ -195,13 +196,13 @@ class TestRerun:
         first = run_cli("register-device", "--name", "MyDevice", "--greengrass", "v1", "--out", str(tmp_path / "a"), env=env)
         assert first.exit_code == 1
         assert "greengrass:CreateGroup" in first.stderr and "re-running converges" in first.stderr
-        second = run_cli("register-device", "--name", "MyDevice", "--greengrass", "v1", "--out", str(tmp_path / "b"), env=env)
+        second = run_cli("register-device", "--name", "MyDevice", "--greengrass", "v1", "--out", str(tmp_path / out), env=env)
         assert second.exit_code == 0, second.stderr
         iot, gg = gg_account.client("iot"), gg_account.client("greengrass")
         assert len(iot.list_things()["things"]) == 1
-        assert len(iot.list_certificates()["certificates"]) == 1  # the orphaned one was replaced
+        assert len(iot.list_certificates()["certificates"]) == 1  # reused (same --out) or replaced (new --out)
         assert len(gg.list_groups()["Groups"]) == 1 and len(gg.list_core_definitions()["Definitions"]) == 1
-        assert list((tmp_path / "b" / "certs").glob("*.private.key"))
+        assert len(list((tmp_path / out / "certs").glob("*.private.key"))) == 1
 
     def test_dry_run_creates_nothing(self, gg_account, run_cli, tmp_path):
         result = run_cli("--output", "json", "register-device", "--name", "MyDevice", "--greengrass", "v1", "--dry-run",

@@ -55,17 +55,22 @@ def create_v1_roles(iam: Any, names: tuple[str, ...] = tuple(ROLES)) -> None:
             "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}))
 
 
+def prepare_account(account: MockedAws) -> MockedAws:
+    """What `register-roles` leaves behind that the V1 target relies on: the roles and the bucket."""
+    create_v1_roles(account.client("iam"))
+    account.client("s3").create_bucket(Bucket=BUCKET)
+    return account
+
+
 @pytest.fixture(name="gg_account")
 def gg_account_fixture(aws_plain: MockedAws) -> MockedAws:
-    create_v1_roles(aws_plain.client("iam"))
-    return aws_plain
+    return prepare_account(aws_plain)
 
 
 @pytest.fixture(name="gg_account_class", scope="class")
 def gg_account_class_fixture(aws_plain_class: MockedAws) -> MockedAws:
     """`gg_account` shared by the tests of one class: arrange once (a registration costs ~0.5 s), inspect many."""
-    create_v1_roles(aws_plain_class.client("iam"))
-    return aws_plain_class
+    return prepare_account(aws_plain_class)
 
 
 @pytest.fixture(name="shared_botocore_models", scope="module")

@@ -825,6 +825,12 @@ def test_the_troubleshooting_guide_matches_the_table() -> None:
         assert re.fullmatch(row.line, example), f"{row_id}: the guide's example does not match:\n  {example}"
 
 
+def test_the_readme_has_a_troubleshooting_section_pointing_to_the_guide() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert re.search(r"^## Troubleshooting", readme, re.MULTILINE), "README.md has no '## Troubleshooting' section"
+    assert "docs/troubleshooting.md" in readme
+
+
 def test_json_output_stays_one_document_on_errors(cli: Cli) -> None:
     """With --output json an error still leaves stdout empty or one JSON document: scripts never parse a
     half-printed plan."""
