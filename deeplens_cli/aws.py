@@ -95,13 +95,33 @@ def make_context(settings: Settings, sleep: Callable[[float], None] | None = Non
     """Build the AwsContext for these settings (profile, region, endpoint, retry mode)."""
     import boto3
     import botocore.exceptions
+    import botocore.session
 
+    core = botocore.session.Session()
+    core.register_component("data_loader", _shared_loader(core.get_config_variable("data_path")))
     try:
-        session = boto3.Session(profile_name=settings["profile"], region_name=settings["region"])
+        session = boto3.Session(botocore_session=core, profile_name=settings["profile"], region_name=settings["region"])
     except botocore.exceptions.ProfileNotFound:
         raise DeeplensError(f"AWS profile '{settings['profile']}' not found",
                             "check --profile / AWS_PROFILE against ~/.aws/config") from None
     return AwsContext(session, settings["endpoint_url"], settings["aws.retry_mode"], settings["aws.max_attempts"], sleep)
+
+
+_LOADERS: dict[Any, Any] = {}
+
+
+def _shared_loader(data_path: Any) -> Any:
+    """One botocore data loader per process, shared by every session.
+
+    Each AwsContext is a new session, and each session would parse the service models again (IoT's and
+    Greengrass's are large: ~0.1-0.4 s per context). The models are read-only data, so `demo`, which runs several
+    commands in one process, and the tests parse them once.
+    """
+    from botocore.loaders import create_loader
+
+    if data_path not in _LOADERS:
+        _LOADERS[data_path] = create_loader(data_path)
+    return _LOADERS[data_path]
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -128,7 +148,8 @@ def translate_error(exc: BaseException, doing: str | None = None) -> DeeplensErr
     if isinstance(exc, bce.NoRegionError):
         return DeeplensError(f"no AWS region configured{context}", "pass --region, set region in deeplens.yaml, or set AWS_REGION")
     if isinstance(exc, bce.ProfileNotFound):
-        return DeeplensError(f"{exc}{context}", "check --profile / AWS_PROFILE against ~/.aws/config")
+        profile = getattr(exc, "kwargs", {}).get("profile", "?")
+        return DeeplensError(f"AWS profile '{profile}' not found{context}", "check --profile / AWS_PROFILE against ~/.aws/config")
     if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectTimeoutError, bce.ConnectionClosedError,
                         bce.ReadTimeoutError)):
         url = getattr(exc, "kwargs", {}).get("endpoint_url", "")

@@ -726,32 +726,32 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def test_edge_s3_slowdown(caplog: pytest.LogCaptureFixture, tmp_path: Path, aws_env: dict[str, str]) -> None:
+def test_edge_s3_slowdown(caplog: pytest.LogCaptureFixture, tmp_path: Path, aws_env: dict[str, str],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 throttles the device: botocore retries (its backoff recorded, not slept), the crop is parked in the
+    spool and the worker probes until S3 accepts again. Capture never waits; every crop arrives once."""
+    import types
+
     import boto3
+    import botocore.endpoint
     from moto import mock_aws
 
     from edge_function.uploader import SpoolingUploader, make_s3_client
 
+    monkeypatch.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=lambda seconds: None))
     with mock_aws():
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
         client = make_s3_client()
         faults = Faults().fail("s3", "PutObject", "SlowDown", "Please reduce your request rate.", status=503,
                                times=9)  # three crops' worth of botocore attempts (3 each)
         faults.install(client.meta.events)
-        import botocore.endpoint
-
-        real_time = botocore.endpoint.time
-        botocore.endpoint.time = type("NoSleep", (), {"sleep": staticmethod(lambda s: None)})
-        try:
-            uploader = SpoolingUploader(BUCKET, str(tmp_path / "spool"), client=client, retry_initial_s=0.01,
-                                        retry_max_s=0.05)
-            with caplog.at_level(logging.WARNING, logger="edge_function.uploader"):
-                for index in range(10):
-                    uploader.submit(crop_item(index))  # never blocks, whatever S3 answers
-                wait_until(lambda: uploader.stats()["uploaded"] == 10)
-                assert uploader.close(5.0)
-        finally:
-            botocore.endpoint.time = real_time
+        uploader = SpoolingUploader(BUCKET, str(tmp_path / "spool"), client=client, retry_initial_s=0.01,
+                                    retry_max_s=0.05)
+        with caplog.at_level(logging.WARNING, logger="edge_function.uploader"):
+            for index in range(10):
+                uploader.submit(crop_item(index))  # never blocks, whatever S3 answers
+            wait_until(lambda: uploader.stats()["uploaded"] == 10)
+            assert uploader.close(5.0)
         stats = uploader.stats()
         keys = [o["Key"] for o in boto3.client("s3", region_name="us-east-1").list_objects_v2(
             Bucket=BUCKET)["Contents"]]
