@@ -98,7 +98,7 @@ def make_context(settings: Settings, sleep: Callable[[float], None] | None = Non
     import botocore.session
 
     core = botocore.session.Session()
-    core.register_component("data_loader", _shared_loader(core.get_config_variable("data_path")))
+    core.register_component("data_loader", shared_loader(core.get_config_variable("data_path")))
     try:
         session = boto3.Session(botocore_session=core, profile_name=settings["profile"], region_name=settings["region"])
     except botocore.exceptions.ProfileNotFound:
@@ -110,7 +110,7 @@ def make_context(settings: Settings, sleep: Callable[[float], None] | None = Non
 _LOADERS: dict[Any, Any] = {}
 
 
-def _shared_loader(data_path: Any) -> Any:
+def shared_loader(data_path: Any) -> Any:
     """One botocore data loader per process, shared by every session.
 
     Each AwsContext is a new session, and each session would parse the service models again (IoT's and

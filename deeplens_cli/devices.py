@@ -17,7 +17,7 @@ from deeplens_cli.app import App, apply_plan, plan_document
 from deeplens_cli.aws import service_unavailable
 from deeplens_cli.errors import ConfigError, DeeplensError, DeploymentFailed, DeploymentTimedOut
 from deeplens_cli.plan import Plan
-from deeplens_cli.targets import DeploymentOutcome, all_devices, find_device, make_target
+from deeplens_cli.targets import DeploymentOutcome, Device, all_devices, find_device, make_target
 
 DEVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,99}$")  # the DeepLens console's rule: a-zA-Z0-9-, <= 100
 
@@ -116,10 +116,30 @@ def deploy(app: App, device_name: str | None, fleet: str | None, dry_run: bool, 
             outcome = target.wait_for_fleet(fleet, result, timeout_s, app.reporter)
         elif result is not None:
             outcome = target.wait_for_deployment(device, result, timeout_s, app.reporter)
+    elif not dry_run and wait and not fleet:
+        # Nothing to change - but an earlier deploy may have timed out (exit 4) with its deployment still pending.
+        # Then this run waits for that one instead of declaring success.
+        outcome = _wait_for_pending(app, target, device, plan, timeout_s)
     document = plan_document(plan, result, dry_run, **subject,
                              deployment=outcome.to_dict() if outcome else None,
                              changed=result is not None)
     _report_outcome(app, outcome, document, dry_run, result is None)
+
+
+PENDING_STATES = {"InProgress", "Building", "QUEUED", "IN_PROGRESS"}  # Greengrass V1 and V2 spellings
+
+
+def _wait_for_pending(app: App, target: Any, device: Device, plan: Plan, timeout_s: float) -> DeploymentOutcome | None:
+    from deeplens_cli.plan import ExecutionResult
+
+    status = target.device_status(device)
+    state = status.get("last_deployment_status")
+    deployment_id = status.get("last_deployment_id") or (status.get("last_deployment") or {}).get("id")
+    if not deployment_id or state not in PENDING_STATES:
+        return None
+    app.reporter.progress(f"nothing to change, but deployment {deployment_id} is still {state}: waiting for it")
+    pending = ExecutionResult(plan, {**plan.known, "deployment_id": deployment_id}, [], 0)
+    return target.wait_for_deployment(device, pending, timeout_s, app.reporter)
 
 
 def _report_outcome(app: App, outcome: DeploymentOutcome | None, document: dict[str, Any], dry_run: bool,

@@ -51,27 +51,31 @@ def face_crops_upload_policy(bucket: str, prefix: str, partition: str = "aws") -
     """Least-privilege S3 grant for the device: write face crops under the prefix, nothing else.
 
     No GetObject, no ListBucket and no PutObjectAcl: a device that is stolen or compromised can add crops but
-    cannot read the faces already collected, enumerate them or make them public.
+    cannot read the faces already collected, enumerate them or make them public. The explicit Deny matters on
+    Greengrass V1: the group role also carries the managed AWSDeepLensLambdaFunctionAccessPolicy, which allows
+    s3:GetObject and s3:ListBucket on every `deeplens*` bucket - and DeepLens buckets are named like that. The
+    Deny covers the whole crops bucket: nothing the device runs reads from it with this role (Lambda copies the
+    function code with the deployer's credentials; a Greengrass ML resource is fetched with the service role).
     """
     return {
         "Version": POLICY_VERSION,
-        "Statement": [{
-            "Sid": "UploadFaceCrops",
-            "Effect": "Allow",
-            "Action": "s3:PutObject",
-            "Resource": prefix_objects_arn(bucket, prefix, partition),
-        }],
+        "Statement": [
+            {"Sid": "UploadFaceCrops", "Effect": "Allow", "Action": "s3:PutObject",
+             "Resource": prefix_objects_arn(bucket, prefix, partition)},
+            {"Sid": "NeverReadTheCropsBucket", "Effect": "Deny",
+             "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:ListBucketVersions"],
+             "Resource": [f"arn:{partition}:s3:::{bucket}", f"arn:{partition}:s3:::{bucket}/*"]},
+        ],
     }
 
 
 # Actions the Greengrass V2 nucleus itself needs from its token exchange role (nucleus 2.5.0 and later):
 # CloudWatch logs uploads and locating artifact buckets.
-NUCLEUS_BASE_ACTIONS = (
+NUCLEUS_LOG_ACTIONS = (
     "logs:CreateLogGroup",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     "logs:DescribeLogStreams",
-    "s3:GetBucketLocation",
 )
 
 
@@ -86,7 +90,10 @@ def token_exchange_policy(crops_bucket: str, crops_prefix: str, artifact_bucket:
     return {
         "Version": POLICY_VERSION,
         "Statement": [
-            {"Sid": "NucleusBase", "Effect": "Allow", "Action": list(NUCLEUS_BASE_ACTIONS), "Resource": "*"},
+            {"Sid": "NucleusLogs", "Effect": "Allow", "Action": list(NUCLEUS_LOG_ACTIONS),
+             "Resource": f"arn:{partition}:logs:*:*:log-group:/aws/greengrass/*"},
+            {"Sid": "LocateArtifactBucket", "Effect": "Allow", "Action": "s3:GetBucketLocation",
+             "Resource": f"arn:{partition}:s3:::{artifact_bucket}"},
             {"Sid": "DownloadComponentArtifacts", "Effect": "Allow", "Action": "s3:GetObject",
              "Resource": prefix_objects_arn(artifact_bucket, artifact_prefix, partition)},
             {"Sid": "UploadFaceCrops", "Effect": "Allow", "Action": "s3:PutObject",

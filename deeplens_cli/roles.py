@@ -223,6 +223,10 @@ class _ManagedPolicyCheck:
 def plan_account(ctx: AwsContext, settings: Settings) -> Plan:
     """register-roles: the bucket, the six roles and the role alias - created, repaired, or left alone."""
     plan = Plan("register-roles")
+    settings.require("bucket")  # a usage error, found before any AWS call
+    # Ask STS who we are first: bad, expired or missing credentials then fail with STS's explicit error code. The
+    # bucket check that comes next is an S3 HEAD request, whose errors carry no body ("400 Bad Request").
+    plan.known["account_id"] = ctx.account_id
     plan.extend(plan_bucket(ctx, settings))
     checker = _ManagedPolicyCheck(ctx)
     states: dict[str, RoleState | None] = {}

@@ -171,6 +171,10 @@ class Spool:
                     with self._lock:
                         self.dropped += 1
 
+    def recount_evicted_but_uploaded(self) -> None:
+        with self._lock:
+            self.dropped -= 1
+
     def remove(self, stem: str) -> bool:
         """Forget an entry (uploaded or unreadable); False if it was already gone (evicted meanwhile)."""
         with self._lock:
@@ -328,7 +332,10 @@ class SpoolingUploader:
         if outcome == _RETRY:
             self._set_online(False)
             return
-        self._spool.remove(stem)
+        if not self._spool.remove(stem):
+            # The cap evicted this entry (and counted it dropped) while its upload was in flight; the upload
+            # succeeded, so the crop was not lost after all.
+            self._spool.recount_evicted_but_uploaded()
         self._set_online(True)
 
     def _send_queued(self, item: UploadItem) -> None:

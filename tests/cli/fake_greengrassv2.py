@@ -543,21 +543,12 @@ class EmulatedAccount:
         return make_context(settings, sleep=self.sleeps.append)
 
 
-_LOADERS: dict[Any, Any] = {}
-
-
 def share_botocore_loader(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every boto3 Session parses the service models again (IoT's alone takes ~0.1 s); the CLI makes a new session
-    per command. Tests share one botocore data loader across sessions: same data, parsed once."""
-    import botocore.loaders
+    per command. Tests share the one data loader deeplens_cli.aws keeps, also for clients they make themselves."""
     import botocore.session
 
-    original = botocore.loaders.create_loader
-
-    def shared_loader(search_path_string: Any = None) -> Any:
-        if search_path_string not in _LOADERS:
-            _LOADERS[search_path_string] = original(search_path_string)
-        return _LOADERS[search_path_string]
+    from deeplens_cli.aws import shared_loader
 
     monkeypatch.setattr(botocore.session, "create_loader", shared_loader)
 

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 
 from deeplens_cli.policies import (
-    NUCLEUS_BASE_ACTIONS,
+    NUCLEUS_LOG_ACTIONS,
     face_crops_upload_policy,
     managed_policy_arn,
     normalise_policy,
@@ -23,19 +23,28 @@ from deeplens_cli.policies import (
 def test_face_crops_policy_allows_only_putobject_under_the_prefix():
     policy = face_crops_upload_policy("deeplens-crops", "faces/")
 
-    (statement,) = policy["Statement"]
-    assert statement["Effect"] == "Allow"
-    assert statement["Action"] == "s3:PutObject"
-    assert statement["Resource"] == "arn:aws:s3:::deeplens-crops/faces/*"
+    (allow,) = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    assert allow["Action"] == "s3:PutObject"
+    assert allow["Resource"] == "arn:aws:s3:::deeplens-crops/faces/*"
+
+
+def test_face_crops_policy_denies_reading_and_listing_what_the_managed_deeplens_policy_would_allow():
+    """AWSDeepLensLambdaFunctionAccessPolicy (also on the V1 group role) allows Get/List on deeplens* buckets."""
+    (deny,) = [s for s in face_crops_upload_policy("deeplens-crops", "faces/")["Statement"] if s["Effect"] == "Deny"]
+
+    assert deny["Action"] == ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:ListBucketVersions"]
+    assert deny["Resource"] == ["arn:aws:s3:::deeplens-crops", "arn:aws:s3:::deeplens-crops/*"]
 
 
 def test_token_exchange_policy_scopes_artifacts_and_crops_to_their_prefixes():
     policy = token_exchange_policy("crops", "faces/", "artifacts", "greengrass-artifacts/")
 
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
-    assert set(by_sid["NucleusBase"]["Action"]) == set(NUCLEUS_BASE_ACTIONS) == {
-        "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
-        "s3:GetBucketLocation"}
+    assert set(by_sid["NucleusLogs"]["Action"]) == set(NUCLEUS_LOG_ACTIONS) == {
+        "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"}
+    assert by_sid["NucleusLogs"]["Resource"] == "arn:aws:logs:*:*:log-group:/aws/greengrass/*"
+    assert by_sid["LocateArtifactBucket"] == {"Sid": "LocateArtifactBucket", "Effect": "Allow",
+                                              "Action": "s3:GetBucketLocation", "Resource": "arn:aws:s3:::artifacts"}
     assert by_sid["DownloadComponentArtifacts"] == {
         "Sid": "DownloadComponentArtifacts", "Effect": "Allow", "Action": "s3:GetObject",
         "Resource": "arn:aws:s3:::artifacts/greengrass-artifacts/*"}
@@ -43,16 +52,14 @@ def test_token_exchange_policy_scopes_artifacts_and_crops_to_their_prefixes():
     assert by_sid["UploadFaceCrops"]["Resource"] == "arn:aws:s3:::crops/faces/*"
 
 
-def test_generated_identity_policies_pass_parliament_except_the_documented_nucleus_wildcard():
+def test_generated_identity_policies_pass_parliament():
     from parliament import analyze_policy_string
 
     upload = analyze_policy_string(json.dumps(face_crops_upload_policy("deeplens-crops", "faces/")))
     assert upload.findings == []
 
     exchange = analyze_policy_string(json.dumps(token_exchange_policy("c", "faces/", "a", "art/")))
-    issues = {(finding.issue, tuple(sorted(finding.detail))) for finding in exchange.findings}
-    # The nucleus' own base actions are granted on "*" exactly as the Greengrass V2 installer does.
-    assert issues == {("RESOURCE_STAR", tuple(sorted(NUCLEUS_BASE_ACTIONS)))}
+    assert exchange.findings == []
 
 
 @pytest.mark.parametrize(("region", "partition"), [("us-east-1", "aws"), ("cn-north-1", "aws-cn"),

@@ -89,16 +89,18 @@ class TestFreshAccount:
         assert iam.list_role_policies(RoleName="AWSDeepLensGreengrassGroupRole")["PolicyNames"] == [FACE_CROPS_INLINE_POLICY]
         document = iam.get_role_policy(RoleName="AWSDeepLensGreengrassGroupRole",
                                        PolicyName=FACE_CROPS_INLINE_POLICY)["PolicyDocument"]
-        (statement,) = document["Statement"]
-        assert statement["Effect"] == "Allow"
+        (statement,) = [s for s in document["Statement"] if s["Effect"] == "Allow"]
         assert statement["Action"] in ("s3:PutObject", ["s3:PutObject"])
         assert statement["Resource"] == f"arn:aws:s3:::{BUCKET}/faces/*"
+        (deny,) = [s for s in document["Statement"] if s["Effect"] == "Deny"]
+        assert f"arn:aws:s3:::{BUCKET}/*" in deny["Resource"] and "s3:GetObject" in deny["Action"]
 
     def test_token_exchange_role_policy_and_role_alias(self, account):
         iam, iot = account[0].client("iam"), account[0].client("iot")
         document = iam.get_role_policy(RoleName=TER, PolicyName=TOKEN_EXCHANGE_INLINE_POLICY)["PolicyDocument"]
         resources = {s["Sid"]: s["Resource"] for s in document["Statement"]}
-        assert resources == {"NucleusBase": "*",
+        assert resources == {"NucleusLogs": "arn:aws:logs:*:*:log-group:/aws/greengrass/*",
+                             "LocateArtifactBucket": "arn:aws:s3:::deeplens-artifacts",
                              "DownloadComponentArtifacts": "arn:aws:s3:::deeplens-artifacts/greengrass-artifacts/*",
                              "UploadFaceCrops": f"arn:aws:s3:::{BUCKET}/faces/*"}
         alias = iot.describe_role_alias(roleAlias=ALIAS)["roleAliasDescription"]
@@ -173,7 +175,8 @@ class TestReRuns:
         assert attached(iam, "AWSDeepLensServiceRole") == {service_policy}
         assert S3_FULL not in attached(iam, "AWSDeepLensGreengrassGroupRole")
         ter_policy = iam.get_role_policy(RoleName=TER, PolicyName=TOKEN_EXCHANGE_INLINE_POLICY)["PolicyDocument"]
-        assert {s["Sid"] for s in ter_policy["Statement"]} == {"NucleusBase", "DownloadComponentArtifacts", "UploadFaceCrops"}
+        assert {s["Sid"] for s in ter_policy["Statement"]} == {"NucleusLogs", "LocateArtifactBucket",
+                                                               "DownloadComponentArtifacts", "UploadFaceCrops"}
         alias = iot.describe_role_alias(roleAlias=ALIAS)["roleAliasDescription"]
         assert alias["roleArn"].endswith(f":role/{TER}") and alias["credentialDurationSeconds"] == 3600
 

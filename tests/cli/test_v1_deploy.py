@@ -363,6 +363,21 @@ class TestDeployCommand:
         assert "did not finish in time" in result.stderr
         assert sum(recorded_aws.sleeps) == 20 and recorded_aws.sleeps == [5.0] * 4
 
+    def test_after_a_timeout_a_rerun_waits_for_the_pending_deployment(self, cli_device, run_cli, recorded_aws,
+                                                                       monkeypatch):
+        script_status(monkeypatch, "InProgress")
+        assert run_cli("deploy", "--device", "MyDevice", "--timeout", "10", env=BUCKET_ENV).exit_code == 4
+        recorded_aws.clear()
+        source = script_status(monkeypatch, "InProgress", "InProgress", "Success")  # plan, status, then the wait
+
+        again = run_cli("deploy", "--device", "MyDevice", env=BUCKET_ENV)
+
+        assert again.exit_code == 0, again.stderr
+        assert recorded_aws.mutating == []  # nothing redeployed: the pending deployment was waited for
+        assert "still InProgress: waiting for it" in again.stderr
+        assert "succeeded" in again.stdout
+        assert len({deployment for _, deployment in source.calls}) == 1
+
     def test_no_wait_returns_after_starting(self, cli_device, run_cli, monkeypatch):
         source = script_status(monkeypatch, "InProgress")
         result = run_cli("deploy", "--device", "MyDevice", "--no-wait", env=BUCKET_ENV)

@@ -85,16 +85,10 @@ def shared_botocore_models_fixture() -> Iterator[None]:
     """
     import botocore.session
 
-    loaders: dict[Any, Any] = {}
-    real = botocore.session.create_loader
-
-    def shared(search_path_string: Any = None) -> Any:
-        if search_path_string not in loaders:
-            loaders[search_path_string] = real(search_path_string)
-        return loaders[search_path_string]
+    from deeplens_cli.aws import shared_loader
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(botocore.session, "create_loader", shared)
+        patch.setattr(botocore.session, "create_loader", shared_loader)  # also for clients made outside AwsContext
         yield
 
 

@@ -254,3 +254,27 @@ def test_counters_add_up(s3, bucket, tmp_path, down_for):
     stats = up.stats()
     assert stats["captured"] == 30 and stats["uploaded"] == 30 and stats["dropped"] == 0
     assert stats["queue_depth"] == 0 and stats["spool_bytes"] == 0
+
+
+def test_a_spooled_crop_evicted_while_its_upload_succeeds_counts_as_uploaded_not_dropped(s3, bucket, tmp_path):
+    """The cap may evict the very entry the worker is uploading; if that upload succeeds, nothing was lost."""
+    entry_size = len(item(0).body) + len(json.dumps({"key": item(0).key, "metadata": item(0).metadata,
+                                                     "spooled_at": time.time()}))
+    spool_dir = str(tmp_path / "spool")
+    assert Spool(spool_dir, max_bytes=int(entry_size * 1.5)).add(item(0))  # left by an earlier run
+    holder = {}
+
+    class EvictingS3:
+        def put_object(self, **params):
+            if params["Key"] == item(0).key:
+                holder["up"]._spool.add(item(1))  # a new crop spooled meanwhile pushes item 0 out of the cap
+            return s3.put_object(**params)
+
+    holder["up"] = up = SpoolingUploader(bucket, spool_dir, client=EvictingS3(), spool_max_bytes=int(entry_size * 1.5),
+                                         start=False, **FAST_RETRY)
+    up.start()
+    assert wait_for(lambda: up.stats()["uploaded"] == 2)
+    assert up.close(5.0)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == sorted([item(0).key, item(1).key])
+    assert up.stats()["dropped"] == 0

@@ -45,15 +45,9 @@ def lean_managed_policies_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
 def shared_models_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
     import botocore.session
 
-    loaders: dict[Any, Any] = {}
-    real = botocore.session.create_loader
+    from deeplens_cli.aws import shared_loader
 
-    def shared(search_path_string: Any = None) -> Any:
-        if search_path_string not in loaders:
-            loaders[search_path_string] = real(search_path_string)
-        return loaders[search_path_string]
-
-    monkeypatch.setattr(botocore.session, "create_loader", shared)
+    monkeypatch.setattr(botocore.session, "create_loader", shared_loader)
 
 
 @pytest.fixture(name="fresh_account")

@@ -120,7 +120,8 @@ TABLE: dict[str, Row] = {
     # -- deploy ----------------------------------------------------------------------------------------------
     "lambda-runtime-rejected": Row("AWS Lambda refuses the device's runtime (python3.7)", 1,
                                    r"error: lambda-function/deeplens-face-crops: AWS Lambda no longer accepts runtime"
-                                   r" python3\.7 for new or updated functions \(hint: set function\.lambda_runtime:"
+                                   r" python3\.7 for new or updated functions(; \d+ earlier change\(s\) were applied,"
+                                   r" re-running converges)? \(hint: set function\.lambda_runtime:"
                                    r" python3\.12 - .+FunctionRuntimeOverride\)\)?"),
     "deployment-failed": Row("the device reports the deployment failed", 3,
                              r"error: deployment \S+ failed: .+ \[GG-402: .+\] \(hint: fix the cause shown, then run deploy"

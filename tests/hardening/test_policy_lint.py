@@ -86,6 +86,10 @@ ALLOWLIST: dict[tuple[str, str, str], str] = {
         "Greengrass V1 core data-plane action (minimal core policy): download a deployment",
     ("iot-v1", "UNKNOWN_ACTION", "greengrass:UpdateCoreDeploymentStatus"):
         "Greengrass V1 core data-plane action (minimal core policy): report a deployment's status",
+    ("iot-v1", "RESOURCE_STAR", "iot:Connect"):
+        "AWS's documented minimal Greengrass V1 core policy grants iot:Connect on '*' (GGDG device-auth.md); the "
+        "client IDs a V1 core uses are not documented and the V1 service is retired, so a narrower scope cannot be "
+        "verified and could lock a real core out. The V2 policy, which can be checked, is scoped to the thing",
     ("iot-v1", "RESOURCE_MISMATCH", "greengrass:GetConnectivityInfo"):
         "in a core's IoT policy these actions are scoped to the core's IoT thing ARN (minimal core policy); "
         "parliament expects the IAM resource type of the control-plane API (/greengrass/things/*/connectivityInfo)",
