@@ -166,6 +166,8 @@ def _report_outcome(app: App, outcome: DeploymentOutcome | None, document: dict[
 
 
 def list_devices(app: App) -> None:
+    from deeplens_cli.status import health_text
+
     rows = []
     for device in all_devices(app.ctx, app.settings, app.reporter):
         try:
@@ -180,7 +182,7 @@ def list_devices(app: App) -> None:
         app.reporter.line("no devices registered (register one with `deeplens-cli register-device --name NAME`)")
         return
     app.reporter.table("Devices", ("name", "target", "thing", "health", "last deployment"),
-                       [(r["name"], r["target"], r["thing_name"], r["status"].get("health", "-"),
+                       [(r["name"], r["target"], r["thing_name"], health_text(r["status"]),
                          r["status"].get("last_deployment_status", "-")) for r in rows])
 
 

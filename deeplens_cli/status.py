@@ -192,7 +192,7 @@ def render(report: StatusReport, reporter: Reporter, settings: Settings) -> None
              {True: "yes", False: "no", None: "unknown"}.get(p.get("up_to_date"), "-")) for p in report.projects])
     if report.devices:
         reporter.table("Devices", ("name", "target", "thing", "health", "last deployment", "problems"), [
-            (d["name"], d["target"], d["thing_name"], d["status"].get("health", "-"),
+            (d["name"], d["target"], d["thing_name"], health_text(d["status"]),
              _deployment(d["status"]), "; ".join(d["status"].get("problems") or []) or "-") for d in report.devices])
     uploads = report.uploads
     if uploads:
@@ -226,3 +226,10 @@ def _deployment(status: dict[str, Any]) -> str:
         return f"{state}: {last['error_message']}"
     return str(state)
 
+
+def health_text(status: dict[str, Any]) -> str:
+    """A device's health for a table: the verdict plus, where the target gives one, when the device reported it
+    (Greengrass V2 health is whatever the device last said, which can be a day old)."""
+    health = str(status.get("health", "-"))
+    detail = status.get("health_detail")
+    return f"{health} ({detail})" if detail else health

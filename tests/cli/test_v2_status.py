@@ -176,3 +176,14 @@ def test_status_command_reports_the_v2_device_and_component(v2, run_cli):
     assert reported["status"]["last_deployment_status"] == "FAILED"
     assert any(p.startswith("device Cam: last deployment FAILED") for p in document["problems"])
     assert [p["name"] for p in document["projects"]] == [COMPONENT]
+
+
+def test_the_text_tables_say_when_the_health_was_reported(v2, run_cli):
+    """Health can be a day old; the tables a person reads say so, not only the JSON."""
+    device = v2.register()
+    v2.deploy(device)
+
+    for command in ("devices", "status"):
+        result = run_cli(command, env={**ENV, "COLUMNS": "250"})
+
+        assert "HEALTHY, reported " in result.stdout, (command, result.stdout)
