@@ -12,7 +12,7 @@ import traceback
 
 import click
 
-from deeplens_cli.app import App, apply_plan, plan_document
+from deeplens_cli.app import App
 from deeplens_cli.errors import EXIT_ERROR, EXIT_USAGE, DeeplensError
 from deeplens_cli.output import Reporter
 
@@ -55,14 +55,10 @@ def cli(ctx: click.Context, config_path: str | None, profile: str | None, region
 @pass_app
 def register_roles(app: App, dry_run: bool, s3_full_access: bool, bucket: str | None) -> None:
     """Create the five DeepLens IAM roles, the S3 grant, the bucket and the Greengrass V2 role alias."""
-    from deeplens_cli.roles import plan_account
+    from deeplens_cli.roles import register_roles as run
 
     app.override(bucket=bucket, s3_access="full" if s3_full_access else None)
-    plan = plan_account(app.ctx, app.settings)
-    app.reporter.plan(plan, dry_run)
-    result = apply_plan(app, plan, dry_run)
-    if app.reporter.json:
-        app.reporter.emit_json(plan_document(plan, result, dry_run))
+    run(app, dry_run)
 
 
 # ---------------------------------------------------------------------------------------------- devices
@@ -114,9 +110,12 @@ def deploy(app: App, device: str | None, fleet: str | None, dry_run: bool, no_wa
     """Publish the edge function and deploy the project to a device; wait for the verdict."""
     from deeplens_cli.devices import deploy as run
 
-    app.override(device=device, deploy__timeout_s=timeout)
-    run(app, device_name=app.settings["device"], fleet=fleet, dry_run=dry_run, wait=not no_wait, force=force,
-        rollout_per_minute=rollout_per_minute, abort_failure_percent=abort_failure_percent)
+    if device and fleet:
+        raise click.UsageError("--device and --fleet are exclusive: deploy to one device or to one fleet")
+    app.override(deploy__timeout_s=timeout)
+    run(app, device_name=device or (None if fleet else app.settings["device"]), fleet=fleet, dry_run=dry_run,
+        wait=not no_wait, force=force, rollout_per_minute=rollout_per_minute,
+        abort_failure_percent=abort_failure_percent)
 
 
 @cli.command("status")

@@ -10,7 +10,6 @@ Errors name the key, the bad value and what is expected, and raise `ConfigError`
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -31,25 +30,10 @@ DEFAULT_KEY_TEMPLATE = "{month}_{day}/{hour}_{minute}/{timestamp}_{n}.jpg"
 
 
 def check_bucket_name(name: str) -> str | None:
-    """S3 general-purpose bucket naming rules; returns what is wrong, or None when the name is valid."""
-    if not 3 <= len(name) <= 63:
-        return "3 to 63 characters"
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]*[a-z0-9]", name):
-        return "lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit"
-    if ".." in name or ".-" in name or "-." in name:
-        return "no two adjacent periods and no period next to a hyphen"
-    try:
-        ipaddress.IPv4Address(name)
-        return "not formatted as an IP address"
-    except ValueError:
-        pass
-    for prefix in ("xn--", "sthree-", "amzn-s3-demo-"):
-        if name.startswith(prefix):
-            return f"not starting with the reserved prefix '{prefix}'"
-    for suffix in ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"):
-        if name.endswith(suffix):
-            return f"not ending with the reserved suffix '{suffix}'"
-    return None
+    """S3 bucket naming rules; the device's own check (edge_function.settings) is the one copy of them."""
+    from edge_function.settings import bucket_name_problem
+
+    return bucket_name_problem(name)
 
 
 def _check_region(value: str) -> str | None:
@@ -69,16 +53,15 @@ def _check_prefix(value: str) -> str | None:
 
 
 def _check_key_template(value: str) -> str | None:
-    if "{n}" not in value:
-        return "a template containing {n} (without it two crops in one second would share a key)"
-    try:
-        value.format(month="01", day="01", hour="00", minute="00", second="00", timestamp="0", n=0,
-                     device="d", year="2026", track=0)
-    except (KeyError, IndexError, ValueError) as exc:
-        return f"a template using only {{year}} {{month}} {{day}} {{hour}} {{minute}} {{second}} {{timestamp}} {{n}} {{device}} {{track}} ({exc})"
+    """The device's own template check (edge_function.keys), on the template as the device receives it."""
+    from edge_function.keys import template_problem
+
     if value.startswith("/"):
         return "a relative key template (no leading '/')"
-    return None
+    problem = template_problem("{prefix}/" + value)
+    if problem and "{n}" in problem:
+        return problem + " (without it two crops in one second would share a key)"
+    return problem
 
 
 def _check_function_name(value: str) -> str | None:
@@ -185,16 +168,13 @@ KEYS: dict[str, Key] = {key.path: key for key in SCHEMA}
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated settings. `values` maps every dotted key to its value; attribute access for common ones."""
+    """Validated settings. `values` maps every dotted key to its value: `settings["function.name"]`."""
 
     values: Mapping[str, Any]
     origins: Mapping[str, str] = field(default_factory=dict)  # key -> "default" | file path | env var | "flag"
     config_path: Path | None = None
 
     def __getitem__(self, path: str) -> Any:
-        return self.values[path]
-
-    def get(self, path: str) -> Any:
         return self.values[path]
 
     def require(self, path: str) -> Any:
@@ -213,34 +193,6 @@ class Settings:
         """A copy with some dotted keys overridden (as flags would); validated like any other layer."""
         flat = {k.replace("__", "."): v for k, v in overrides.items()}
         return _validated({**self.values, **flat}, {**self.origins, **{k: "flag" for k in flat}}, self.config_path)
-
-    @property
-    def region(self) -> str | None:
-        return self.values["region"]
-
-    @property
-    def bucket(self) -> str | None:
-        return self.values["bucket"]
-
-    @property
-    def prefix(self) -> str:
-        return self.values["prefix"]
-
-    def section(self, name: str) -> dict[str, Any]:
-        """All keys under one section, without the section name: section('function')['memory_mb']."""
-        start = name + "."
-        return {k[len(start):]: v for k, v in self.values.items() if k.startswith(start)}
-
-    def to_dict(self) -> dict[str, Any]:
-        """Nested plain dict (for `--output json` and for writing config files)."""
-        nested: dict[str, Any] = {}
-        for path, value in self.values.items():
-            node = nested
-            *parents, leaf = path.split(".")
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = value
-        return nested
 
 
 # Command-line flags whose names are not simply "--" + the key.

@@ -349,13 +349,10 @@ def demo_app(app: App, work: Path, endpoint: str, device_name: str) -> App:
 
 
 def _register_roles(child: App) -> None:
-    from deeplens_cli.app import apply_plan
-    from deeplens_cli.roles import plan_account
+    from deeplens_cli.roles import register_roles
 
     child.reporter.progress("demo: deeplens-cli register-roles")
-    plan = plan_account(child.ctx, child.settings)
-    child.reporter.plan(plan, False)
-    apply_plan(child, plan, False)
+    register_roles(child, dry_run=False)
 
 
 def _register_device(child: App, device_name: str, work: Path) -> None:
@@ -380,7 +377,7 @@ def _simulated_device(child: App, device_name: str, work: Path, frames: FrameSou
         MotoDeploymentReporter,
         SimulatedCore,
     )
-    from deeplens_cli.targets import find_device
+    from deeplens_cli.targets import component, find_device
 
     device = find_device(child.ctx, child.settings, device_name, child.reporter)
     if not device.group_id:
@@ -392,7 +389,7 @@ def _simulated_device(child: App, device_name: str, work: Path, frames: FrameSou
     io_ = DeviceIo(source=frames.spec, fps=fps, messages_path=device_root / "messages.jsonl",
                    frame_log_path=device_root / "frames.jsonl")
     settings = child.settings
-    artifact_bucket = settings["greengrass.artifact_bucket"] or settings["bucket"]
+    artifact_bucket = component.artifact_bucket(settings)
     account = child.ctx.account_id
     core = SimulatedCore(session, settings["endpoint_url"], device.group_id, device.thing_name, artifact_bucket,
                          device_root, io_, reporter=MotoDeploymentReporter(account, DEMO_REGION),

@@ -92,8 +92,6 @@ def deploy(app: App, device_name: str | None, fleet: str | None, dry_run: bool, 
            rollout_per_minute: int | None, abort_failure_percent: float | None) -> None:
     timeout_s = float(app.settings["deploy.timeout_s"])
     if fleet:
-        if device_name and device_name != app.settings["device"]:
-            raise ConfigError("--device and --fleet are exclusive", "deploy to one device or to one fleet")
         target: Any = make_target("v2", app.ctx, app.settings)
         plan = target.plan_deploy_fleet(fleet, force, rollout_per_minute, abort_failure_percent)
         subject: dict[str, Any] = {"fleet": fleet}
@@ -134,7 +132,7 @@ def _wait_for_pending(app: App, target: Any, device: Device, plan: Plan, timeout
 
     status = target.device_status(device)
     state = status.get("last_deployment_status")
-    deployment_id = status.get("last_deployment_id") or (status.get("last_deployment") or {}).get("id")
+    deployment_id = status.get("last_deployment_id")  # both targets report it
     if not deployment_id or state not in PENDING_STATES:
         return None
     app.reporter.progress(f"nothing to change, but deployment {deployment_id} is still {state}: waiting for it")

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
-from deeplens_cli.errors import DeeplensError
+from deeplens_cli.errors import ConfigError, DeeplensError
 
 if TYPE_CHECKING:
     from deeplens_cli.config import Settings
@@ -233,7 +233,20 @@ def edge_environment(settings: Settings, on_deeplens: bool = True, model_path: s
         env["DEEPLENS_MODEL_PATH"] = model_path or settings["model.artifact_path"]
     if settings["upload.spool_dir"]:
         env["DEEPLENS_SPOOL_DIR"] = settings["upload.spool_dir"]
+    _check_the_device_accepts(env)
     return env
+
+
+def _check_the_device_accepts(env: dict[str, str]) -> None:
+    """Parse the environment with the device's own settings code, so nothing the CLI accepted is refused on the
+    device (where the only trace would be one log line, hours later)."""
+    from edge_function.settings import SettingsError, load_settings
+
+    try:
+        load_settings(env)
+    except SettingsError as exc:
+        raise ConfigError(f"the device would refuse these settings: {exc}",
+                          "fix the corresponding setting in deeplens.yaml (see config.example.yaml)") from None
 
 
 def _text(value: object) -> str:

@@ -69,7 +69,6 @@ DEFAULT_THRESHOLDS = {"awscam": 0.6, "opencv": 0.5}
 DETECTOR_KINDS = ("awscam", "opencv")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _OFF_WORDS = ("", "off", "none", "no", "false", "0")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class SettingsError(ValueError):
@@ -155,10 +154,34 @@ def _boolean(raw: str) -> bool:
     raise _Invalid("true or false")
 
 
+def bucket_name_problem(name: str) -> Optional[str]:
+    """S3 general-purpose bucket naming rules: what is wrong with `name`, or None when it is valid.
+
+    The one copy of these rules: the CLI (deeplens_cli.config) checks its `bucket` setting with it too, so a
+    bucket the CLI accepts is one the device accepts.
+    """
+    if not 3 <= len(name) <= 63:
+        return "3 to 63 characters"
+    if not re.match(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$", name):
+        return "lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit"
+    if ".." in name or ".-" in name or "-." in name:
+        return "no two adjacent periods and no period next to a hyphen"
+    if re.match(r"^\d{1,3}(\.\d{1,3}){3}$", name):
+        return "not formatted as an IP address"
+    for prefix in ("xn--", "sthree-", "amzn-s3-demo-"):
+        if name.startswith(prefix):
+            return "not starting with the reserved prefix '%s'" % prefix
+    for suffix in ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"):
+        if name.endswith(suffix):
+            return "not ending with the reserved suffix '%s'" % suffix
+    return None
+
+
 def _bucket(raw: str) -> str:
     value = raw.strip()
-    if not _BUCKET_RE.match(value) or ".." in value:
-        raise _Invalid("an S3 bucket name: 3-63 lowercase letters, digits, '.' or '-'")
+    problem = bucket_name_problem(value)
+    if problem:
+        raise _Invalid("an S3 bucket name: " + problem)
     return value
 
 

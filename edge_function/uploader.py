@@ -20,8 +20,10 @@ mid-write leaves only a temporary file or a JPEG without sidecar, both cleaned u
 The spool has a size cap: the oldest entries are dropped beyond it (``dropped`` counter).
 
 Each crop's S3 key is fixed when it is captured (``keys.KeyFactory``) and never changes on its way
-through queue and spool, so an upload repeated after a crash or a timeout overwrites the same object:
-no duplicates. No ACL is ever sent: ``public-read`` fails on buckets with ACLs disabled (the S3 default)
+through queue and spool, so an upload repeated after a crash or a timeout overwrites the same object
+with the same bytes: never two objects for one crop. (S3 does send a second event for the overwrite, so a
+crop whose upload succeeded just before a crash or a shutdown deadline can reach the downstream pipeline
+twice; the key is the same, so it can de-duplicate on it.) No ACL is ever sent: ``public-read`` fails on buckets with ACLs disabled (the S3 default)
 and would publish biometric data.
 
 ``close(deadline_s)`` lets the worker flush until the deadline; whatever is still waiting then is
@@ -285,25 +287,34 @@ class SpoolingUploader:
     # --- worker ---------------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        """The worker: one step at a time until stopped. An unexpected error (a bug, a full disk) is logged and
+        retried after a back-off instead of ending the thread: a dead worker would leave every later crop on
+        disk until the process restarts."""
+        failures = 0
+        while not self._abort.is_set():
+            try:
+                if not self._step():
+                    return
+                failures = 0
+            except Exception:  # noqa: BLE001 - see the docstring
+                failures += 1
+                LOG.exception("upload worker error (%d in a row); retrying", failures)
+                self._wake.wait(min(self._retry_initial_s * 2 ** min(failures, 16), self._retry_max_s))
+
+    def _step(self) -> bool:
+        """Upload one crop (spooled first) or wait briefly for one; False when the worker should exit."""
+        if not self._online:
+            return self._probe()
+        spooled = self._spool.oldest()
+        if spooled is not None:
+            self._send_spooled(*spooled)
+            return True
         try:
-            while not self._abort.is_set():
-                if not self._online:
-                    if not self._probe():
-                        return
-                    continue
-                spooled = self._spool.oldest()
-                if spooled is not None:
-                    self._send_spooled(*spooled)
-                    continue
-                try:
-                    item = self._queue.get(timeout=0.1)
-                except queue.Empty:
-                    if self._stopping.is_set():
-                        return
-                    continue
-                self._send_queued(item)
-        except Exception:  # never die silently: the capture loop keeps spooling to disk meanwhile
-            LOG.exception("upload worker crashed; crops stay in the spool")
+            item = self._queue.get(timeout=0.1)
+        except queue.Empty:
+            return not self._stopping.is_set()
+        self._send_queued(item)
+        return True
 
     def _probe(self) -> bool:
         """Offline: park queued crops on disk, wait, retry the oldest. False when the worker should exit."""

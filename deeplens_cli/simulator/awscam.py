@@ -70,6 +70,7 @@ class _Camera(object):
         self.interval = 1.0 / fps if fps > 0 else 0.0
         self.frame_log = frame_log
         self.served = 0
+        self._cursor = 0  # next image of a folder source (also advanced by unreadable files)
         self.last_shape = None
         self._lock = threading.Lock()
         self._next_at = 0.0
@@ -98,7 +99,11 @@ class _Camera(object):
         import cv2
 
         if self._paths is not None:
-            return cv2.imread(self._paths[self.served % len(self._paths)], cv2.IMREAD_COLOR)
+            # The cursor moves on every attempt: one unreadable image costs one frame, like a camera glitch,
+            # instead of being retried forever.
+            path = self._paths[self._cursor % len(self._paths)]
+            self._cursor += 1
+            return cv2.imread(path, cv2.IMREAD_COLOR)
         ok, frame = self._capture.read()
         if not ok and not self.spec.startswith("webcam:"):
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)  # a camera never runs out: start the file over
@@ -115,7 +120,7 @@ class _Camera(object):
             frame = self._read()
             if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
                 return False, None
-            index = self.served
+            index = self._cursor - 1 if self._paths is not None else self.served  # which frame of the source
             self.served += 1
             self.last_shape = frame.shape
             if self.frame_log:

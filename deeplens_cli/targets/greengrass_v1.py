@@ -29,9 +29,9 @@ definitions are found by name the same way, so an interrupted deploy is finished
 Deployment status seam: moto's `GetDeploymentStatus` answers `InProgress` forever, and there is no DeepLens in a
 test. Where a deployment's status comes from is therefore a `DeploymentStatusSource`: by default the
 `GetDeploymentStatus` API; tests pass a scripted function (`GreengrassV1Target(ctx, settings,
-deployment_status=...)`), and the demo's simulated core registers itself for a whole AWS context with
-`use_deployment_status(ctx, source)`, reporting Success/Failure the way a real core would after applying the
-group version. The seam is read only for status; it never writes anything.
+deployment_status=...)`, or replace `status_source_for`). The demo's simulated core needs neither: it records
+Success/Failure on the emulator's deployment record, the way a real core reports to the cloud, and the API
+source reads it. The seam is read only for status; it never writes anything.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ import json
 import os
 import re
 import time
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
@@ -118,23 +117,9 @@ class ApiDeploymentStatus:
         return self.ctx.client("greengrass").get_deployment_status(GroupId=group_id, DeploymentId=deployment_id)
 
 
-_status_sources: weakref.WeakKeyDictionary[Any, DeploymentStatusSource] = weakref.WeakKeyDictionary()
-
-
-def use_deployment_status(ctx: AwsContext, source: DeploymentStatusSource | None) -> None:
-    """Make every GreengrassV1Target built on `ctx` read deployment status from `source` (None: the API again).
-
-    This is how the demo's simulated core answers for the device: `make_target` builds targets without
-    arguments, so the source is attached to the AWS context they share.
-    """
-    if source is None:
-        _status_sources.pop(ctx, None)
-    else:
-        _status_sources[ctx] = source
-
-
 def status_source_for(ctx: AwsContext) -> DeploymentStatusSource:
-    return _status_sources.get(ctx) or ApiDeploymentStatus(ctx)
+    """Where targets built by `make_target` read deployment status: the API (tests replace this function)."""
+    return ApiDeploymentStatus(ctx)
 
 
 # ---------------------------------------------------------------------------------------------- naming
@@ -755,14 +740,13 @@ class GreengrassV1Target:
         """Upload the zip unless an earlier (perhaps interrupted) run already did: same key means same bytes."""
         bucket, key = code["S3Bucket"], code["S3Key"]
         resource = f"s3-object/s3://{bucket}/{key}"
-        try:
-            present = _maybe(lambda: self.ctx.client("s3").head_object(Bucket=bucket, Key=key),
-                             ("404", "NoSuchKey", "NotFound"))
-        except Exception as exc:
-            if _code(exc) != "NoSuchBucket":
-                raise
+        s3 = self.ctx.client("s3")
+        # Real S3 answers HEAD without a body, so a missing bucket and a missing key both read "404": ask for the
+        # bucket first, then for the key.
+        if _maybe(lambda: s3.head_bucket(Bucket=bucket), ("404", "NoSuchBucket", "NotFound")) is None:
             raise DeeplensError(f"bucket {bucket} for the function code does not exist",
-                                "run `deeplens-cli register-roles` (it creates the bucket), or fix greengrass.artifact_bucket") from None
+                                "run `deeplens-cli register-roles` (it creates the bucket), or fix greengrass.artifact_bucket")
+        present = _maybe(lambda: s3.head_object(Bucket=bucket, Key=key), ("404", "NoSuchKey", "NotFound"))
         if present is not None:
             plan.add(noop(resource, "function code already uploaded (content-addressed key)"))
             return
@@ -1097,6 +1081,7 @@ class GreengrassV1Target:
             info["function_version_arn"] = project[0]["FunctionArn"] if project else None
             last = self._last_deployment(group.id)
             info["last_deployment"] = last
+            info["last_deployment_id"] = last["id"] if last else None
             info["last_deployment_status"] = last["status"] if last else "never"
             if last is None:
                 problems.append("never deployed")

@@ -231,3 +231,12 @@ class TestEdgeEnvironment:
 
         with pytest.raises(ConfigError, match="bucket"):
             edge_environment(make_settings(bucket=None))
+
+
+def test_settings_the_device_would_refuse_are_a_usage_error_here(settings_for):
+    """An empty model path passes the CLI's own schema but not the device's parser: caught before publishing."""
+    from deeplens_cli.errors import ConfigError
+    from deeplens_cli.package import edge_environment
+
+    with pytest.raises(ConfigError, match="the device would refuse these settings"):
+        edge_environment(settings_for(model__artifact_path=""), on_deeplens=True)

@@ -201,3 +201,11 @@ class TestRuntimeRejected:
         assert line.startswith("error: lambda-function/deeplens-face-crops: AWS Lambda no longer accepts runtime python3.7")
         assert "function.lambda_runtime" in line
         assert "Traceback" not in result.stderr
+
+
+def test_a_missing_code_bucket_is_named_at_plan_time(world):
+    """Found while planning (S3 HEAD errors carry no code on real AWS, so the bucket is asked for first)."""
+    world.aws.client("s3").delete_bucket(Bucket=BUCKET)
+
+    with pytest.raises(DeeplensError, match=f"bucket {BUCKET} for the function code does not exist"):
+        world.target().plan_publish()

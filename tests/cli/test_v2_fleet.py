@@ -171,3 +171,10 @@ def test_deploy_fleet_command_exits_3_when_a_device_fails(fleet, run_cli):
     assert result.exit_code == 3
     assert "1 of 2 succeeded, 1 failed" in result.stderr
     assert "deeplens-Cam2: REJECTED" in result.stdout
+
+
+def test_device_and_fleet_together_are_a_usage_error_before_any_aws_call(run_cli, aws_env):
+    result = run_cli("deploy", "--device", "Cam", "--fleet", "Lobby", env={"DEEPLENS_BUCKET": "deeplens-x-crops"})
+
+    assert result.exit_code == 2
+    assert "--device and --fleet are exclusive" in result.stderr

@@ -218,3 +218,23 @@ def test_the_shims_do_not_import_the_host_tool():
         source = (Path(__file__).resolve().parents[2] / "deeplens_cli" / "simulator" / name).read_text()
         assert "import deeplens_cli" not in source and "from deeplens_cli" not in source
         assert "import edge_function" not in source and "from edge_function" not in source
+
+
+def test_an_unreadable_image_costs_one_frame_not_the_camera(load_shim, tmp_path):
+    import cv2
+    import numpy as np
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), np.full((48, 64, 3), 10, np.uint8))
+    (folder / "b.jpg").write_bytes(b"not a jpeg")
+    cv2.imwrite(str(folder / "c.jpg"), np.full((48, 64, 3), 200, np.uint8))
+    log = tmp_path / "frames.jsonl"
+    shim = load_shim("awscam", DEEPLENS_SIM_SOURCE=str(folder), DEEPLENS_SIM_FPS="1000",
+                     DEEPLENS_SIM_FRAME_LOG=str(log))
+
+    results = [shim.getLastFrame() for _ in range(4)]
+
+    assert [ok for ok, _ in results] == [True, False, True, True]
+    assert int(results[2][1].mean()) == 200  # c.jpg: the camera moved past b.jpg
+    assert [json.loads(line)["index"] for line in log.read_text().splitlines()] == [0, 2, 3]

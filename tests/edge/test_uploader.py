@@ -278,3 +278,24 @@ def test_a_spooled_crop_evicted_while_its_upload_succeeds_counts_as_uploaded_not
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
     assert keys == sorted([item(0).key, item(1).key])
     assert up.stats()["dropped"] == 0
+
+
+def test_an_unexpected_error_does_not_end_the_upload_worker(s3, bucket, tmp_path, monkeypatch):
+    """A bug or a strange disk error in the worker must not leave every later crop on disk until a restart."""
+    real_oldest = Spool.oldest
+    calls = []
+
+    def oldest_failing_once(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("spool directory vanished for a moment")
+        return real_oldest(self)
+
+    monkeypatch.setattr(Spool, "oldest", oldest_failing_once)
+    up = SpoolingUploader(bucket, str(tmp_path / "spool"), client=s3, **FAST_RETRY)
+    assert wait_for(lambda: len(calls) >= 2)  # the worker went on after the error
+    for n in (1, 2):
+        up.submit(item(n))
+    assert wait_for(lambda: up.stats()["uploaded"] == 2)
+    assert up.close(5.0)
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]} == {item(1).key, item(2).key}
