@@ -196,20 +196,22 @@ def vendor_dir(requirements: Sequence[str], python_version: str = DEFAULT_PYTHON
 # ---------------------------------------------------------------------------------------------- settings
 
 
-def edge_environment(settings: Settings, on_deeplens: bool = True, model_path: str | None = None) -> dict[str, str]:
+def edge_environment(settings: Settings, on_deeplens: bool | None = True, model_path: str | None = None) -> dict[str, str]:
     """The `DEEPLENS_*` variables the edge function reads (edge_function/settings.py), from the CLI settings.
 
     `on_deeplens` resolves the `auto` detector/source: the awscam SSD and camera on a DeepLens, the offline
-    OpenCV detector and webcam 0 elsewhere. `model_path` overrides `model.artifact_path` (an ML resource puts
-    the model somewhere else). Values are strings, as Lambda and Greengrass expect; the order is fixed so
-    comparing two environments is comparing two dicts.
+    OpenCV detector and webcam 0 elsewhere; None passes `auto` through for the device to resolve (a Greengrass V2
+    core may or may not be a DeepLens; the component's run script decides). `model_path` overrides
+    `model.artifact_path` (an ML resource puts the model somewhere else). Values are strings, as Lambda and
+    Greengrass expect; the order is fixed so comparing two environments is comparing two dicts.
     """
     detector = settings["detection.detector"]
-    if detector == "auto":
-        detector = "awscam" if on_deeplens else "opencv"
     source = settings["detection.source"]
-    if source == "auto":
-        source = "awscam" if on_deeplens else "webcam:0"
+    if on_deeplens is not None:
+        if detector == "auto":
+            detector = "awscam" if on_deeplens else "opencv"
+        if source == "auto":
+            source = "awscam" if on_deeplens else "webcam:0"
     env = {
         "DEEPLENS_BUCKET": settings.require("bucket"),
         "DEEPLENS_PREFIX": settings["prefix"].rstrip("/"),
@@ -229,7 +231,7 @@ def edge_environment(settings: Settings, on_deeplens: bool = True, model_path: s
         "DEEPLENS_MODEL_INPUT_WIDTH": _text(settings["model.input_width"]),
         "DEEPLENS_MODEL_INPUT_HEIGHT": _text(settings["model.input_height"]),
     }
-    if detector == "awscam" or model_path:
+    if detector in ("awscam", "auto") or model_path:
         env["DEEPLENS_MODEL_PATH"] = model_path or settings["model.artifact_path"]
     if settings["upload.spool_dir"]:
         env["DEEPLENS_SPOOL_DIR"] = settings["upload.spool_dir"]
@@ -242,8 +244,9 @@ def _check_the_device_accepts(env: dict[str, str]) -> None:
     device (where the only trace would be one log line, hours later)."""
     from edge_function.settings import SettingsError, load_settings
 
+    resolved = {**env, **{name: "awscam" for name in ("DEEPLENS_DETECTOR", "DEEPLENS_SOURCE") if env[name] == "auto"}}
     try:
-        load_settings(env)
+        load_settings(resolved)
     except SettingsError as exc:
         raise ConfigError(f"the device would refuse these settings: {exc}",
                           "fix the corresponding setting in deeplens.yaml (see config.example.yaml)") from None

@@ -112,17 +112,24 @@ class RoleState:
 
 
 def desired_roles(settings: Settings, region: str) -> list[RoleSpec]:
-    """The six roles register-roles maintains, for these settings (bucket, prefix, s3_access, V2 names)."""
+    """The six roles register-roles maintains, for these settings (bucket, prefix, s3_access, V2 names).
+
+    Without a bucket (only when tearing roles down) the bucket-scoped inline documents are left out: role names,
+    trust and ownership do not depend on the bucket.
+    """
     partition = partition_for(region)
-    bucket, prefix = settings.require("bucket"), settings["prefix"]
+    bucket, prefix = settings["bucket"], settings["prefix"]
 
     def managed(name: str) -> str:
         return managed_policy_arn(name, partition)
 
     full_s3 = settings["s3_access"] == "full"
     group_managed = (managed("AWSDeepLensLambdaFunctionAccessPolicy"),) + ((managed(S3_FULL_ACCESS),) if full_s3 else ())
-    group_inline = {} if full_s3 else {FACE_CROPS_INLINE_POLICY: face_crops_upload_policy(bucket, prefix, partition)}
+    group_inline = {} if full_s3 or bucket is None else {
+        FACE_CROPS_INLINE_POLICY: face_crops_upload_policy(bucket, prefix, partition)}
     artifact_bucket = settings["greengrass.artifact_bucket"] or bucket
+    token_exchange_inline = {} if bucket is None else {TOKEN_EXCHANGE_INLINE_POLICY: token_exchange_policy(
+        bucket, prefix, artifact_bucket, settings["greengrass.artifact_prefix"], partition)}
     return [
         RoleSpec("AWSDeepLensServiceRole", "deeplens.amazonaws.com",
                  "DeepLens service role (deeplens-cli)",
@@ -143,9 +150,7 @@ def desired_roles(settings: Settings, region: str) -> list[RoleSpec]:
                  managed_policies=(managed("AmazonSageMakerFullAccess"),)),
         RoleSpec(settings["greengrass.token_exchange_role"], "credentials.iot.amazonaws.com",
                  "Greengrass V2 token exchange role of deeplens-cli devices (deeplens-cli)",
-                 inline_policies={TOKEN_EXCHANGE_INLINE_POLICY: token_exchange_policy(
-                     bucket, prefix, artifact_bucket, settings["greengrass.artifact_prefix"], partition)},
-                 owned_inline=(TOKEN_EXCHANGE_INLINE_POLICY,)),
+                 inline_policies=token_exchange_inline, owned_inline=(TOKEN_EXCHANGE_INLINE_POLICY,)),
     ]
 
 
@@ -381,9 +386,7 @@ def plan_account_teardown(ctx: AwsContext, settings: Settings, roles: bool, buck
     plan = Plan("account teardown")
     if roles:
         plan.add(_plan_alias_teardown(ctx, settings["greengrass.role_alias"]))
-        # Role names do not depend on the bucket; a placeholder lets the roles go when no bucket is configured.
-        named = settings if settings["bucket"] else settings.replace(bucket="deeplens-placeholder")
-        for spec in desired_roles(named, ctx.region):
+        for spec in desired_roles(settings, ctx.region):
             plan.add(_plan_role_teardown(spec, read_role(ctx, spec.name)))
     if bucket:
         plan.extend(plan_bucket_teardown(ctx, settings))

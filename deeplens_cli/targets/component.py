@@ -234,19 +234,12 @@ class ComponentBuild:
 def component_environment(settings: Settings) -> dict[str, str]:
     """The edge settings for a V2 device, keyed by the `DEEPLENS_*` variable each one becomes.
 
-    Built by `package.edge_environment` (shared with the V1 Lambda), except that `auto` detector and source stay
-    `auto`: a V2 core may or may not be a DeepLens, and only the device can tell.
+    Built by `package.edge_environment` (shared with the V1 Lambda) with `auto` detector and source left as
+    they are: a V2 core may or may not be a DeepLens, and only the device can tell (see `run_script`).
     """
     from deeplens_cli.package import edge_environment
 
-    environment = edge_environment(settings, on_deeplens=False)
-    detector, source = settings["detection.detector"], settings["detection.source"]
-    if detector == "auto":
-        environment["DEEPLENS_DETECTOR"] = "auto"
-    if source == "auto":
-        environment["DEEPLENS_SOURCE"] = "auto"
-    if detector in ("auto", "awscam"):
-        environment["DEEPLENS_MODEL_PATH"] = settings["model.artifact_path"]  # dropped on the device for opencv
+    environment = edge_environment(settings, on_deeplens=None)
     for name, value in environment.items():
         if _UNSAFE_IN_QUOTES.search(value):
             raise ConfigError(f"setting for {name} is {value!r}: a Greengrass V2 device cannot receive quotes or "

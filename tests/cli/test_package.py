@@ -217,6 +217,11 @@ class TestEdgeEnvironment:
         assert env["DEEPLENS_SOURCE"] == "webcam:0"
         assert "DEEPLENS_MODEL_PATH" not in env  # the offline detector brings its own model
 
+    def test_an_unknown_kind_of_device_gets_auto_and_the_model_path_to_resolve_itself(self):
+        env = edge_environment(make_settings(), on_deeplens=None)
+        assert (env["DEEPLENS_DETECTOR"], env["DEEPLENS_SOURCE"]) == ("auto", "auto")
+        assert env["DEEPLENS_MODEL_PATH"] == "/opt/awscam/artifacts/mxnet_deploy_ssd_FP16_FUSED.xml"
+
     def test_a_model_path_override_wins(self):
         env = edge_environment(make_settings(), model_path="/ml/model/face.xml")
         assert env["DEEPLENS_MODEL_PATH"] == "/ml/model/face.xml"

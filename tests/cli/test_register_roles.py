@@ -277,6 +277,17 @@ def test_teardown_removes_what_register_roles_created_and_a_second_teardown_is_a
     assert second.is_noop and again.recorder.mutating == []
 
 
+def test_roles_can_be_torn_down_with_no_bucket_configured(aws, settings_for):
+    """Role names and ownership do not depend on the bucket; the inline grants go with the roles."""
+    register(aws, settings_for())
+    unconfigured = settings_for(bucket=None)
+
+    ctx = aws.context(unconfigured)
+    Executor(ctx).execute(plan_account_teardown(ctx, unconfigured, roles=True, bucket=False))
+
+    assert not [r for r in aws.client("iam").list_roles()["Roles"] if r["RoleName"] in EXPECTED_ROLES]
+
+
 def test_teardown_keeps_roles_it_did_not_create_but_removes_its_own_grant(aws, settings_for):
     iam = aws.client("iam")
     iam.create_role(RoleName="AWSDeepLensGreengrassGroupRole", AssumeRolePolicyDocument=json.dumps(
