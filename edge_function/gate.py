@@ -36,7 +36,7 @@ from typing import Callable, Deque, Dict, List, Optional
 
 import numpy
 
-from edge_function import geometry
+from edge_function import geometry, settings
 
 # Rekognition needs a face of at least 40x40 px in a 1920x1080 image (proportionally more for larger
 # images): https://docs.aws.amazon.com/rekognition/latest/dg/limits.html
@@ -47,11 +47,14 @@ _SHARPNESS_GAIN = 1.20
 _SHARPNESS_SIDE_PX = 160
 _WINDOW_S = 60.0
 
+_GATE_FIELDS = ("threshold", "min_face_px", "margin", "track_iou", "track_lost_s", "best_face_timeout_s",
+                "max_uploads_per_track", "cooldown_s", "max_uploads_per_minute")
+# Defaults come from the settings (the threshold: the CPU detector's), so a gate built without settings -
+# tests, benchmarks - behaves like the deployed one and no default is written twice.
 GateConfig = collections.namedtuple(
-    "GateConfig",
-    "threshold min_face_px margin track_iou track_lost_s best_face_timeout_s max_uploads_per_track "
-    "cooldown_s max_uploads_per_minute",
-    defaults=(0.5, None, 0.2, 0.3, 1.0, 4.0, 1, 10.0, 10),
+    "GateConfig", _GATE_FIELDS,
+    defaults=tuple(settings.DEFAULT_THRESHOLDS["opencv"] if name == "threshold" else settings.OPTIONS_BY_NAME[name].default
+                   for name in _GATE_FIELDS),
 )
 GateConfig.__doc__ = """Gate parameters; ``min_face_px`` None means 40 px at 1080p scaled by frame height."""
 
@@ -137,6 +140,8 @@ class FaceGate:
         self._live: List[_Track] = []
         self._ended: List[_Track] = []  # tracks that sent, remembered for cooldown_s
         self._next_id = 1
+        #: The last processed frame's detections at or above the threshold (for the publisher and preview).
+        self.kept: List = []
         self.counters: Dict[str, int] = collections.OrderedDict(
             (name, 0) for name in ("detections", "below_threshold", "too_small", "tracks", "sent",
                                    "rate_limited", "suppressed")
@@ -157,7 +162,7 @@ class FaceGate:
         frame_h, frame_w = frame.shape[:2]
         counters = self.counters
         counters["detections"] += len(detections)
-        kept = [d for d in detections if d.score >= self.config.threshold]
+        self.kept = kept = [d for d in detections if d.score >= self.config.threshold]
         counters["below_threshold"] += len(detections) - len(kept)
 
         matched = self._match(kept, now)

@@ -6,14 +6,16 @@ One line of data::
         -> JPEG (quality 90) -> uploader.submit()          publisher + preview on the side
 
 ``EdgeLoop`` owns the parts that live as long as the process - gate, key factory, uploader (one worker
-thread), publisher, preview (one writer thread) - and re-opens only the frame source and the detector
-when a run fails. ``Supervisor`` restarts a failed run after a backoff (1 s doubling to 60 s, reset
+thread), publisher, preview (one writer thread), detector - and re-opens only the frame source when a
+run fails. The detector is rebuilt only when it is what failed (``MAX_DETECT_FAILURES`` in a row): on a
+DeepLens building it loads the model onto the GPU, which a silent camera is no reason to redo. ``Supervisor`` restarts a failed run after a backoff (1 s doubling to 60 s, reset
 after a healthy minute) in the SAME thread: the seed rescheduled itself with ``Timer(15, ...)``, which
 started a new thread, and a new FIFO writer thread, on every restart.
 
 A failed frame read is not a crash: it is retried with a short doubling backoff, and only a source that
 stays silent for about half a minute is treated as broken (the supervisor then re-opens it). A detector
-error on one frame is logged and the frame skipped; five in a row fail the run.
+error on one frame is logged and the frame skipped; five in a row fail the run and the detector is
+rebuilt for the next one.
 """
 
 import collections
@@ -22,12 +24,12 @@ import threading
 import time
 from typing import Any, Callable, Deque, Mapping, Optional, Tuple
 
-from edge_function import detectors, gate, keys, preview, publish, sources
+from edge_function import detectors, gate, imaging, keys, preview, publish, settings, sources
 from edge_function.uploader import SpoolingUploader, UploadItem
 
 LOG = logging.getLogger(__name__)
 
-JPEG_QUALITY = 90
+JPEG_QUALITY = settings.OPTIONS_BY_NAME["jpeg_quality"].default
 # Rekognition rejects images under 80 px on a side; a 40 px face with a 20 % margin is only 56 px wide,
 # so small crops are scaled up (cubic) before encoding.
 MIN_UPLOAD_SIDE_PX = 80
@@ -38,21 +40,13 @@ MAX_DETECT_FAILURES = 5
 STATS_LOG_INTERVAL_S = 60.0
 
 
-def encode_jpeg(image, quality: int = JPEG_QUALITY, min_side: int = MIN_UPLOAD_SIDE_PX) -> bytes:
-    """JPEG bytes of a crop, scaled up first if a side is under ``min_side`` pixels."""
-    import cv2
+def encode_jpeg(image, quality: int = JPEG_QUALITY) -> bytes:
+    """JPEG bytes of a crop for upload: scaled up first if a side is under Rekognition's minimum."""
+    return imaging.encode_jpeg(image, quality, min_side=MIN_UPLOAD_SIDE_PX)
 
-    height, width = image.shape[:2]
-    shortest = min(height, width)
-    if 0 < shortest < min_side:
-        scale = float(min_side) / float(shortest)
-        image = cv2.resize(image, (max(min_side, int(round(width * scale))),
-                                   max(min_side, int(round(height * scale)))),
-                           interpolation=cv2.INTER_CUBIC)
-    ok, encoded = cv2.imencode(".jpg", image, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
-    if not ok:
-        raise ValueError("JPEG encoding failed for a %dx%d crop" % (width, height))
-    return encoded.tobytes()
+
+class DetectorFailed(RuntimeError):
+    """The detector failed ``MAX_DETECT_FAILURES`` frames in a row: the run ends and the detector is rebuilt."""
 
 
 class FpsMeter:
@@ -85,6 +79,8 @@ class EdgeLoop:
         key_factory: Optional[keys.KeyFactory] = None,
         open_components: Optional[Callable[[], Tuple[Any, Any]]] = None,
         clock: Callable[[], float] = time.monotonic,
+        open_source: Optional[Callable[[], Any]] = None,
+        open_detector: Optional[Callable[[], Any]] = None,
     ) -> None:
         self.settings = settings
         self.uploader = uploader
@@ -93,8 +89,11 @@ class EdgeLoop:
         self.gate = face_gate or gate.FaceGate(gate.gate_config_from_settings(settings))
         self.keys = key_factory or keys.KeyFactory(settings.prefix, settings.key_template, settings.device)
         self._open_components = open_components
+        self._open_source = open_source or (lambda: open_frame_source(settings))
+        self._open_detector = open_detector or (lambda: open_detector_for(settings))
         self._clock = clock
-        self._pending: Optional[Tuple[Any, Any]] = None
+        self._pending_source: Any = None
+        self._detector: Any = None  # kept across runs; dropped only when it fails
         self._detector_name = settings.detector
         self.fps = FpsMeter()
         self.frames = 0
@@ -104,24 +103,36 @@ class EdgeLoop:
     # --- components -----------------------------------------------------------------------------------
 
     def open_components(self) -> Tuple[Any, Any]:
-        """Open the frame source and the detector (raises ValueError for a bad spec or model)."""
+        """The (source, detector) for the next run: a new source, the detector kept from earlier runs.
+
+        Raises ValueError for a bad spec or model. With the combined ``open_components`` factory (one callable
+        for both) each run uses what it returns, since it cannot open one without the other.
+        """
         if self._open_components is not None:
             return self._open_components()
-        return open_source_and_detector(self.settings)
+        if self._detector is None:
+            self._detector = self._open_detector()  # first: a bad model must not leave a camera open
+        return self._open_source(), self._detector
 
     def adopt(self, components: Tuple[Any, Any]) -> None:
-        """Use already opened (source, detector) for the next run, e.g. the ones __main__ validated."""
-        self._pending = components
+        """Use already opened (source, detector), e.g. the ones __main__ validated; the detector is kept."""
+        self._pending_source, self._detector = components
 
     # --- one run --------------------------------------------------------------------------------------
 
     def run_once(self, stop: threading.Event) -> None:
         """Process frames until ``stop``, ``max_frames`` or the end of a finite source; raise on failure."""
-        components, self._pending = self._pending, None
-        source, detector = components or self.open_components()
+        source, self._pending_source = self._pending_source, None
+        if source is not None:
+            detector = self._detector
+        else:
+            source, detector = self.open_components()
         self._detector_name = getattr(detector, "name", self.settings.detector)
         try:
             self._process_frames(source, detector, stop)
+        except DetectorFailed:
+            self._detector = None  # the next run builds a fresh one
+            raise
         finally:
             try:
                 source.close()
@@ -148,10 +159,11 @@ class EdgeLoop:
             read_failures = 0
             try:
                 detections = detector.detect(frame)
-            except Exception:
+            except Exception as error:
                 detect_failures += 1
                 if detect_failures >= MAX_DETECT_FAILURES:
-                    raise
+                    raise DetectorFailed("the detector failed on %d frames in a row; last error: %s"
+                                         % (detect_failures, error)) from error
                 LOG.exception("detector failed on a frame (%d in a row)", detect_failures)
                 continue
             detect_failures = 0
@@ -164,8 +176,7 @@ class EdgeLoop:
         now = self._clock()
         self.fps.tick(now)
         self.frames += 1
-        threshold = self.settings.threshold
-        faces = [d for d in detections if d.score >= threshold]
+        faces = self.gate.kept  # the detections at or above the threshold, as the gate just filtered them
         if now - self._last_publish >= self.settings.publish_interval_s:
             self._last_publish = now
             frame_size = (frame.shape[1], frame.shape[0])
@@ -263,17 +274,26 @@ class Supervisor:
             return self._thread
 
 
-def open_source_and_detector(settings: Any, awscam_module: Any = None) -> Tuple[Any, Any]:
-    """The frame source and detector the settings ask for."""
+def open_detector_for(settings: Any, awscam_module: Any = None) -> Any:
+    """The detector the settings ask for (loads the model: on a DeepLens, onto the GPU)."""
     options = {}
     if settings.model_input_width is not None:
         options["input_width"] = settings.model_input_width
     if settings.model_input_height is not None:
         options["input_height"] = settings.model_input_height
-    detector = detectors.make_detector(settings.detector, model_path=settings.model_path,
-                                       awscam_module=awscam_module, **options)
-    source = sources.open_source(settings.source, awscam_module=awscam_module, loop=settings.loop_source)
-    return source, detector
+    return detectors.make_detector(settings.detector, model_path=settings.model_path,
+                                   awscam_module=awscam_module, **options)
+
+
+def open_frame_source(settings: Any, awscam_module: Any = None) -> Any:
+    """The frame source the settings ask for."""
+    return sources.open_source(settings.source, awscam_module=awscam_module, loop=settings.loop_source)
+
+
+def open_source_and_detector(settings: Any, awscam_module: Any = None) -> Tuple[Any, Any]:
+    """The frame source and detector the settings ask for (the detector first: a bad model opens no camera)."""
+    detector = open_detector_for(settings, awscam_module)
+    return open_frame_source(settings, awscam_module), detector
 
 
 def build_edge_loop(
@@ -288,6 +308,9 @@ def build_edge_loop(
     upload = SpoolingUploader(settings.bucket, settings.spool_dir, client=s3_client,
                               queue_size=settings.queue_size, spool_max_bytes=settings.spool_max_bytes)
     publisher = publish.make_publisher(env, greengrasssdk_module=greengrasssdk_module, ipc_module=ipc_module)
+    if isinstance(publisher, publish.GreengrassIpcPublisher):  # a synchronous round trip: off the capture thread
+        publisher = publish.BackgroundPublisher(publisher)
     writer = preview.PreviewWriter(settings.preview) if settings.preview else None
     return EdgeLoop(settings, upload, publisher, writer,
-                    open_components=lambda: open_source_and_detector(settings, awscam_module))
+                    open_source=lambda: open_frame_source(settings, awscam_module),
+                    open_detector=lambda: open_detector_for(settings, awscam_module))

@@ -34,12 +34,13 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy
 
+from edge_function import imaging
+
 log = logging.getLogger(__name__)
 
 FIFO_MODE = 0o600
 JPEG_QUALITY = 80
-#: Box and text colour (BGR): orange stands out against skin, sky and indoor walls alike.
-BOX_COLOUR = (0, 165, 255)
+BOX_COLOUR = imaging.BOX_COLOUR
 #: How long the writer keeps trying to finish a JPEG it already started writing to a slow reader.
 PARTIAL_WRITE_TIMEOUT_S = 2.0
 
@@ -173,21 +174,7 @@ class PreviewWriter(object):
                 self.frames_dropped += 1
 
     def _encode(self, frame: numpy.ndarray, annotations: List[_Annotation]) -> bytes:
-        import cv2
-
-        thickness = max(1, int(round(frame.shape[1] / 430.0)))
-        for label, score, (x0, y0, x1, y1) in annotations:
-            top_left = (int(round(x0)), int(round(y0)))
-            cv2.rectangle(frame, top_left, (int(round(x1)), int(round(y1))), BOX_COLOUR, thickness)
-            text_origin = (top_left[0], max(12, top_left[1] - 5))
-            cv2.putText(
-                frame, "%s %.2f" % (label, score), text_origin,
-                cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, BOX_COLOUR, thickness,
-            )
-        ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if not ok:
-            raise RuntimeError("JPEG encoding failed")
-        return jpeg.tobytes()
+        return imaging.encode_jpeg(imaging.draw_faces(frame, annotations), JPEG_QUALITY)  # frame: our own copy
 
     def _write(self, data: bytes) -> bool:
         if self.kind == "fifo":

@@ -19,11 +19,17 @@ Three transports, picked by ``make_publisher`` from the environment:
 * otherwise JSON lines on stdout.
 
 Publishing is a side channel: a failing publish is logged (rate-limited) and never raises into the loop.
+Nor does it make the loop wait: V2 IPC ``publish_to_iot_core`` is synchronous (a round trip to the nucleus,
+longer when it is busy), so ``build_edge_loop`` wraps that transport in ``BackgroundPublisher``, one thread
+that sends only the newest pending message, the same pattern as the preview writer. The V1 SDK hands the
+message to the local core's queue (``queueFullPolicy``) and stdout is local, so those are called inline and
+every message is sent.
 """
 
 import json
 import logging
 import sys
+import threading
 import time
 from types import SimpleNamespace
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
@@ -153,6 +159,69 @@ class GreengrassIpcPublisher(_Publisher):
             self._client.close()
         except Exception:
             pass
+
+
+class BackgroundPublisher(object):
+    """Hands messages to one sender thread and returns at once; only the newest unsent message is kept.
+
+    A status message is a snapshot: when the transport is slower than the loop, an older unsent one is
+    worth nothing once a newer exists, so it is replaced (counted in ``replaced``) rather than queued.
+    """
+
+    #: How long ``close`` lets the thread finish sending the last message.
+    CLOSE_TIMEOUT_S = 2.0
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.name = "background-" + str(getattr(transport, "name", "publisher"))
+        self.replaced = 0
+        self._pending: Optional[Any] = None  # (topic, message)
+        self._closed = False
+        self._condition = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="publisher")
+        self._thread.daemon = True  # never keeps a finished process alive
+        self._thread.start()
+
+    @property
+    def sent(self) -> int:
+        return int(getattr(self.transport, "sent", 0))
+
+    @property
+    def errors(self) -> int:
+        return int(getattr(self.transport, "errors", 0))
+
+    def publish(self, topic: str, message: Any) -> bool:
+        """Queue ``message`` for ``topic``, replacing any unsent one; False only after ``close``."""
+        with self._condition:
+            if self._closed:
+                return False
+            if self._pending is not None:
+                self.replaced += 1
+            self._pending = (topic, message)
+            self._condition.notify()
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while self._pending is None and not self._closed:
+                    self._condition.wait()
+                if self._pending is None:  # closed, nothing left to send
+                    return
+                topic, message = self._pending
+                self._pending = None
+            try:
+                self.transport.publish(topic, message)  # never raises by contract; guard anyway
+            except Exception:
+                LOG.exception("publisher %s failed", self.transport)
+
+    def close(self) -> None:
+        """Send the last pending message (waiting at most ``CLOSE_TIMEOUT_S``), then close the transport."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify()
+        self._thread.join(self.CLOSE_TIMEOUT_S)
+        self.transport.close()
 
 
 def make_publisher(env: Mapping[str, str], greengrasssdk_module: Any = None, ipc_module: Any = None):

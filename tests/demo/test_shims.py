@@ -211,13 +211,39 @@ def test_client_types(greengrasssdk):
 
 
 def test_the_shims_do_not_import_the_host_tool():
-    """They run on the simulated device, where neither deeplens_cli nor edge_function is theirs to use."""
+    """They run on the simulated device, where deeplens_cli is not theirs to use. The awscam shim borrows only
+    the deployed package's detector, and only inside a function: importing the shim imports no edge code."""
+    import ast
     from pathlib import Path
 
     for name in ("awscam.py", "greengrasssdk.py", "lambda_runtime.py"):
         source = (Path(__file__).resolve().parents[2] / "deeplens_cli" / "simulator" / name).read_text()
         assert "import deeplens_cli" not in source and "from deeplens_cli" not in source
-        assert "import edge_function" not in source and "from edge_function" not in source
+        tree = ast.parse(source)
+        for node in tree.body:  # module level: nothing from edge_function
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert not any((n or "").startswith("edge_function") for n in names), (name, names)
+        edge_imports = sorted({node.module for node in ast.walk(tree)
+                               if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("edge_function")}
+                              | {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                                 for alias in node.names if alias.name.startswith("edge_function")})
+        assert edge_imports == (["edge_function.detectors"] if name == "awscam.py" else []), (name, edge_imports)
+
+
+def test_the_simulated_model_uses_the_deployed_centerface_detector(awscam):
+    from edge_function.detectors import CenterFaceDetector
+
+    model = awscam.Model(MODEL_PATH, {"GPU": 1})
+    assert isinstance(model._detector, CenterFaceDetector)
+    assert model._detector.score_floor == awscam.SCORE_FLOOR
+
+
+def test_the_simulated_model_rejects_a_missing_model_file(load_shim, small_clip, tmp_path):
+    shim = load_shim("awscam", DEEPLENS_SIM_SOURCE=str(small_clip.directory),
+                     DEEPLENS_SIM_CENTERFACE=str(tmp_path / "missing.onnx"))
+    with pytest.raises(ValueError, match="not found"):
+        shim.Model(MODEL_PATH, {"GPU": 1})
 
 
 def test_an_unreadable_image_costs_one_frame_not_the_camera(load_shim, tmp_path):

@@ -218,3 +218,20 @@ def test_gate_config_comes_from_settings():
     assert gate_config.cooldown_s == 3.0
     assert gate_config.threshold == 0.6
     assert gate_config.min_face_px is None
+
+
+def test_the_gate_exposes_the_detections_it_kept_for_the_frame(clock, frame):
+    face_gate = make_gate(clock, threshold=0.6)
+    assert face_gate.kept == []
+    strong, weak = face(FACE, 0.9), face(OTHER_FACE, 0.59)
+    face_gate.process(frame, [strong, weak])
+    assert face_gate.kept == [strong]
+    face_gate.process(frame, [])
+    assert face_gate.kept == []
+
+
+def test_gate_defaults_are_the_settings_defaults():
+    from edge_function import settings
+
+    config = settings.load_settings({"DEEPLENS_BUCKET": "face-crops", "DEEPLENS_DETECTOR": "opencv"})
+    assert gate.GateConfig() == gate.gate_config_from_settings(config)

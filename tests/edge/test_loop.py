@@ -94,19 +94,24 @@ def make_settings(tmp_path, bucket, **env):
     return settings.load_settings(values)
 
 
-def make_loop(config, client, clock, components, preview=None, stdout=None):
+def make_loop(config, client, clock, open_source, open_detector, preview=None, stdout=None):
+    """The loop with recording factories: returns (loop, sources opened, detectors built)."""
     upload = SpoolingUploader(config.bucket, config.spool_dir, client=client, retry_initial_s=0.01)
     publisher = publish.StdoutPublisher(stdout if stdout is not None else io.StringIO())
     face_gate = gate.FaceGate(gate.gate_config_from_settings(config), clock=clock)
-    opened = []
+    opened, built = [], []
 
-    def open_components():
-        opened.append(components())
+    def recording_source():
+        opened.append(open_source())
         return opened[-1]
 
-    edge = loop.EdgeLoop(config, upload, publisher, preview, face_gate=face_gate,
-                         open_components=open_components, clock=clock)
-    return edge, opened
+    def recording_detector():
+        built.append(open_detector())
+        return built[-1]
+
+    edge = loop.EdgeLoop(config, upload, publisher, preview, face_gate=face_gate, clock=clock,
+                         open_source=recording_source, open_detector=recording_detector)
+    return edge, opened, built
 
 
 def smooth_frame():
@@ -125,9 +130,8 @@ def test_a_static_face_becomes_one_clean_crop_in_s3(tmp_path, s3, bucket, bucket
     preview = PaintingPreview()
     stdout = io.StringIO()
     puts = record_puts(s3)
-    edge, _ = make_loop(config, s3, clock,
-                        lambda: (ListSource([clean.copy() for _ in range(31)]), FixedDetector([FACE], clock)),
-                        preview=preview, stdout=stdout)
+    edge, _, _ = make_loop(config, s3, clock, lambda: ListSource([clean.copy() for _ in range(31)]),
+                           lambda: FixedDetector([FACE], clock), preview=preview, stdout=stdout)
     loop.Supervisor(edge.run_once, threading.Event()).run()
     assert edge.frames == 30 and preview.frames == 30
     assert edge.finish(5.0)
@@ -156,7 +160,7 @@ def test_every_message_is_json_with_the_label_pair_and_fps(tmp_path, s3, bucket,
     stdout = io.StringIO()
     frame = make_frame(boxes=[FACE])
     config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="10")
-    edge, _ = make_loop(config, s3, clock, lambda: (ListSource([frame] * 10), FixedDetector([FACE], clock)),
+    edge, _, _ = make_loop(config, s3, clock, lambda: ListSource([frame] * 10), lambda: FixedDetector([FACE], clock),
                         stdout=stdout)
     loop.Supervisor(edge.run_once, threading.Event()).run()
     edge.finish(5.0)
@@ -173,7 +177,7 @@ def test_messages_are_throttled_to_the_publish_interval(tmp_path, s3, bucket, ma
     stdout = io.StringIO()
     frame = make_frame()
     config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="50", DEEPLENS_PUBLISH_INTERVAL_S="1")
-    edge, _ = make_loop(config, s3, clock, lambda: (ListSource([frame] * 50), FixedDetector([], clock)),
+    edge, _, _ = make_loop(config, s3, clock, lambda: ListSource([frame] * 50), lambda: FixedDetector([], clock),
                         stdout=stdout)
     loop.Supervisor(edge.run_once, threading.Event()).run()
     edge.finish(1.0)
@@ -186,13 +190,13 @@ def test_failed_reads_are_retried_not_fatal(tmp_path, s3, bucket, make_frame, mo
     frame = make_frame()
     config = make_settings(tmp_path, bucket)
     frames = [frame, None, None, frame, None, frame]
-    edge, opened = make_loop(config, s3, clock, lambda: (ListSource(frames), FixedDetector([], clock)))
+    edge, opened, _ = make_loop(config, s3, clock, lambda: ListSource(frames), lambda: FixedDetector([], clock))
     supervisor = loop.Supervisor(edge.run_once, threading.Event())
     supervisor.run()
     edge.finish(1.0)
     assert edge.frames == 3
     assert supervisor.restarts == 0 and len(opened) == 1
-    assert opened[0][0].closed
+    assert opened[0].closed
 
 
 def test_a_silent_source_is_reopened_by_the_supervisor(tmp_path, s3, bucket, make_frame, monkeypatch):
@@ -202,25 +206,57 @@ def test_a_silent_source_is_reopened_by_the_supervisor(tmp_path, s3, bucket, mak
     frame = make_frame()
     config = make_settings(tmp_path, bucket)
     sources = iter([ListSource([frame], endless=True), ListSource([frame, frame])])
-    edge, opened = make_loop(config, s3, clock, lambda: (next(sources), FixedDetector([], clock)))
+    edge, opened, built = make_loop(config, s3, clock, lambda: next(sources), lambda: FixedDetector([], clock))
     supervisor = loop.Supervisor(edge.run_once, threading.Event(), initial_backoff_s=0.01)
     supervisor.run()
     edge.finish(1.0)
     assert supervisor.restarts == 1 and len(opened) == 2
+    assert len(built) == 1  # a silent camera is no reason to reload the model (on a DeepLens: onto the GPU)
     assert edge.frames == 3
-    assert all(source.closed for source, _ in opened)
+    assert all(source.closed for source in opened)
+
+
+def test_a_detector_failing_five_frames_in_a_row_is_rebuilt_for_the_next_run(tmp_path, s3, bucket, make_frame):
+    clock = FakeClock()
+    frame = make_frame()
+    config = make_settings(tmp_path, bucket)
+    sources = iter([ListSource([frame] * 10), ListSource([frame] * 2)])
+    failing = iter([{1, 2, 3, 4, 5}, set()])
+    edge, opened, built = make_loop(config, s3, clock, lambda: next(sources),
+                                    lambda: FixedDetector([], clock, next(failing)))
+    supervisor = loop.Supervisor(edge.run_once, threading.Event(), initial_backoff_s=0.01)
+    supervisor.run()
+    edge.finish(1.0)
+    assert supervisor.restarts == 1 and len(opened) == 2 and len(built) == 2
+    assert [detector.calls for detector in built] == [5, 2]
+    assert edge.frames == 2
+
+
+def test_adopted_components_are_used_first_and_the_detector_is_kept(tmp_path, s3, bucket, make_frame):
+    clock = FakeClock()
+    frame = make_frame()
+    config = make_settings(tmp_path, bucket)
+    adopted_source, adopted_detector = ListSource([frame]), FixedDetector([], clock)
+    edge, opened, built = make_loop(config, s3, clock, lambda: ListSource([frame] * 2),
+                                    lambda: FixedDetector([], clock))
+    edge.adopt((adopted_source, adopted_detector))
+    edge.run_once(threading.Event())
+    edge.run_once(threading.Event())
+    edge.finish(1.0)
+    assert adopted_source.closed and len(opened) == 1 and built == []
+    assert adopted_detector.calls == 3 and edge.frames == 3
 
 
 def test_a_detector_error_skips_one_frame_and_five_in_a_row_fail_the_run(tmp_path, s3, bucket, make_frame):
     clock = FakeClock()
     frame = make_frame()
     config = make_settings(tmp_path, bucket)
-    edge, _ = make_loop(config, s3, clock, lambda: (ListSource([frame] * 4), FixedDetector([], clock, {2})))
+    edge, _, _ = make_loop(config, s3, clock, lambda: ListSource([frame] * 4), lambda: FixedDetector([], clock, {2}))
     edge.run_once(threading.Event())
     assert edge.frames == 3
 
-    edge2, _ = make_loop(config, s3, clock,
-                         lambda: (ListSource([frame] * 10), FixedDetector([], clock, {2, 3, 4, 5, 6})))
+    edge2, _, _ = make_loop(config, s3, clock, lambda: ListSource([frame] * 10),
+                            lambda: FixedDetector([], clock, {2, 3, 4, 5, 6}))
     with pytest.raises(RuntimeError, match="inference error"):
         edge2.run_once(threading.Event())
     edge.finish(0.5)
@@ -258,7 +294,7 @@ def test_stop_ends_an_endless_run_and_finish_flushes(tmp_path, s3, bucket, bucke
             return True, frame
 
     stop = threading.Event()
-    edge, _ = make_loop(config, s3, clock, lambda: (Endless([]), FixedDetector([FACE], clock)))
+    edge, _, _ = make_loop(config, s3, clock, lambda: Endless([]), lambda: FixedDetector([FACE], clock))
     supervisor = loop.Supervisor(edge.run_once, stop)
     thread = supervisor.start_thread(after=lambda: edge.finish(5.0))
     time.sleep(0.05)
@@ -280,7 +316,8 @@ def test_the_capture_loop_does_not_wait_for_slow_uploads(tmp_path, s3, bucket, m
     config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="30", DEEPLENS_BEST_FACE_TIMEOUT_S="0.05",
                            DEEPLENS_MAX_UPLOADS_PER_TRACK="100", DEEPLENS_COOLDOWN_S="0",
                            DEEPLENS_MAX_UPLOADS_PER_MINUTE="1000")
-    edge, _ = make_loop(config, SlowS3(), clock, lambda: (ListSource([frame] * 30), FixedDetector(boxes, clock)))
+    edge, _, _ = make_loop(config, SlowS3(), clock, lambda: ListSource([frame] * 30),
+                           lambda: FixedDetector(boxes, clock))
     started = time.monotonic()
     edge.run_once(threading.Event())
     elapsed = time.monotonic() - started
@@ -305,3 +342,50 @@ def test_fps_meter():
     for tick in range(10):
         meter.tick(tick * 0.25)
     assert meter.fps == pytest.approx(4.0)
+
+
+def test_the_capture_loop_does_not_wait_for_a_slow_publisher(tmp_path, s3, bucket, make_frame):
+    """V2 IPC publish_to_iot_core is synchronous; the wired loop hands messages to a thread instead."""
+    import types
+
+    sent = []
+
+    class SlowIpcClient:
+        def publish_to_iot_core(self, *, topic_name, qos, payload):
+            time.sleep(0.3)
+            sent.append(json.loads(payload))
+
+        def close(self):
+            pass
+
+    ipc = types.SimpleNamespace(GreengrassCoreIPCClientV2=SlowIpcClient,
+                                QOS=types.SimpleNamespace(AT_MOST_ONCE="0"))
+    env = {"AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT": "/ipc.socket", "SVCUID": "token"}
+    config = make_settings(tmp_path, bucket)  # publish interval 0: a message for every frame
+    edge = loop.build_edge_loop(config, env, ipc_module=ipc, s3_client=s3)
+    frame = make_frame()
+    started = time.monotonic()
+    for _ in range(10):
+        edge.process_frame(frame, [])
+    elapsed = time.monotonic() - started
+    assert elapsed < 0.3  # one synchronous publish alone would take 0.3 s; ten would take 3 s
+    edge.finish(1.0)
+    assert 1 <= len(sent) < 10  # the first, then only the newest pending one
+    assert sent[-1]["fps"] == pytest.approx(edge.fps.fps, abs=0.01)
+
+
+def test_publisher_and_preview_get_the_faces_above_the_threshold(tmp_path, s3, bucket, make_frame):
+    clock = FakeClock()
+    frame = make_frame()
+    config = make_settings(tmp_path, bucket, DEEPLENS_THRESHOLD="0.8")
+    stdout = io.StringIO()
+    preview = PaintingPreview()
+    seen = []
+    preview.submit = lambda frame, detections: seen.append(list(detections))
+    edge, _, _ = make_loop(config, s3, clock, lambda: None, lambda: None, preview=preview, stdout=stdout)
+    strong, weak = Detection("face", 0.9, FACE), Detection("face", 0.7, (10.0, 10.0, 200.0, 200.0))
+    edge.process_frame(frame, [strong, weak])
+    edge.finish(0.5)
+    assert seen == [[strong]]
+    (line,) = stdout.getvalue().splitlines()
+    assert [f["score"] for f in json.loads(line)["message"]["faces"]] == [0.9]

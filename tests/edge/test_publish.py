@@ -2,6 +2,8 @@
 
 import io
 import json
+import threading
+import time
 import types
 
 import pytest
@@ -138,3 +140,61 @@ def test_an_unserialisable_message_is_an_error_not_an_exception():
     publisher = publish.StdoutPublisher(io.StringIO())
     assert publisher.publish(TOPIC, {"x": Broken()}) is False
     assert publisher.errors == 1
+
+
+class GatedTransport:
+    """A transport whose publish blocks until released, like a synchronous IPC call to a busy nucleus."""
+
+    name = "gated"
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.published = []
+        self.closed = False
+        self.sent = 0
+        self.errors = 0
+
+    def publish(self, topic, message):
+        self.started.set()
+        self.release.wait(5)
+        self.published.append((topic, message))
+        self.sent += 1
+        return True
+
+    def close(self):
+        self.closed = True
+
+
+def test_background_publisher_returns_at_once_and_sends_only_the_newest_pending_message():
+    transport = GatedTransport()
+    publisher = publish.BackgroundPublisher(transport)
+    assert publisher.publish(TOPIC, {"n": 0})
+    assert transport.started.wait(5)  # the thread is stuck sending message 0
+    started = time.monotonic()
+    for n in range(1, 6):
+        assert publisher.publish(TOPIC, {"n": n})
+    assert time.monotonic() - started < 0.5  # nothing waited for the transport
+    assert publisher.replaced == 4  # 1..4 were superseded before the thread got to them
+    transport.release.set()
+    publisher.close()
+    assert transport.published == [(TOPIC, {"n": 0}), (TOPIC, {"n": 5})]
+    assert transport.closed and publisher.sent == 2
+    assert not publisher.publish(TOPIC, {"n": 6})  # closed: refused, not queued
+
+
+def test_background_publisher_survives_a_transport_that_raises(caplog):
+    class Exploding(GatedTransport):
+        def publish(self, topic, message):
+            self.published.append(message)
+            raise RuntimeError("socket closed")
+
+    transport = Exploding()
+    publisher = publish.BackgroundPublisher(transport)
+    publisher.publish(TOPIC, {"n": 1})
+    deadline = time.monotonic() + 5
+    while not transport.published and time.monotonic() < deadline:
+        time.sleep(0.01)
+    publisher.publish(TOPIC, {"n": 2})
+    publisher.close()
+    assert transport.published == [{"n": 1}, {"n": 2}]
