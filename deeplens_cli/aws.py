@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from deeplens_cli.errors import DeeplensError
 
@@ -229,3 +229,32 @@ def error_code(exc: BaseException) -> str | None:
     if isinstance(response, dict):
         return response.get("Error", {}).get("Code")
     return None
+
+
+# ---------------------------------------------------------------------------------------------- reading helpers
+
+
+def collect(client: Any, operation: str, key: str, **params: Any) -> list[Any]:
+    """Every item under `key` of a list operation: all pages when botocore has a paginator for it, else the one
+    response (IoT's `list_policy_versions`, for one, has no paginator because it never pages)."""
+    if client.can_paginate(operation):
+        return [item for page in client.get_paginator(operation).paginate(**params) for item in page.get(key, [])]
+    return list(getattr(client, operation)(**params).get(key, []))
+
+
+def maybe(call: Callable[[], Any], missing_codes: Iterable[str]) -> Any:
+    """The call's result, or None when AWS answers with one of `missing_codes` ("no such resource").
+
+    Planners read "is it there?" this way; every other error - access denied, throttling - still surfaces, so a
+    broken setup is never mistaken for a missing resource. The codes are the caller's: each API spells "not
+    found" its own way (IAM NoSuchEntity, S3 404/NoSuchKey, IoT ResourceNotFoundException, ...).
+    """
+    import botocore.exceptions
+
+    missing = tuple(missing_codes)
+    try:
+        return call()
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) in missing:
+            return None
+        raise

@@ -42,15 +42,18 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 
+from deeplens_cli.aws import collect, error_code, maybe
 from deeplens_cli.errors import ConfigError, DeeplensError
 from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, Retry, Step, Wait, noop
-from deeplens_cli.policies import partition_for, same_policy
+from deeplens_cli.policies import partition_for
 from deeplens_cli.roles import GROUP_ROLE
-from deeplens_cli.targets import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, DeploymentOutcome, Device
+from deeplens_cli.targets import TARGET_ATTRIBUTE, DeploymentOutcome, Device, WaitClock, bundle
+from deeplens_cli.targets import iot as device_iot
+from deeplens_cli.targets.iot import PENDING_ATTRIBUTE
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
@@ -60,7 +63,6 @@ if TYPE_CHECKING:
     from deeplens_cli.plan import ExecutionResult
 
 TARGET = "v1"
-PENDING_ATTRIBUTE = "deeplens_pending"  # device name while a registration is incomplete
 SERVICE_ROLE = "AWSDeepLensGreengrassRole"  # the Greengrass service role DeepLens associates with the account
 LAMBDA_ROLE = "AWSDeepLensLambdaRole"
 HANDLER = "edge_function.lambda_function.function_handler"
@@ -84,8 +86,6 @@ RUNTIME_REJECTED = re.compile(r"runtime parameter of (\S+) is no longer supporte
 IAM_PROPAGATION = Retry(codes=("InvalidParameterValueException",),
                         message_pattern="cannot be assumed|does not have permissions", budget_s=150,
                         waiting_for=f"IAM to let Lambda assume {LAMBDA_ROLE}")
-CERTIFICATE_DETACH = Retry(codes=("DeleteConflictException", "CertificateStateException"), budget_s=60,
-                           first_delay_s=1.0, waiting_for="IoT to finish detaching the certificate")
 
 # Codes that mean "no such resource" in the IoT and Greengrass V1 APIs (moto answers some with a bare "404").
 _NOT_FOUND = ("ResourceNotFoundException", "IdNotFoundException", "NotFoundException", "404")
@@ -179,24 +179,6 @@ def core_policy(partition: str, region: str, account: str, thing_name: str, grou
 # ---------------------------------------------------------------------------------------------- reading helpers
 
 
-def _code(exc: BaseException) -> str | None:
-    from deeplens_cli.aws import error_code
-
-    return error_code(exc)
-
-
-def _maybe(call: Callable[[], Any], missing: tuple[str, ...] = _NOT_FOUND) -> Any:
-    """The call's result, or None when AWS says the resource does not exist. Every other error surfaces."""
-    from botocore.exceptions import ClientError
-
-    try:
-        return call()
-    except ClientError as exc:
-        if _code(exc) in missing:
-            return None
-        raise
-
-
 def _not_implemented(exc: BaseException) -> bool:
     """moto answers operations it lacks with a bare 404 "Not yet implemented" (or, in server mode, an HTML 404
     page). Only that exact shape means "this endpoint cannot do it"; real AWS errors carry a modeled code."""
@@ -205,12 +187,6 @@ def _not_implemented(exc: BaseException) -> bool:
     message = str(error.get("Message", ""))
     return error.get("Code") == "404" and ("Not yet implemented" in message or "<html" in message.lower()
                                            or "<!doctype html" in message.lower())
-
-
-def _collect(client: Any, operation: str, key: str, **params: Any) -> list[Any]:
-    if client.can_paginate(operation):
-        return [item for page in client.get_paginator(operation).paginate(**params) for item in page.get(key, [])]
-    return list(getattr(client, operation)(**params).get(key, []))
 
 
 def _canonical(value: Any) -> str:
@@ -306,7 +282,7 @@ class GreengrassV1Target:
 
     def role_arn(self, role_name: str) -> str:
         """ARN of a role register-roles creates; a clear error (before any change) when it is missing."""
-        role = _maybe(lambda: self.ctx.client("iam").get_role(RoleName=role_name), ("NoSuchEntity",))
+        role = maybe(lambda: self.ctx.client("iam").get_role(RoleName=role_name), ("NoSuchEntity",))
         if role is None:
             raise DeeplensError(f"IAM role {role_name} does not exist",
                                 "run `deeplens-cli register-roles` first")
@@ -317,27 +293,21 @@ class GreengrassV1Target:
     def list_devices(self) -> list[Device]:
         """Our registered things (attribute deeplens_target=v1), plus groups whose core is a `deeplens_` thing
         that we did not register (devices registered by the DeepLens console)."""
-        things = _collect(self.iot, "list_things", "things", attributeName=TARGET_ATTRIBUTE, attributeValue=TARGET)
-        groups = _collect(self.gg, "list_groups", "Groups")
+        things = collect(self.iot, "list_things", "things", attributeName=TARGET_ATTRIBUTE, attributeValue=TARGET)
+        groups = collect(self.gg, "list_groups", "Groups")
         by_name = {group["Name"]: group for group in groups if "Name" in group}
         devices: list[Device] = []
         claimed: set[str] = set()
         for thing in things:
-            attributes = thing.get("attributes", {})
-            name = attributes.get(NAME_ATTRIBUTE)
-            details: dict[str, Any] = {"managed": True}
-            if not name:
-                pending = attributes.get(PENDING_ATTRIBUTE, thing["thingName"])
-                name = f"{pending} (incomplete)"  # not findable by its name until the registration completes
-                details.update(registration="incomplete", pending_name=pending)
-                group = by_name.get(group_name_for(attributes.get(PENDING_ATTRIBUTE, "")))
+            device = device_iot.device_from_thing(thing, TARGET, managed=True)
+            if device.details.get("registration") == device_iot.INCOMPLETE:
+                group = by_name.get(group_name_for((thing.get("attributes") or {}).get(PENDING_ATTRIBUTE, "")))
             else:
-                group = by_name.get(group_name_for(name))
+                group = by_name.get(group_name_for(device.name))
             if group:
                 claimed.add(group["Id"])
-            devices.append(Device(name=name, target=TARGET, thing_name=thing["thingName"], thing_arn=thing.get("thingArn"),
-                                  group_id=group["Id"] if group else None, group_name=group["Name"] if group else None,
-                                  details=details))
+                device = replace(device, group_id=group["Id"], group_name=group["Name"])
+            devices.append(device)
         ours = {d.thing_name for d in devices}
         for group in groups:
             if group["Id"] in claimed or not group.get("LatestVersion"):
@@ -377,7 +347,7 @@ class GreengrassV1Target:
         return [dict(item) for item in self._definition_cache[version_arn]]
 
     def _read_group(self, group_id: str) -> GroupState | None:
-        group = _maybe(lambda: self.gg.get_group(GroupId=group_id))
+        group = maybe(lambda: self.gg.get_group(GroupId=group_id), _NOT_FOUND)
         if group is None:
             return None
         latest = group.get("LatestVersion")
@@ -385,26 +355,27 @@ class GreengrassV1Target:
         return GroupState(group["Id"], group.get("Name", ""), latest, definition)
 
     def _find_group(self, name: str) -> GroupState | None:
-        for group in _collect(self.gg, "list_groups", "Groups"):
+        for group in collect(self.gg, "list_groups", "Groups"):
             if group.get("Name") == name:
                 return self._read_group(group["Id"])
         return None
 
     def _find_definition(self, kind: str, name: str) -> dict[str, Any] | None:
         label = _DEFINITION_KINDS[kind]
-        for definition in _collect(self.gg, f"list_{label.lower()}_definitions", "Definitions"):
+        for definition in collect(self.gg, f"list_{label.lower()}_definitions", "Definitions"):
             if definition.get("Name") == name:
                 return definition
         return None
 
     def _certificates(self, thing_name: str) -> list[Certificate]:
-        principals = _maybe(lambda: _collect(self.iot, "list_thing_principals", "principals", thingName=thing_name)) or []
+        principals = maybe(lambda: collect(self.iot, "list_thing_principals", "principals", thingName=thing_name),
+                           _NOT_FOUND) or []
         certificates = []
         for arn in principals:
             if ":cert/" not in arn:
                 continue
             cert_id = arn.rsplit("/", 1)[-1]
-            described = _maybe(lambda cert_id=cert_id: self.iot.describe_certificate(certificateId=cert_id))
+            described = maybe(lambda cert_id=cert_id: self.iot.describe_certificate(certificateId=cert_id), _NOT_FOUND)
             if described:
                 description = described["certificateDescription"]
                 certificates.append(Certificate(arn, cert_id, description.get("status", ""),
@@ -412,7 +383,7 @@ class GreengrassV1Target:
         return certificates
 
     def _describe_certificate(self, cert_id: str) -> Certificate | None:
-        described = _maybe(lambda: self.iot.describe_certificate(certificateId=cert_id))
+        described = maybe(lambda: self.iot.describe_certificate(certificateId=cert_id), _NOT_FOUND)
         if described is None:
             return None
         description = described["certificateDescription"]
@@ -464,13 +435,10 @@ class GreengrassV1Target:
         plan.known.update(thing_arn=thing_arn, group_role_arn=group_role_arn)
 
         # 1. the thing, named for the device, with the name pending until the registration is complete
-        described = _maybe(lambda: self.iot.describe_thing(thingName=thing))
+        described = maybe(lambda: self.iot.describe_thing(thingName=thing), _NOT_FOUND)
         attributes = (described or {}).get("attributes", {})
         if described is None:
-            plan.add(Action(f"iot-thing/{thing}", "create", f"the device's IoT thing (device name {name})", (
-                ApiCall("iot", "create_thing", {"thingName": thing, "attributePayload": {"attributes": {
-                    TARGET_ATTRIBUTE: TARGET, PENDING_ATTRIBUTE: name}}}),
-            ), details={"thing": thing}))
+            plan.add(device_iot.create_thing_action(thing, TARGET, name, f"the device's IoT thing (device name {name})"))
         elif attributes.get(TARGET_ATTRIBUTE, TARGET) != TARGET:
             raise DeeplensError(f"IoT thing {thing} already exists for a Greengrass {attributes[TARGET_ATTRIBUTE]} device",
                                 "destroy that device first, or choose another --name")
@@ -482,8 +450,7 @@ class GreengrassV1Target:
         reused, orphan = _certificate_in_bundle(Path(out_dir), thing, certificates, self._describe_certificate)
         if reused:
             plan.known.update(cert_arn=reused.arn, cert_id=reused.id)
-            attached_policies = {p["policyName"] for p in _collect(self.iot, "list_attached_policies", "policies",
-                                                                     target=reused.arn)}
+            attached_policies = set(device_iot.attached_policies(self.iot, reused.arn))
             plan.add(self._plan_reused_certificate(thing, reused, certificates, Path(out_dir), thing_arn, endpoint))
         else:
             attached_policies = set()
@@ -548,7 +515,7 @@ class GreengrassV1Target:
                 plan.add(noop(f"greengrass-group/{group_name}", "holds the core", group_id=group.id))
 
         # 5. the group role (credentials of the device's functions)
-        associated = _maybe(lambda: self.gg.get_associated_role(GroupId=group.id)) if group else None
+        associated = maybe(lambda: self.gg.get_associated_role(GroupId=group.id), _NOT_FOUND) if group else None
         if associated and associated.get("RoleArn") == group_role_arn:
             plan.add(noop(f"greengrass-group-role/{group_name}", f"{GROUP_ROLE} associated"))
         else:
@@ -568,64 +535,29 @@ class GreengrassV1Target:
             )))
 
         # 7. done: the device name becomes findable
-        if attributes.get(NAME_ATTRIBUTE) == name and PENDING_ATTRIBUTE not in attributes:
-            plan.add(noop(f"iot-thing/{thing}#name", f"registered as {name}"))
-        else:
-            plan.add(Action(f"iot-thing/{thing}#name", "update", f"record the device name {name}: registration complete", (
-                ApiCall("iot", "update_thing", {"thingName": thing, "attributePayload": {
-                    "attributes": {NAME_ATTRIBUTE: name, PENDING_ATTRIBUTE: ""}, "merge": True}}),
-            )))
+        plan.add(device_iot.record_name_action(thing, name, attributes))
         return plan
 
     def _plan_core_policy(self, thing: str, policy: str, group_id: str | None) -> Action:
         account, region = self.ctx.account_id, self.ctx.region
-        resource = f"iot-policy/{policy}"
-        current = _maybe(lambda: self.iot.get_policy(policyName=policy))
         if group_id is None:  # the group is created by this plan: render the policy once its id is known
+            resource = f"iot-policy/{policy}"
             render = LocalStep("render the core policy for the new group", lambda variables: {
                 "core_policy": json.dumps(core_policy(self.partition, region, account, thing, variables["group_id"]))})
-            if current is None:
+            if maybe(lambda: self.iot.get_policy(policyName=policy), _NOT_FOUND) is None:
                 return Action(resource, "create", "minimal Greengrass core policy for the new group", (
                     render, ApiCall("iot", "create_policy", {"policyName": policy, "policyDocument": Ref("core_policy")}),
                 ))
             return Action(resource, "update", "scope the core policy to the new group",
-                          (render, *self._policy_version_steps(policy, Ref("core_policy"))))
-        desired = core_policy(self.partition, region, account, thing, group_id)
-        if current is None:
-            return Action(resource, "create", "minimal Greengrass core policy", (
-                ApiCall("iot", "create_policy", {"policyName": policy, "policyDocument": json.dumps(desired)}),
-            ))
-        if same_policy(current.get("policyDocument"), desired):
-            return noop(resource, "minimal Greengrass core policy in place")
-        return Action(resource, "update", "policy document differs from the minimal core policy",
-                      self._policy_version_steps(policy, json.dumps(desired)))
-
-    def _policy_version_steps(self, policy: str, document: Any) -> tuple[Step, ...]:
-        """A new default policy version; IoT keeps at most five, so the oldest non-default one goes first."""
-        versions = _collect(self.iot, "list_policy_versions", "policyVersions", policyName=policy)
-        steps: list[Step] = []
-        old = sorted((v for v in versions if not v.get("isDefaultVersion")), key=lambda v: int(v["versionId"]))
-        if len(versions) >= 5 and old:
-            steps.append(ApiCall("iot", "delete_policy_version",
-                                 {"policyName": policy, "policyVersionId": old[0]["versionId"]}))
-        steps.append(ApiCall("iot", "create_policy_version",
-                             {"policyName": policy, "policyDocument": document, "setAsDefault": True}))
-        return tuple(steps)
+                          (render, *device_iot.policy_version_steps(self.iot, policy, Ref("core_policy"))))
+        return device_iot.plan_core_policy(self.iot, policy, core_policy(self.partition, region, account, thing, group_id),
+                                           "minimal Greengrass core policy", "minimal Greengrass core policy in place")
 
     def _retire_certificate(self, thing: str, certificate: Certificate, reason: str) -> Action:
-        """Detach policies and thing, deactivate, delete: the only order IoT accepts."""
-        steps: list[Step] = [
-            ApiCall("iot", "detach_policy", {"policyName": attached["policyName"], "target": certificate.arn},
-                    ignore_codes=_NOT_FOUND)
-            for attached in _collect(self.iot, "list_attached_policies", "policies", target=certificate.arn)
-        ]
-        steps.append(ApiCall("iot", "detach_thing_principal", {"thingName": thing, "principal": certificate.arn},
-                             ignore_codes=_NOT_FOUND))
-        if certificate.status == "ACTIVE":
-            steps.append(ApiCall("iot", "update_certificate", {"certificateId": certificate.id, "newStatus": "INACTIVE"}))
-        steps.append(ApiCall("iot", "delete_certificate", {"certificateId": certificate.id}, retry=CERTIFICATE_DETACH,
-                             ignore_codes=_NOT_FOUND))
-        return Action(f"iot-certificate/{certificate.id[:10]}", "delete", reason, tuple(steps),
+        """Detach thing and policies, deactivate, delete: the only order IoT accepts."""
+        steps = device_iot.certificate_teardown(certificate.arn, device_iot.attached_policies(self.iot, certificate.arn),
+                                                thing=thing, status=certificate.status)
+        return Action(f"iot-certificate/{certificate.id[:10]}", "delete", reason, steps,
                       details={"certificate_id": certificate.id})
 
     # -- publish ------------------------------------------------------------------------------------------
@@ -682,7 +614,7 @@ class GreengrassV1Target:
         publish = ApiCall("lambda", "publish_version", {"FunctionName": function_name,
                                                         "CodeSha256": package.code_sha256_b64},
                           outputs={"function_version": "Version", "function_version_arn": "FunctionArn"})
-        current = _maybe(lambda: self.lam.get_function(FunctionName=function_name), ("ResourceNotFoundException",))
+        current = maybe(lambda: self.lam.get_function(FunctionName=function_name), ("ResourceNotFoundException",))
         code = self.code_location(package)
         if current is None:
             self._add_code_upload(plan, package, code)
@@ -743,10 +675,10 @@ class GreengrassV1Target:
         s3 = self.ctx.client("s3")
         # Real S3 answers HEAD without a body, so a missing bucket and a missing key both read "404": ask for the
         # bucket first, then for the key.
-        if _maybe(lambda: s3.head_bucket(Bucket=bucket), ("404", "NoSuchBucket", "NotFound")) is None:
+        if maybe(lambda: s3.head_bucket(Bucket=bucket), ("404", "NoSuchBucket", "NotFound")) is None:
             raise DeeplensError(f"bucket {bucket} for the function code does not exist",
                                 "run `deeplens-cli register-roles` (it creates the bucket), or fix greengrass.artifact_bucket")
-        present = _maybe(lambda: s3.head_object(Bucket=bucket, Key=key), ("404", "NoSuchKey", "NotFound"))
+        present = maybe(lambda: s3.head_object(Bucket=bucket, Key=key), ("404", "NoSuchKey", "NotFound"))
         if present is not None:
             plan.add(noop(resource, "function code already uploaded (content-addressed key)"))
             return
@@ -758,7 +690,7 @@ class GreengrassV1Target:
         ), details={"sha256": package.sha256_hex}))
 
     def _matching_version(self, function_name: str, code_sha256: str, desired: Mapping[str, Any]) -> dict[str, Any] | None:
-        versions = _collect(self.lam, "list_versions_by_function", "Versions", FunctionName=function_name)
+        versions = collect(self.lam, "list_versions_by_function", "Versions", FunctionName=function_name)
         matching = [v for v in versions if v.get("Version") != "$LATEST" and v.get("CodeSha256") == code_sha256
                     and not _configuration_differences(v, desired)]
         return max(matching, key=lambda v: int(v["Version"]), default=None)
@@ -877,7 +809,7 @@ class GreengrassV1Target:
         except ClientError as exc:
             if _not_implemented(exc):
                 return noop(resource, "not supported by this endpoint (an emulator); skipped")
-            if _code(exc) not in _NOT_FOUND:
+            if error_code(exc) not in _NOT_FOUND:
                 raise
             current = {}
         if current.get("RoleArn"):
@@ -991,7 +923,7 @@ class GreengrassV1Target:
         ), details={"items": len(desired)}), Ref(f"{kind}_version_arn")
 
     def _last_deployment(self, group_id: str) -> dict[str, Any] | None:
-        deployments = _collect(self.gg, "list_deployments", "Deployments", GroupId=group_id)
+        deployments = collect(self.gg, "list_deployments", "Deployments", GroupId=group_id)
         if not deployments:
             return None
         last = max(deployments, key=lambda d: str(d.get("CreatedAt", "")))
@@ -1012,20 +944,19 @@ class GreengrassV1Target:
                             reporter: Reporter) -> DeploymentOutcome:
         """Poll the status source every deploy.poll_s until Success, Failure or the timeout; progress on stderr.
 
-        Elapsed time is the larger of the clock and the time spent sleeping, so an injected sleep that returns at
-        once still reaches the timeout after the same number of polls as a real one.
+        Elapsed time is a `WaitClock` on the injected sleep and clock, so an injected sleep that returns at once
+        still reaches the timeout after the same number of polls as a real one.
         """
         deployment_id = result.variables.get("deployment_id")
         if not deployment_id or not device.group_id:
             return DeploymentOutcome(None, "not_waited", "no deployment was started")
         poll = float(self.settings["deploy.poll_s"])
-        started = self.clock()
-        slept = 0.0
+        clock = WaitClock(self.ctx.sleep, self.clock)
         last_state, last_said = None, 0.0
         while True:
             status = self.deployment_status(device.group_id, str(deployment_id))
             state = status.get("DeploymentStatus", "Unknown")
-            elapsed = max(self.clock() - started, slept)
+            elapsed = clock.elapsed()
             if state != last_state or elapsed - last_said >= PROGRESS_EVERY_S:
                 still = "still " if state == last_state else ""
                 reporter.progress(f"deployment {deployment_id} to {device.name}: {still}{state} "
@@ -1041,9 +972,7 @@ class GreengrassV1Target:
             if elapsed >= timeout_s:
                 return DeploymentOutcome(str(deployment_id), "timed_out", f"still {state} after {timeout_s:g}s",
                                          extra={"group_id": device.group_id, "last_status": state})
-            delay = min(poll, timeout_s - elapsed)
-            self.ctx.sleep(delay)
-            slept += delay
+            clock.wait(min(poll, timeout_s - elapsed))
 
     # -- status -------------------------------------------------------------------------------------------
 
@@ -1054,7 +983,7 @@ class GreengrassV1Target:
                                 "group_id": device.group_id}
         if device.details.get("registration") == "incomplete":
             problems.append("registration incomplete (run register-device again)")
-        thing = _maybe(lambda: self.iot.describe_thing(thingName=device.thing_name))
+        thing = maybe(lambda: self.iot.describe_thing(thingName=device.thing_name), _NOT_FOUND)
         info["thing_exists"] = thing is not None
         if thing is None:
             problems.append(f"IoT thing {device.thing_name} missing")
@@ -1073,7 +1002,7 @@ class GreengrassV1Target:
                 problems.append("the group has no core")
             elif core.get("ThingArn", "").rsplit("/", 1)[-1] != device.thing_name:
                 problems.append("the group's core is another thing")
-            associated = _maybe(lambda: self.gg.get_associated_role(GroupId=group.id))
+            associated = maybe(lambda: self.gg.get_associated_role(GroupId=group.id), _NOT_FOUND)
             info["group_role"] = (associated or {}).get("RoleArn")
             if not info["group_role"]:
                 problems.append("no group role")
@@ -1101,12 +1030,12 @@ class GreengrassV1Target:
 
         function_name = self.settings["function.name"]
         status: dict[str, Any] = {"target": TARGET, "kind": "lambda-function", "name": function_name}
-        current = _maybe(lambda: self.lam.get_function(FunctionName=function_name), ("ResourceNotFoundException",))
+        current = maybe(lambda: self.lam.get_function(FunctionName=function_name), ("ResourceNotFoundException",))
         status["exists"] = current is not None
         if current is None:
             status["problems"] = ["function not published (run publish or deploy)"]
             return status
-        versions = [v for v in _collect(self.lam, "list_versions_by_function", "Versions", FunctionName=function_name)
+        versions = [v for v in collect(self.lam, "list_versions_by_function", "Versions", FunctionName=function_name)
                     if v.get("Version") != "$LATEST"]
         latest = max(versions, key=lambda v: int(v["Version"]), default=None)
         status.update(latest_version=latest["Version"] if latest else None,
@@ -1136,10 +1065,10 @@ class GreengrassV1Target:
         thing = device.thing_name
         if device.group_id:
             group_resource = f"greengrass-group/{device.group_name}"
-            if _maybe(lambda: self.gg.get_group(GroupId=device.group_id)) is None:
+            if maybe(lambda: self.gg.get_group(GroupId=device.group_id), _NOT_FOUND) is None:
                 plan.add(noop(group_resource, "already gone"))
             else:
-                deployments = _collect(self.gg, "list_deployments", "Deployments", GroupId=device.group_id)
+                deployments = collect(self.gg, "list_deployments", "Deployments", GroupId=device.group_id)
                 steps: list[Step] = []
                 if any(d.get("DeploymentType") != "ResetDeployment" for d in deployments):
                     # Reset first: Greengrass keeps a deployed group's state on the core otherwise. moto's server
@@ -1151,7 +1080,7 @@ class GreengrassV1Target:
                 plan.add(Action(group_resource, "delete", "reset deployments, then delete the group", tuple(steps),
                                 details={"group_id": device.group_id}))
         for label in _DEFINITION_KINDS.values():
-            for definition in _collect(self.gg, f"list_{label.lower()}_definitions", "Definitions"):
+            for definition in collect(self.gg, f"list_{label.lower()}_definitions", "Definitions"):
                 if str(definition.get("Name", "")).startswith(f"{thing}-"):
                     plan.add(Action(f"greengrass-{label.lower()}-definition/{definition['Name']}", "delete",
                                     "created for this device", (
@@ -1161,18 +1090,11 @@ class GreengrassV1Target:
                                     )))
         for certificate in self._certificates(thing):
             plan.add(self._retire_certificate(thing, certificate, "the device's certificate"))
-        policy = policy_name_for(thing)
-        if _maybe(lambda: self.iot.get_policy(policyName=policy)) is not None:
-            steps = [ApiCall("iot", "delete_policy_version", {"policyName": policy, "policyVersionId": v["versionId"]},
-                             ignore_codes=_NOT_FOUND)
-                     for v in _collect(self.iot, "list_policy_versions", "policyVersions", policyName=policy)
-                     if not v.get("isDefaultVersion")]
-            steps.append(ApiCall("iot", "delete_policy", {"policyName": policy}, ignore_codes=_NOT_FOUND))
-            plan.add(Action(f"iot-policy/{policy}", "delete", "the core's IoT policy", tuple(steps)))
-        if _maybe(lambda: self.iot.describe_thing(thingName=thing)) is not None:
-            plan.add(Action(f"iot-thing/{thing}", "delete", f"the IoT thing of {device.name}", (
-                ApiCall("iot", "delete_thing", {"thingName": thing}, ignore_codes=_NOT_FOUND),
-            )))
+        policy = device_iot.policy_teardown(self.iot, policy_name_for(thing), "the core's IoT policy")
+        if policy is not None:
+            plan.add(policy)
+        if maybe(lambda: self.iot.describe_thing(thingName=thing), _NOT_FOUND) is not None:
+            plan.add(device_iot.thing_teardown(thing, f"the IoT thing of {device.name}"))
         return plan
 
     def _plan_destroy_shared(self) -> Plan:
@@ -1180,7 +1102,7 @@ class GreengrassV1Target:
         plan = Plan("destroy Greengrass V1 shared resources")
         function_name = self.settings["function.name"]
         resource = f"lambda-function/{function_name}"
-        if _maybe(lambda: self.lam.get_function(FunctionName=function_name), ("ResourceNotFoundException",)) is None:
+        if maybe(lambda: self.lam.get_function(FunctionName=function_name), ("ResourceNotFoundException",)) is None:
             plan.add(noop(resource, "already gone"))
         else:
             plan.add(Action(resource, "delete", "the edge function and all its published versions", (
@@ -1198,10 +1120,10 @@ class GreengrassV1Target:
         bucket = artifact_bucket(self.settings)
         prefix = f"{self.settings['greengrass.artifact_prefix']}lambda/{self.settings['function.name']}/"
         try:
-            keys = [o["Key"] for o in _collect(self.ctx.client("s3"), "list_objects_v2", "Contents",
+            keys = [o["Key"] for o in collect(self.ctx.client("s3"), "list_objects_v2", "Contents",
                                                 Bucket=bucket, Prefix=prefix)]
         except Exception as exc:
-            if _code(exc) != "NoSuchBucket":
+            if error_code(exc) != "NoSuchBucket":
                 raise
             keys = []
         for key in keys:
@@ -1231,17 +1153,6 @@ def _error_line(detail: Mapping[str, Any]) -> str:
     return f"{code}: {detail.get('DetailedErrorMessage', '')}".rstrip(": ")
 
 
-BUNDLE_MANIFEST = "deeplens-bundle.json"  # which thing and certificate a bundle folder belongs to (no secret)
-
-
-def read_bundle_manifest(out_dir: Path) -> dict[str, Any] | None:
-    try:
-        manifest = json.loads((out_dir / BUNDLE_MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return manifest if isinstance(manifest, dict) else None
-
-
 def _certificate_in_bundle(out_dir: Path, thing: str, certificates: list[Certificate],
                            describe: Callable[[str], Certificate | None]) -> tuple[Certificate | None, Certificate | None]:
     """(reusable, orphan): the certificate whose private key the bundle folder holds, if IoT still has it; else
@@ -1250,7 +1161,7 @@ def _certificate_in_bundle(out_dir: Path, thing: str, certificates: list[Certifi
     The manifest names the certificate; a folder without one (older bundles) is matched by its PEM files against
     the certificates attached to the thing.
     """
-    manifest = read_bundle_manifest(out_dir)
+    manifest = bundle.read_manifest(out_dir)
     if manifest and manifest.get("thing_name") == thing and manifest.get("certificate_id"):
         cert_id = str(manifest["certificate_id"])
         certificate = next((c for c in certificates if c.id == cert_id), None) or describe(cert_id)
@@ -1282,7 +1193,7 @@ def _check_bundle_folder(out_dir: Path, thing: str) -> None:
         raise ConfigError(f"--out {out_dir} is a file", "choose a folder for the device bundle")
     if not any(out_dir.iterdir()):
         return
-    manifest = read_bundle_manifest(out_dir)
+    manifest = bundle.read_manifest(out_dir)
     if manifest is None or manifest.get("thing_name") != thing:
         owner = f"thing {manifest.get('thing_name')}" if manifest else "something else"
         raise ConfigError(f"--out {out_dir} already holds files of {owner}",
@@ -1304,11 +1215,11 @@ def write_bundle(out_dir: Path, variables: dict[str, Any], thing_arn: str, endpo
     prefix = cert_id[:10]
     key_pair = variables["key_pair"]
     _bundle_dirs(out_dir)
-    _replace(out_dir / BUNDLE_MANIFEST, json.dumps({
+    bundle.write_manifest(out_dir, {
         "thing_arn": thing_arn, "thing_name": thing_arn.rsplit("/", 1)[-1], "certificate_id": cert_id,
-        "certificate_arn": variables["cert_arn"], "region": region}, indent=2) + "\n")
-    _write_new(out_dir / "certs" / f"{prefix}.private.key", key_pair["PrivateKey"], 0o600)
-    _write_new(out_dir / "certs" / f"{prefix}.public.key", key_pair["PublicKey"], 0o644)
+        "certificate_arn": variables["cert_arn"], "region": region})
+    bundle.write_secret(out_dir / "certs" / f"{prefix}.private.key", key_pair["PrivateKey"])
+    bundle.write_new(out_dir / "certs" / f"{prefix}.public.key", key_pair["PublicKey"], 0o644)
     complete_bundle(out_dir, cert_id, variables["cert_pem"], thing_arn, endpoint, region)
     return {"key_pair": "<written to the device bundle>", "bundle_dir": str(out_dir)}
 
@@ -1317,13 +1228,13 @@ def complete_bundle(out_dir: Path, cert_id: str, cert_pem: str, thing_arn: str, 
     """The bundle's non-secret files: certificate, core config, README (rewritten; the key is never touched)."""
     prefix = cert_id[:10]
     _bundle_dirs(out_dir)
-    _replace(out_dir / "certs" / f"{prefix}.cert.pem", cert_pem)
-    _replace(out_dir / "config" / "config.json", json.dumps(core_config(prefix, thing_arn, endpoint, region), indent=2) + "\n")
-    _replace(out_dir / "README.txt", _bundle_readme(prefix, thing_arn))
+    bundle.replace_file(out_dir / "certs" / f"{prefix}.cert.pem", cert_pem)
+    bundle.replace_file(out_dir / "config" / "config.json", json.dumps(core_config(prefix, thing_arn, endpoint, region), indent=2) + "\n")
+    bundle.replace_file(out_dir / "README.txt", _bundle_readme(prefix, thing_arn))
 
 
 def _bundle_dirs(out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    bundle.prepare_folder(out_dir)
     (out_dir / "certs").mkdir(mode=0o700, exist_ok=True)
     (out_dir / "config").mkdir(mode=0o755, exist_ok=True)
 
@@ -1356,20 +1267,3 @@ def _bundle_readme(prefix: str, thing_arn: str) -> str:
         f"Copy certs/ and config/ to {GREENGRASS_ROOT}/ on the device (a DeepLens keeps Greengrass under\n"
         "/opt/awscam/greengrass) and restart the Greengrass daemon.\n"
     )
-
-
-def _write_new(path: Path, text: str, mode: int) -> None:
-    """Create a file that must not exist yet, with its final mode from the start (no window with wider access)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(path, mode)  # the umask may have narrowed it; never widened beyond `mode`
-
-
-def _replace(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write a non-secret file atomically (a temporary file renamed over it)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if temporary.exists():
-        temporary.unlink()
-    _write_new(temporary, text, mode)
-    os.replace(temporary, path)

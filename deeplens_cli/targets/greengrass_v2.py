@@ -39,17 +39,20 @@ import base64
 import hashlib
 import json
 import os
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, Retry, Step, noop
-from deeplens_cli.policies import partition_for, same_policy
-from deeplens_cli.targets import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, DeploymentOutcome, Device
+from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, Step, noop
+from deeplens_cli.policies import partition_for
+from deeplens_cli.targets import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, DeploymentOutcome, Device, WaitClock
+from deeplens_cli.targets import bundle as bundle_files
 from deeplens_cli.targets import component as comp
+from deeplens_cli.targets import iot as device_iot
+from deeplens_cli.targets.iot import PENDING_ATTRIBUTE
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
@@ -61,15 +64,16 @@ if TYPE_CHECKING:
 TARGET = "v2"
 THING_PREFIX = "deeplens-"
 POLICY_PREFIX = "deeplens-v2-core-"
-PENDING_ATTRIBUTE = "deeplens_pending"  # device name while its registration is incomplete (as the V1 target)
 MANAGED_GROUP_ATTRIBUTE = "deeplens_cli"  # on thing groups created by register-device --fleet
 MANAGED = "managed"
 GREENGRASS_ROOT = "/greengrass/v2"
+CERTIFICATE_FILE, PRIVATE_KEY_FILE = "device.pem.crt", "private.pem.key"  # in the device bundle
+DERIVED_FILES = ("config.yaml", "install.sh", "README.md")
 NUCLEUS_DOWNLOAD = "https://d2s8p88vqu9w66.cloudfront.net/releases/greengrass-nucleus-latest.zip"
 ROOT_CA_DOWNLOAD = "https://www.amazontrust.com/repository/AmazonRootCA1.pem"
 # SHA-256 of Amazon Root CA 1 (DER), as published by Amazon Trust Services; checked before it goes in a bundle.
 AMAZON_ROOT_CA_1_SHA256 = "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e"
-IOT_POLICY_VERSION_LIMIT = 5  # IoT keeps at most five versions of a policy
+_MISSING = ("ResourceNotFoundException",)  # how IoT and Greengrass V2 say "no such resource"
 
 SUCCESS_STATUSES = ("COMPLETED", "SUCCEEDED")  # COMPLETED for a thing target, SUCCEEDED for a thing group
 FAILURE_STATUSES = ("FAILED", "TIMED_OUT", "CANCELED", "REJECTED")
@@ -258,25 +262,25 @@ On a DeepLens, add ggc_user to the video group (`usermod -aG video ggc_user`) so
 """
 
     def write(self, out_dir: str, certificate_pem: str, private_key: str, root_ca: str | None) -> Path:
-        """Write the bundle; the folder is private (0700) and the key file is created 0600 before any byte."""
+        """Write the bundle (bundle.py's order): the certificate first - it names the certificate the folder was
+        made for, so an interruption before the key is resumable - then the key (0600, never overwritten), then
+        the derived files."""
         folder = Path(out_dir)
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(folder, 0o700)
-        _write_private(folder / "private.pem.key", private_key)
-        (folder / "device.pem.crt").write_text(certificate_pem)
-        if root_ca:
-            (folder / "AmazonRootCA1.pem").write_text(root_ca)
-        (folder / "config.yaml").write_text(self.config_yaml())
-        (folder / "install.sh").write_text(self.install_sh())
-        os.chmod(folder / "install.sh", 0o755)
-        (folder / "README.md").write_text(self.readme(self.thing[len(THING_PREFIX):], root_ca is not None))
+        bundle_files.prepare_folder(folder)
+        bundle_files.replace_file(folder / CERTIFICATE_FILE, certificate_pem)
+        bundle_files.write_secret(folder / PRIVATE_KEY_FILE, private_key)
+        self.complete(folder, certificate_pem, root_ca)
         return folder
 
-
-def _write_private(path: Path, text: str) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
+    def complete(self, folder: Path, certificate_pem: str, root_ca: str | None) -> None:
+        """The bundle's non-secret files, each replaced atomically; the key is never touched."""
+        bundle_files.prepare_folder(folder)
+        bundle_files.replace_file(folder / CERTIFICATE_FILE, certificate_pem)
+        if root_ca:
+            bundle_files.replace_file(folder / "AmazonRootCA1.pem", root_ca)
+        bundle_files.replace_file(folder / "config.yaml", self.config_yaml())
+        bundle_files.replace_file(folder / "install.sh", self.install_sh(), mode=0o755)
+        bundle_files.replace_file(folder / "README.md", self.readme(self.thing[len(THING_PREFIX):], root_ca is not None))
 
 
 def amazon_root_ca_1() -> str | None:
@@ -329,22 +333,6 @@ def failure_hint(codes: Iterable[str]) -> str | None:
     return None
 
 
-@dataclass
-class _Clock:
-    """Elapsed time that also counts injected sleeps, so a wait with a fake sleep still reaches its timeout."""
-
-    sleep: Callable[[float], None]
-    started: float = field(default_factory=time.monotonic)
-    slept: float = 0.0
-
-    def elapsed(self) -> float:
-        return max(self.slept, time.monotonic() - self.started)
-
-    def wait(self, seconds: float) -> None:
-        self.sleep(seconds)
-        self.slept += seconds
-
-
 # ---------------------------------------------------------------------------------------------- the target
 
 
@@ -377,38 +365,12 @@ class GreengrassV2Target:
     def _component_arn(self, version: str | None = None) -> str:
         return comp.component_arn(self.partition, self.ctx.region, self.ctx.account_id, self.component_name, version)
 
-    def _not_found(self, call: Callable[[], Any], codes: tuple[str, ...] = ("ResourceNotFoundException",)) -> Any:
-        """The call's result, or None when AWS says the resource does not exist."""
-        from botocore.exceptions import ClientError
-
-        from deeplens_cli.aws import error_code
-
-        try:
-            return call()
-        except ClientError as exc:
-            if error_code(exc) in codes:
-                return None
-            raise
-
-    def _pages(self, service: str, operation: str, key: str, **params: Any) -> list[Any]:
-        client = self.ctx.client(service)
-        return [item for page in client.get_paginator(operation).paginate(**params) for item in page.get(key, [])]
-
     # -- devices ------------------------------------------------------------------------------------------
 
     def list_devices(self) -> list[Device]:
-        things = self._pages("iot", "list_things", "things", attributeName=TARGET_ATTRIBUTE, attributeValue=TARGET)
-        devices = []
-        for thing in things:
-            attributes = thing.get("attributes") or {}
-            if attributes.get(NAME_ATTRIBUTE):
-                devices.append(Device(name=attributes[NAME_ATTRIBUTE], target=TARGET, thing_name=thing["thingName"],
-                                      thing_arn=thing.get("thingArn")))
-            else:
-                pending = attributes.get(PENDING_ATTRIBUTE) or thing["thingName"]
-                devices.append(Device(name=f"{pending} (incomplete)", target=TARGET, thing_name=thing["thingName"],
-                                      thing_arn=thing.get("thingArn"), details={"registration": "incomplete"}))
-        return sorted(devices, key=lambda d: d.name)
+        things = collect(self.ctx.client("iot"), "list_things", "things", attributeName=TARGET_ATTRIBUTE,
+                         attributeValue=TARGET)
+        return sorted((device_iot.device_from_thing(thing, TARGET) for thing in things), key=lambda d: d.name)
 
     def plan_register_device(self, name: str, out_dir: str, fleet: str | None = None) -> Plan:
         """Thing (name pending), policy, fleet, certificate + bundle, attachments, then the name: resumable.
@@ -421,14 +383,14 @@ class GreengrassV2Target:
         thing = thing_name(name)
         policy = policy_name(name)
         plan = Plan(f"register-device {name} (Greengrass V2)")
-        described = self._not_found(lambda: iot.describe_thing(thingName=thing))
+        described = maybe(lambda: iot.describe_thing(thingName=thing), _MISSING)
         attributes = (described or {}).get("attributes") or {}
         if described is not None and (attributes.get(TARGET_ATTRIBUTE) != TARGET
                                       or name not in (attributes.get(PENDING_ATTRIBUTE), attributes.get(NAME_ATTRIBUTE))):
             raise DeeplensError(f"IoT thing {thing} already exists but is not a deeplens-cli Greengrass V2 device "
                                 f"named {name}", "choose another --name, or delete that thing if it is a leftover")
         alias_name = self.settings["greengrass.role_alias"]
-        if self._not_found(lambda: iot.describe_role_alias(roleAlias=alias_name)) is None:
+        if maybe(lambda: iot.describe_role_alias(roleAlias=alias_name), _MISSING) is None:
             raise DeeplensError(f"IoT role alias {alias_name} does not exist (devices get AWS credentials through it)",
                                 "run `deeplens-cli register-roles` first")
         bundle = CoreBundle(
@@ -438,26 +400,24 @@ class GreengrassV2Target:
 
         # 1. the thing; the device name stays pending until the last step
         if described is None:
-            plan.add(Action(f"iot-thing/{thing}", "create", f"Greengrass V2 core device {name}", (
-                ApiCall("iot", "create_thing", {"thingName": thing, "attributePayload": {"attributes": {
-                    TARGET_ATTRIBUTE: TARGET, PENDING_ATTRIBUTE: name}}}),
-            ), details={"thing": thing, "endpoints": {"data": bundle.data_endpoint,
-                                                      "credentials": bundle.credential_endpoint}}))
+            plan.add(device_iot.create_thing_action(
+                thing, TARGET, name, f"Greengrass V2 core device {name}",
+                {"endpoints": {"data": bundle.data_endpoint, "credentials": bundle.credential_endpoint}}))
         else:
             plan.add(noop(f"iot-thing/{thing}", "exists (an earlier registration was interrupted)", thing=thing))
 
         # 2. the policy, 3. the fleet
-        kept = self._certificate_in_bundle(Path(out_dir))
+        kept, unfinished = self._certificate_in_bundle(Path(out_dir))
         plan.add(self._plan_core_policy(name, thing))
         plan.actions.extend(self._plan_orphaned_certificates(name, keep=kept["certificateArn"] if kept else None))
         if fleet:
             plan.add(self._plan_thing_group(fleet))
 
         # 4. the certificate: the one whose key the bundle holds, else a new one written to the bundle
-        attached = [p for p in self._pages("iot", "list_thing_principals", "principals", thingName=thing)
+        attached = [p for p in collect(self.ctx.client("iot"), "list_thing_principals", "principals", thingName=thing)
                     if ":cert/" in p] if described else []
+        root_ca = amazon_root_ca_1()
         if kept is None:
-            root_ca = amazon_root_ca_1()
 
             def write_bundle(variables: dict[str, Any]) -> dict[str, Any]:
                 private_key = variables.pop("private_key")  # kept in memory no longer than needed
@@ -474,42 +434,52 @@ class GreengrassV2Target:
             ), details={"bundle": out_dir, "policy": policy}))
         else:
             plan.known["certificate_arn"] = kept["certificateArn"]
-            plan.add(self._plan_kept_certificate(kept, thing, policy, attached, out_dir))
+            plan.add(self._plan_kept_certificate(kept, thing, policy, attached, out_dir, bundle, root_ca))
+        if unfinished is not None and unfinished["certificateArn"] not in attached:
+            arn = unfinished["certificateArn"]
+            plan.add(Action(f"iot-certificate/{unfinished['certificateId'][:12]}", "delete",
+                            f"issued by an interrupted registration whose key never reached {out_dir}",
+                            device_iot.certificate_teardown(arn, device_iot.attached_policies(iot, arn),
+                                                            status=unfinished.get("status"))))
         for stale in attached:
             if kept is None or stale != kept["certificateArn"]:
-                policies = [p["policyName"] for p in self._pages("iot", "list_attached_policies", "policies",
-                                                                 target=stale)]
                 plan.add(Action(f"iot-certificate/{stale.rsplit('/', 1)[-1][:12]}", "delete",
-                                f"issued by an interrupted registration whose key is not in {out_dir}", (
-                                    ApiCall("iot", "detach_thing_principal", {"thingName": thing, "principal": stale},
-                                            ignore_codes=("ResourceNotFoundException",)),
-                                    *self._certificate_teardown(stale, policies))))
+                                f"issued by an interrupted registration whose key is not in {out_dir}",
+                                device_iot.certificate_teardown(stale, device_iot.attached_policies(iot, stale),
+                                                                thing=thing)))
 
         # 5. fleet membership, 6. the name: registration complete
         if fleet:
-            groups = self._pages("iot", "list_thing_groups_for_thing", "thingGroups", thingName=thing) if described else []
+            groups = collect(iot, "list_thing_groups_for_thing", "thingGroups", thingName=thing) if described else []
             if fleet in [g.get("groupName") for g in groups]:
                 plan.add(noop(f"iot-thing-group-member/{fleet}/{thing}", "already a member"))
             else:
                 plan.add(Action(f"iot-thing-group-member/{fleet}/{thing}", "create", f"add {thing} to fleet {fleet}", (
                     ApiCall("iot", "add_thing_to_thing_group", {"thingGroupName": fleet, "thingName": thing}),
                 )))
-        plan.add(Action(f"iot-thing/{thing}#name", "update", f"record the device name {name}: registration complete", (
-            ApiCall("iot", "update_thing", {"thingName": thing, "attributePayload": {
-                "attributes": {NAME_ATTRIBUTE: name, PENDING_ATTRIBUTE: ""}, "merge": True}}),
-        )))
+        plan.add(device_iot.record_name_action(thing, name))
         return plan
 
-    def _certificate_in_bundle(self, out_dir: Path) -> dict[str, Any] | None:
-        """The IoT certificate whose PEM and private key are already in the bundle folder (an interrupted run).
+    def _certificate_in_bundle(self, out_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """(kept, unfinished): the IoT certificate whose private key the bundle folder already holds (an
+        interrupted run), else the certificate whose PEM is there without its key (a run interrupted between the
+        two writes: bundle.py writes the certificate first), which is to be retired.
 
         An IoT certificate ID is the SHA-256 of the certificate (DER); moto's default is the SHA-256 of the PEM
         text, tried second. A key whose certificate IoT does not know is refused rather than overwritten.
         """
-        certificate_file, key_file = out_dir / "device.pem.crt", out_dir / "private.pem.key"
-        if not key_file.exists():
-            return None
+        certificate_file, key_file = out_dir / CERTIFICATE_FILE, out_dir / PRIVATE_KEY_FILE
         pem = certificate_file.read_text() if certificate_file.exists() else ""
+        found = self._certificate_of_pem(pem) if pem.strip() else None
+        if not key_file.exists():
+            return None, found
+        if found is None:
+            raise DeeplensError(f"{key_file} holds a private key whose certificate this account does not have",
+                                "choose another --out, or move that folder away if it belongs to another device")
+        return found, None
+
+    def _certificate_of_pem(self, pem: str) -> dict[str, Any] | None:
+        """IoT's description of the certificate with this PEM, or None when IoT does not have it."""
         body = "".join(line for line in pem.splitlines() if line and "-----" not in line)
         candidates = [hashlib.sha256(pem.encode()).hexdigest()]
         try:
@@ -518,14 +488,13 @@ class GreengrassV2Target:
             pass
         iot = self.ctx.client("iot")
         for certificate_id in candidates:
-            found = self._not_found(lambda cid=certificate_id: iot.describe_certificate(certificateId=cid))
+            found = maybe(lambda cid=certificate_id: iot.describe_certificate(certificateId=cid), _MISSING)
             if found and found["certificateDescription"].get("certificatePem", "").strip() == pem.strip():
                 return found["certificateDescription"]
-        raise DeeplensError(f"{key_file} holds a private key whose certificate this account does not have",
-                            "choose another --out, or move that folder away if it belongs to another device")
+        return None
 
     def _plan_kept_certificate(self, certificate: Mapping[str, Any], thing: str, policy: str, attached: list[str],
-                               out_dir: str) -> Action:
+                               out_dir: str, bundle: CoreBundle, root_ca: str | None) -> Action:
         arn = certificate["certificateArn"]
         steps: list[Step] = []
         reasons = []
@@ -536,10 +505,16 @@ class GreengrassV2Target:
         if arn not in attached:
             reasons.append(f"attach it to {thing}")
             steps.append(ApiCall("iot", "attach_thing_principal", {"thingName": thing, "principal": arn}))
-        policies = [p["policyName"] for p in self._pages("iot", "list_attached_policies", "policies", target=arn)]
-        if policy not in policies:
+        if policy not in device_iot.attached_policies(self.ctx.client("iot"), arn):
             reasons.append(f"attach {policy}")
             steps.append(ApiCall("iot", "attach_policy", {"policyName": policy, "target": arn}))
+        folder = Path(out_dir)
+        missing = [name for name in DERIVED_FILES if not (folder / name).exists()]
+        if missing:
+            reasons.append("complete the bundle: " + ", ".join(missing))
+            pem = certificate["certificatePem"]
+            steps.append(LocalStep(f"complete the device bundle in {out_dir} (the key is already there)",
+                                   lambda variables: bundle.complete(folder, pem, root_ca)))
         resource = f"iot-certificate/{certificate['certificateId'][:12]}"
         if not steps:
             return noop(resource, f"active and attached; its private key is in {out_dir}")
@@ -548,50 +523,33 @@ class GreengrassV2Target:
 
     def _plan_core_policy(self, name: str, thing: str) -> Action:
         """Create the device's IoT policy, or repair it (a new default version) when it drifted."""
-        iot = self.ctx.client("iot")
-        policy = policy_name(name)
         desired = core_policy(self.partition, self.ctx.region, self.ctx.account_id, thing,
                               self.settings["greengrass.role_alias"])
-        resource = f"iot-policy/{policy}"
-        current = self._not_found(lambda: iot.get_policy(policyName=policy))
-        if current is None:
-            return Action(resource, "create", "minimal Greengrass V2 core policy", (
-                ApiCall("iot", "create_policy", {"policyName": policy, "policyDocument": json.dumps(desired)}),
-            ))
-        if same_policy(current.get("policyDocument"), desired):
-            return noop(resource, "up to date")
-        steps: list[Step] = []
-        versions = iot.list_policy_versions(policyName=policy)["policyVersions"]
-        if len(versions) >= IOT_POLICY_VERSION_LIMIT:
-            oldest = min((v for v in versions if not v["isDefaultVersion"]), key=lambda v: int(v["versionId"]))
-            steps.append(ApiCall("iot", "delete_policy_version",
-                                 {"policyName": policy, "policyVersionId": oldest["versionId"]}))
-        steps.append(ApiCall("iot", "create_policy_version", {"policyName": policy, "policyDocument": json.dumps(desired),
-                                                              "setAsDefault": True}))
-        return Action(resource, "update", "policy document differs from the minimal core policy", tuple(steps))
+        return device_iot.plan_core_policy(self.ctx.client("iot"), policy_name(name), desired,
+                                           "minimal Greengrass V2 core policy", "up to date")
 
     def _plan_orphaned_certificates(self, name: str, keep: str | None = None) -> list[Action]:
         """Certificates holding this device's policy but attached to no thing (a registration interrupted in an
         earlier version of this tool, or a half-finished destroy): deleted - unless the bundle holds its key."""
         iot = self.ctx.client("iot")
         policy = policy_name(name)
-        if self._not_found(lambda: iot.get_policy(policyName=policy)) is None:
+        if maybe(lambda: iot.get_policy(policyName=policy), _MISSING) is None:
             return []
         actions = []
-        for target in self._pages("iot", "list_targets_for_policy", "targets", policyName=policy):
+        for target in collect(self.ctx.client("iot"), "list_targets_for_policy", "targets", policyName=policy):
             if ":cert/" not in target or target == keep or \
-                    self._pages("iot", "list_principal_things", "things", principal=target):
+                    collect(self.ctx.client("iot"), "list_principal_things", "things", principal=target):
                 continue
             certificate_id = target.rsplit("/", 1)[-1]
             actions.append(Action(f"iot-certificate/{certificate_id[:12]}", "delete",
                                   "left over from an interrupted registration (no thing attached)",
-                                  self._certificate_teardown(target, [policy])))
+                                  device_iot.certificate_teardown(target, [policy])))
         return actions
 
     def _plan_thing_group(self, fleet: str) -> Action:
         iot = self.ctx.client("iot")
         resource = f"iot-thing-group/{fleet}"
-        if self._not_found(lambda: iot.describe_thing_group(thingGroupName=fleet)) is not None:
+        if maybe(lambda: iot.describe_thing_group(thingGroupName=fleet), _MISSING) is not None:
             return noop(resource, "exists")
         return Action(resource, "create", "fleet for thing-group deployments", (
             ApiCall("iot", "create_thing_group", {"thingGroupName": fleet, "thingGroupProperties": {
@@ -665,17 +623,17 @@ class GreengrassV2Target:
 
     def _component_versions(self) -> list[dict[str, Any]]:
         """Every version of our component, highest first; [] before the first publish."""
-        return self._not_found(lambda: self._pages("greengrassv2", "list_component_versions", "componentVersions",
-                                                   arn=self._component_arn())) or []
+        return maybe(lambda: collect(self.ctx.client("greengrassv2"), "list_component_versions", "componentVersions",
+                                                   arn=self._component_arn()), _MISSING) or []
 
     def _require_bucket(self, bucket: str) -> None:
-        if self._not_found(lambda: self.ctx.client("s3").head_bucket(Bucket=bucket), ("404", "NoSuchBucket")) is None:
+        if maybe(lambda: self.ctx.client("s3").head_bucket(Bucket=bucket), ("404", "NoSuchBucket")) is None:
             raise DeeplensError(f"artifact bucket {bucket} does not exist",
                                 "run `deeplens-cli register-roles` (it creates the bucket), or fix greengrass.artifact_bucket")
 
     def _artifact_sha256(self, bucket: str, key: str) -> str | None:
         """The sha256 we stored on an artifact object, "" for an object of unknown content, None when absent."""
-        head = self._not_found(lambda: self.ctx.client("s3").head_object(Bucket=bucket, Key=key),
+        head = maybe(lambda: self.ctx.client("s3").head_object(Bucket=bucket, Key=key),
                                ("404", "NoSuchKey", "NotFound"))
         if head is None:
             return None
@@ -684,7 +642,7 @@ class GreengrassV2Target:
     def _wait_deployable(self, variables: dict[str, Any]) -> None:
         """Poll describe_component until the new version is DEPLOYABLE (botocore has no greengrassv2 waiters)."""
         arn = variables["component_version_arn"]
-        clock = _Clock(self.ctx.sleep)
+        clock = WaitClock(self.ctx.sleep)
         while True:
             status = self.ctx.client("greengrassv2").describe_component(arn=arn).get("status") or {}
             state = status.get("componentState")
@@ -719,7 +677,7 @@ class GreengrassV2Target:
 
     def _core_device(self, thing: str) -> dict[str, Any] | None:
         """get_core_device, or None while the nucleus has never connected."""
-        return self._not_found(lambda: self.ctx.client("greengrassv2").get_core_device(coreDeviceThingName=thing))
+        return maybe(lambda: self.ctx.client("greengrassv2").get_core_device(coreDeviceThingName=thing), _MISSING)
 
     def _nucleus_pin(self, cores: list[dict[str, Any] | None]) -> tuple[str, str] | None:
         """(nucleus component, version) when every core reports the same one; None otherwise (nothing to pin)."""
@@ -733,7 +691,7 @@ class GreengrassV2Target:
 
     def _latest_deployment(self, target_arn: str) -> dict[str, Any] | None:
         gg = self.ctx.client("greengrassv2")
-        latest = self._pages("greengrassv2", "list_deployments", "deployments", targetArn=target_arn,
+        latest = collect(self.ctx.client("greengrassv2"), "list_deployments", "deployments", targetArn=target_arn,
                              historyFilter="LATEST_ONLY")
         if not latest:
             return None
@@ -790,13 +748,13 @@ class GreengrassV2Target:
         return None
 
     def _effective_deployments(self, thing: str) -> list[dict[str, Any]]:
-        found = self._not_found(lambda: self._pages("greengrassv2", "list_effective_deployments",
-                                                    "effectiveDeployments", coreDeviceThingName=thing))
+        found = maybe(lambda: collect(self.ctx.client("greengrassv2"), "list_effective_deployments",
+                                                    "effectiveDeployments", coreDeviceThingName=thing), _MISSING)
         return found or []
 
     def _installed_components(self, thing: str) -> list[dict[str, Any]]:
-        found = self._not_found(lambda: self._pages("greengrassv2", "list_installed_components",
-                                                    "installedComponents", coreDeviceThingName=thing))
+        found = maybe(lambda: collect(self.ctx.client("greengrassv2"), "list_installed_components",
+                                                    "installedComponents", coreDeviceThingName=thing), _MISSING)
         return found or []
 
     def wait_for_deployment(self, device: Device, result: ExecutionResult, timeout_s: float,
@@ -806,7 +764,7 @@ class GreengrassV2Target:
         thing = device.thing_name
         if not deployment_id:
             return DeploymentOutcome(None, "not_waited", "no deployment was made")
-        clock = _Clock(self.ctx.sleep)
+        clock = WaitClock(self.ctx.sleep)
         poll = float(self.settings["deploy.poll_s"])
         connected = self._core_device(thing) is not None
         if not connected:
@@ -832,7 +790,7 @@ class GreengrassV2Target:
             clock.wait(poll)
         return self._wait_component_running(deployment_id, thing, version, clock, timeout_s, poll, reporter)
 
-    def _wait_component_running(self, deployment_id: str, thing: str, version: str | None, clock: _Clock,
+    def _wait_component_running(self, deployment_id: str, thing: str, version: str | None, clock: WaitClock,
                                 timeout_s: float, poll: float, reporter: Reporter) -> DeploymentOutcome:
         """After the device reported success: is our component RUNNING (or FINISHED) at the deployed version?"""
         last = None
@@ -865,11 +823,11 @@ class GreengrassV2Target:
     # -- fleets -------------------------------------------------------------------------------------------
 
     def _fleet_members(self, fleet: str) -> list[str]:
-        return sorted(self._pages("iot", "list_things_in_thing_group", "things", thingGroupName=fleet))
+        return sorted(collect(self.ctx.client("iot"), "list_things_in_thing_group", "things", thingGroupName=fleet))
 
     def plan_deploy_fleet(self, fleet: str, force: bool = False, rollout_per_minute: int | None = None,
                           abort_failure_percent: float | None = None) -> Plan:
-        group = self._not_found(lambda: self.ctx.client("iot").describe_thing_group(thingGroupName=fleet))
+        group = maybe(lambda: self.ctx.client("iot").describe_thing_group(thingGroupName=fleet), _MISSING)
         if group is None:
             raise DeeplensError(f"fleet {fleet}: no such IoT thing group",
                               "add a device to it with `deeplens-cli register-device --name N --fleet " + fleet + "`")
@@ -896,7 +854,7 @@ class GreengrassV2Target:
             return DeploymentOutcome(None, "not_waited", f"fleet {fleet} has no deployment")
         members = self._fleet_members(fleet)
         outcomes: dict[str, dict[str, Any]] = {thing: {"status": "QUEUED"} for thing in members}
-        clock = _Clock(self.ctx.sleep)
+        clock = WaitClock(self.ctx.sleep)
         poll = float(self.settings["deploy.poll_s"])
         last_summary = None
         while True:
@@ -1017,11 +975,11 @@ class GreengrassV2Target:
     def _certificate_states(self, thing: str) -> dict[str, str]:
         iot = self.ctx.client("iot")
         states = {}
-        for principal in self._not_found(lambda: self._pages("iot", "list_thing_principals", "principals",
-                                                             thingName=thing)) or []:
+        for principal in maybe(lambda: collect(self.ctx.client("iot"), "list_thing_principals", "principals",
+                                                             thingName=thing), _MISSING) or []:
             if ":cert/" in principal:
                 certificate_id = principal.rsplit("/", 1)[-1]
-                described = self._not_found(lambda cid=certificate_id: iot.describe_certificate(certificateId=cid))
+                described = maybe(lambda cid=certificate_id: iot.describe_certificate(certificateId=cid), _MISSING)
                 states[certificate_id] = described["certificateDescription"]["status"] if described else "missing"
         return states
 
@@ -1069,7 +1027,7 @@ class GreengrassV2Target:
         thing = device.thing_name
         plan = Plan(f"destroy {device.name} (Greengrass V2)")
         target_arn = device.thing_arn or self._thing_arn(thing)
-        for deployment in self._pages("greengrassv2", "list_deployments", "deployments", targetArn=target_arn,
+        for deployment in collect(self.ctx.client("greengrassv2"), "list_deployments", "deployments", targetArn=target_arn,
                                       historyFilter="ALL"):
             plan.add(_deployment_teardown(deployment))
         if self._core_device(thing) is not None:
@@ -1077,47 +1035,21 @@ class GreengrassV2Target:
                 ApiCall("greengrassv2", "delete_core_device", {"coreDeviceThingName": thing},
                         ignore_codes=("ResourceNotFoundException",)),
             )))
-        for principal in self._pages("iot", "list_thing_principals", "principals", thingName=thing):
-            policies = [p["policyName"] for p in self._pages("iot", "list_attached_policies", "policies",
-                                                             target=principal)]
-            steps = (ApiCall("iot", "detach_thing_principal", {"thingName": thing, "principal": principal},
-                             ignore_codes=("ResourceNotFoundException",)),)
+        for principal in collect(iot, "list_thing_principals", "principals", thingName=thing):
             resource = f"iot-certificate/{principal.rsplit('/', 1)[-1][:12]}"
             if ":cert/" in principal:
-                steps += self._certificate_teardown(principal, policies)
+                steps = device_iot.certificate_teardown(principal, device_iot.attached_policies(iot, principal),
+                                                        thing=thing)
+            else:
+                steps = (ApiCall("iot", "detach_thing_principal", {"thingName": thing, "principal": principal},
+                                 ignore_codes=device_iot.NOT_FOUND),)
             plan.add(Action(resource, "delete", f"certificate of {thing}", steps))
-        policy = POLICY_PREFIX + thing[len(THING_PREFIX):]  # also right for an incomplete registration
-        if self._not_found(lambda: iot.get_policy(policyName=policy)) is not None:
-            steps_: list[Step] = [ApiCall("iot", "delete_policy_version", {"policyName": policy, "policyVersionId": v["versionId"]},
-                                          ignore_codes=("ResourceNotFoundException",))
-                                  for v in iot.list_policy_versions(policyName=policy)["policyVersions"]
-                                  if not v["isDefaultVersion"]]
-            steps_.append(ApiCall("iot", "delete_policy", {"policyName": policy},
-                                  ignore_codes=("ResourceNotFoundException",),
-                                  retry=Retry(codes=("DeleteConflictException",), budget_s=60,
-                                              waiting_for="IoT to detach the policy")))
-            plan.add(Action(f"iot-policy/{policy}", "delete", "core device policy", tuple(steps_)))
-        plan.add(Action(f"iot-thing/{thing}", "delete", f"device {device.name}", (
-            ApiCall("iot", "delete_thing", {"thingName": thing}, ignore_codes=("ResourceNotFoundException",),
-                    retry=Retry(codes=("InvalidRequestException",), message_pattern="attached", budget_s=60,
-                                waiting_for="IoT to detach the certificate")),
-        )))
+        # the policy name comes from the thing name: also right for an incomplete registration
+        policy = device_iot.policy_teardown(iot, POLICY_PREFIX + thing[len(THING_PREFIX):], "core device policy")
+        if policy is not None:
+            plan.add(policy)
+        plan.add(device_iot.thing_teardown(thing, f"device {device.name}"))
         return plan
-
-    def _certificate_teardown(self, certificate_arn: str, policies: list[str]) -> tuple[Step, ...]:
-        """Detach policies, deactivate, delete (IoT refuses to delete an active or attached certificate)."""
-        certificate_id = certificate_arn.rsplit("/", 1)[-1]
-        steps: list[Step] = [ApiCall("iot", "detach_policy", {"policyName": p, "target": certificate_arn},
-                                     ignore_codes=("ResourceNotFoundException",)) for p in policies]
-        steps += [
-            ApiCall("iot", "update_certificate", {"certificateId": certificate_id, "newStatus": "INACTIVE"},
-                    ignore_codes=("ResourceNotFoundException",)),
-            ApiCall("iot", "delete_certificate", {"certificateId": certificate_id},
-                    ignore_codes=("ResourceNotFoundException",),
-                    retry=Retry(codes=("DeleteConflictException", "CertificateStateException"), budget_s=60,
-                                waiting_for="IoT to detach the certificate")),
-        ]
-        return tuple(steps)
 
     def _plan_shared_teardown(self) -> Plan:
         """With no V2 device left (devices.destroy plans this after every device's own teardown, in the same run):
@@ -1125,12 +1057,12 @@ class GreengrassV2Target:
         iot = self.ctx.client("iot")
         gg = self.ctx.client("greengrassv2")
         plan = Plan("destroy Greengrass V2 shared resources")
-        for deployment in self._pages("greengrassv2", "list_deployments", "deployments", historyFilter="ALL"):
+        for deployment in collect(self.ctx.client("greengrassv2"), "list_deployments", "deployments", historyFilter="ALL"):
             if ":thinggroup/" in deployment.get("targetArn", "") and \
                     deployment.get("deploymentName") == self.settings["project.name"]:
                 plan.add(_deployment_teardown(deployment))
         ours = {device.thing_name for device in self.list_devices()}  # all being destroyed in the same run
-        for group in self._pages("iot", "list_thing_groups", "thingGroups"):
+        for group in collect(self.ctx.client("iot"), "list_thing_groups", "thingGroups"):
             described = iot.describe_thing_group(thingGroupName=group["groupName"])
             attributes = ((described.get("thingGroupProperties") or {}).get("attributePayload") or {}).get("attributes") or {}
             if attributes.get(MANAGED_GROUP_ATTRIBUTE) != MANAGED:
@@ -1156,7 +1088,7 @@ class GreengrassV2Target:
                             )))
         bucket = comp.artifact_bucket(self.settings)
         prefix = f"{self.settings['greengrass.artifact_prefix']}{self.component_name}/"
-        keys = [o["Key"] for o in self._not_found(lambda: self._pages("s3", "list_objects_v2", "Contents",
+        keys = [o["Key"] for o in maybe(lambda: collect(self.ctx.client("s3"), "list_objects_v2", "Contents",
                                                                       Bucket=bucket, Prefix=prefix),
                                                   ("NoSuchBucket",)) or []]
         if keys:

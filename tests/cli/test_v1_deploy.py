@@ -426,3 +426,15 @@ class TestDeployCommand:
 
 def test_world_fixture_is_isolated(world):
     assert isinstance(world, V1World) and world.target().list_devices() == []
+
+
+def test_a_wait_counts_the_larger_of_clock_time_and_injected_sleeps():
+    from deeplens_cli.targets import WaitClock
+
+    now = [100.0]
+    slept: list[float] = []
+    clock = WaitClock(slept.append, lambda: now[0])
+    clock.wait(5.0)  # an injected sleep that returns at once: the clock did not move
+    assert (clock.elapsed(), slept) == (5.0, [5.0])
+    now[0] += 30.0  # a slow API call: the clock moved more than the sleeps
+    assert clock.elapsed() == 30.0

@@ -118,7 +118,22 @@ class TestDestroyPlan:
         device = world.register()
         certificate = action(world.target().plan_destroy(device), "iot-certificate/")
         assert [s.describe() for s in certificate.steps] == [
-            "iot:detach_policy", "iot:detach_thing_principal", "iot:update_certificate", "iot:delete_certificate"]
+            "iot:detach_thing_principal", "iot:detach_policy", "iot:update_certificate", "iot:delete_certificate"]
+
+    def test_policy_and_thing_deletion_wait_while_iot_still_detaches(self, world):
+        # DetachPolicy / DetachThingPrincipal complete asynchronously on real AWS: right after them IoT may still
+        # refuse to delete the policy or the thing. The teardown waits (injected sleep) instead of failing.
+        device = world.register()
+        iot = world.ctx.client("iot")
+        policy_refusals = fail_call(iot, "DeletePolicy", "DeleteConflictException",
+                                    "The policy cannot be deleted as the policy is attached to one or more principals",
+                                    status=409, times=2)
+        thing_refusals = fail_call(iot, "DeleteThing", "InvalidRequestException",
+                                   "Cannot delete. Thing has attached principals", times=1)
+        world.apply(world.target().plan_destroy(device))
+        assert (policy_refusals, thing_refusals) == ([2], [1])
+        assert world.iot.list_policies()["policies"] == []
+        assert world.iot.list_things()["things"] == []
 
     def test_an_interrupted_registration_is_cleaned_up_too(self, world, tmp_path):
         fail_call(world.ctx.client("greengrass"), "CreateGroup", "AccessDeniedException",

@@ -305,3 +305,47 @@ def test_a_bundle_key_whose_certificate_is_unknown_is_refused(v2_account, settin
 
     with pytest.raises(DeeplensError, match="holds a private key whose certificate this account does not have"):
         _register_at_target(v2_account, settings_for, tmp_path / "Cam")
+
+
+def test_an_interruption_between_the_certificate_and_key_writes_is_resumed(v2_account, settings_for, tmp_path,
+                                                                           monkeypatch):
+    from deeplens_cli.targets import bundle
+
+    write_secret = bundle.write_secret
+
+    def interrupted(path, text):
+        monkeypatch.setattr(bundle, "write_secret", write_secret)  # only the first run is interrupted
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bundle, "write_secret", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _register_at_target(v2_account, settings_for, tmp_path / "Cam")
+    iot = v2_account.client("iot")
+    [unfinished] = iot.list_certificates()["certificates"]
+    assert (tmp_path / "Cam" / "device.pem.crt").exists() and not (tmp_path / "Cam" / "private.pem.key").exists()
+
+    _register_at_target(v2_account, settings_for, tmp_path / "Cam")
+
+    [principal] = iot.list_thing_principals(thingName="deeplens-Cam")["principals"]
+    certificate = iot.describe_certificate(certificateId=principal.rsplit("/", 1)[-1])["certificateDescription"]
+    assert certificate["certificateId"] != unfinished["certificateId"]
+    assert [c["certificateId"] for c in iot.list_certificates()["certificates"]] == [certificate["certificateId"]]
+    assert (tmp_path / "Cam" / "device.pem.crt").read_text() == certificate["certificatePem"]
+    assert _public_key_of_private(tmp_path / "Cam" / "private.pem.key") == \
+        _public_key_of_certificate(certificate["certificatePem"])
+
+
+def test_a_bundle_interrupted_after_the_key_is_completed_with_the_same_certificate(v2_account, settings_for,
+                                                                                  tmp_path):
+    _register_at_target(v2_account, settings_for, tmp_path / "Cam")
+    for derived in ("config.yaml", "install.sh", "README.md"):
+        (tmp_path / "Cam" / derived).unlink()
+    key = (tmp_path / "Cam" / "private.pem.key").read_text()
+
+    _register_at_target(v2_account, settings_for, tmp_path / "Cam")
+
+    assert len(v2_account.client("iot").list_certificates()["certificates"]) == 1
+    assert (tmp_path / "Cam" / "private.pem.key").read_text() == key
+    assert "thingName: \"deeplens-Cam\"" in (tmp_path / "Cam" / "config.yaml").read_text()
+    assert stat.S_IMODE((tmp_path / "Cam" / "install.sh").stat().st_mode) == 0o755
+    assert (tmp_path / "Cam" / "README.md").exists()
