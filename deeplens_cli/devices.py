@@ -191,7 +191,7 @@ def destroy(app: App, device_name: str | None, yes: bool, delete_roles: bool, de
     plan = Plan("destroy")
     all_known = all_devices(app.ctx, app.settings, app.reporter)
     if device_name:
-        chosen = [find_device(app.ctx, app.settings, device_name, app.reporter)]
+        chosen = [find_device(app.ctx, app.settings, device_name, app.reporter, devices=all_known)]
     else:
         chosen = all_known
     for device in chosen:

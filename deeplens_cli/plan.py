@@ -75,6 +75,8 @@ class ApiCall:
     outputs: Mapping[str, str] = field(default_factory=dict)  # variable -> dotted path in the response ("" = all)
     retry: Retry | None = None
     ignore_codes: tuple[str, ...] = ()  # error codes that mean "already in the desired state" (e.g. NotFound on delete)
+    # A planner that knows what one particular failure means (and the way out) says so here; None = not that one.
+    explain: Callable[[BaseException], DeeplensError | None] | None = None
 
     def describe(self) -> str:
         return f"{self.service}:{self.operation}"
@@ -228,7 +230,8 @@ class Executor:
                 try:
                     calls += self._run_step(step, variables)
                 except Exception as exc:  # noqa: BLE001 - translated below, re-raised otherwise
-                    translated = translate_error(exc, doing=step.describe())
+                    explained = step.explain(exc) if isinstance(step, ApiCall) and step.explain else None
+                    translated = explained or translate_error(exc, doing=step.describe())
                     if translated is None:
                         raise
                     raise ExecutionError(translated, action, completed) from exc

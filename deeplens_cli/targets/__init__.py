@@ -160,12 +160,14 @@ def all_devices(ctx: AwsContext, settings: Settings, reporter: Reporter | None =
     return devices
 
 
-def find_device(ctx: AwsContext, settings: Settings, name: str, reporter: Reporter | None = None) -> Device:
+def find_device(ctx: AwsContext, settings: Settings, name: str, reporter: Reporter | None = None,
+                devices: list[Device] | None = None) -> Device:
     """The device called `name`: our stored name first, then the V1 group name, then the thing name.
 
-    Ambiguous -> error listing the candidates; unknown -> error naming it (exit 1).
+    Ambiguous -> error listing the candidates; unknown -> error naming it (exit 1). `devices` is the list a
+    caller already read with `all_devices` (listing devices costs several calls per Greengrass group).
     """
-    devices = all_devices(ctx, settings, reporter)
+    devices = all_devices(ctx, settings, reporter) if devices is None else devices
     for matches_name in (lambda d: d.name == name, lambda d: d.group_name == name, lambda d: d.thing_name == name):
         found = [d for d in devices if matches_name(d)]
         if len(found) == 1:

@@ -606,7 +606,6 @@ class GreengrassV1Target:
         function_name = self.settings["function.name"]
         package = self.package()
         desired = self.desired_function_configuration(self.role_arn(LAMBDA_ROLE))
-        self._explain_runtime_rejections()
         resource = f"lambda-function/{function_name}"
         details = {"sha256": package.sha256_hex, "code_sha256": package.code_sha256_b64, "size": package.size,
                    "runtime": self.lambda_runtime}
@@ -622,7 +621,8 @@ class GreengrassV1Target:
                             "first version", (
                                 ApiCall("lambda", "create_function", {**desired, "FunctionName": function_name,
                                                                       "Code": code,
-                                                                      "Publish": False}, retry=IAM_PROPAGATION),
+                                                                      "Publish": False}, retry=IAM_PROPAGATION,
+                                        explain=self.explain_runtime_rejection),
                                 Wait("lambda", "function_active_v2", {"FunctionName": function_name}),
                                 publish,
                             ), details=details))
@@ -643,12 +643,13 @@ class GreengrassV1Target:
         if code_changed:
             reasons.append("code changed")
             self._add_code_upload(plan, package, code)
-            steps += [ApiCall("lambda", "update_function_code", {"FunctionName": function_name, **code}),
+            steps += [ApiCall("lambda", "update_function_code", {"FunctionName": function_name, **code},
+                              explain=self.explain_runtime_rejection),
                       Wait("lambda", "function_updated_v2", {"FunctionName": function_name})]
         if config_diff:
             reasons.append("configuration differs: " + ", ".join(config_diff))
             steps += [ApiCall("lambda", "update_function_configuration", {**desired, "FunctionName": function_name},
-                              retry=IAM_PROPAGATION),
+                              retry=IAM_PROPAGATION, explain=self.explain_runtime_rejection),
                       Wait("lambda", "function_updated_v2", {"FunctionName": function_name})]
         if not steps:
             reasons.append("no published version has this code and configuration")
@@ -695,32 +696,25 @@ class GreengrassV1Target:
                     and not _configuration_differences(v, desired)]
         return max(matching, key=lambda v: int(v["Version"]), default=None)
 
-    def _explain_runtime_rejections(self) -> None:
-        """Turn Lambda's "runtime ... no longer supported" into one line with the way out.
+    def explain_runtime_rejection(self, exc: BaseException) -> DeeplensError | None:
+        """Lambda's "runtime ... no longer supported", as one line with the way out; None for any other error.
 
-        Lambda answers InvalidParameterValueException for many reasons; only this one has a fix we can name, and
-        the Executor's generic translation cannot know it. A botocore after-call hook on our own Lambda client
-        raises the explained error from inside the call, so the plan step stays a plain ApiCall.
+        Lambda answers InvalidParameterValueException for many reasons; only this one has a fix we can name, so
+        the function's ApiCalls carry this as their `explain` and the Executor asks it before translating.
         """
-        configured = self.settings["function.lambda_runtime"]
-        device_runtime = self.settings["function.runtime"]
-
-        def explain(parsed: Mapping[str, Any] | None = None, **_: Any) -> None:
-            error = (parsed or {}).get("Error", {})
-            match = RUNTIME_REJECTED.search(str(error.get("Message", "")))
-            if error.get("Code") != "InvalidParameterValueException" or not match:
-                return
-            runtime = match.group(1).rstrip(".,")
-            if configured:
-                hint = "set function.lambda_runtime to a runtime Lambda still accepts (e.g. python3.12)"
-            else:
-                hint = (f"set function.lambda_runtime: python3.12 - Lambda then stores the function as python3.12 "
-                        f"and Greengrass runs it on the device as {device_runtime} (FunctionRuntimeOverride)")
-            raise DeeplensError(f"AWS Lambda no longer accepts runtime {runtime} for new or updated functions", hint)
-
-        for operation in ("CreateFunction", "UpdateFunctionConfiguration", "UpdateFunctionCode"):
-            self.lam.meta.events.register(f"after-call.lambda.{operation}", explain,
-                                          unique_id=f"deeplens-cli-runtime-rejected-{operation}")
+        response = getattr(exc, "response", None) or {}
+        error = response.get("Error", {}) if isinstance(response, dict) else {}
+        match = RUNTIME_REJECTED.search(str(error.get("Message", "")))
+        if error.get("Code") != "InvalidParameterValueException" or not match:
+            return None
+        runtime = match.group(1).rstrip(".,")
+        if self.settings["function.lambda_runtime"]:
+            hint = "set function.lambda_runtime to a runtime Lambda still accepts (e.g. python3.12)"
+        else:
+            hint = (f"set function.lambda_runtime: python3.12 - Lambda then stores the function as python3.12 "
+                    f"and Greengrass runs it on the device as {self.settings['function.runtime']} "
+                    f"(FunctionRuntimeOverride)")
+        return DeeplensError(f"AWS Lambda no longer accepts runtime {runtime} for new or updated functions", hint)
 
     # -- deploy -------------------------------------------------------------------------------------------
 

@@ -166,6 +166,30 @@ def test_errors_that_do_not_match_the_retry_are_not_retried(ctx, sleeps):
     assert sleeps == []
 
 
+def test_a_planner_can_explain_one_failure_it_knows_and_leave_the_rest_to_translation(ctx):
+    from deeplens_cli.errors import DeeplensError
+
+    def explain(exc):
+        if "python3.7" in str(exc):
+            return DeeplensError("Lambda refuses python3.7", "declare another runtime")
+        return None
+
+    lam = stub(ctx, "lambda")
+    lam.add_client_error("create_function", service_error_code="InvalidParameterValueException",
+                         service_message="Unsupported runtime python3.7", http_status_code=400)
+    lam.add_client_error("create_function", service_error_code="InvalidParameterValueException",
+                         service_message="Memory too small", http_status_code=400)
+    plan = Plan("publish", [Action("lambda/f", "create", "missing", (
+        ApiCall("lambda", "create_function", CREATE_FUNCTION, explain=explain),))])
+
+    with pytest.raises(ExecutionError) as explained:
+        Executor(ctx).execute(plan)
+    assert explained.value.message == "lambda/f: Lambda refuses python3.7"
+    assert explained.value.hint == "declare another runtime"
+    with pytest.raises(ExecutionError, match="Memory too small"):
+        Executor(ctx).execute(plan)
+
+
 def test_ignored_codes_mean_already_done(ctx):
     iam = stub(ctx, "iam")
     iam.add_client_error("delete_role", service_error_code="NoSuchEntity", http_status_code=404)
