@@ -53,7 +53,22 @@ def test_the_spool_respects_its_cap_and_drops_the_oldest(outage: OutageFigures) 
         assert max(samples.spool_bytes) <= outage.spool_cap_bytes + ONE_ENTRY_SLACK
     assert outage.run2_stats["dropped"] > 0  # the cap was reached and counted
     kept = [key in outage.bucket_versions for key in outage.recovered_keys]  # run 1's entries, oldest first
-    assert kept == sorted(kept), "a newer crop was dropped while an older one was kept"
+    assert oldest_first_but_for_one_in_flight(kept), f"a newer crop was dropped while an older one was kept: {kept}"
+
+
+def oldest_first_but_for_one_in_flight(kept: list[bool]) -> bool:
+    """Drops go oldest first. The one exception is the entry the worker is uploading (its probe when S3 comes
+    back) at the moment the cap evicts it: that upload still lands, while the next-oldest entry is dropped."""
+    if kept == sorted(kept):
+        return True
+    return any(rest == sorted(rest) for rest in (kept[:i] + kept[i + 1:] for i, was_kept in enumerate(kept) if was_kept))
+
+
+def test_the_drop_order_check_can_fail() -> None:
+    assert oldest_first_but_for_one_in_flight([False, False, True, True])
+    assert oldest_first_but_for_one_in_flight([True, False, False, True])  # the in-flight probe landed
+    assert not oldest_first_but_for_one_in_flight([True, True, False, False, True])
+    assert not oldest_first_but_for_one_in_flight([False, True, False, True, False, True])
 
 
 def test_every_kept_crop_is_uploaded_exactly_once(outage: OutageFigures) -> None:
