@@ -57,6 +57,7 @@ Complete list (flag / environment variable: default - meaning):
 --log-level / DEEPLENS_LOG_LEVEL: ``INFO``.
 """
 
+import os
 import re
 import socket
 from collections import namedtuple
@@ -267,6 +268,18 @@ OPTIONS = (
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
 
+def spool_source_overlap(spool_dir: str, source: str) -> Optional[str]:
+    """Why the spool folder may not be used with this source (None when it may): the spool is the source folder or
+    inside it, so spooled crops would be read back as frames and the source's files sit in the spool's way."""
+    if source == "awscam" or source.startswith("webcam:") or not os.path.isdir(source):
+        return None
+    spool, images = os.path.realpath(spool_dir), os.path.realpath(source)
+    if spool == images or spool.startswith(images.rstrip(os.sep) + os.sep):
+        return ("invalid DEEPLENS_SPOOL_DIR/--spool-dir %r: it is %s the --source folder %r; expected a dedicated "
+                "folder outside it" % (spool_dir, "" if spool == images else "inside", source)).replace("  ", " ")
+    return None
+
+
 class Settings(namedtuple("Settings", [option.name for option in OPTIONS])):
     """Validated settings; field names are the ``Option.name`` values above."""
 
@@ -307,6 +320,9 @@ def load_settings(
 
     if values["bucket"] is None:
         raise SettingsError("missing bucket: set --bucket or DEEPLENS_BUCKET to the S3 bucket for face crops")
+    overlap = spool_source_overlap(values["spool_dir"], values["source"])
+    if overlap:
+        raise SettingsError(overlap)
     if values["threshold"] is None:
         values["threshold"] = DEFAULT_THRESHOLDS[values["detector"]]
     if values["model_path"] is None and values["detector"] == "awscam":

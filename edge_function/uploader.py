@@ -1,45 +1,51 @@
-"""Face crops to S3 without ever making the capture loop wait on the network.
+"""Face crops to S3 without ever making the capture loop wait on the network, and without losing them silently.
 
-The seed called ``put_object`` inside the inference loop: a slow or dead network stalled detection, and
-an error lost the crop. Here the capture thread only calls ``submit()``, which puts the crop on a bounded
-in-memory queue and returns at once; when the queue is full the crop is written to the spool directory
-instead, so memory stays flat whatever the network does. ONE worker thread owns the S3 client:
+The capture thread only calls ``submit()``, which returns at once. Where the crop goes depends on the state:
 
-* online: it uploads spooled crops first (oldest first), then queued ones;
-* an upload fails (after botocore's own retries, ``retries={"mode": "standard"}`` with short
-  timeouts): the crop goes to the spool and the worker turns offline. While offline it moves queued
-  crops to the spool without trying the network, and probes with the oldest spooled crop after a delay
-  that doubles (with jitter) up to ``retry_max_s``. The first probe that succeeds turns it online and the
-  spool drains;
-* at start-up a spool left by a previous run (crash, reboot, outage) is drained first.
+* **online**: a bounded in-memory queue for the ONE upload worker thread, which owns the S3 client and uploads
+  spooled crops first (oldest first), then queued ones;
+* **offline** (the last upload met an outage) or **stalled** (an upload has been in flight for longer than
+  ``stall_after_s``): the disk spool (``spool.py``) first, through a small writer thread, so a kill -9 in an
+  outage loses at most the crop being written or uploaded; with the queue full the same happens online;
+* a spool that cannot be written keeps crops in the bounded queue instead (and drops beyond it, counted).
 
-Spool entries are ``<name>.jpg`` + ``<name>.json`` (key and metadata), each written to a temporary name
-and moved into place with ``os.replace``; the sidecar is written last and is the commit point, so a crash
-mid-write leaves only a temporary file or a JPEG without sidecar, both cleaned up at the next start.
-(No fsync: a power cut may still lose the newest entries; an unreadable entry is dropped and counted.)
-The spool has a size cap: the oldest entries are dropped beyond it (``dropped`` counter).
+An upload ends in one of three ways, and the difference is the point of this module:
 
-Each crop's S3 key is fixed when it is captured (``keys.KeyFactory``) and never changes on its way
-through queue and spool, so an upload repeated after a crash or a timeout overwrites the same object
-with the same bytes: never two objects for one crop. (S3 does send a second event for the overwrite, so a
-crop whose upload succeeded just before a crash or a shutdown deadline can reach the downstream pipeline
-twice; the key is the same, so it can de-duplicate on it.) No ACL is ever sent: ``public-read`` fails on buckets with ACLs disabled (the S3 default)
-and would publish biometric data.
+* **sent**;
+* **outage** - no answer, a timeout, 5xx, throttling, a credentials or clock problem, a missing bucket: S3 (or
+  the way to it) is unwell for every crop. The crop goes to the spool and the worker turns offline: it waits
+  with a backoff that doubles (with jitter) up to ``retry_max_s`` and probes with the oldest waiting crop. Only a
+  probe that S3 accepts turns it online again - never "nothing to send" (the seed flapped online/offline once a
+  second with an unwritable spool);
+* **refused** - a 4xx about this one object (AccessDenied after a ``prefix`` change narrowed the device's grant,
+  bad metadata, a key too long) or a crop that fails the checks before sending (not a whole JPEG, metadata that is
+  not ASCII text): it is quarantined (``spool.quarantine``), counted and logged once, and the next crop goes at
+  once. The seed treated these as outages and retried the same oldest entry forever, so one refused entry
+  stopped every upload.
 
-``close(deadline_s)`` lets the worker flush until the deadline; whatever is still waiting then is
-spooled for the next start.
+botocore retries inside each attempt: ``retries={"mode": "standard", "total_max_attempts": N}`` (``N`` attempts in
+all; ``max_attempts`` in the config means retries *after* the first), or the legacy ``max_attempts=N-1`` on a
+botocore older than 1.15, which has no retry modes. Timeouts are short, so a dead endpoint is noticed within
+seconds.
+
+Each crop's S3 key is fixed when it is captured (``keys.KeyFactory``) and never changes on its way through
+queue and spool, so an upload repeated after a crash overwrites the same object with the same bytes: never two
+objects for one crop (S3 still sends a second event, so downstream can de-duplicate on the key). No ACL is ever
+sent: ``public-read`` fails on buckets with ACLs disabled (the S3 default) and would publish biometric data.
+
+``close(deadline_s)`` lets the worker flush until the deadline; what is still waiting then is spooled for the next
+start, and it returns False unless every crop is in S3 (or quarantined) and nothing was left in the spool.
 """
 
 import collections
-import itertools
-import json
 import logging
-import os
 import queue
 import random
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
+
+from edge_function.spool import Entry, Spool, jpeg_problem, metadata_problem
 
 LOG = logging.getLogger(__name__)
 
@@ -47,164 +53,69 @@ UploadItem = collections.namedtuple("UploadItem", "key body metadata")
 UploadItem.__doc__ = """One crop: S3 key fixed at capture, JPEG bytes, S3 user metadata (str -> str)."""
 
 CONTENT_TYPE = "image/jpeg"
-# Errors that will fail again for this object however often it is retried (a bug, not an outage):
-# the crop is dropped and counted instead of blocking the spool forever.
-_PERMANENT_ERROR_CODES = frozenset((
-    "InvalidArgument", "KeyTooLongError", "MetadataTooLarge", "EntityTooLarge", "InvalidRequest",
+_SENT, _OUTAGE, _REFUSED = "sent", "outage", "refused"
+# 4xx codes that are about S3, the credentials or the clock, not about this object: an outage, retried later.
+OUTAGE_CODES = frozenset((
+    "SlowDown", "Throttling", "ThrottlingException", "TooManyRequests", "RequestLimitExceeded", "RequestThrottled",
+    "RequestTimeout", "RequestTimeTooSkewed", "RequestExpired", "ExpiredToken", "ExpiredTokenException",
+    "InvalidToken", "TokenRefreshRequired", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket",
+    "InvalidClientTokenId", "AuthorizationHeaderMalformed", "PermanentRedirect", "TemporaryRedirect",
 ))
-_OK, _RETRY, _REJECTED = "ok", "retry", "rejected"
-_spool_sequence = itertools.count()
+OBJECT_REFUSAL_CODES = frozenset((
+    "AccessDenied", "InvalidArgument", "KeyTooLongError", "MetadataTooLarge", "EntityTooLarge", "InvalidRequest",
+    "InvalidDigest", "BadDigest", "InvalidObjectState",
+))
+COUNTERS = ("captured", "uploaded", "spooled", "quarantined", "dropped", "failed")
+
+
+def retry_config(max_attempts: int) -> Dict[str, Any]:
+    """botocore ``retries`` for ``max_attempts`` attempts in all: standard mode where botocore has it (1.15+),
+    legacy retries otherwise (an old botocore refuses ``mode`` and the loop would not start at all)."""
+    from botocore.config import Config
+    from botocore.exceptions import InvalidRetryConfigurationError
+
+    attempts = max(1, int(max_attempts))
+    try:
+        Config(retries={"mode": "standard", "total_max_attempts": attempts})
+        return {"mode": "standard", "total_max_attempts": attempts}
+    except InvalidRetryConfigurationError:
+        return {"max_attempts": attempts - 1}
 
 
 def make_s3_client(endpoint_url: Optional[str] = None, max_attempts: int = 3,
                    connect_timeout: float = 3.0, read_timeout: float = 10.0):
-    """An S3 client that gives up quickly, so the worker notices an outage and starts spooling.
-
-    botocore's standard retry mode already retries throttling, 5xx and connection errors with
-    exponential backoff; the worker's own offline/probe cycle handles longer outages. The endpoint also
-    follows ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` (botocore), which is how tests and the demo
-    point the device at an emulator.
-    """
+    """An S3 client that gives up quickly (``max_attempts`` attempts in all), so the worker notices an outage and
+    spools. The endpoint also follows ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` (botocore 1.31+), which is how
+    tests and the demo point the device at an emulator."""
     import boto3
     from botocore.config import Config
 
-    config = Config(
-        retries={"mode": "standard", "max_attempts": max_attempts},
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-    )
+    config = Config(retries=retry_config(max_attempts), connect_timeout=connect_timeout, read_timeout=read_timeout)
     return boto3.client("s3", endpoint_url=endpoint_url, config=config)
 
 
-class Spool:
-    """Crops waiting on disk, oldest first, within a byte cap (thread-safe)."""
+def classify_error(error: BaseException) -> str:
+    """``_OUTAGE`` or ``_REFUSED`` for an exception raised by ``put_object`` (see the module docstring)."""
+    from botocore.exceptions import ClientError, ParamValidationError
 
-    def __init__(self, directory: str, max_bytes: int) -> None:
-        self.directory = directory
-        self.max_bytes = max_bytes
-        self.dropped = 0
-        self._lock = threading.Lock()
-        self._entries: "collections.OrderedDict[str, int]" = collections.OrderedDict()  # name -> bytes
-        self._bytes = 0
-        os.makedirs(directory, exist_ok=True)
-        self._recover()
-
-    def _path(self, name: str, suffix: str) -> str:
-        return os.path.join(self.directory, name + suffix)
-
-    def _recover(self) -> None:
-        """Index what a previous run left; remove half-written files."""
-        names = sorted(os.listdir(self.directory))
-        present = set(names)
-        for name in names:
-            path = os.path.join(self.directory, name)
-            if name.endswith(".tmp"):
-                _remove_quietly(path)
-            elif name.endswith(".jpg") and name[:-4] + ".json" not in present:
-                _remove_quietly(path)  # the sidecar (commit point) was never written
-        for name in names:
-            if not name.endswith(".json"):
-                continue
-            stem = name[:-5]
-            try:
-                size = os.path.getsize(self._path(stem, ".jpg")) + os.path.getsize(self._path(stem, ".json"))
-            except OSError:
-                _remove_quietly(self._path(stem, ".json"))
-                continue
-            self._entries[stem] = size
-            self._bytes += size
-        self._enforce_cap()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def bytes(self) -> int:
-        return self._bytes
-
-    def add(self, item: UploadItem) -> bool:
-        """Persist a crop; False when it was dropped (larger than the whole cap, or the disk failed)."""
-        sidecar = json.dumps({"key": item.key, "metadata": item.metadata, "spooled_at": time.time()}).encode()
-        size = len(item.body) + len(sidecar)
-        if size > self.max_bytes:
-            with self._lock:
-                self.dropped += 1
-            return False
-        stem = "%020d-%d-%d" % (time.time() * 1e9, os.getpid(), next(_spool_sequence))
-        try:
-            _write_atomically(self._path(stem, ".jpg"), item.body)
-            _write_atomically(self._path(stem, ".json"), sidecar)
-        except OSError as error:
-            LOG.error("spool write failed, crop %s dropped: %s", item.key, error)
-            _remove_quietly(self._path(stem, ".jpg"))
-            with self._lock:
-                self.dropped += 1
-            return False
-        with self._lock:
-            self._entries[stem] = size
-            self._bytes += size
-            self._enforce_cap()
-        return True
-
-    def _enforce_cap(self) -> None:
-        while self._bytes > self.max_bytes and self._entries:
-            stem, size = self._entries.popitem(last=False)
-            self._bytes -= size
-            self.dropped += 1
-            _remove_quietly(self._path(stem, ".json"))
-            _remove_quietly(self._path(stem, ".jpg"))
-
-    def oldest(self) -> Optional[Tuple[str, UploadItem]]:
-        """The oldest readable entry (unreadable ones are dropped on the way), or None."""
-        while True:
-            with self._lock:
-                if not self._entries:
-                    return None
-                stem = next(iter(self._entries))
-            try:
-                with open(self._path(stem, ".json"), "rb") as handle:
-                    sidecar = json.loads(handle.read().decode("utf-8"))
-                with open(self._path(stem, ".jpg"), "rb") as handle:
-                    body = handle.read()
-                return stem, UploadItem(sidecar["key"], body, sidecar.get("metadata") or {})
-            except (OSError, ValueError, KeyError, TypeError) as error:
-                if self.remove(stem):
-                    LOG.warning("unreadable spool entry %s dropped: %s", stem, error)
-                    with self._lock:
-                        self.dropped += 1
-
-    def recount_evicted_but_uploaded(self) -> None:
-        with self._lock:
-            self.dropped -= 1
-
-    def remove(self, stem: str) -> bool:
-        """Forget an entry (uploaded or unreadable); False if it was already gone (evicted meanwhile)."""
-        with self._lock:
-            size = self._entries.pop(stem, None)
-            if size is None:
-                return False
-            self._bytes -= size
-        _remove_quietly(self._path(stem, ".json"))
-        _remove_quietly(self._path(stem, ".jpg"))
-        return True
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    temporary = path + ".tmp"
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-    os.replace(temporary, path)
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+    if isinstance(error, ParamValidationError):
+        return _REFUSED
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {}) or {}
+        code = str(details.get("Code", ""))
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status is None:  # no HTTP answer recorded: only a code known to be about the object is a refusal
+            return _REFUSED if code in OBJECT_REFUSAL_CODES else _OUTAGE
+        if code in OUTAGE_CODES or status == 429 or not 400 <= int(status) < 500:
+            return _OUTAGE
+        return _REFUSED
+    if isinstance(error, (AttributeError, TypeError, UnicodeError)):  # botocore serialising a bad value
+        return _REFUSED
+    return _OUTAGE  # connection errors, timeouts, missing credentials
 
 
 class SpoolingUploader:
-    """Bounded queue -> one worker thread -> S3, with a disk spool for outages (see module docstring)."""
+    """Bounded queue -> one worker thread -> S3, with a disk spool for outages (see the module docstring)."""
 
     def __init__(
         self,
@@ -216,60 +127,78 @@ class SpoolingUploader:
         spool_max_bytes: int = 100 * 1024 * 1024,
         retry_initial_s: float = 1.0,
         retry_max_s: float = 60.0,
+        stall_after_s: float = 2.0,
         start: bool = True,
     ) -> None:
         self.bucket = bucket
+        self._spool = Spool(spool_dir, spool_max_bytes)
         self._client = client if client is not None else client_factory()
         self._queue: "queue.Queue[UploadItem]" = queue.Queue(maxsize=queue_size)
+        self._to_disk: "queue.Queue[UploadItem]" = queue.Queue(maxsize=max(64, queue_size))
         self.queue_size = queue_size
-        self._spool = Spool(spool_dir, spool_max_bytes)
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._retry_delay = retry_initial_s
+        self._stall_after_s = stall_after_s
         self._online = True
         self._closed = False
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._abort = threading.Event()
         self._inflight_lock = threading.Lock()
-        self._inflight: Optional[UploadItem] = None
+        self._inflight: Optional[UploadItem] = None  # a queued crop being uploaded (close() may spool it)
+        self._inflight_since: Optional[float] = None
+        self._held: Optional[UploadItem] = None  # the worker's probe crop when the spool cannot take it
         self._counts_lock = threading.Lock()
-        self._counts = collections.OrderedDict(
-            (name, 0) for name in ("captured", "uploaded", "spooled", "failed", "rejected"))
+        self._counts = collections.OrderedDict((name, 0) for name in COUNTERS)
         self._thread = threading.Thread(target=self._run, name="s3-uploader", daemon=True)
+        self._writer = threading.Thread(target=self._write_spool, name="spool-writer", daemon=True)
         if start:
             self.start()
 
     def start(self) -> None:
         self._thread.start()
+        self._writer.start()
 
     # --- capture side ---------------------------------------------------------------------------------
 
     def submit(self, item: UploadItem) -> None:
-        """Hand over a crop; never blocks on the network (a full queue sends it to the spool)."""
+        """Hand over a crop; never blocks (see the module docstring for where it goes)."""
         self._count("captured")
-        if not self._closed:
-            try:
-                self._queue.put_nowait(item)
-                return
-            except queue.Full:
-                pass
-        self._to_spool(item)
+        if self._closed:
+            self._to_spool(item)
+            return
+        if (not self._online or self._stalled()) and self._spool.can_write:
+            self._send_to_disk(item)
+            return
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self._send_to_disk(item)
+
+    def _send_to_disk(self, item: UploadItem) -> None:
+        try:
+            self._to_disk.put_nowait(item)
+        except queue.Full:  # the disk is slower than capture: drop rather than grow or block
+            self._count("dropped")
 
     def stats(self) -> Dict[str, Any]:
-        """Counters for messages and logs: captured, uploaded, spooled, dropped, failed (attempts),
-        rejected (permanent errors), queue depth, spool entries and bytes, online."""
+        """Counters for messages and logs: captured, uploaded, spooled, quarantined, dropped (cap evictions, failed
+        writes), failed (upload attempts that met an outage); queue depth, spool entries and bytes, online (False
+        while offline or while an upload has been hanging for longer than ``stall_after_s``)."""
         with self._counts_lock:
             result: Dict[str, Any] = dict(self._counts)
-        result["dropped"] = self._spool.dropped + result["rejected"]
-        result["queue_depth"] = self._queue.qsize()
+        result["dropped"] += self._spool.dropped
+        result["quarantined"] = self._spool.quarantined
+        result["queue_depth"] = self._queue.qsize() + self._to_disk.qsize()
         result["spool_items"] = len(self._spool)
         result["spool_bytes"] = self._spool.bytes
-        result["online"] = self._online
+        result["online"] = self._online and not self._stalled()
         return result
 
     def close(self, deadline_s: float = 10.0) -> bool:
-        """Flush for at most ``deadline_s`` seconds; spool what is left. True when nothing is pending."""
+        """Flush for at most ``deadline_s`` seconds; spool what is left. True only when every crop reached S3 (or
+        quarantine) and the spool holds nothing, not even entries it could not remove."""
         self._closed = True
         self._stopping.set()
         self._wake.set()
@@ -281,15 +210,44 @@ class SpoolingUploader:
                 inflight, self._inflight = self._inflight, None
             if inflight is not None:
                 self._to_spool(inflight)  # same key: if its upload still succeeds, a re-upload is harmless
-        self._spill_queue()
-        return self._queue.empty() and len(self._spool) == 0
+        if self._writer.is_alive():
+            self._writer.join(1.0)
+        held, self._held = self._held, None
+        if held is not None:
+            self._to_spool(held)
+        self._spill(self._queue)
+        self._spill(self._to_disk)
+        return self._queue.empty() and self._spool.pending() == 0 and held is None
+
+    # --- spool writer -------------------------------------------------------------------------------------
+
+    def _write_spool(self) -> None:
+        """Moves offline crops to disk within milliseconds of capture, off the capture thread (fsync is slow)."""
+        while True:
+            try:
+                item = self._to_disk.get(timeout=0.1)
+            except queue.Empty:
+                if self._stopping.is_set() and (self._abort.is_set() or not self._thread.is_alive()):
+                    return
+                continue
+            try:
+                if self._spool.add(item):
+                    self._count("spooled")
+                    self._wake.set()
+                else:
+                    try:  # cannot be written: keep it in memory while there is room
+                        self._queue.put_nowait(item)
+                        self._spool.uncount_drop()
+                    except queue.Full:
+                        pass
+            finally:
+                self._to_disk.task_done()
 
     # --- worker ---------------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        """The worker: one step at a time until stopped. An unexpected error (a bug, a full disk) is logged and
-        retried after a back-off instead of ending the thread: a dead worker would leave every later crop on
-        disk until the process restarts."""
+        """The worker: one step at a time until stopped. An unexpected error (a bug) is logged and retried after a
+        back-off instead of ending the thread: a dead worker would leave every later crop on disk."""
         failures = 0
         while not self._abort.is_set():
             try:
@@ -305,107 +263,133 @@ class SpoolingUploader:
         """Upload one crop (spooled first) or wait briefly for one; False when the worker should exit."""
         if not self._online:
             return self._probe()
-        spooled = self._spool.oldest()
-        if spooled is not None:
-            self._send_spooled(*spooled)
+        entry = self._spool.oldest()
+        if entry is not None:
+            self._send_entry(entry)
             return True
         try:
             item = self._queue.get(timeout=0.1)
         except queue.Empty:
-            return not self._stopping.is_set()
-        self._send_queued(item)
+            return not (self._stopping.is_set() and self._to_disk.unfinished_tasks == 0 and len(self._spool) == 0)
+        self._send_item(item)
         return True
 
     def _probe(self) -> bool:
-        """Offline: park queued crops on disk, wait, retry the oldest. False when the worker should exit."""
-        self._spill_queue()
-        if not self._stopping.is_set():
-            delay = self._retry_delay * (0.5 + 0.5 * random.random())
-            self._wake.wait(delay)
+        """Offline: park queued crops on disk, wait, then try the oldest waiting crop. Only a crop S3 accepts turns
+        the worker online; a refused one is quarantined and the next is tried at once."""
+        if self._spool.can_write:
+            self._spill(self._queue)
+        if not self._stopping.is_set():  # stopping: one last try at once, then the rest waits on disk
+            self._wake.wait(self._retry_delay * (0.5 + 0.5 * random.random()))
             self._wake.clear()
-        if self._abort.is_set():
-            return False
-        spooled = self._spool.oldest()
-        if spooled is None:
-            self._set_online(True)
-            return True
-        self._send_spooled(*spooled)
-        if self._online:
-            return True
-        self._retry_delay = min(self._retry_delay * 2.0, self._retry_max_s)
-        if self._stopping.is_set():
-            self._spill_queue()
-            return False
-        return True
+        while not self._abort.is_set():
+            entry = self._spool.oldest()
+            if entry is not None:
+                outcome = self._send_entry(entry)
+            else:
+                if self._held is None:
+                    try:
+                        self._held = self._queue.get_nowait()
+                    except queue.Empty:
+                        return True  # nothing to probe with: stay offline, wait for a crop
+                outcome = self._send_item(self._held, held=True)
+            if outcome != _REFUSED:
+                break
+        if not self._online:
+            self._retry_delay = min(self._retry_delay * 2.0, self._retry_max_s)
+        return not self._stopping.is_set() or self._online
 
-    def _send_spooled(self, stem: str, item: UploadItem) -> None:
-        outcome = self._put(item)
-        if outcome == _RETRY:
-            self._set_online(False)
-            return
-        if not self._spool.remove(stem):
+    def _send_entry(self, entry: Entry) -> str:
+        problem = entry.problem or jpeg_problem(entry.body) or metadata_problem(entry.metadata)
+        outcome = _REFUSED if problem else self._put(entry.key, entry.body, entry.metadata)
+        if outcome == _OUTAGE:
+            self._go_offline()
+            return outcome
+        if outcome == _REFUSED:
+            if self._spool.quarantine(entry.stem):
+                LOG.error("spooled crop %s refused, quarantined in %s: %s", entry.key,
+                          self._spool.quarantine_dir, problem or self._last_error)
+            return outcome
+        if not self._spool.remove(entry.stem):
             # The cap evicted this entry (and counted it dropped) while its upload was in flight; the upload
             # succeeded, so the crop was not lost after all.
-            self._spool.recount_evicted_but_uploaded()
-        self._set_online(True)
+            self._spool.uncount_drop()
+        self._go_online()
+        return outcome
 
-    def _send_queued(self, item: UploadItem) -> None:
-        with self._inflight_lock:  # close() sets _abort before it takes _inflight under this lock
-            if self._abort.is_set():
+    def _send_item(self, item: UploadItem, held: bool = False) -> str:
+        problem = jpeg_problem(item.body) or metadata_problem(item.metadata)
+        if problem:
+            outcome = _REFUSED
+        else:
+            with self._inflight_lock:  # close() sets _abort before it takes _inflight under this lock
+                if self._abort.is_set():
+                    self._to_spool(item)
+                    return _OUTAGE
+                self._inflight = item
+            outcome = self._put(item.key, item.body, item.metadata)
+            with self._inflight_lock:
+                mine = self._inflight is item
+                self._inflight = None
+            if not mine:  # close() spooled it already
+                self._held = None
+                return outcome
+        if outcome == _REFUSED:
+            self._held = None
+            self._spool.quarantine_new(item)
+            LOG.error("crop %s refused, quarantined in %s: %s", item.key, self._spool.quarantine_dir,
+                      problem or self._last_error)
+            return outcome
+        if outcome == _OUTAGE:
+            if self._spool.can_write:
+                self._held = None
                 self._to_spool(item)
-                return
-            self._inflight = item
-        outcome = self._put(item)
-        with self._inflight_lock:
-            mine = self._inflight is item
-            self._inflight = None
-        if outcome == _RETRY:
-            if mine:  # else close() already spooled it
-                self._to_spool(item)
-            self._set_online(False)
+            elif not held:
+                self._held = item  # keep it in memory as the next probe
+            self._go_offline()
+            return outcome
+        self._held = None
+        self._go_online()
+        return outcome
 
-    def _put(self, item: UploadItem) -> str:
-        from botocore.exceptions import ClientError, ParamValidationError
+    _last_error = ""
 
+    def _put(self, key: str, body: bytes, metadata: Dict[str, str]) -> str:
+        self._inflight_since = time.monotonic()
         try:
-            self._client.put_object(
-                Bucket=self.bucket,
-                Key=item.key,
-                Body=item.body,
-                ContentType=CONTENT_TYPE,
-                Metadata=item.metadata,
-            )
-        except (ClientError, ParamValidationError) as error:
-            self._count("failed")
-            code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
-            if isinstance(error, ParamValidationError) or code in _PERMANENT_ERROR_CODES:
-                LOG.error("S3 rejected %s for good, dropped: %s", item.key, error)
-                self._count("rejected")
-                return _REJECTED
-            self._note_failure(item, error)
-            return _RETRY
-        except Exception as error:  # connection errors, timeouts, credential problems: an outage
-            self._count("failed")
-            self._note_failure(item, error)
-            return _RETRY
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=CONTENT_TYPE,
+                                    Metadata=metadata)
+        except Exception as error:  # noqa: BLE001 - classified below
+            outcome = classify_error(error)
+            self._last_error = "%s: %s" % (type(error).__name__, error)
+            if outcome == _OUTAGE:
+                self._count("failed")
+                if self._online:
+                    LOG.warning("upload of %s failed, spooling until S3 is reachable: %s", key, error)
+            return outcome
+        finally:
+            self._inflight_since = None
         self._count("uploaded")
-        return _OK
+        return _SENT
 
-    def _note_failure(self, item: UploadItem, error: Exception) -> None:
-        if self._online:
-            LOG.warning("upload of %s failed, spooling until S3 is reachable: %s", item.key, error)
+    def _stalled(self) -> bool:
+        since = self._inflight_since
+        return since is not None and time.monotonic() - since > self._stall_after_s
 
-    def _set_online(self, online: bool) -> None:
-        if online and not self._online:
-            LOG.info("S3 reachable again; draining %d spooled crops", len(self._spool))
+    def _go_offline(self) -> None:
+        self._online = False
+
+    def _go_online(self) -> None:
+        if not self._online:
+            LOG.info("S3 reachable again; draining %d spooled crops", self._spool.pending())
             self._retry_delay = self._retry_initial_s
-        self._online = online
+        self._online = True
 
-    def _spill_queue(self) -> None:
+    def _spill(self, source: "queue.Queue[UploadItem]") -> None:
         pending: List[UploadItem] = []
         while True:
             try:
-                pending.append(self._queue.get_nowait())
+                pending.append(source.get_nowait())
             except queue.Empty:
                 break
         for item in pending:
