@@ -7,8 +7,13 @@ zip epoch), fixed permissions and no caches (`__pycache__`, `*.pyc`, tests).
 
 Vendoring: the device runs the function under its own Python (3.7 on DeepLens), not the workstation's, so
 dependencies the device lacks are installed by pip *for the device* (`--python-version 3.7 --platform
-manylinux2014_x86_64 --implementation cp --only-binary=:all:`) into a cache directory keyed by the
-requirements, the Python version and the platform. The cache is built once (pip needs the network or a local
+manylinux2014_x86_64 --implementation cp --abi cp37m --only-binary=:all:`) into a cache directory keyed by
+the requirements, the Python version and the platform. pip still evaluates the dependencies' environment markers
+for the Python it runs on (a 3.11 build vendored urllib3 2.0.7 for a 3.7 device, although botocore 1.33.13 wants
+urllib3<1.27 below 3.10), so every vendored distribution is then checked against the device's Python
+(`target_problems`: Requires-Python, and each dependency whose marker applies to the device vendored in a version
+it allows); what the device's markers ask for is resolved again once, and what still does not fit fails the
+build with one line naming the distributions. The cache is built once (pip needs the network or a local
 wheelhouse then; `PIP_INDEX_URL` / `PIP_FIND_LINKS` are honoured) and reused after that, so later builds are
 offline and identical. The default `function.vendor` is empty: DeepLens device software 1.4.5 and later ships
 boto3/botocore, and the edge function never downloads code at run time. Pin what you vendor
@@ -171,17 +176,23 @@ def vendor_dir(requirements: Sequence[str], python_version: str = DEFAULT_PYTHON
         return site
     cache_root.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=".building-", dir=cache_root))
+    target = TargetPython.for_device(python_version, platform)
     try:
-        command = [sys.executable, "-m", "pip", "install", "--target", str(building / "site"),
-                   "--python-version", python_version, "--platform", platform, "--implementation", "cp",
-                   "--only-binary=:all:", "--no-compile", "--disable-pip-version-check", "--no-input", "--quiet",
-                   *pip_options, *requirements]
-        done = run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            tail = " ".join((done.stderr or done.stdout or "").strip().splitlines()[-2:])
-            raise DeeplensError(f"pip could not vendor {', '.join(requirements)} for Python {python_version}: {tail}",
-                                "check function.vendor (pin versions that support the device's Python); pip needs "
-                                "the network or PIP_FIND_LINKS the first time, later builds use the cache")
+        _pip_install(building / "site", requirements, target, pip_options, run)
+        problems = target_problems(building / "site", target)
+        pinned = _pins_for(problems)
+        if pinned:
+            # pip evaluated the dependencies' environment markers for the Python it runs on, not the device's
+            # (botocore wants urllib3<1.27 below Python 3.10; a 3.11 build picked urllib3 2.x). Resolve again
+            # with what the device's markers ask for, once.
+            shutil.rmtree(building / "site")
+            _pip_install(building / "site", [*requirements, *pinned], target, pip_options, run)
+            problems = target_problems(building / "site", target)
+        if problems:
+            raise DeeplensError(f"vendored packages do not fit the device's Python {target.version}: "
+                                + "; ".join(problem.text for problem in problems),
+                                "pin versions that support the device's Python in function.vendor "
+                                "(e.g. boto3==1.33.13 urllib3<1.27 for Python 3.7)")
         (building / "requirements.json").write_text(json.dumps(list(requirements)))
         (building / COMPLETE_MARKER).write_text("")
         if entry.exists():  # an interrupted earlier build: replace it
@@ -191,6 +202,107 @@ def vendor_dir(requirements: Sequence[str], python_version: str = DEFAULT_PYTHON
         if building.exists():
             shutil.rmtree(building, ignore_errors=True)
     return site
+
+
+def _pip_install(site: Path, requirements: Sequence[str], target: TargetPython, pip_options: Sequence[str],
+                 run: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    command = [sys.executable, "-m", "pip", "install", "--target", str(site),
+               "--python-version", target.version, "--platform", target.platform, "--implementation", "cp",
+               "--abi", target.abi, "--only-binary=:all:", "--no-compile", "--disable-pip-version-check",
+               "--no-input", "--quiet", *pip_options, *requirements]
+    done = run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = " ".join((done.stderr or done.stdout or "").strip().splitlines()[-2:])
+        raise DeeplensError(f"pip could not vendor {', '.join(requirements)} for Python {target.version}: {tail}",
+                            "check function.vendor (pin versions that support the device's Python); pip needs "
+                            "the network or PIP_FIND_LINKS the first time, later builds use the cache")
+
+
+# ---------------------------------------------------------------------------------------------- target Python
+
+
+@dataclass(frozen=True)
+class TargetPython:
+    """The interpreter the vendored code will run under: what pip's tags and the markers are evaluated for."""
+
+    version: str  # "3.7"
+    platform: str  # a wheel platform tag, e.g. manylinux2014_x86_64
+    full_version: str  # python_full_version for markers
+
+    @classmethod
+    def for_device(cls, version: str, platform: str) -> TargetPython:
+        parts = version.split(".")
+        full = version if len(parts) >= 3 else f"{parts[0]}.{parts[1] if len(parts) > 1 else 0}.0"
+        return cls(".".join(parts[:2]), platform, full)
+
+    @property
+    def abi(self) -> str:
+        """CPython's ABI tag: ``cp37m`` up to 3.7 (pymalloc builds), ``cp38`` and later without the ``m``."""
+        major, minor = (int(part) for part in self.version.split(".")[:2])
+        return f"cp{major}{minor}{'m' if (major, minor) < (3, 8) else ''}"
+
+    def marker_environment(self) -> dict[str, str]:
+        machine = next((arch for arch in ("x86_64", "aarch64", "armv7l", "i686") if self.platform.endswith(arch)),
+                       self.platform.rsplit("_", 1)[-1])
+        return {"python_version": self.version, "python_full_version": self.full_version,
+                "implementation_name": "cpython", "implementation_version": self.full_version,
+                "platform_python_implementation": "CPython", "os_name": "posix", "sys_platform": "linux",
+                "platform_system": "Linux", "platform_machine": machine, "platform_release": "",
+                "platform_version": "", "extra": ""}
+
+
+@dataclass(frozen=True)
+class FitProblem:
+    """One vendored distribution that does not fit the device; ``pin`` is the requirement that would fix it."""
+
+    text: str
+    pin: str | None = None
+
+
+def target_problems(site: Path, target: TargetPython) -> list[FitProblem]:
+    """Check every vendored distribution against the device's Python: its Requires-Python, and each of its
+    dependencies whose marker applies to the device is vendored in a version the dependency allows."""
+    from email.parser import HeaderParser
+
+    from packaging.markers import Marker
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.specifiers import SpecifierSet
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    environment = target.marker_environment()
+    metadata = {}
+    for info in sorted(site.glob("*.dist-info")):
+        if (info / "METADATA").is_file():
+            headers = HeaderParser().parsestr((info / "METADATA").read_text(encoding="utf-8", errors="replace"))
+            metadata[canonicalize_name(headers.get("Name", info.name))] = headers
+    versions = {name: Version(headers.get("Version", "0")) for name, headers in metadata.items()}
+    problems: list[FitProblem] = []
+    for name, headers in metadata.items():
+        label = f"{headers.get('Name', name)} {headers.get('Version', '?')}"
+        requires_python = headers.get("Requires-Python")
+        if requires_python and not SpecifierSet(requires_python).contains(target.full_version, prereleases=True):
+            problems.append(FitProblem(f"{label} requires Python {requires_python}"))
+        for line in headers.get_all("Requires-Dist") or []:
+            try:
+                requirement = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if requirement.marker is not None and not Marker(str(requirement.marker)).evaluate(environment):
+                continue
+            wanted = canonicalize_name(requirement.name)
+            where = f" on {requirement.marker}" if requirement.marker else ""
+            pin = f"{requirement.name}{requirement.specifier}" if requirement.specifier else requirement.name
+            if wanted not in versions:
+                problems.append(FitProblem(f"{label} needs {pin}{where}, which is not vendored", pin))
+            elif requirement.specifier and not requirement.specifier.contains(versions[wanted], prereleases=True):
+                problems.append(FitProblem(f"{label} needs {pin}{where}, but {requirement.name} "
+                                           f"{versions[wanted]} was vendored", pin))
+    return problems
+
+
+def _pins_for(problems: list[FitProblem]) -> list[str]:
+    return sorted({problem.pin for problem in problems if problem.pin})
 
 
 # ---------------------------------------------------------------------------------------------- settings

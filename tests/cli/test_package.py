@@ -16,9 +16,11 @@ from v1_support import make_settings
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.package import (
     ZIP_EPOCH,
+    TargetPython,
     build_package,
     edge_environment,
     edge_function_dir,
+    target_problems,
     vendor_dir_if_cached,
     vendor_key,
 )
@@ -42,12 +44,13 @@ def make_source(root: Path) -> Path:
     return source
 
 
-def make_wheel(folder: Path, name: str = "tinydep", version: str = "1.0") -> Path:
-    """A pure-Python wheel built by hand, so vendoring can be tested with `pip --no-index` (no network)."""
+def make_wheel(folder: Path, name: str = "tinydep", version: str = "1.0", metadata: str = "") -> Path:
+    """A pure-Python wheel built by hand, so vendoring can be tested with `pip --no-index` (no network).
+    `metadata` adds METADATA lines (Requires-Dist, Requires-Python)."""
     folder.mkdir(parents=True, exist_ok=True)
     info = f"{name}-{version}.dist-info"
     files = {f"{name}/__init__.py": "VALUE = 42\n",
-             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{metadata}",
              f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
 
     def digest(text: str) -> str:
@@ -143,6 +146,7 @@ class TestVendoring:
         assert command[command.index("--python-version") + 1] == "3.7"
         assert command[command.index("--platform") + 1] == "manylinux2014_x86_64"
         assert command[command.index("--implementation") + 1] == "cp"
+        assert command[command.index("--abi") + 1] == "cp37m"
         assert "--only-binary=:all:" in command and "--no-compile" in command
         assert command[-1] == "dep==2"
 
@@ -194,6 +198,59 @@ class TestVendoring:
 
         with pytest.raises(DeeplensError, match="shadow"):
             build_package(make_source(tmp_path), ["evil==1"], cache_dir=tmp_path / "cache", run=shadowing_pip)
+
+
+class TestVendoringForTheDevicePython:
+    """pip evaluates markers for the Python it runs on; the device runs 3.7 (issue 14 item 7)."""
+
+    @staticmethod
+    def botocore_like_wheels(folder: Path, newer_dep: bool = True, older_dep: bool = True) -> Path:
+        # like botocore 1.33.13: urllib3<1.27 below Python 3.10, urllib3 2.x allowed from 3.10
+        make_wheel(folder, "botolike", "1.0", 'Requires-Dist: urllib3like<1.27; python_version < "3.10"\n'
+                                              'Requires-Dist: urllib3like<3,>=1.25.4; python_version >= "3.10"\n')
+        if older_dep:
+            make_wheel(folder, "urllib3like", "1.26.18", "Requires-Python: >=2.7\n")
+        if newer_dep:
+            make_wheel(folder, "urllib3like", "2.0.7", "Requires-Python: >=3.7\n")
+        return folder
+
+    def test_dependencies_follow_the_device_markers_not_the_build_python(self, tmp_path):
+        wheels = self.botocore_like_wheels(tmp_path / "wheels")
+        package = build_package(make_source(tmp_path), ["botolike==1.0"], python_version="3.7",
+                                cache_dir=tmp_path / "cache", pip_options=("--no-index", "--find-links", str(wheels)))
+        assert "urllib3like-1.26.18.dist-info/METADATA" in package.files
+        assert not [name for name in package.files if name.startswith("urllib3like-2")]
+
+    def test_what_cannot_fit_the_device_fails_with_one_line_and_no_cache_entry(self, tmp_path):
+        wheels = self.botocore_like_wheels(tmp_path / "wheels", older_dep=False)
+        with pytest.raises(DeeplensError) as raised:
+            build_package(make_source(tmp_path), ["botolike==1.0"], python_version="3.7",
+                          cache_dir=tmp_path / "cache", pip_options=("--no-index", "--find-links", str(wheels)))
+        assert "\n" not in raised.value.message
+        assert "urllib3like<1.27" in raised.value.message
+        assert vendor_dir_if_cached(["botolike==1.0"], cache_dir=tmp_path / "cache",
+                                    pip_options=("--no-index", "--find-links", str(wheels))) is None
+
+    def test_each_vendored_distribution_is_checked_against_the_device(self, tmp_path):
+        site = tmp_path / "site"
+        for name, version, metadata in (
+                ("modern", "3.0", "Requires-Python: >=3.8\n"),
+                ("needsback", "1.0", 'Requires-Dist: backport; python_version < "3.8"\n'
+                                     'Requires-Dist: modern>=2; extra == "fancy"\n'),
+                ("fine", "1.0", 'Requires-Python: >=3.7\nRequires-Dist: modern; python_version >= "3.7"\n')):
+            info = site / f"{name}-{version}.dist-info"
+            info.mkdir(parents=True)
+            (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{metadata}")
+        texts = [problem.text for problem in target_problems(site, TargetPython.for_device("3.7", "manylinux2014_x86_64"))]
+        assert texts == ["modern 3.0 requires Python >=3.8",
+                         'needsback 1.0 needs backport on python_version < "3.8", which is not vendored']
+        assert target_problems(site, TargetPython.for_device("3.11", "manylinux2014_x86_64")) == []
+
+    def test_the_abi_tag_follows_the_device_python(self):
+        assert TargetPython.for_device("3.7", "manylinux2014_x86_64").abi == "cp37m"
+        assert TargetPython.for_device("3.11", "manylinux2014_aarch64").abi == "cp311"
+        assert TargetPython.for_device("3.7", "manylinux2014_aarch64").marker_environment()["platform_machine"] == \
+            "aarch64"
 
 
 class TestEdgeEnvironment:
