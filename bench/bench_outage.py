@@ -1,21 +1,28 @@
-"""S3 down for a long stretch while the device loop runs flat out: memory, spool cap, a kill -9, recovery.
+"""S3 down for a long stretch while the device loop runs flat out: memory, spool cap, a kill -9, a refused entry,
+recovery, and where every crop went.
 
 The real device process (`python -m edge_function run --source awscam --detector awscam`) runs against a
 stand-in `awscam` module (put first on PYTHONPATH) whose camera answers at once and whose "model" finds four
 faces that appear and vanish every 0.1 s at new places, so the gate sends about 20 crops a second and the
 loop runs at full CPU rate (run 2 sees one face, ~5 crops a second, so part of what run 1 spooled outlives
-the restart and the exactly-once check covers crops from before the kill). S3 is an endpoint nothing listens on (`AWS_ENDPOINT_URL_S3` to a closed port).
+the restart and the exactly-once check covers crops from before the kill). S3 is a moto server (versioned bucket,
+so a crop uploaded twice shows as two versions) behind `s3_fault_proxy.py`, the device's endpoint, which closes
+every connection during the outage and answers 403 AccessDenied for keys under an old prefix.
 
   1. run 1   outage; RSS and spool size sampled; then SIGKILL (no flush, no goodbye)
-  2. disk    what run 1 left: complete spool entries, half-written files
-  3. run 2   restarted on the same spool, outage continues; then a moto S3 server starts on that port
-             (versioned bucket, so a crop uploaded twice would show as two versions); run 2 drains the
-             spool while it keeps capturing; SIGTERM once the spool is empty; its final counters are read
-             from its last stats log line
+  2. disk    what run 1 left: complete spool entries, half-written files; then one entry under the old prefix is
+             added (as if spooled before a `prefix` change: S3 refuses it for good)
+  3. run 2   restarted on the same spool, outage continues; then the proxy lets requests through; run 2 drains
+             the spool (quarantining the refused entry) while it keeps capturing; SIGTERM once the spool is empty;
+             its final counters are read from its last stats log line
   4. bucket  every object and its versions
+  5. crops   a ledger the device process writes itself (LEDGER_HOOK, one O_APPEND write per event, so it survives
+             the kill) lists every crop captured, every spool entry and every eviction: each crop is uploaded,
+             quarantined, dropped (evicted by the cap), left in the spool, or lost. Lost must be 0 but for the
+             crop in flight at the kill.
 
-Figures: crops captured / spooled / uploaded / dropped, entries recovered after the kill, RSS over time,
-spool bytes against the cap, seconds from S3's return to an empty spool, duplicate uploads (versions > 1).
+Figures: crops captured / uploaded / spooled / quarantined / dropped / lost, entries recovered after the kill,
+RSS over time, spool bytes against the cap, seconds from S3's return to an empty spool, duplicate uploads.
 
 Run: python bench/bench_outage.py [--outage-s 60] [--restart-outage-s 5] [--spool-max-mb 2]
 tests/hardening/test_outage_durability.py runs the same harness for a few seconds and asserts on it.
@@ -81,6 +88,74 @@ class Model(object):
         return {"ssd": faces}
 '''
 
+# Loaded by the device process (it is first on PYTHONPATH): appends to a ledger file, with one O_APPEND write each
+# (which survives a kill -9), every crop handed to the uploader, every spool entry written (its stem and key) and
+# every entry the cap evicts. The bench counts crops from it; the uploader's own counters die with a kill -9.
+LEDGER_HOOK = '''
+import json
+import os
+
+_LEDGER = os.environ.get("OUTAGE_LEDGER")
+if _LEDGER:
+    from edge_function import spool, uploader
+
+    _fd = os.open(_LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _note(*words):
+        os.write(_fd, (" ".join(words) + "\\n").encode("utf-8"))
+
+    _submit = uploader.SpoolingUploader.submit
+
+    def submit(self, item):
+        _note("captured", item.key)
+        _submit(self, item)
+
+    _write = spool._write_durably
+
+    def write_durably(path, data, sync_folder=True):
+        _write(path, data, sync_folder)
+        name = os.path.basename(path)
+        if name.endswith(".json") and os.path.basename(os.path.dirname(path)) != spool.QUARANTINE:
+            _note("spooled", name[:-5], json.loads(data.decode("utf-8"))["key"])
+
+    _enforce = spool.Spool._enforce_cap
+
+    def enforce_cap(self):
+        before = list(self._entries)
+        _enforce(self)
+        for stem in before[:len(before) - len(self._entries)]:
+            _note("evicted", stem)
+
+    uploader.SpoolingUploader.submit = submit
+    spool._write_durably = write_durably
+    spool.Spool._enforce_cap = enforce_cap
+'''
+
+OLD_PREFIX = "old-faces"  # a prefix the device's grant no longer covers: S3 answers 403 AccessDenied
+
+
+@dataclass
+class Ledger:
+    """What the device process did, from the ledger file (see LEDGER_HOOK)."""
+
+    captured: list[str] = field(default_factory=list)
+    spooled: dict[str, str] = field(default_factory=dict)  # stem -> key
+    evicted_stems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, path: Path) -> Ledger:
+        ledger = cls()
+        for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+            words = line.split(" ")
+            if words[0] == "captured" and len(words) == 2:
+                ledger.captured.append(words[1])
+            elif words[0] == "spooled" and len(words) == 3:
+                ledger.spooled[words[1]] = words[2]
+            elif words[0] == "evicted" and len(words) == 2:
+                ledger.evicted_stems.append(words[1])
+        return ledger
+
+
 STATS_LINE = re.compile(r"frames=(?P<frames>\d+) fps=(?P<fps>[\d.]+) gate=.* uploads=(?P<uploads>\{.*\})")
 
 
@@ -119,6 +194,9 @@ class OutageFigures:
     recovery_seconds: float | None
     recovered_keys: list[str]  # keys of the complete entries run 1 left, oldest first
     bucket_versions: dict[str, int]  # key -> number of versions
+    crops: dict[str, int] = field(default_factory=dict)  # the whole scenario's accounting (see crop_accounting)
+    lost_keys: list[str] = field(default_factory=list)
+    quarantined_keys: list[str] = field(default_factory=list)
 
     @property
     def duplicates(self) -> int:
@@ -135,6 +213,7 @@ class OutageFigures:
             "bucket": {"objects": len(self.bucket_versions), "duplicates": self.duplicates,
                        "from_run1_uploaded": len(recovered_uploaded),
                        "from_run1_dropped": len(self.recovered_keys) - len(recovered_uploaded)},
+            "crops": self.crops, "lost_keys": self.lost_keys, "quarantined_keys": self.quarantined_keys,
         }
 
 
@@ -178,6 +257,52 @@ def complete_entries(spool: Path) -> tuple[list[str], int]:
     return keys, other
 
 
+def quarantined_keys(spool: Path) -> list[str]:
+    folder = spool / "quarantine"
+    names = sorted(os.listdir(folder)) if folder.is_dir() else []
+    return [json.loads((folder / name).read_text(encoding="utf-8"))["key"] for name in names if name.endswith(".json")]
+
+
+def plant_old_prefix_entry(spool: Path) -> str:
+    """A crop spooled under a prefix the device's grant no longer covers (written by the spool's own code, after
+    the kill, so it is the newest entry and survives run 2's evictions: run 2 must get past it to drain)."""
+    import cv2
+    import numpy
+
+    from edge_function.spool import Spool
+    from edge_function.uploader import UploadItem
+
+    pixels = numpy.random.RandomState(3).randint(0, 255, (96, 96, 3)).astype(numpy.uint8)
+    key = f"{OLD_PREFIX}/11_30/06_00/1764482400_old-0.jpg"
+    Spool(str(spool), 10 ** 9).add(UploadItem(key, cv2.imencode(".jpg", pixels)[1].tobytes(), {"device": "outage-cam"}))
+    return key
+
+
+def crop_accounting(run1: Ledger, run2: Ledger, on_disk_after_kill: list[str], bucket: dict[str, int],
+                    quarantined: list[str], left_in_spool: list[str], planted: str) -> tuple[dict[str, int], list[str]]:
+    """Every crop the two runs captured: uploaded, quarantined, dropped (evicted by the cap), still spooled, or lost.
+
+    `lost_in_kill` are run 1's crops that are neither on disk after the kill nor in the bucket nor evicted: the
+    crop(s) in flight when the kill came. `lost` is the same over the whole scenario."""
+    captured = run1.captured + run2.captured
+    key_of = {**run1.spooled, **run2.spooled}  # stems keep counting up across runs: never reused
+    run1_evicted = {key_of[stem] for stem in run1.evicted_stems if stem in key_of}
+    # an entry evicted while its upload was in flight still landed: uploaded, not dropped
+    dropped = (run1_evicted | {key_of[stem] for stem in run2.evicted_stems if stem in key_of}) - set(bucket)
+    kill_known = set(on_disk_after_kill) | set(bucket) | run1_evicted
+    lost_in_kill = [key for key in run1.captured if key not in kill_known]
+    accounted = set(bucket) | dropped | set(quarantined) | set(left_in_spool)
+    lost = [key for key in captured if key not in accounted]
+    figures = {
+        "captured": len(captured), "captured_run1": len(run1.captured), "captured_run2": len(run2.captured),
+        "uploaded": sum(1 for key in captured if key in bucket),
+        "spooled": len(set(run1.spooled.values()) | set(run2.spooled.values()) - {planted}),
+        "quarantined": len(quarantined), "dropped": len([key for key in captured if key in dropped]),
+        "left_in_spool": len(left_in_spool), "lost_in_kill": len(lost_in_kill), "lost": len(lost),
+    }
+    return figures, lost
+
+
 class Sampler(threading.Thread):
     def __init__(self, pid: int, spool: Path, every_s: float) -> None:
         super().__init__(daemon=True)
@@ -200,6 +325,7 @@ class Sampler(threading.Thread):
 
 
 def device_env(work: Path, port: int, spool: Path, spool_max_mb: float) -> dict[str, str]:
+    """The device's environment; OUTAGE_LEDGER is set per run."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("AWS_", "DEEPLENS_")) and key not in ("SVCUID", "PYTHONPATH")}
     env.update({
@@ -236,39 +362,47 @@ def run_outage(work: Path, outage_s: float = 4.0, restart_outage_s: float = 1.5,
     """The whole scenario in `work` (a fresh folder); see the module docstring."""
     import boto3
     from moto.server import ThreadedMotoServer
+    from s3_fault_proxy import S3FaultProxy
 
     (work / "device").mkdir(parents=True)
     (work / "device" / "awscam.py").write_text(FAKE_AWSCAM, encoding="utf-8")
+    (work / "device" / "sitecustomize.py").write_text(LEDGER_HOOK, encoding="utf-8")
     spool = work / "spool"
-    port = free_port()
-    env = device_env(work, port, spool, spool_max_mb)
-
-    # 1. run 1: outage, then kill -9
-    run1 = start_device(env, work / "run1.log")
-    sampler = Sampler(run1.pid, spool, sample_every_s)
-    sampler.start()
-    time.sleep(outage_s)
-    run1.send_signal(signal.SIGKILL)
-    run1.wait()
-    run1_samples = sampler.finish()
-
-    # 2. what the kill left on disk
-    recovered_keys, half_written = complete_entries(spool)
-    left = {"complete_entries": len(recovered_keys), "other_files": half_written, "bytes": spool_bytes(spool)}
-
-    # 3. run 2: restart during the outage, then S3 comes back
-    run2 = start_device({**env, "OUTAGE_FACES": str(run2_faces)}, work / "run2.log")
-    sampler = Sampler(run2.pid, spool, sample_every_s)
-    sampler.start()
-    time.sleep(restart_outage_s)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per upload otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
+    proxy = S3FaultProxy(server.get_host_and_port()[1])  # the device's endpoint: outages and refusals injected here
+    proxy.start()
     try:
-        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+        s3 = boto3.client("s3", endpoint_url="http://%s:%d" % server.get_host_and_port(), region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
         s3.create_bucket(Bucket=BUCKET)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        proxy.refused_prefixes = (OLD_PREFIX + "/",)
+        proxy.mode = "down"  # S3 unreachable: connections closed without an answer
+        env = device_env(work, proxy.port, spool, spool_max_mb)
+
+        # 1. run 1: outage, then kill -9
+        run1 = start_device({**env, "OUTAGE_LEDGER": str(work / "run1.ledger")}, work / "run1.log")
+        sampler = Sampler(run1.pid, spool, sample_every_s)
+        sampler.start()
+        time.sleep(outage_s)
+        run1.send_signal(signal.SIGKILL)
+        run1.wait()
+        run1_samples = sampler.finish()
+
+        # 2. what the kill left on disk
+        recovered_keys, half_written = complete_entries(spool)
+        left = {"complete_entries": len(recovered_keys), "other_files": half_written, "bytes": spool_bytes(spool)}
+        planted = plant_old_prefix_entry(spool)  # as if a run before a `prefix` change had left it
+
+        # 3. run 2: restart during the outage, then S3 comes back
+        run2 = start_device({**env, "OUTAGE_FACES": str(run2_faces), "OUTAGE_LEDGER": str(work / "run2.ledger")},
+                            work / "run2.log")
+        sampler = Sampler(run2.pid, spool, sample_every_s)
+        sampler.start()
+        time.sleep(restart_outage_s)
+        proxy.mode = "up"
         back = time.monotonic()
         recovery_s = None
         while time.monotonic() - back < drain_timeout_s and run2.poll() is None:
@@ -290,12 +424,20 @@ def run_outage(work: Path, outage_s: float = 4.0, restart_outage_s: float = 1.5,
             for version in page.get("Versions", []):
                 versions[version["Key"]] = versions.get(version["Key"], 0) + 1
     finally:
+        proxy.stop()
         server.stop()
+    quarantined = quarantined_keys(spool)
+    left_in_spool, _ = complete_entries(spool)
+    crops, lost = crop_accounting(Ledger.read(work / "run1.ledger"), Ledger.read(work / "run2.ledger"),
+                                  recovered_keys, versions, [key for key in quarantined if key != planted],
+                                  left_in_spool, planted)
+    crops["quarantined_old_prefix"] = int(planted in quarantined)
     return OutageFigures(
         spool_cap_bytes=int(spool_max_mb * 1024 * 1024), run1_seconds=outage_s, run1=run1_samples, left_by_kill=left,
         run2_outage_seconds=restart_outage_s, run2=run2_samples, run2_exit_code=run2.returncode, run2_stats=stats,
-        run2_frames=frames, run2_fps=fps, recovery_seconds=recovery_s, recovered_keys=recovered_keys,
-        bucket_versions=versions)
+        run2_frames=frames, run2_fps=fps, recovery_seconds=recovery_s,
+        recovered_keys=[key for key in recovered_keys if key != planted], bucket_versions=versions, crops=crops,
+        lost_keys=lost, quarantined_keys=quarantined)
 
 
 def main() -> None:
@@ -324,6 +466,11 @@ def main() -> None:
           f"exit {run2['exit_code']}")
     print(f"bucket {bucket['objects']} objects, {bucket['duplicates']} uploaded twice; of run 1's entries "
           f"{bucket['from_run1_uploaded']} uploaded, {bucket['from_run1_dropped']} dropped (oldest first)")
+    crops = report["crops"]
+    print(f"crops  captured {crops['captured']} (run 1 {crops['captured_run1']}, run 2 {crops['captured_run2']}), "
+          f"uploaded {crops['uploaded']}, spooled {crops['spooled']}, quarantined {crops['quarantined']} "
+          f"(+ the refused old-prefix entry: {crops['quarantined_old_prefix']}), dropped {crops['dropped']}, "
+          f"left in spool {crops['left_in_spool']}, lost {crops['lost']} (in the kill: {crops['lost_in_kill']})")
     print(json.dumps(report, indent=2))
 
 

@@ -54,7 +54,7 @@ def jpeg_problem(body: bytes) -> Optional[str]:
     markers, which is what a truncated write loses."""
     if not isinstance(body, (bytes, bytearray)) or len(body) < 4:
         return "empty or tiny JPEG (%d bytes)" % (len(body) if isinstance(body, (bytes, bytearray)) else -1)
-    if body[:3] != b"\xff\xd8\xff":
+    if body[:2] != b"\xff\xd8":
         return "not a JPEG (no start-of-image marker)"
     if body[-2:] != b"\xff\xd9":
         return "truncated JPEG (no end-of-image marker)"

@@ -5,8 +5,11 @@ The capture thread only calls ``submit()``, which returns at once. Where the cro
 * **online**: a bounded in-memory queue for the ONE upload worker thread, which owns the S3 client and uploads
   spooled crops first (oldest first), then queued ones;
 * **offline** (the last upload met an outage) or **stalled** (an upload has been in flight for longer than
-  ``stall_after_s``): the disk spool (``spool.py``) first, through a small writer thread, so a kill -9 in an
-  outage loses at most the crop being written or uploaded; with the queue full the same happens online;
+  ``stall_after_s``): straight to the disk spool (``spool.py``), written and fsynced before ``submit()`` returns,
+  so a kill -9 in an outage loses at most the crop being written (the seed kept them in memory until the next
+  probe and lost 32 of 124). That is disk time on the capture thread, only while S3 is away, a few ms per crop
+  against a gate that sends a handful per minute; never a network wait. With the queue full the same happens
+  online;
 * a spool that cannot be written keeps crops in the bounded queue instead (and drops beyond it, counted).
 
 An upload ends in one of three ways, and the difference is the point of this module:
@@ -134,7 +137,6 @@ class SpoolingUploader:
         self._spool = Spool(spool_dir, spool_max_bytes)
         self._client = client if client is not None else client_factory()
         self._queue: "queue.Queue[UploadItem]" = queue.Queue(maxsize=queue_size)
-        self._to_disk: "queue.Queue[UploadItem]" = queue.Queue(maxsize=max(64, queue_size))
         self.queue_size = queue_size
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
@@ -152,13 +154,11 @@ class SpoolingUploader:
         self._counts_lock = threading.Lock()
         self._counts = collections.OrderedDict((name, 0) for name in COUNTERS)
         self._thread = threading.Thread(target=self._run, name="s3-uploader", daemon=True)
-        self._writer = threading.Thread(target=self._write_spool, name="spool-writer", daemon=True)
         if start:
             self.start()
 
     def start(self) -> None:
         self._thread.start()
-        self._writer.start()
 
     # --- capture side ---------------------------------------------------------------------------------
 
@@ -169,18 +169,18 @@ class SpoolingUploader:
             self._to_spool(item)
             return
         if (not self._online or self._stalled()) and self._spool.can_write:
-            self._send_to_disk(item)
+            if self._to_spool(item):
+                return
+            try:  # the spool just failed: keep the crop in memory while there is room
+                self._queue.put_nowait(item)
+                self._spool.uncount_drop()
+            except queue.Full:
+                pass  # counted as dropped by the spool
             return
         try:
             self._queue.put_nowait(item)
         except queue.Full:
-            self._send_to_disk(item)
-
-    def _send_to_disk(self, item: UploadItem) -> None:
-        try:
-            self._to_disk.put_nowait(item)
-        except queue.Full:  # the disk is slower than capture: drop rather than grow or block
-            self._count("dropped")
+            self._to_spool(item)
 
     def stats(self) -> Dict[str, Any]:
         """Counters for messages and logs: captured, uploaded, spooled, quarantined, dropped (cap evictions, failed
@@ -190,7 +190,7 @@ class SpoolingUploader:
             result: Dict[str, Any] = dict(self._counts)
         result["dropped"] += self._spool.dropped
         result["quarantined"] = self._spool.quarantined
-        result["queue_depth"] = self._queue.qsize() + self._to_disk.qsize()
+        result["queue_depth"] = self._queue.qsize()
         result["spool_items"] = len(self._spool)
         result["spool_bytes"] = self._spool.bytes
         result["online"] = self._online and not self._stalled()
@@ -210,38 +210,11 @@ class SpoolingUploader:
                 inflight, self._inflight = self._inflight, None
             if inflight is not None:
                 self._to_spool(inflight)  # same key: if its upload still succeeds, a re-upload is harmless
-        if self._writer.is_alive():
-            self._writer.join(1.0)
         held, self._held = self._held, None
         if held is not None:
             self._to_spool(held)
         self._spill(self._queue)
-        self._spill(self._to_disk)
         return self._queue.empty() and self._spool.pending() == 0 and held is None
-
-    # --- spool writer -------------------------------------------------------------------------------------
-
-    def _write_spool(self) -> None:
-        """Moves offline crops to disk within milliseconds of capture, off the capture thread (fsync is slow)."""
-        while True:
-            try:
-                item = self._to_disk.get(timeout=0.1)
-            except queue.Empty:
-                if self._stopping.is_set() and (self._abort.is_set() or not self._thread.is_alive()):
-                    return
-                continue
-            try:
-                if self._spool.add(item):
-                    self._count("spooled")
-                    self._wake.set()
-                else:
-                    try:  # cannot be written: keep it in memory while there is room
-                        self._queue.put_nowait(item)
-                        self._spool.uncount_drop()
-                    except queue.Full:
-                        pass
-            finally:
-                self._to_disk.task_done()
 
     # --- worker ---------------------------------------------------------------------------------------
 
@@ -270,7 +243,7 @@ class SpoolingUploader:
         try:
             item = self._queue.get(timeout=0.1)
         except queue.Empty:
-            return not (self._stopping.is_set() and self._to_disk.unfinished_tasks == 0 and len(self._spool) == 0)
+            return not (self._stopping.is_set() and len(self._spool) == 0)
         self._send_item(item)
         return True
 
@@ -361,7 +334,7 @@ class SpoolingUploader:
                                     Metadata=metadata)
         except Exception as error:  # noqa: BLE001 - classified below
             outcome = classify_error(error)
-            self._last_error = "%s: %s" % (type(error).__name__, error)
+            self._last_error = str(error) if hasattr(error, "response") else "%s: %s" % (type(error).__name__, error)
             if outcome == _OUTAGE:
                 self._count("failed")
                 if self._online:
@@ -395,9 +368,11 @@ class SpoolingUploader:
         for item in pending:
             self._to_spool(item)
 
-    def _to_spool(self, item: UploadItem) -> None:
+    def _to_spool(self, item: UploadItem) -> bool:
         if self._spool.add(item):
             self._count("spooled")
+            return True
+        return False
 
     def _count(self, name: str) -> None:
         with self._counts_lock:

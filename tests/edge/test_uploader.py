@@ -138,21 +138,21 @@ def test_submit_never_blocks_and_memory_stays_bounded_with_a_stalled_network(buc
     up.submit(item(0))
     assert stalled.started.wait(2)  # the worker is now stuck inside put_object
     slowest = 0.0
-    for n in range(1, 10000):
+    for n in range(1, 800):  # each spooled crop is fsynced (ms each): 800 are enough to cycle the cap
         started = time.perf_counter()
         up.submit(item(n, size=300))
         slowest = max(slowest, time.perf_counter() - started)
-        if n % 1000 == 0:
+        if n % 100 == 0:
             stats = up.stats()
             assert stats["queue_depth"] <= 8 + 64  # the memory queue + the spool writer's hand-over queue
             assert stats["spool_bytes"] <= 64 * 1024
     stats = up.stats()
-    assert stats["captured"] == 10000
+    assert stats["captured"] == 800
     assert stats["queue_depth"] <= 8 + 64
-    assert stats["dropped"] > 9000  # the spool kept only the newest crops within its cap
+    assert stats["dropped"] > 500  # the spool kept only the newest crops within its cap
     assert 0 < stats["spool_items"] * 300 <= 64 * 1024
     assert wait_for(lambda: len(os.listdir(str(tmp_path / "spool"))) == 2 * up.stats()["spool_items"] + 1)  # + marker
-    assert slowest < 0.5  # a disk write at worst, never a network wait
+    assert slowest < 2.0  # a disk write (fsync: slow on a busy disk) at worst, never the 10 s network wait
     stalled.release.set()
     up.close(0.5)
 

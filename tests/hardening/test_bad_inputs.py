@@ -153,8 +153,15 @@ TABLE: dict[str, Row] = {
     "edge-s3-slowdown": Row("S3 answers SlowDown (throttling) to the device", None,
                             r"upload of faces/\S+ failed, spooling until S3 is reachable: An error occurred \(SlowDown\)"
                             r" when calling the PutObject operation \(reached max retries: \d+\): .+"),
+    "edge-spool-in-source": Row("--spool-dir is the --source folder or inside it", 2,
+                                r"error: invalid DEEPLENS_SPOOL_DIR/--spool-dir '\S+': it is (inside )?the --source folder"
+                                r" '\S+'; expected a dedicated folder outside it"),
+    "edge-s3-refused-crop": Row("S3 refuses one crop for good (403 after a prefix change)", None,
+                                r"spooled crop \S+ refused, quarantined in \S+/quarantine: An error occurred"
+                                r" \(AccessDenied\) when calling the PutObject operation: .+"),
     "edge-spool-disk-full": Row("the disk under the spool is full", None,
-                                r"spool write failed, crop faces/\S+ dropped: \[Errno 28\] No space left on device"),
+                                r"spool write failed, crop faces/\S+ dropped \(.+\): \[Errno 28\] No space left on device; "
+                                r"check DEEPLENS_SPOOL_DIR \(--spool-dir\)"),
 }
 
 
@@ -759,7 +766,44 @@ def test_edge_s3_slowdown(caplog: pytest.LogCaptureFixture, tmp_path: Path, aws_
     expect_log("edge-s3-slowdown", caplog.records)
     assert faults.sends[("s3", "PutObject")] > 10 and stats["spooled"] >= 1  # throttled, parked, retried
     assert sorted(keys) == sorted(crop_item(i).key for i in range(10))  # every crop exactly once
-    assert stats["dropped"] == 0 and not os.listdir(tmp_path / "spool")
+    assert stats["dropped"] == 0 and os.listdir(tmp_path / "spool") == [".deeplens-spool"]  # only the marker
+
+
+def test_edge_spool_in_source(capsys: pytest.CaptureFixture[str], edge_env: dict[str, str], tmp_path: Path) -> None:
+    """The spool used to clean up the folder it was given: with --spool-dir = --source it deleted the user's files."""
+    source = frames_folder(tmp_path)
+    before = sorted(os.listdir(source))
+    code, err = edge_main(capsys, ["run", "--source", source, "--detector", "opencv", "--bucket", BUCKET,
+                                   "--spool-dir", source], edge_env)
+    expect("edge-spool-in-source", code, err)
+    assert sorted(os.listdir(source)) == before
+
+
+def test_edge_s3_refused_crop(caplog: pytest.LogCaptureFixture, tmp_path: Path, aws_env: dict[str, str]) -> None:
+    """A crop spooled before a prefix change is refused (403) for good: quarantined and logged once, and the
+    crops behind it are uploaded (the seed retried it forever and uploaded nothing else)."""
+    import boto3
+    from moto import mock_aws
+
+    from edge_function.spool import Spool
+    from edge_function.uploader import SpoolingUploader, UploadItem, make_s3_client
+
+    old = crop_item(0)
+    Spool(str(tmp_path / "spool"), 10 ** 6).add(UploadItem("old-" + old.key, old.body, old.metadata))
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        client = make_s3_client()
+        Faults().fail("s3", "PutObject", "AccessDenied", "Access Denied", status=403, times=1).install(
+            client.meta.events)
+        uploader = SpoolingUploader(BUCKET, str(tmp_path / "spool"), client=client, retry_initial_s=0.01)
+        with caplog.at_level(logging.ERROR, logger="edge_function.uploader"):
+            for index in range(1, 4):
+                uploader.submit(crop_item(index))
+            wait_until(lambda: uploader.stats()["uploaded"] == 3)
+            assert uploader.close(5.0)
+    expect_log("edge-s3-refused-crop", caplog.records)
+    assert uploader.stats()["quarantined"] == 1
+    assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
 
 
 def test_edge_spool_disk_full(caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -767,6 +811,7 @@ def test_edge_spool_disk_full(caplog: pytest.LogCaptureFixture, tmp_path: Path, 
     ENOSPC of /dev/full. The crop is dropped and counted, no half-written entry stays, capture goes on."""
     import builtins
 
+    from edge_function import spool as spool_module
     from edge_function import uploader as uploader_module
 
     real_open = builtins.open
@@ -776,7 +821,7 @@ def test_edge_spool_disk_full(caplog: pytest.LogCaptureFixture, tmp_path: Path, 
             return real_open("/dev/full", mode, *args, **kwargs)
         return real_open(path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(uploader_module, "open", full_disk_open, raising=False)
+    monkeypatch.setattr(spool_module, "open", full_disk_open, raising=False)
 
     class DeadS3:
         def put_object(self, **_: Any) -> None:
@@ -784,7 +829,7 @@ def test_edge_spool_disk_full(caplog: pytest.LogCaptureFixture, tmp_path: Path, 
 
     spool = tmp_path / "spool"
     up = uploader_module.SpoolingUploader(BUCKET, str(spool), client=DeadS3(), queue_size=1, retry_initial_s=60)
-    with caplog.at_level(logging.ERROR, logger="edge_function.uploader"):
+    with caplog.at_level(logging.ERROR, logger="edge_function.spool"):
         for index in range(5):
             up.submit(crop_item(index))  # returns at once even though nothing can be stored
         wait_until(lambda: up.stats()["dropped"] >= 4)
@@ -793,7 +838,7 @@ def test_edge_spool_disk_full(caplog: pytest.LogCaptureFixture, tmp_path: Path, 
     up.close(0.5)
     stats = up.stats()
     assert stats["dropped"] == 5 and stats["uploaded"] == 0  # every crop accounted for
-    assert sorted(os.listdir(spool)) == []  # no JPEG without its sidecar, no temporary file
+    assert sorted(os.listdir(spool)) == [".deeplens-spool"]  # the spool's marker; no half entry, no temporary file
 
 
 # ---------------------------------------------------------------------------------------------- the table itself
