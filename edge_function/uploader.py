@@ -354,7 +354,8 @@ class SpoolingUploader:
 
     def _go_online(self) -> None:
         if not self._online:
-            LOG.info("S3 reachable again; draining %d spooled crops", self._spool.pending())
+            LOG.info("S3 reachable again (a waiting crop was accepted); %d spooled crops left to upload",
+                     self._spool.pending())
             self._retry_delay = self._retry_initial_s
         self._online = True
 

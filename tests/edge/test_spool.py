@@ -217,3 +217,44 @@ def test_a_spool_folder_that_cannot_be_created_does_not_stop_anything(tmp_path, 
     assert not spool.available and not spool.add(crop(1)) and spool.dropped == 1
     message = caplog.records[0].getMessage()
     assert "DEEPLENS_SPOOL_DIR" in message and os.strerror(errno.ENOTDIR) in message
+
+
+def test_a_read_only_spool_is_reported_by_close_and_not_uploaded_again(tmpfs, s3, bucket):
+    """The seed uploaded a read-only spool's entries at every start (it could not remove them) and close() said
+    all was well."""
+    from edge_function.uploader import SpoolingUploader
+
+    folder = tmpfs(1024)
+    writer = Spool(str(folder / "spool"), max_bytes=10 ** 6)
+    for n in range(2):
+        assert writer.add(crop(n))
+    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+    up = SpoolingUploader(bucket, str(folder / "spool"), client=s3)
+    up.submit(crop(5))
+    assert not up.close(5.0)  # two crops still wait on a disk it cannot change
+    assert [obj["Key"] for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", [])] == [crop(5).key]
+
+
+def test_the_recovery_log_counts_what_is_left(tmp_path, s3, bucket, caplog):
+    from edge_function.uploader import SpoolingUploader
+
+    class DownThenUp:
+        down = True
+
+        def put_object(self, **params):
+            if self.down:
+                raise ConnectionError("no route to S3")
+            return s3.put_object(**params)
+
+    client = DownThenUp()
+    up = SpoolingUploader(bucket, str(tmp_path / "spool"), client=client, retry_initial_s=0.05, retry_max_s=0.1)
+    with caplog.at_level(logging.INFO, logger="edge_function.uploader"):
+        for n in range(3):
+            up.submit(crop(n))
+        deadline = time.monotonic() + 5
+        while up.stats()["spool_items"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        client.down = False
+        assert up.close(5.0)
+    (line,) = [r.getMessage() for r in caplog.records if "reachable again" in r.getMessage()]
+    assert "2 spooled crops left to upload" in line  # the probe took the first of the three
