@@ -243,7 +243,7 @@ class SpoolingUploader:
         try:
             item = self._queue.get(timeout=0.1)
         except queue.Empty:
-            return not (self._stopping.is_set() and len(self._spool) == 0)
+            return not self._stopping.is_set()  # the spool had nothing left to send either
         self._send_item(item)
         return True
 
@@ -264,7 +264,7 @@ class SpoolingUploader:
                     try:
                         self._held = self._queue.get_nowait()
                     except queue.Empty:
-                        return True  # nothing to probe with: stay offline, wait for a crop
+                        return not self._stopping.is_set()  # nothing to probe with: stay offline
                 outcome = self._send_item(self._held, held=True)
             if outcome != _REFUSED:
                 break
