@@ -29,7 +29,8 @@ Complete list (flag / environment variable: default - meaning):
 --model-input-width / DEEPLENS_MODEL_INPUT_WIDTH, --model-input-height / DEEPLENS_MODEL_INPUT_HEIGHT:
     the detector's own default (300x300 for the DeepLens SSD) - model input size in pixels.
 --spool-dir / DEEPLENS_SPOOL_DIR: ``/tmp/deeplens-spool`` - where crops wait while S3 is unreachable
-    (a DeepLens Lambda may only write under /tmp).
+    (a DeepLens Lambda may only write under /tmp). A folder of its own: the spool claims it with a
+    ``.deeplens-spool`` marker, refuses one holding other files, and may not be (inside) a ``--source`` folder.
 --spool-max-mb / DEEPLENS_SPOOL_MAX_MB: 100 - spool size cap; the oldest crops are dropped beyond it.
 --queue-size / DEEPLENS_QUEUE_SIZE: 16 - crops held in memory for the upload thread; more go to disk.
 --max-frames / DEEPLENS_MAX_FRAMES: unset - stop after N frames, flush uploads and exit 0.
