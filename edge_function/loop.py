@@ -311,7 +311,7 @@ def open_detector_for(settings: Any, awscam_module: Any = None) -> Any:
     detector = detectors.make_detector(kind, model_path=settings.model_path, awscam_module=awscam_module,
                                        **options)
     LOG.info("detector %s (%s), threshold %.2f, motion gate %s", getattr(detector, "name", kind), why,
-             settings.threshold, settings.motion_gate)
+             settings.threshold, motion.config_from_settings(settings).mode)
     return detector
 
 

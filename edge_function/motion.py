@@ -83,8 +83,8 @@ FULL = MotionDecision(True, True, ())
 
 def config_from_settings(settings: Any) -> MotionConfig:
     """The motion part of ``settings.Settings``."""
-    return MotionConfig(settings.motion_gate, settings.motion_threshold, settings.motion_min_area,
-                        settings.motion_full_detection_s)
+    mode = "off" if not settings.motion_gate else ("regions" if settings.motion_regions else "on")
+    return MotionConfig(mode, settings.motion_threshold, settings.motion_min_area, settings.motion_full_detection_s)
 
 
 class MotionDetector:

@@ -50,7 +50,9 @@ Complete list (flag / environment variable: default - meaning):
 --max-uploads-per-minute / DEEPLENS_MAX_UPLOADS_PER_MINUTE: 10 - global cap (cost control:
     Rekognition charges per image).
 --motion-gate / DEEPLENS_MOTION_GATE: ``on`` - run the detector only on frames where something moved
-    (``on``), only on the regions that moved (``regions``), or on every frame (``off``); see ``motion.py``.
+    (``off``: on every frame); see ``motion.py``.
+--motion-regions / DEEPLENS_MOTION_REGIONS: ``off`` - with the gate on, run the detector only on the
+    regions that moved (boxes mapped back to frame pixels) instead of the whole frame.
 --motion-threshold / DEEPLENS_MOTION_THRESHOLD: 25 - grey-level change (1-255) that counts as motion.
 --motion-min-area / DEEPLENS_MOTION_MIN_AREA: 0.001 - smallest moving region, a fraction of the frame.
 --motion-full-detection-s / DEEPLENS_MOTION_FULL_DETECTION_S: 5.0 - a full detection runs at least this
@@ -77,7 +79,6 @@ DEFAULT_MODEL_PATH = "/opt/awscam/artifacts/mxnet_deploy_ssd_FP16_FUSED.xml"
 #: its entry (CenterFace's) is only the default of a gate built without settings (tests, benchmarks).
 DEFAULT_THRESHOLDS = {"awscam": 0.6, "centerface": 0.5, "yunet": 0.7, "opencv": 0.5}
 DETECTOR_KINDS = ("awscam", "opencv", "yunet", "centerface")
-MOTION_GATE_MODES = ("on", "off", "regions")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _OFF_WORDS = ("", "off", "none", "no", "false", "0")
 
@@ -162,18 +163,7 @@ def _boolean(raw: str) -> bool:
         return True
     if value in ("0", "false", "no", "off", ""):
         return False
-    raise _Invalid("true or false")
-
-
-def _motion_gate(raw: str) -> str:
-    value = raw.strip().lower()
-    if value in ("on", "true", "yes", "1"):
-        return "on"
-    if value in _OFF_WORDS:
-        return "off"
-    if value == "regions":
-        return "regions"
-    raise _Invalid("one of " + ", ".join(MOTION_GATE_MODES))
+    raise _Invalid("true or false (on or off)")
 
 
 def bucket_name_problem(name: str) -> Optional[str]:
@@ -275,8 +265,10 @@ OPTIONS = (
            "seconds before the same track (or one reappearing where it was lost) sends again"),
     Option("max_uploads_per_minute", "DEEPLENS_MAX_UPLOADS_PER_MINUTE", "--max-uploads-per-minute", 10,
            _integer(1), "global cap on crops sent per minute"),
-    Option("motion_gate", "DEEPLENS_MOTION_GATE", "--motion-gate", "on", _motion_gate,
-           "detect only on frames that moved (on), only on the regions that moved (regions), or always (off)"),
+    Option("motion_gate", "DEEPLENS_MOTION_GATE", "--motion-gate", True, _boolean,
+           "run the detector only on frames where something moved (on/off)"),
+    Option("motion_regions", "DEEPLENS_MOTION_REGIONS", "--motion-regions", False, _boolean,
+           "with the motion gate on, detect only in the regions that moved (on/off)"),
     Option("motion_threshold", "DEEPLENS_MOTION_THRESHOLD", "--motion-threshold", 25.0,
            _number(0.0, 255.0, low_inclusive=False), "grey-level change (1-255) that counts as motion"),
     Option("motion_min_area", "DEEPLENS_MOTION_MIN_AREA", "--motion-min-area", 0.001, _number(0.0, 0.5),
