@@ -440,3 +440,13 @@ def test_yunet_keeps_rss_flat_over_many_calls():
     assert result.returncode == 0, result.stderr
     growth_kb = int(result.stdout.strip())
     assert growth_kb < 4096
+
+
+@yunet_available
+def test_yunet_tells_openmp_to_sleep_not_spin_unless_the_environment_says_otherwise(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    YuNetDetector()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    YuNetDetector()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
