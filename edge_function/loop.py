@@ -308,8 +308,8 @@ def open_detector_for(settings: Any, awscam_module: Any = None) -> Any:
     if settings.model_input_height is not None:
         options["input_height"] = settings.model_input_height
     kind, why = detectors.describe_cpu_choice(settings.detector)
-    detector = detectors.make_detector(kind, model_path=settings.model_path, awscam_module=awscam_module,
-                                       **options)
+    detector = detectors.make_detector(settings.detector, model_path=settings.model_path,
+                                       awscam_module=awscam_module, **options)
     LOG.info("detector %s (%s), threshold %.2f, motion gate %s", getattr(detector, "name", kind), why,
              settings.threshold, motion.config_from_settings(settings).mode)
     return detector
