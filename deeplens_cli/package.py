@@ -330,10 +330,14 @@ def edge_environment(settings: Settings, on_deeplens: bool | None = True, model_
         "DEEPLENS_KEY_TEMPLATE": "{prefix}/" + settings["key_template"],  # the edge template includes the prefix
         "DEEPLENS_DETECTOR": detector,
         "DEEPLENS_SOURCE": source,
-        "DEEPLENS_THRESHOLD": _text(settings["detection.threshold"]),
         "DEEPLENS_MIN_FACE_PX": "auto" if settings["detection.min_face_px"] is None
         else _text(settings["detection.min_face_px"]),
         "DEEPLENS_MARGIN": _text(settings["detection.margin"]),
+        "DEEPLENS_MOTION_GATE": "on" if settings["detection.motion_gate"] else "off",
+        "DEEPLENS_MOTION_REGIONS": "on" if settings["detection.motion_regions"] else "off",
+        "DEEPLENS_MOTION_THRESHOLD": _text(settings["detection.motion_threshold"]),
+        "DEEPLENS_MOTION_MIN_AREA": _text(settings["detection.motion_min_area"]),
+        "DEEPLENS_MOTION_FULL_DETECTION_S": _text(settings["detection.motion_full_detection_s"]),
         "DEEPLENS_COOLDOWN_S": _text(settings["detection.cooldown_s"]),
         "DEEPLENS_MAX_UPLOADS_PER_MINUTE": _text(settings["detection.max_uploads_per_minute"]),
         "DEEPLENS_QUEUE_SIZE": _text(settings["upload.queue_size"]),
@@ -343,6 +347,8 @@ def edge_environment(settings: Settings, on_deeplens: bool | None = True, model_
         "DEEPLENS_MODEL_INPUT_WIDTH": _text(settings["model.input_width"]),
         "DEEPLENS_MODEL_INPUT_HEIGHT": _text(settings["model.input_height"]),
     }
+    if settings["detection.threshold"] is not None:  # else each detector's own default applies on the device
+        env["DEEPLENS_THRESHOLD"] = _text(settings["detection.threshold"])
     if detector in ("awscam", "auto") or model_path:
         env["DEEPLENS_MODEL_PATH"] = model_path or settings["model.artifact_path"]
     if settings["upload.spool_dir"]:

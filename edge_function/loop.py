@@ -2,8 +2,13 @@
 
 One line of data::
 
-    source.read() -> detector.detect(frame) -> gate.process(frame, detections) -> crop (clean frame)
-        -> JPEG (quality 90) -> uploader.submit()          publisher + preview on the side
+    source.read() -> motion.decide(frame) -> detector.detect(frame or moving regions)
+        -> gate.process(frame, detections) -> crop (clean frame) -> JPEG (quality 90) -> uploader.submit()
+                                                           publisher + preview on the side
+
+The motion gate (``motion.py``) skips the detector on frames where nothing moved; such a frame keeps the
+previous frame's detections (the picture is the same), so tracks of a still person live on until the next
+periodic full detection confirms or drops them.
 
 ``EdgeLoop`` owns the parts that live as long as the process - gate, key factory, uploader (one worker
 thread), publisher, preview (one writer thread), detector - and re-opens only the frame source when a
@@ -24,7 +29,7 @@ import threading
 import time
 from typing import Any, Callable, Deque, Mapping, Optional, Tuple
 
-from edge_function import detectors, gate, imaging, keys, preview, publish, settings, sources
+from edge_function import detectors, gate, imaging, keys, motion, preview, publish, settings, sources
 from edge_function.uploader import SpoolingUploader, UploadItem
 
 LOG = logging.getLogger(__name__)
@@ -95,6 +100,8 @@ class EdgeLoop:
         self._pending_source: Any = None
         self._detector: Any = None  # kept across runs; dropped only when it fails
         self._detector_name = settings.detector
+        self.motion = motion.MotionGate(motion.config_from_settings(settings), clock=clock)
+        self._last_detections: list = []  # what the last detector run found; still frames keep it
         self.fps = FpsMeter()
         self.frames = 0
         self._last_publish = float("-inf")
@@ -128,6 +135,8 @@ class EdgeLoop:
         else:
             source, detector = self.open_components()
         self._detector_name = getattr(detector, "name", self.settings.detector)
+        self.motion.reset()  # a (re)opened source: new background, full detection on its first frame
+        self._last_detections = []
         try:
             self._process_frames(source, detector, stop)
         except DetectorFailed:
@@ -157,8 +166,12 @@ class EdgeLoop:
                 stop.wait(min(READ_BACKOFF_MAX_S, READ_BACKOFF_INITIAL_S * 2 ** (read_failures - 1)))
                 continue
             read_failures = 0
+            decision = self.motion.decide(frame, self._clock())
+            if not decision.detect:
+                self.process_frame(frame, self._last_detections)
+                continue
             try:
-                detections = detector.detect(frame)
+                detections = self._detect(detector, frame, decision)
             except Exception as error:
                 detect_failures += 1
                 if detect_failures >= MAX_DETECT_FAILURES:
@@ -167,7 +180,16 @@ class EdgeLoop:
                 LOG.exception("detector failed on a frame (%d in a row)", detect_failures)
                 continue
             detect_failures = 0
+            self._last_detections = detections
             self.process_frame(frame, detections)
+
+    def _detect(self, detector: Any, frame, decision: motion.MotionDecision) -> list:
+        """Run the detector as the motion gate decided: on the frame, or on the moving regions plus the
+        previous detections outside them (faces that stood still)."""
+        if decision.full:
+            return detector.detect(frame)
+        found = motion.detect_in_regions(detector, frame, decision.regions)
+        return found + motion.outside_regions(self._last_detections, decision.regions)
 
     def process_frame(self, frame, detections) -> None:
         """Everything after detection for one frame: gate, crops to the uploader, publish, preview."""
@@ -181,7 +203,7 @@ class EdgeLoop:
             self._last_publish = now
             frame_size = (frame.shape[1], frame.shape[0])
             message = publish.build_message(faces, self.settings.device, self.fps.fps, self.uploader.stats(),
-                                            frame_size)
+                                            frame_size, motion=self.motion.counters)
             self.publisher.publish(self.settings.topic, message)
         if self.preview is not None:
             self.preview.submit(frame, faces)  # the preview draws on its own copy
@@ -197,8 +219,8 @@ class EdgeLoop:
         self.uploader.submit(UploadItem(key, encode_jpeg(crop.image, quality=self.settings.jpeg_quality), metadata))
 
     def log_stats(self) -> None:
-        LOG.info("frames=%d fps=%.1f gate=%s uploads=%s", self.frames, self.fps.fps, dict(self.gate.counters),
-                 self.uploader.stats())
+        LOG.info("frames=%d fps=%.1f gate=%s motion=%s uploads=%s", self.frames, self.fps.fps,
+                 dict(self.gate.counters), dict(self.motion.counters), self.uploader.stats())
 
     def finish(self, deadline_s: float) -> bool:
         """Shutdown: send what live tracks are owed, flush uploads until the deadline, stop the threads."""
@@ -275,14 +297,22 @@ class Supervisor:
 
 
 def open_detector_for(settings: Any, awscam_module: Any = None) -> Any:
-    """The detector the settings ask for (loads the model: on a DeepLens, onto the GPU)."""
+    """The detector the settings ask for (loads the model: on a DeepLens, onto the GPU).
+
+    Logs one start-up line naming the detector actually built and why (``opencv`` picks YuNet or CenterFace),
+    its threshold and the motion gate mode.
+    """
     options = {}
     if settings.model_input_width is not None:
         options["input_width"] = settings.model_input_width
     if settings.model_input_height is not None:
         options["input_height"] = settings.model_input_height
-    return detectors.make_detector(settings.detector, model_path=settings.model_path,
-                                   awscam_module=awscam_module, **options)
+    kind, why = detectors.describe_cpu_choice(settings.detector)
+    detector = detectors.make_detector(settings.detector, model_path=settings.model_path,
+                                       awscam_module=awscam_module, **options)
+    LOG.info("detector %s (%s), threshold %.2f, motion gate %s", getattr(detector, "name", kind), why,
+             settings.threshold, motion.config_from_settings(settings).mode)
+    return detector
 
 
 def open_frame_source(settings: Any, awscam_module: Any = None) -> Any:

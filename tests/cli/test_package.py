@@ -274,6 +274,25 @@ class TestEdgeEnvironment:
         assert env["DEEPLENS_SOURCE"] == "webcam:0"
         assert "DEEPLENS_MODEL_PATH" not in env  # the offline detector brings its own model
 
+    def test_without_a_threshold_each_detector_keeps_its_own_default(self):
+        """A Greengrass V2 device running CenterFace must not get 0.6, the DeepLens SSD's threshold (issue 10)."""
+        from edge_function.settings import load_settings
+
+        for detector, expected in (("centerface", 0.5), ("yunet", 0.7), ("awscam", 0.6)):
+            env = edge_environment(make_settings(detection__detector=detector), on_deeplens=False)
+            assert "DEEPLENS_THRESHOLD" not in env
+            assert load_settings(env).threshold == expected
+
+    def test_the_motion_gate_settings_reach_the_device(self):
+        from edge_function.settings import load_settings
+
+        edge = load_settings(edge_environment(make_settings(
+            detection__motion_gate=False, detection__motion_regions=True, detection__motion_threshold=30.0,
+            detection__motion_min_area=0.01, detection__motion_full_detection_s=2.0)))
+        assert (edge.motion_gate, edge.motion_regions) == (False, True)
+        assert (edge.motion_threshold, edge.motion_min_area, edge.motion_full_detection_s) == (30.0, 0.01, 2.0)
+        assert load_settings(edge_environment(make_settings())).motion_gate is True
+
     def test_an_unknown_kind_of_device_gets_auto_and_the_model_path_to_resolve_itself(self):
         env = edge_environment(make_settings(), on_deeplens=None)
         assert (env["DEEPLENS_DETECTOR"], env["DEEPLENS_SOURCE"]) == ("auto", "auto")

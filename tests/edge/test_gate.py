@@ -233,5 +233,5 @@ def test_the_gate_exposes_the_detections_it_kept_for_the_frame(clock, frame):
 def test_gate_defaults_are_the_settings_defaults():
     from edge_function import settings
 
-    config = settings.load_settings({"DEEPLENS_BUCKET": "face-crops", "DEEPLENS_DETECTOR": "opencv"})
+    config = settings.load_settings({"DEEPLENS_BUCKET": "face-crops", "DEEPLENS_DETECTOR": "centerface"})
     assert gate.GateConfig() == gate.gate_config_from_settings(config)

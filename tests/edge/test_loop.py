@@ -89,7 +89,7 @@ class PaintingPreview:
 def make_settings(tmp_path, bucket, **env):
     values = {"DEEPLENS_BUCKET": bucket, "DEEPLENS_SPOOL_DIR": str(tmp_path / "spool"),
               "AWS_IOT_THING_NAME": "deeplens_test", "DEEPLENS_PUBLISH_INTERVAL_S": "0",
-              "DEEPLENS_DETECTOR": "opencv"}
+              "DEEPLENS_DETECTOR": "centerface", "DEEPLENS_MOTION_GATE": "off"}  # motion tests turn it on
     values.update(env)
     return settings.load_settings(values)
 
@@ -389,3 +389,95 @@ def test_publisher_and_preview_get_the_faces_above_the_threshold(tmp_path, s3, b
     assert seen == [[strong]]
     (line,) = stdout.getvalue().splitlines()
     assert [f["score"] for f in json.loads(line)["message"]["faces"]] == [0.9]
+
+
+# -- the motion gate in the loop --------------------------------------------------------------------
+
+
+class TickingSource(ListSource):
+    """A ListSource whose every read advances the fake clock one frame period (10 fps), detected or not."""
+
+    def __init__(self, frames, clock):
+        super().__init__(frames)
+        self.clock = clock
+        self.reads = 0
+
+    def read(self):
+        self.clock.now += 0.1
+        self.reads += 1
+        return super().read()
+
+
+class RecordingDetector:
+    """Finds FACE in full frames (its box mapped as given) and records at which read it was called, on what size."""
+
+    name = "recording-test"
+
+    def __init__(self, source_of_reads):
+        self.source = source_of_reads
+        self.calls = []
+
+    def detect(self, image):
+        self.calls.append((self.source().reads, image.shape[:2]))
+        return [Detection("face", 0.9, FACE)] if image.shape[:2] == (1080, 1920) else []
+
+
+def test_a_person_standing_still_is_kept_between_periodic_full_detections(tmp_path, s3, bucket, bucket_keys):
+    clock = FakeClock()
+    stdout = io.StringIO()
+    config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="60", DEEPLENS_MOTION_GATE="on",
+                           DEEPLENS_MOTION_FULL_DETECTION_S="2", DEEPLENS_PUBLISH_INTERVAL_S="0")
+    frame = smooth_frame()
+    source = TickingSource([frame.copy() for _ in range(60)], clock)
+    detector = RecordingDetector(lambda: source)
+    edge, _, _ = make_loop(config, s3, clock, lambda: source, lambda: detector, stdout=stdout)
+    loop.Supervisor(edge.run_once, threading.Event()).run()
+    assert edge.finish(5.0)
+
+    assert [reads for reads, _ in detector.calls] == [1, 21, 41]  # nothing moved: only the full detections
+    assert dict(edge.motion.counters) == {"frames_detected": 3, "frames_skipped": 57, "full_detections": 3}
+    messages = [json.loads(line)["message"] for line in stdout.getvalue().splitlines()]
+    assert len(messages) == 60 and all(m["face"] == 0.9 for m in messages)  # skipped frames keep the face
+    assert messages[-1]["motion"] == {"frames_detected": 3, "frames_skipped": 57, "full_detections": 3}
+    assert len(bucket_keys(s3)) == 1  # one track for the whole minute: one crop
+    assert edge.gate.counters["tracks"] == 1
+
+
+def test_the_detector_runs_on_frames_that_moved_and_in_regions_mode_only_on_the_regions(tmp_path, s3, bucket):
+    clock = FakeClock()
+    config = make_settings(tmp_path, bucket, DEEPLENS_MOTION_GATE="on", DEEPLENS_MOTION_REGIONS="on", DEEPLENS_MOTION_FULL_DETECTION_S="100")
+    still = smooth_frame()
+    frames = []
+    for index in range(30):
+        frame = still.copy()
+        if 10 <= index < 15:  # a bright square crosses the left half
+            x0 = 100 + 60 * (index - 10)
+            frame[600:760, x0:x0 + 160] = 250
+        frames.append(frame)
+    source = TickingSource(frames, clock)
+    detector = RecordingDetector(lambda: source)
+    edge, _, _ = make_loop(config, s3, clock, lambda: source, lambda: detector)
+    loop.Supervisor(edge.run_once, threading.Event()).run()
+    edge.finish(5.0)
+
+    reads = [reads for reads, _ in detector.calls]
+    assert reads[0] == 1 and detector.calls[0][1] == (1080, 1920)  # the first frame: full detection
+    # the square's frames only: once it is gone the frame matches the background (the empty scene) again
+    assert set(reads[1:]) == set(range(11, 16))
+    assert all(shape[0] < 1080 and shape[1] < 1920 for _, shape in detector.calls[1:])
+    # the face found by the first full detection stays, since nothing moved where it is
+    assert edge.gate.kept and edge.gate.kept[0].box == FACE
+    assert edge.motion.counters["frames_skipped"] == 30 - len(reads)
+
+
+def test_the_start_up_line_names_the_detector_auto_picked_and_why(tmp_path, bucket, monkeypatch, caplog):
+    from edge_function import detector_choice
+
+    monkeypatch.setattr(detector_choice, "choose_cpu_detector",
+                        lambda *a: detector_choice.CpuDetectorChoice("centerface", "the CPU lacks AVX2, which YuNet's library needs"))
+    config = make_settings(tmp_path, bucket, DEEPLENS_DETECTOR="opencv", DEEPLENS_MOTION_GATE="on")
+    with caplog.at_level("INFO", logger="edge_function.loop"):
+        detector = loop.open_detector_for(config)
+    assert detector.name == "centerface"
+    assert ("detector centerface (auto: the CPU lacks AVX2, which YuNet's library needs), threshold 0.50, "
+            "motion gate on") in caplog.text

@@ -36,7 +36,7 @@ def test_defaults_suit_the_deeplens():
 
 
 def test_offline_detector_gets_its_own_threshold_and_model():
-    config = load({"DEEPLENS_DETECTOR": "opencv"})
+    config = load({"DEEPLENS_DETECTOR": "centerface"})
     assert config.threshold == 0.5
     assert config.model_path is None
 
@@ -53,6 +53,8 @@ def test_every_setting_is_read_from_its_environment_variable():
         "DEEPLENS_MAX_UPLOADS_PER_MINUTE": "6", "DEEPLENS_PUBLISH_INTERVAL_S": "0", "DEEPLENS_FLUSH_TIMEOUT_S": "3",
         "DEEPLENS_LOG_LEVEL": "debug", "DEEPLENS_KEY_TEMPLATE": "{prefix}/{device}/{timestamp_ms}_{n}.jpg",
         "DEEPLENS_TOPIC": "deeplens/deeplens_abc/infer", "DEEPLENS_JPEG_QUALITY": "80",
+        "DEEPLENS_MOTION_GATE": "off", "DEEPLENS_MOTION_REGIONS": "on", "DEEPLENS_MOTION_THRESHOLD": "30", "DEEPLENS_MOTION_MIN_AREA": "0.01",
+        "DEEPLENS_MOTION_FULL_DETECTION_S": "2",
     })
     assert config == settings.Settings(
         source="/data/clip.mp4", detector="opencv", bucket="deeplens-faces", prefix="cam1",
@@ -62,6 +64,7 @@ def test_every_setting_is_read_from_its_environment_variable():
         device="deeplens_abc", track_iou=0.5, track_lost_s=2.0, best_face_timeout_s=3.0, max_uploads_per_track=2,
         cooldown_s=30.0, max_uploads_per_minute=6, publish_interval_s=0.0, flush_timeout_s=3.0, log_level="DEBUG",
         topic="deeplens/deeplens_abc/infer", jpeg_quality=80,
+        motion_gate=False, motion_regions=True, motion_threshold=30.0, motion_min_area=0.01, motion_full_detection_s=2.0,
     )
 
 
