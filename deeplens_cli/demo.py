@@ -377,7 +377,8 @@ def _simulated_device(child: App, device_name: str, work: Path, frames: FrameSou
         MotoDeploymentReporter,
         SimulatedCore,
     )
-    from deeplens_cli.targets import component, find_device
+    from deeplens_cli.targets import find_device
+    from deeplens_cli.targets.greengrass_v2 import component
 
     device = find_device(child.ctx, child.settings, device_name, child.reporter)
     if not device.group_id:

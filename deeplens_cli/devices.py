@@ -1,8 +1,8 @@
 """The device commands (register-device, publish, deploy, devices, destroy), independent of the target.
 
 Each one: find the device (which decides the target), ask that target for a plan, render it, stop on
-`--dry-run`, execute, then report. Target-specific knowledge lives in `targets/greengrass_v1.py` and
-`targets/greengrass_v2.py`; this module only sequences the stages and maps outcomes to exit codes.
+`--dry-run`, execute, then report. Target-specific knowledge lives in `targets/greengrass_v1/` and
+`targets/greengrass_v2/`; this module only sequences the stages and maps outcomes to exit codes.
 """
 
 from __future__ import annotations

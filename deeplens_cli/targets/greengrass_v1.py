@@ -664,7 +664,7 @@ class GreengrassV1Target:
         Lambda copies the code from there; the key also stays readable for whoever needs the exact bytes that were
         published (the simulated core in `demo` fetches them from here and checks them against CodeSha256).
         """
-        from deeplens_cli.targets.component import artifact_bucket
+        from deeplens_cli.targets.greengrass_v2.component import artifact_bucket
 
         key = f"{self.settings['greengrass.artifact_prefix']}lambda/{self.settings['function.name']}/{package.sha256_hex}.zip"
         return {"S3Bucket": artifact_bucket(self.settings), "S3Key": key}
@@ -1109,7 +1109,7 @@ class GreengrassV1Target:
     def _plan_delete_code_objects(self) -> Plan:
         """The function zips publish uploaded (our own content-addressed prefix; never the face crops)."""
         plan = Plan("function code objects")
-        from deeplens_cli.targets.component import artifact_bucket
+        from deeplens_cli.targets.greengrass_v2.component import artifact_bucket
 
         bucket = artifact_bucket(self.settings)
         prefix = f"{self.settings['greengrass.artifact_prefix']}lambda/{self.settings['function.name']}/"

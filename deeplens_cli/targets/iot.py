@@ -25,7 +25,7 @@ INCOMPLETE = "incomplete"
 POLICY_VERSION_LIMIT = 5  # IoT keeps at most five versions of a policy
 
 # Codes meaning "no such resource" in IoT (moto answers some with a bare "404"); ignored by teardown steps.
-NOT_FOUND = ("ResourceNotFoundException", "NotFoundException", "404")
+NOT_FOUND = ("ResourceNotFoundException", "IdNotFoundException", "NotFoundException", "404")
 
 CERTIFICATE_DETACH = Retry(codes=("DeleteConflictException", "CertificateStateException"), budget_s=60,
                            first_delay_s=1.0, waiting_for="IoT to finish detaching the certificate")

@@ -1,0 +1,122 @@
+"""Publishing the Greengrass V2 component: the artifact (content-addressed, never overwritten) and a new
+component version only when the code or settings changed; then wait until the version is DEPLOYABLE.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deeplens_cli.aws import collect, maybe
+from deeplens_cli.errors import DeeplensError
+from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, noop
+from deeplens_cli.targets import WaitClock
+from deeplens_cli.targets.greengrass_v2 import component as comp
+from deeplens_cli.targets.greengrass_v2.naming import MANAGED
+from deeplens_cli.targets.iot import NOT_FOUND
+
+COMPONENT_READY_WAIT_S = 300.0
+COMPONENT_READY_POLL_S = 2.0
+
+
+class Publishing:
+    """plan_publish, and the component every deployment pins."""
+
+    def plan_publish(self) -> Plan:
+        plan = Plan("publish (Greengrass V2 component)")
+        self._plan_component(plan)
+        return plan
+
+    def _plan_component(self, plan: Plan) -> str:
+        """Add the artifact upload and component version actions; returns the version devices should run."""
+        gg = self.ctx.client("greengrassv2")
+        build = self.component()
+        bucket = comp.artifact_bucket(self.settings)
+        self._require_bucket(bucket)
+        latest = comp.highest_version(v["componentVersion"] for v in self._component_versions())
+        reason = "first version"
+        if latest is not None:
+            described = gg.describe_component(arn=self._component_arn(latest))
+            tags = described.get("tags") or {}
+            state = (described.get("status") or {}).get("componentState")
+            artifact_key = comp.artifact_key(self.settings, self.component_name, latest)
+            if tags.get(comp.TAG_CONTENT) != build.content_sha256:
+                reason = f"code or settings changed since {latest}"
+            elif state != "DEPLOYABLE":
+                reason = f"{latest} is {state}"
+            elif self._artifact_sha256(bucket, artifact_key) != tags.get(comp.TAG_ARTIFACT):
+                reason = f"the artifact of {latest} was deleted or overwritten (s3://{bucket}/{artifact_key})"
+            else:
+                resource = f"gg-component/{self.component_name}@{latest}"
+                plan.add(noop(resource, f"up to date (content sha256 {build.content_sha256[:12]})",
+                              version=latest, artifact=build.artifact_uri(latest)))
+                plan.known["component_version"] = latest
+                return latest
+
+        version, skipped, reuse = comp.bump_patch(latest), [], False
+        while True:  # never overwrite an artifact key: skip versions whose key holds other bytes
+            found = self._artifact_sha256(bucket, comp.artifact_key(self.settings, self.component_name, version))
+            if found is None or found == build.package.sha256_hex:
+                reuse = found is not None
+                break
+            skipped.append(version)
+            version = comp.bump_patch(version)
+        key = comp.artifact_key(self.settings, self.component_name, version)
+        uri = build.artifact_uri(version)
+        note = f" (skipped {', '.join(skipped)}: their artifact keys already hold other bytes)" if skipped else ""
+        if reuse:
+            plan.add(noop(f"s3-object/{uri}", "already uploaded with the same sha256 (by an interrupted run)"))
+        else:
+            plan.add(Action(f"s3-object/{uri}", "create", f"artifact of {self.component_name} {version}{note}", (
+                ApiCall("s3", "put_object", {
+                    "Bucket": bucket, "Key": key, "Body": build.package.zip_bytes, "ContentType": "application/zip",
+                    "ChecksumSHA256": build.package.code_sha256_b64,
+                    "Metadata": {"sha256": build.package.sha256_hex, comp.TAG_MANAGED: MANAGED},
+                    "IfNoneMatch": "*",  # S3 itself refuses to overwrite an existing key
+                }),
+            ), details={"sha256": build.package.sha256_hex, "size": build.package.size}))
+        plan.add(Action(f"gg-component/{self.component_name}@{version}", "create", reason, (
+            ApiCall("greengrassv2", "create_component_version",
+                    {"inlineRecipe": build.recipe_bytes(version), "tags": build.tags()},
+                    outputs={"component_version_arn": "arn"}),
+            LocalStep(f"wait until {self.component_name} {version} is DEPLOYABLE", self._wait_deployable),
+        ), details={"version": version, "previous": latest, "content_sha256": build.content_sha256}))
+        plan.known["component_version"] = version
+        return version
+
+    def _component_versions(self) -> list[dict[str, Any]]:
+        """Every version of our component, highest first; [] before the first publish."""
+        return maybe(lambda: collect(self.ctx.client("greengrassv2"), "list_component_versions", "componentVersions",
+                                                   arn=self._component_arn()), NOT_FOUND) or []
+
+    def _require_bucket(self, bucket: str) -> None:
+        if maybe(lambda: self.ctx.client("s3").head_bucket(Bucket=bucket), ("404", "NoSuchBucket")) is None:
+            raise DeeplensError(f"artifact bucket {bucket} does not exist",
+                                "run `deeplens-cli register-roles` (it creates the bucket), or fix greengrass.artifact_bucket")
+
+    def _artifact_sha256(self, bucket: str, key: str) -> str | None:
+        """The sha256 we stored on an artifact object, "" for an object of unknown content, None when absent."""
+        head = maybe(lambda: self.ctx.client("s3").head_object(Bucket=bucket, Key=key),
+                               ("404", "NoSuchKey", "NotFound"))
+        if head is None:
+            return None
+        return (head.get("Metadata") or {}).get("sha256", "")
+
+    def _wait_deployable(self, variables: dict[str, Any]) -> None:
+        """Poll describe_component until the new version is DEPLOYABLE (botocore has no greengrassv2 waiters)."""
+        arn = variables["component_version_arn"]
+        clock = WaitClock(self.ctx.sleep)
+        while True:
+            status = self.ctx.client("greengrassv2").describe_component(arn=arn).get("status") or {}
+            state = status.get("componentState")
+            if state == "DEPLOYABLE":
+                return None
+            if state in ("FAILED", "DEPRECATED"):
+                errors = "; ".join(f"{uri}: {message}" for uri, message in (status.get("errors") or {}).items())
+                raise DeeplensError(f"component version {arn} is {state}: {status.get('message', '')}"
+                                    + (f" ({errors})" if errors else ""),
+                                    "the Greengrass service must be able to read the artifact: check the bucket "
+                                    "policy and that the bucket is in this region; then run the command again")
+            if clock.elapsed() >= COMPONENT_READY_WAIT_S:
+                raise DeeplensError(f"component version {arn} is still {state} after {COMPONENT_READY_WAIT_S:.0f}s",
+                                    "run the command again later")
+            clock.wait(COMPONENT_READY_POLL_S)
