@@ -15,7 +15,7 @@ from v1_support import (
 )
 
 import deeplens_cli.targets as targets_module
-import deeplens_cli.targets.greengrass_v1 as v1
+import deeplens_cli.targets.greengrass_v1.target as v1_target
 from deeplens_cli.plan import Executor
 from deeplens_cli.roles import FACE_CROPS_INLINE_POLICY, GROUP_ROLE, plan_account
 from deeplens_cli.status import count_uploads, gather_status
@@ -47,7 +47,7 @@ def healthy(aws_class, tmp_path_factory):
 def device_reports(monkeypatch):
     """Make the device report the given deployment states (moto would say InProgress forever)."""
     def script(*states):
-        monkeypatch.setattr(v1, "status_source_for", lambda ctx: ScriptedStatus(*states))
+        monkeypatch.setattr(v1_target, "status_source_for", lambda ctx: ScriptedStatus(*states))
     return script
 
 

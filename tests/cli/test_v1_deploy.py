@@ -22,7 +22,7 @@ from v1_support import (
     world_fixture,  # noqa: F401 - registers the fixture
 )
 
-import deeplens_cli.targets.greengrass_v1 as v1
+import deeplens_cli.targets.greengrass_v1.target as v1_target
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.output import Reporter
 from deeplens_cli.targets.greengrass_v1 import (
@@ -321,7 +321,7 @@ def cli_device(gg_account, run_cli, tmp_path):
 
 def script_status(monkeypatch, *states):
     source = ScriptedStatus(*states)
-    monkeypatch.setattr(v1, "status_source_for", lambda ctx: source)
+    monkeypatch.setattr(v1_target, "status_source_for", lambda ctx: source)
     return source
 
 

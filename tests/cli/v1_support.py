@@ -200,10 +200,10 @@ def group_definition(gg: Any, group_id: str) -> dict[str, Any]:
 
 
 def definition_items(gg: Any, version_arn: str) -> list[dict[str, Any]]:
-    from deeplens_cli.targets.greengrass_v1 import _DEFINITION_KINDS, parse_definition_arn
+    from deeplens_cli.targets.greengrass_v1 import DEFINITION_KINDS, parse_definition_arn
 
     kind, definition_id, version = parse_definition_arn(version_arn)
-    label = _DEFINITION_KINDS[kind]
+    label = DEFINITION_KINDS[kind]
     response = getattr(gg, f"get_{label.lower()}_definition_version")(
         **{f"{label}DefinitionId": definition_id, f"{label}DefinitionVersionId": version})
     return response["Definition"][f"{label}s"]

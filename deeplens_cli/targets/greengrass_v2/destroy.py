@@ -10,6 +10,7 @@ from deeplens_cli.aws import collect, maybe
 from deeplens_cli.plan import Action, ApiCall, Plan, Step, noop
 from deeplens_cli.targets import Device
 from deeplens_cli.targets import iot as device_iot
+from deeplens_cli.targets.artifacts import artifact_bucket
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.naming import (
     MANAGED,
@@ -88,7 +89,7 @@ class Destroying:
                                 ApiCall("greengrassv2", "delete_component", {"arn": arn},
                                         ignore_codes=("ResourceNotFoundException",)),
                             )))
-        bucket = comp.artifact_bucket(self.settings)
+        bucket = artifact_bucket(self.settings)
         prefix = f"{self.settings['greengrass.artifact_prefix']}{self.component_name}/"
         keys = [o["Key"] for o in maybe(lambda: collect(self.ctx.client("s3"), "list_objects_v2", "Contents",
                                                                       Bucket=bucket, Prefix=prefix),

@@ -10,6 +10,7 @@ from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, noop
 from deeplens_cli.targets import WaitClock
+from deeplens_cli.targets.artifacts import artifact_bucket, require_bucket, stored_sha256, upload_call
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.naming import MANAGED
 from deeplens_cli.targets.iot import NOT_FOUND
@@ -30,8 +31,8 @@ class Publishing:
         """Add the artifact upload and component version actions; returns the version devices should run."""
         gg = self.ctx.client("greengrassv2")
         build = self.component()
-        bucket = comp.artifact_bucket(self.settings)
-        self._require_bucket(bucket)
+        bucket = artifact_bucket(self.settings)
+        require_bucket(self.ctx, bucket, f"artifact bucket {bucket} does not exist")
         latest = comp.highest_version(v["componentVersion"] for v in self._component_versions())
         reason = "first version"
         if latest is not None:
@@ -43,7 +44,7 @@ class Publishing:
                 reason = f"code or settings changed since {latest}"
             elif state != "DEPLOYABLE":
                 reason = f"{latest} is {state}"
-            elif self._artifact_sha256(bucket, artifact_key) != tags.get(comp.TAG_ARTIFACT):
+            elif stored_sha256(self.ctx, bucket, artifact_key) != tags.get(comp.TAG_ARTIFACT):
                 reason = f"the artifact of {latest} was deleted or overwritten (s3://{bucket}/{artifact_key})"
             else:
                 resource = f"gg-component/{self.component_name}@{latest}"
@@ -54,7 +55,7 @@ class Publishing:
 
         version, skipped, reuse = comp.bump_patch(latest), [], False
         while True:  # never overwrite an artifact key: skip versions whose key holds other bytes
-            found = self._artifact_sha256(bucket, comp.artifact_key(self.settings, self.component_name, version))
+            found = stored_sha256(self.ctx, bucket, comp.artifact_key(self.settings, self.component_name, version))
             if found is None or found == build.package.sha256_hex:
                 reuse = found is not None
                 break
@@ -67,12 +68,8 @@ class Publishing:
             plan.add(noop(f"s3-object/{uri}", "already uploaded with the same sha256 (by an interrupted run)"))
         else:
             plan.add(Action(f"s3-object/{uri}", "create", f"artifact of {self.component_name} {version}{note}", (
-                ApiCall("s3", "put_object", {
-                    "Bucket": bucket, "Key": key, "Body": build.package.zip_bytes, "ContentType": "application/zip",
-                    "ChecksumSHA256": build.package.code_sha256_b64,
-                    "Metadata": {"sha256": build.package.sha256_hex, comp.TAG_MANAGED: MANAGED},
-                    "IfNoneMatch": "*",  # S3 itself refuses to overwrite an existing key
-                }),
+                upload_call(bucket, key, build.package, {comp.TAG_MANAGED: MANAGED},
+                            IfNoneMatch="*"),  # S3 itself refuses to overwrite an existing key
             ), details={"sha256": build.package.sha256_hex, "size": build.package.size}))
         plan.add(Action(f"gg-component/{self.component_name}@{version}", "create", reason, (
             ApiCall("greengrassv2", "create_component_version",
@@ -87,19 +84,6 @@ class Publishing:
         """Every version of our component, highest first; [] before the first publish."""
         return maybe(lambda: collect(self.ctx.client("greengrassv2"), "list_component_versions", "componentVersions",
                                                    arn=self._component_arn()), NOT_FOUND) or []
-
-    def _require_bucket(self, bucket: str) -> None:
-        if maybe(lambda: self.ctx.client("s3").head_bucket(Bucket=bucket), ("404", "NoSuchBucket")) is None:
-            raise DeeplensError(f"artifact bucket {bucket} does not exist",
-                                "run `deeplens-cli register-roles` (it creates the bucket), or fix greengrass.artifact_bucket")
-
-    def _artifact_sha256(self, bucket: str, key: str) -> str | None:
-        """The sha256 we stored on an artifact object, "" for an object of unknown content, None when absent."""
-        head = maybe(lambda: self.ctx.client("s3").head_object(Bucket=bucket, Key=key),
-                               ("404", "NoSuchKey", "NotFound"))
-        if head is None:
-            return None
-        return (head.get("Metadata") or {}).get("sha256", "")
 
     def _wait_deployable(self, variables: dict[str, Any]) -> None:
         """Poll describe_component until the new version is DEPLOYABLE (botocore has no greengrassv2 waiters)."""

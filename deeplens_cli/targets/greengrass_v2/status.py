@@ -10,6 +10,7 @@ from typing import Any
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.targets import Device
+from deeplens_cli.targets.artifacts import artifact_bucket, stored_sha256
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.naming import TARGET
 from deeplens_cli.targets.greengrass_v2.outcomes import (
@@ -124,9 +125,9 @@ class Reporting:
         described = gg.describe_component(arn=self._component_arn(latest))
         tags = described.get("tags") or {}
         state = (described.get("status") or {}).get("componentState")
-        bucket = comp.artifact_bucket(self.settings)
+        bucket = artifact_bucket(self.settings)
         key = comp.artifact_key(self.settings, self.component_name, latest)
-        stored = self._artifact_sha256(bucket, key)
+        stored = stored_sha256(self.ctx, bucket, key)
         problems = []
         if state != "DEPLOYABLE":
             problems.append(f"{latest} is {state}")
