@@ -10,9 +10,8 @@ plans they return, executed by `plan.Executor`.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from deeplens_cli.errors import DeeplensError
 
@@ -57,27 +56,6 @@ class DeploymentOutcome:
     def to_dict(self) -> dict[str, Any]:
         return {"deployment_id": self.deployment_id, "status": self.status, "detail": self.detail,
                 "errors": list(self.errors), **self.extra}
-
-
-class WaitClock:
-    """Elapsed time of a wait: the larger of the clock and the time spent sleeping.
-
-    Tests inject a `sleep` that returns at once (and may inject the clock); counting the sleeps too means such a
-    wait still reaches its timeout after the same number of polls as a real one.
-    """
-
-    def __init__(self, sleep: Callable[[float], None], now: Callable[[], float] = time.monotonic) -> None:
-        self.sleep = sleep
-        self.now = now
-        self.started = now()
-        self.slept = 0.0
-
-    def elapsed(self) -> float:
-        return max(self.slept, self.now() - self.started)
-
-    def wait(self, seconds: float) -> None:
-        self.sleep(seconds)
-        self.slept += seconds
 
 
 class FleetTarget(Protocol):

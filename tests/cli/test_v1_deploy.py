@@ -429,7 +429,7 @@ def test_world_fixture_is_isolated(world):
 
 
 def test_a_wait_counts_the_larger_of_clock_time_and_injected_sleeps():
-    from deeplens_cli.targets import WaitClock
+    from deeplens_cli.targets.waiting import WaitClock
 
     now = [100.0]
     slept: list[float] = []

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol
 from deeplens_cli.aws import collect, error_code
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Action, ApiCall, Plan, Ref, Retry, noop
-from deeplens_cli.targets import DeploymentOutcome, Device, WaitClock
+from deeplens_cli.targets import DeploymentOutcome, Device
 from deeplens_cli.targets.greengrass_v1.groups import (
     DEFINITION_KINDS,
     GroupState,
@@ -19,6 +19,7 @@ from deeplens_cli.targets.greengrass_v1.groups import (
 )
 from deeplens_cli.targets.greengrass_v1.naming import SERVICE_ROLE, definition_name
 from deeplens_cli.targets.iot import NOT_FOUND
+from deeplens_cli.targets.waiting import WaitClock, poll_until
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
@@ -224,16 +225,17 @@ class Deploying:
             return DeploymentOutcome(None, "not_waited", "no deployment was started")
         poll = float(self.settings["deploy.poll_s"])
         clock = WaitClock(self.ctx.sleep, self.clock)
-        last_state, last_said = None, 0.0
-        while True:
+        last: dict[str, Any] = {"state": None, "said": 0.0}
+
+        def check() -> DeploymentOutcome | None:
             status = self.deployment_status(device.group_id, str(deployment_id))
             state = status.get("DeploymentStatus", "Unknown")
             elapsed = clock.elapsed()
-            if state != last_state or elapsed - last_said >= PROGRESS_EVERY_S:
-                still = "still " if state == last_state else ""
+            if state != last["state"] or elapsed - last["said"] >= PROGRESS_EVERY_S:
+                still = "still " if state == last["state"] else ""
                 reporter.progress(f"deployment {deployment_id} to {device.name}: {still}{state} "
                                   f"({elapsed:.0f}s of {timeout_s:g}s)")
-                last_state, last_said = state, elapsed
+                last.update(state=state, said=elapsed)
             if state == "Success":
                 return DeploymentOutcome(str(deployment_id), "succeeded", f"{device.name} runs the new project",
                                          extra={"group_id": device.group_id, "elapsed_s": round(elapsed, 1)})
@@ -241,10 +243,13 @@ class Deploying:
                 errors = tuple(error_line(d) for d in status.get("ErrorDetails") or [])
                 return DeploymentOutcome(str(deployment_id), "failed", status.get("ErrorMessage") or "the core reported Failure",
                                          errors, extra={"group_id": device.group_id})
-            if elapsed >= timeout_s:
-                return DeploymentOutcome(str(deployment_id), "timed_out", f"still {state} after {timeout_s:g}s",
-                                         extra={"group_id": device.group_id, "last_status": state})
-            clock.wait(min(poll, timeout_s - elapsed))
+            return None
+
+        outcome = poll_until(check, clock, timeout_s, poll)
+        if outcome is not None:
+            return outcome
+        return DeploymentOutcome(str(deployment_id), "timed_out", f"still {last['state']} after {timeout_s:g}s",
+                                 extra={"group_id": device.group_id, "last_status": last["state"]})
 
 
 def error_line(detail: Mapping[str, Any]) -> str:

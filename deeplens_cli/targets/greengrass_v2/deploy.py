@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.plan import Action, ApiCall, Plan, noop
-from deeplens_cli.targets import DeploymentOutcome, Device, WaitClock
+from deeplens_cli.targets import DeploymentOutcome, Device
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.naming import MANAGED
 from deeplens_cli.targets.greengrass_v2.outcomes import (
@@ -20,6 +20,7 @@ from deeplens_cli.targets.greengrass_v2.outcomes import (
     failure_hint,
 )
 from deeplens_cli.targets.iot import NOT_FOUND
+from deeplens_cli.targets.waiting import WaitClock, poll_until
 
 if TYPE_CHECKING:
     from deeplens_cli.output import Reporter
@@ -138,39 +139,46 @@ class Deploying:
         if not connected:
             reporter.progress(f"{thing} has not connected to Greengrass yet; the deployment waits for it "
                               f"(install the nucleus with the device bundle's install.sh)")
-        last = None
-        while True:
+        last: dict[str, Any] = {"status": None}
+
+        def reported() -> DeploymentOutcome | bool | None:
             effective = self._effective_deployment(thing, deployment_id)
             status = effective["coreDeviceExecutionStatus"] if effective else "QUEUED"
-            if status != last:
+            if status != last["status"]:
                 reporter.progress(f"deployment {deployment_id} on {thing}: {status}")
-                last = status
+                last["status"] = status
             if status in SUCCESS_STATUSES:
-                break
+                return True
             if status in FAILURE_STATUSES:
                 detail, errors = describe_failure(effective or {})
                 return DeploymentOutcome(deployment_id, "failed", detail, errors,
                                          extra={"device_status": status, "reason": (effective or {}).get("reason")})
-            if clock.elapsed() >= timeout_s:
-                never = "" if connected or self._core_device(thing) else "; the device has never connected to Greengrass"
-                return DeploymentOutcome(deployment_id, "timed_out", f"still {status} after {timeout_s:.0f}s{never}",
-                                         extra={"device_status": status})
-            clock.wait(poll)
+            return None
+
+        answer = poll_until(reported, clock, timeout_s, poll, whole_intervals=True)
+        if isinstance(answer, DeploymentOutcome):
+            return answer
+        if answer is None:
+            status = last["status"]
+            never = "" if connected or self._core_device(thing) else "; the device has never connected to Greengrass"
+            return DeploymentOutcome(deployment_id, "timed_out", f"still {status} after {timeout_s:.0f}s{never}",
+                                     extra={"device_status": status})
         return self._wait_component_running(deployment_id, thing, version, clock, timeout_s, poll, reporter)
 
     def _wait_component_running(self, deployment_id: str, thing: str, version: str | None, clock: WaitClock,
                                 timeout_s: float, poll: float, reporter: Reporter) -> DeploymentOutcome:
         """After the device reported success: is our component RUNNING (or FINISHED) at the deployed version?"""
-        last = None
-        while True:
-            mine = next((c for c in self._installed_components(thing)
-                         if c.get("componentName") == self.component_name), None)
+        last: dict[str, Any] = {"state": None, "mine": None}
+
+        def running() -> DeploymentOutcome | None:
+            mine = last["mine"] = next((c for c in self._installed_components(thing)
+                                        if c.get("componentName") == self.component_name), None)
             state = mine.get("lifecycleState") if mine else None
             current = mine is not None and (version is None or mine.get("componentVersion") == version)
-            if current and state != last:
+            if current and state != last["state"]:
                 reporter.progress(f"{self.component_name} {mine.get('componentVersion')} on {thing}: {state}")
-                last = state
-            extra = {"component_state": state, "component_version": mine.get("componentVersion") if mine else None}
+                last["state"] = state
+            extra = _component_extra(mine)
             if current and state in RUNNING_STATES:
                 return DeploymentOutcome(deployment_id, "succeeded", f"{self.component_name} {state}", extra=extra)
             if current and state in BROKEN_STATES:
@@ -181,9 +189,18 @@ class Deploying:
                 return DeploymentOutcome(deployment_id, "failed",
                                          f"{self.component_name} is {state} after the deployment: {details}".rstrip(": "),
                                          errors, extra=extra)
-            if clock.elapsed() >= timeout_s:
-                seen = f"{state} ({mine.get('componentVersion')})" if mine else "not reported"
-                return DeploymentOutcome(deployment_id, "timed_out",
-                                         f"deployment completed but {self.component_name} is {seen}; the device "
-                                         f"reports component states only now and then", extra=extra)
-            clock.wait(poll)
+            return None
+
+        outcome = poll_until(running, clock, timeout_s, poll, whole_intervals=True)
+        if outcome is not None:
+            return outcome
+        mine = last["mine"]
+        seen = f"{mine.get('lifecycleState')} ({mine.get('componentVersion')})" if mine else "not reported"
+        return DeploymentOutcome(deployment_id, "timed_out",
+                                 f"deployment completed but {self.component_name} is {seen}; the device "
+                                 f"reports component states only now and then", extra=_component_extra(mine))
+
+
+def _component_extra(mine: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {"component_state": mine.get("lifecycleState") if mine else None,
+            "component_version": mine.get("componentVersion") if mine else None}

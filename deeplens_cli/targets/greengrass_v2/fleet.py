@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Plan
-from deeplens_cli.targets import DeploymentOutcome, WaitClock
+from deeplens_cli.targets import DeploymentOutcome
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.outcomes import FAILURE_STATUSES, SUCCESS_STATUSES, describe_failure
 from deeplens_cli.targets.iot import NOT_FOUND
+from deeplens_cli.targets.waiting import WaitClock, poll_until
 
 if TYPE_CHECKING:
     from deeplens_cli.output import Reporter
@@ -55,10 +56,11 @@ class Fleets:
             return DeploymentOutcome(None, "not_waited", f"fleet {fleet} has no deployment")
         members = self._fleet_members(fleet)
         outcomes: dict[str, dict[str, Any]] = {thing: {"status": "QUEUED"} for thing in members}
-        clock = WaitClock(self.ctx.sleep)
         poll = float(self.settings["deploy.poll_s"])
-        last_summary = None
-        while True:
+        last: dict[str, Any] = {"summary": None}
+
+        def settled() -> bool | None:
+            """True once no member is pending, or the rollout stopped; None while it goes on."""
             for thing, outcome in outcomes.items():
                 if outcome["status"] in SUCCESS_STATUSES + FAILURE_STATUSES:
                     continue
@@ -71,17 +73,16 @@ class Fleets:
                     outcome.update(reason=detail, errors=list(errors))
             counts = _fleet_counts(outcomes)
             summary = _fleet_summary(fleet, counts)
-            if summary != last_summary:
+            if summary != last["summary"]:
                 reporter.progress(summary)
-                last_summary = summary
+                last["summary"] = summary
             if counts["pending"] == 0:
-                break
+                return True
             status = self.ctx.client("greengrassv2").get_deployment(deploymentId=deployment_id).get("deploymentStatus")
-            if status in ("CANCELED", "FAILED"):
-                break  # the IoT job was canceled (abort criteria) or failed: the pending devices will not run it
-            if clock.elapsed() >= timeout_s:
-                break
-            clock.wait(poll)
+            # the IoT job was canceled (abort criteria) or failed: the pending devices will not run it
+            return True if status in ("CANCELED", "FAILED") else None
+
+        poll_until(settled, WaitClock(self.ctx.sleep), timeout_s, poll, whole_intervals=True)
         deployment_status = self.ctx.client("greengrassv2").get_deployment(deploymentId=deployment_id).get(
             "deploymentStatus")
         counts = _fleet_counts(outcomes)

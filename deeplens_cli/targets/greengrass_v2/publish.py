@@ -9,11 +9,11 @@ from typing import Any
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, noop
-from deeplens_cli.targets import WaitClock
 from deeplens_cli.targets.artifacts import artifact_bucket, require_bucket, stored_sha256, upload_call
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.naming import MANAGED
 from deeplens_cli.targets.iot import NOT_FOUND
+from deeplens_cli.targets.waiting import WaitClock, poll_until
 
 COMPONENT_READY_WAIT_S = 300.0
 COMPONENT_READY_POLL_S = 2.0
@@ -88,19 +88,19 @@ class Publishing:
     def _wait_deployable(self, variables: dict[str, Any]) -> None:
         """Poll describe_component until the new version is DEPLOYABLE (botocore has no greengrassv2 waiters)."""
         arn = variables["component_version_arn"]
-        clock = WaitClock(self.ctx.sleep)
-        while True:
+        seen: dict[str, Any] = {}
+
+        def deployable() -> bool | None:
             status = self.ctx.client("greengrassv2").describe_component(arn=arn).get("status") or {}
-            state = status.get("componentState")
-            if state == "DEPLOYABLE":
-                return None
+            state = seen["state"] = status.get("componentState")
             if state in ("FAILED", "DEPRECATED"):
                 errors = "; ".join(f"{uri}: {message}" for uri, message in (status.get("errors") or {}).items())
                 raise DeeplensError(f"component version {arn} is {state}: {status.get('message', '')}"
                                     + (f" ({errors})" if errors else ""),
                                     "the Greengrass service must be able to read the artifact: check the bucket "
                                     "policy and that the bucket is in this region; then run the command again")
-            if clock.elapsed() >= COMPONENT_READY_WAIT_S:
-                raise DeeplensError(f"component version {arn} is still {state} after {COMPONENT_READY_WAIT_S:.0f}s",
-                                    "run the command again later")
-            clock.wait(COMPONENT_READY_POLL_S)
+            return True if state == "DEPLOYABLE" else None
+
+        if poll_until(deployable, WaitClock(self.ctx.sleep), COMPONENT_READY_WAIT_S, COMPONENT_READY_POLL_S, whole_intervals=True) is None:
+            raise DeeplensError(f"component version {arn} is still {seen['state']} after {COMPONENT_READY_WAIT_S:.0f}s",
+                                "run the command again later")
