@@ -8,8 +8,8 @@ The pipeline (after aws/chalice's deployer): desired state -> local build -> pla
   `Wait` on a botocore waiter, or a `LocalStep` for local side effects (writing a device bundle).
 * `--dry-run` is "stop after plan": render it and exit. Nothing in a plan has run.
 * `Executor.execute(plan)` is the only code that performs mutating calls. Values produced by one step and needed
-  by a later one (a certificate ARN, a new version id) flow through named variables: `outputs={"cert_arn":
-  "certificateArn"}` stores them, `Ref("cert_arn")` in later params reads them.
+  by a later one (a certificate ARN, a new version id) flow through named variables: `outputs={"certificate_arn":
+  "certificateArn"}` stores them, `Ref("certificate_arn")` in later params reads them.
 
 A plan whose actions are all `noop` has no steps, so re-running a command whose desired state already holds
 makes zero mutating calls by construction.

@@ -5,28 +5,20 @@ and certificate (bundle.py), and how a re-run tells which certificate a folder a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from deeplens_cli.errors import ConfigError
 from deeplens_cli.targets import bundle
+from deeplens_cli.targets.registration import Certificate
 
 ROOT_CA_URL = "https://www.amazontrust.com/repository/AmazonRootCA1.pem"
 GREENGRASS_ROOT = "/greengrass"  # the Greengrass V1 default; a DeepLens keeps it under /opt/awscam/greengrass
 
 
-@dataclass
-class Certificate:
-    arn: str
-    id: str
-    status: str
-    pem: str
-
-
 def certificate_in_bundle(out_dir: Path, thing: str, certificates: list[Certificate],
                            describe: Callable[[str], Certificate | None]) -> tuple[Certificate | None, Certificate | None]:
-    """(reusable, orphan): the certificate whose private key the bundle folder holds, if IoT still has it; else
+    """(kept, unfinished): the certificate whose private key the bundle folder holds, if IoT still has it; else
     the certificate the folder was made for but whose key never reached it (an interrupted write), to retire.
 
     The manifest names the certificate; a folder without one (older bundles) is matched by its PEM files against
@@ -34,11 +26,11 @@ def certificate_in_bundle(out_dir: Path, thing: str, certificates: list[Certific
     """
     manifest = bundle.read_manifest(out_dir)
     if manifest and manifest.get("thing_name") == thing and manifest.get("certificate_id"):
-        cert_id = str(manifest["certificate_id"])
-        certificate = next((c for c in certificates if c.id == cert_id), None) or describe(cert_id)
+        certificate_id = str(manifest["certificate_id"])
+        certificate = next((c for c in certificates if c.id == certificate_id), None) or describe(certificate_id)
         if certificate is None:
             return None, None
-        if (out_dir / "certs" / f"{cert_id[:10]}.private.key").exists():
+        if (out_dir / "certs" / f"{certificate_id[:10]}.private.key").exists():
             return certificate, None
         return None, certificate
     certs_dir = out_dir / "certs"
@@ -82,24 +74,24 @@ def write_bundle(out_dir: Path, variables: dict[str, Any], thing_arn: str, endpo
     which certificate the folder was for. Key material is only ever created (O_EXCL, never overwritten); the
     derived files (config, README, manifest) are replaced when a re-run issues a new certificate.
     """
-    cert_id = str(variables["cert_id"])
-    prefix = cert_id[:10]
+    certificate_id = str(variables["certificate_id"])
+    prefix = certificate_id[:10]
     key_pair = variables["key_pair"]
     bundle_dirs(out_dir)
     bundle.write_manifest(out_dir, {
-        "thing_arn": thing_arn, "thing_name": thing_arn.rsplit("/", 1)[-1], "certificate_id": cert_id,
-        "certificate_arn": variables["cert_arn"], "region": region})
+        "thing_arn": thing_arn, "thing_name": thing_arn.rsplit("/", 1)[-1], "certificate_id": certificate_id,
+        "certificate_arn": variables["certificate_arn"], "region": region})
     bundle.write_secret(out_dir / "certs" / f"{prefix}.private.key", key_pair["PrivateKey"])
     bundle.write_new(out_dir / "certs" / f"{prefix}.public.key", key_pair["PublicKey"], 0o644)
-    complete_bundle(out_dir, cert_id, variables["cert_pem"], thing_arn, endpoint, region)
+    complete_bundle(out_dir, certificate_id, variables["certificate_pem"], thing_arn, endpoint, region)
     return {"key_pair": "<written to the device bundle>", "bundle_dir": str(out_dir)}
 
 
-def complete_bundle(out_dir: Path, cert_id: str, cert_pem: str, thing_arn: str, endpoint: str, region: str) -> None:
+def complete_bundle(out_dir: Path, certificate_id: str, certificate_pem: str, thing_arn: str, endpoint: str, region: str) -> None:
     """The bundle's non-secret files: certificate, core config, README (rewritten; the key is never touched)."""
-    prefix = cert_id[:10]
+    prefix = certificate_id[:10]
     bundle_dirs(out_dir)
-    bundle.replace_file(out_dir / "certs" / f"{prefix}.cert.pem", cert_pem)
+    bundle.replace_file(out_dir / "certs" / f"{prefix}.cert.pem", certificate_pem)
     bundle.replace_file(out_dir / "config" / "config.json", json.dumps(core_config(prefix, thing_arn, endpoint, region), indent=2) + "\n")
     bundle.replace_file(out_dir / "README.txt", bundle_readme(prefix, thing_arn))
 

@@ -8,14 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deeplens_cli.aws import collect, maybe
+from deeplens_cli.aws import maybe
 from deeplens_cli.errors import ConfigError, DeeplensError
-from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, Step, noop
+from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
 from deeplens_cli.roles import GROUP_ROLE
 from deeplens_cli.targets import TARGET_ATTRIBUTE
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.greengrass_v1.core_bundle import (
-    Certificate,
     certificate_in_bundle,
     check_bundle_folder,
     complete_bundle,
@@ -31,60 +30,24 @@ from deeplens_cli.targets.greengrass_v1.naming import (
     thing_name_for,
 )
 from deeplens_cli.targets.iot import NOT_FOUND
+from deeplens_cli.targets.registration import (
+    Certificate,
+    describe_certificate,
+    issue_certificate_call,
+    plan_kept_certificate,
+    retire_certificate,
+    thing_certificates,
+)
 
 
 class Registration:
     """register-device (thing, certificate, core definition, group, group role, core policy)."""
 
     def _certificates(self, thing_name: str) -> list[Certificate]:
-        principals = maybe(lambda: collect(self.iot, "list_thing_principals", "principals", thingName=thing_name),
-                           NOT_FOUND) or []
-        certificates = []
-        for arn in principals:
-            if ":cert/" not in arn:
-                continue
-            cert_id = arn.rsplit("/", 1)[-1]
-            described = maybe(lambda cert_id=cert_id: self.iot.describe_certificate(certificateId=cert_id), NOT_FOUND)
-            if described:
-                description = described["certificateDescription"]
-                certificates.append(Certificate(arn, cert_id, description.get("status", ""),
-                                                description.get("certificatePem", "")))
-        return certificates
+        return thing_certificates(self.iot, thing_name)
 
-    def _describe_certificate(self, cert_id: str) -> Certificate | None:
-        described = maybe(lambda: self.iot.describe_certificate(certificateId=cert_id), NOT_FOUND)
-        if described is None:
-            return None
-        description = described["certificateDescription"]
-        return Certificate(description["certificateArn"], cert_id, description.get("status", ""),
-                           description.get("certificatePem", ""))
-
-    def _plan_reused_certificate(self, thing: str, certificate: Certificate, attached: list[Certificate],
-                                 out_dir: Path, thing_arn: str, endpoint: str) -> Action:
-        """The certificate an interrupted run issued and whose key is in the bundle: make it active, attached to
-        the thing, and the bundle complete - never a second certificate."""
-        resource = f"iot-certificate/{certificate.id[:10]}"
-        steps: list[Step] = []
-        reasons = []
-        if certificate.status != "ACTIVE":
-            reasons.append(f"{certificate.status}, must be ACTIVE")
-            steps.append(ApiCall("iot", "update_certificate", {"certificateId": certificate.id, "newStatus": "ACTIVE"}))
-        if all(c.id != certificate.id for c in attached):
-            reasons.append(f"not attached to {thing}")
-            steps.append(ApiCall("iot", "attach_thing_principal", {"thingName": thing, "principal": certificate.arn}))
-        prefix = certificate.id[:10]
-        missing = [name for name in (f"certs/{prefix}.cert.pem", "config/config.json", "README.txt")
-                   if not (out_dir / name).exists()]
-        if missing:
-            reasons.append("bundle incomplete: " + ", ".join(missing))
-            region = self.ctx.region
-            steps.append(LocalStep(f"complete the device bundle in {out_dir}/ (the key is already there)",
-                                   lambda variables: complete_bundle(out_dir, certificate.id, certificate.pem, thing_arn,
-                                                                     endpoint, region)))
-        if not steps:
-            return noop(resource, f"active; its private key is in {out_dir}", certificate_id=certificate.id)
-        return Action(resource, "update", "; ".join(reasons) + f" (its private key is in {out_dir})", tuple(steps),
-                      details={"certificate_id": certificate.id})
+    def _retire_certificate(self, thing: str, certificate: Certificate, reason: str) -> Action:
+        return retire_certificate(self.iot, certificate, reason, thing=thing)
 
     def plan_register_device(self, name: str, out_dir: str, fleet: str | None = None) -> Plan:
         if fleet:
@@ -114,34 +77,38 @@ class Registration:
 
         # 2. the certificate: reuse the one whose key is in the bundle folder, else issue one and write the bundle
         certificates = self._certificates(thing) if described else []
-        reused, orphan = certificate_in_bundle(Path(out_dir), thing, certificates, self._describe_certificate)
-        if reused:
-            plan.known.update(cert_arn=reused.arn, cert_id=reused.id)
-            attached_policies = set(device_iot.attached_policies(self.iot, reused.arn))
-            plan.add(self._plan_reused_certificate(thing, reused, certificates, Path(out_dir), thing_arn, endpoint))
+        kept, unfinished = certificate_in_bundle(Path(out_dir), thing, certificates,
+                                               lambda cid: describe_certificate(self.iot, cid))
+        if kept:
+            plan.known.update(certificate_arn=kept.arn, certificate_id=kept.id)
+            attached_policies = set(device_iot.attached_policies(self.iot, kept.arn))
+            folder, prefix = Path(out_dir), kept.id[:10]
+            missing = [name for name in (f"certs/{prefix}.cert.pem", "config/config.json", "README.txt")
+                       if not (folder / name).exists()]
+            plan.add(plan_kept_certificate(
+                self.iot, kept, thing, any(c.id == kept.id for c in certificates), f"{out_dir}/", missing,
+                lambda variables: complete_bundle(folder, kept.id, kept.pem, thing_arn, endpoint, region)))
         else:
             attached_policies = set()
             write = LocalStep(f"write the device bundle to {out_dir}/ (private key mode 0600)",
                               lambda variables: write_bundle(Path(out_dir), variables, thing_arn, endpoint, region))
             plan.add(Action("iot-certificate/new", "create",
                             f"key pair and active certificate for {thing}; the bundle goes to {out_dir}/", (
-                                ApiCall("iot", "create_keys_and_certificate", {"setAsActive": True},
-                                        outputs={"cert_arn": "certificateArn", "cert_id": "certificateId",
-                                                 "cert_pem": "certificatePem", "key_pair": "keyPair"}),
+                                issue_certificate_call(key_pair="keyPair"),
                                 write,
                                 ApiCall("iot", "attach_thing_principal",
-                                        {"thingName": thing, "principal": Ref("cert_arn")}),
+                                        {"thingName": thing, "principal": Ref("certificate_arn")}),
                             ), details={"bundle": out_dir}))
-        stale = [c for c in certificates if reused is None or c.id != reused.id]
-        if orphan is not None and all(c.id != orphan.id for c in stale):
-            stale.append(orphan)
+        stale = [c for c in certificates if kept is None or c.id != kept.id]
+        if unfinished is not None and all(c.id != unfinished.id for c in stale):
+            stale.append(unfinished)
         for certificate in stale:
             plan.add(self._retire_certificate(thing, certificate, "issued by an earlier, interrupted registration "
                                                                   "whose key is not in --out; replaced"))
 
         # 3. the core definition: this thing and the certificate whose key the bundle holds
-        cert_arn: Any = reused.arn if reused else Ref("cert_arn")
-        cores = [{"Id": thing, "ThingArn": thing_arn, "CertificateArn": cert_arn, "SyncShadow": True}]
+        certificate_arn: Any = kept.arn if kept else Ref("certificate_arn")
+        cores = [{"Id": thing, "ThingArn": thing_arn, "CertificateArn": certificate_arn, "SyncShadow": True}]
         core_name = definition_name(thing, "core")
         existing_core = self._find_definition("cores", core_name)
         current_cores = self._definition_items(existing_core["LatestVersionArn"]) \
@@ -151,7 +118,7 @@ class Registration:
                 ApiCall("greengrass", "create_core_definition", {"Name": core_name, "InitialVersion": {"Cores": cores}},
                         outputs={"core_version_arn": "LatestVersionArn"}),
             )))
-        elif reused and current_cores is not None and by_id(current_cores) == by_id(cores):
+        elif kept and current_cores is not None and by_id(current_cores) == by_id(cores):
             plan.known["core_version_arn"] = existing_core["LatestVersionArn"]
             plan.add(noop(f"greengrass-core-definition/{core_name}", "holds this thing and certificate"))
         else:
@@ -198,7 +165,7 @@ class Registration:
             plan.add(noop(f"iot-policy-attachment/{policy}", "attached to the certificate"))
         else:
             plan.add(Action(f"iot-policy-attachment/{policy}", "create", "attach the core policy to the certificate", (
-                ApiCall("iot", "attach_policy", {"policyName": policy, "target": Ref("cert_arn")}),
+                ApiCall("iot", "attach_policy", {"policyName": policy, "target": Ref("certificate_arn")}),
             )))
 
         # 7. done: the device name becomes findable
@@ -219,10 +186,3 @@ class Registration:
                           (render, *device_iot.policy_version_steps(self.iot, policy, Ref("core_policy"))))
         return device_iot.plan_core_policy(self.iot, policy, core_policy(self.partition, region, account, thing, group_id),
                                            "minimal Greengrass core policy", "minimal Greengrass core policy in place")
-
-    def _retire_certificate(self, thing: str, certificate: Certificate, reason: str) -> Action:
-        """Detach thing and policies, deactivate, delete: the only order IoT accepts."""
-        steps = device_iot.certificate_teardown(certificate.arn, device_iot.attached_policies(self.iot, certificate.arn),
-                                                thing=thing, status=certificate.status)
-        return Action(f"iot-certificate/{certificate.id[:10]}", "delete", reason, steps,
-                      details={"certificate_id": certificate.id})

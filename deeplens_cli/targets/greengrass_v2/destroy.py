@@ -18,6 +18,7 @@ from deeplens_cli.targets.greengrass_v2.naming import (
     POLICY_PREFIX,
     THING_PREFIX,
 )
+from deeplens_cli.targets.registration import certificate_resource
 
 
 class Destroying:
@@ -39,7 +40,7 @@ class Destroying:
                         ignore_codes=("ResourceNotFoundException",)),
             )))
         for principal in collect(iot, "list_thing_principals", "principals", thingName=thing):
-            resource = f"iot-certificate/{principal.rsplit('/', 1)[-1][:12]}"
+            resource = certificate_resource(principal.rsplit('/', 1)[-1])
             if ":cert/" in principal:
                 steps = device_iot.certificate_teardown(principal, device_iot.attached_policies(iot, principal),
                                                         thing=thing)

@@ -4,14 +4,12 @@ bundle, then the name. Resumable: each step is found again by a re-run after an 
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, Step, noop
+from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
 from deeplens_cli.targets import NAME_ATTRIBUTE, TARGET_ATTRIBUTE
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.greengrass_v2.core_bundle import (
@@ -30,6 +28,15 @@ from deeplens_cli.targets.greengrass_v2.naming import (
     thing_name,
 )
 from deeplens_cli.targets.iot import NOT_FOUND, PENDING_ATTRIBUTE
+from deeplens_cli.targets.registration import (
+    Certificate,
+    certificate_of_pem,
+    certificate_resource,
+    issue_certificate_call,
+    plan_kept_certificate,
+    retire_certificate,
+    thing_certificates,
+)
 
 
 class Registration:
@@ -72,13 +79,12 @@ class Registration:
         # 2. the policy, 3. the fleet
         kept, unfinished = self._certificate_in_bundle(Path(out_dir))
         plan.add(self._plan_core_policy(name, thing))
-        plan.actions.extend(self._plan_orphaned_certificates(name, keep=kept["certificateArn"] if kept else None))
+        plan.actions.extend(self._plan_orphaned_certificates(name, keep=kept.arn if kept else None))
         if fleet:
             plan.add(self._plan_thing_group(fleet))
 
         # 4. the certificate: the one whose key the bundle holds, else a new one written to the bundle
-        attached = [p for p in collect(self.ctx.client("iot"), "list_thing_principals", "principals", thingName=thing)
-                    if ":cert/" in p] if described else []
+        attached = thing_certificates(iot, thing) if described else []
         root_ca = amazon_root_ca_1()
         if kept is None:
 
@@ -88,28 +94,25 @@ class Registration:
                 return {"bundle_dir": out_dir}
 
             plan.add(Action(f"iot-certificate/{thing}", "create", f"new active certificate; its key goes to {out_dir}", (
-                ApiCall("iot", "create_keys_and_certificate", {"setAsActive": True},
-                        outputs={"certificate_arn": "certificateArn", "certificate_id": "certificateId",
-                                 "certificate_pem": "certificatePem", "private_key": "keyPair.PrivateKey"}),
+                issue_certificate_call(private_key="keyPair.PrivateKey"),
                 LocalStep(f"write the device bundle to {out_dir} (private key mode 0600)", write_bundle),
                 ApiCall("iot", "attach_thing_principal", {"thingName": thing, "principal": Ref("certificate_arn")}),
                 ApiCall("iot", "attach_policy", {"policyName": policy, "target": Ref("certificate_arn")}),
             ), details={"bundle": out_dir, "policy": policy}))
         else:
-            plan.known["certificate_arn"] = kept["certificateArn"]
-            plan.add(self._plan_kept_certificate(kept, thing, policy, attached, out_dir, bundle, root_ca))
-        if unfinished is not None and unfinished["certificateArn"] not in attached:
-            arn = unfinished["certificateArn"]
-            plan.add(Action(f"iot-certificate/{unfinished['certificateId'][:12]}", "delete",
-                            f"issued by an interrupted registration whose key never reached {out_dir}",
-                            device_iot.certificate_teardown(arn, device_iot.attached_policies(iot, arn),
-                                                            status=unfinished.get("status"))))
+            plan.known["certificate_arn"] = kept.arn
+            folder = Path(out_dir)
+            plan.add(plan_kept_certificate(
+                iot, kept, thing, any(c.id == kept.id for c in attached), out_dir,
+                [name for name in DERIVED_FILES if not (folder / name).exists()],
+                lambda variables: bundle.complete(folder, kept.pem, root_ca), policy=policy))
+        if unfinished is not None and all(c.id != unfinished.id for c in attached):
+            plan.add(retire_certificate(iot, unfinished,
+                                        f"issued by an interrupted registration whose key never reached {out_dir}"))
         for stale in attached:
-            if kept is None or stale != kept["certificateArn"]:
-                plan.add(Action(f"iot-certificate/{stale.rsplit('/', 1)[-1][:12]}", "delete",
-                                f"issued by an interrupted registration whose key is not in {out_dir}",
-                                device_iot.certificate_teardown(stale, device_iot.attached_policies(iot, stale),
-                                                                thing=thing)))
+            if kept is None or stale.id != kept.id:
+                plan.add(retire_certificate(iot, stale, f"issued by an interrupted registration whose key is not in "
+                                                        f"{out_dir}", thing=thing))
 
         # 5. fleet membership, 6. the name: registration complete
         if fleet:
@@ -123,66 +126,22 @@ class Registration:
         plan.add(device_iot.record_name_action(thing, name))
         return plan
 
-    def _certificate_in_bundle(self, out_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    def _certificate_in_bundle(self, out_dir: Path) -> tuple[Certificate | None, Certificate | None]:
         """(kept, unfinished): the IoT certificate whose private key the bundle folder already holds (an
         interrupted run), else the certificate whose PEM is there without its key (a run interrupted between the
         two writes: bundle.py writes the certificate first), which is to be retired.
 
-        An IoT certificate ID is the SHA-256 of the certificate (DER); moto's default is the SHA-256 of the PEM
-        text, tried second. A key whose certificate IoT does not know is refused rather than overwritten.
+        A key whose certificate IoT does not know is refused rather than overwritten.
         """
         certificate_file, key_file = out_dir / CERTIFICATE_FILE, out_dir / PRIVATE_KEY_FILE
         pem = certificate_file.read_text() if certificate_file.exists() else ""
-        found = self._certificate_of_pem(pem) if pem.strip() else None
+        found = certificate_of_pem(self.ctx.client("iot"), pem) if pem.strip() else None
         if not key_file.exists():
             return None, found
         if found is None:
             raise DeeplensError(f"{key_file} holds a private key whose certificate this account does not have",
                                 "choose another --out, or move that folder away if it belongs to another device")
         return found, None
-
-    def _certificate_of_pem(self, pem: str) -> dict[str, Any] | None:
-        """IoT's description of the certificate with this PEM, or None when IoT does not have it."""
-        body = "".join(line for line in pem.splitlines() if line and "-----" not in line)
-        candidates = [hashlib.sha256(pem.encode()).hexdigest()]
-        try:
-            candidates.insert(0, hashlib.sha256(base64.b64decode(body, validate=True)).hexdigest())
-        except ValueError:
-            pass
-        iot = self.ctx.client("iot")
-        for certificate_id in candidates:
-            found = maybe(lambda cid=certificate_id: iot.describe_certificate(certificateId=cid), NOT_FOUND)
-            if found and found["certificateDescription"].get("certificatePem", "").strip() == pem.strip():
-                return found["certificateDescription"]
-        return None
-
-    def _plan_kept_certificate(self, certificate: Mapping[str, Any], thing: str, policy: str, attached: list[str],
-                               out_dir: str, bundle: CoreBundle, root_ca: str | None) -> Action:
-        arn = certificate["certificateArn"]
-        steps: list[Step] = []
-        reasons = []
-        if certificate.get("status") != "ACTIVE":
-            reasons.append(f"activate it (it is {certificate.get('status')})")
-            steps.append(ApiCall("iot", "update_certificate", {"certificateId": certificate["certificateId"],
-                                                               "newStatus": "ACTIVE"}))
-        if arn not in attached:
-            reasons.append(f"attach it to {thing}")
-            steps.append(ApiCall("iot", "attach_thing_principal", {"thingName": thing, "principal": arn}))
-        if policy not in device_iot.attached_policies(self.ctx.client("iot"), arn):
-            reasons.append(f"attach {policy}")
-            steps.append(ApiCall("iot", "attach_policy", {"policyName": policy, "target": arn}))
-        folder = Path(out_dir)
-        missing = [name for name in DERIVED_FILES if not (folder / name).exists()]
-        if missing:
-            reasons.append("complete the bundle: " + ", ".join(missing))
-            pem = certificate["certificatePem"]
-            steps.append(LocalStep(f"complete the device bundle in {out_dir} (the key is already there)",
-                                   lambda variables: bundle.complete(folder, pem, root_ca)))
-        resource = f"iot-certificate/{certificate['certificateId'][:12]}"
-        if not steps:
-            return noop(resource, f"active and attached; its private key is in {out_dir}")
-        return Action(resource, "update", f"the certificate whose key is in {out_dir}: " + ", ".join(reasons),
-                      tuple(steps))
 
     def _plan_core_policy(self, name: str, thing: str) -> Action:
         """Create the device's IoT policy, or repair it (a new default version) when it drifted."""
@@ -204,7 +163,7 @@ class Registration:
                     collect(self.ctx.client("iot"), "list_principal_things", "things", principal=target):
                 continue
             certificate_id = target.rsplit("/", 1)[-1]
-            actions.append(Action(f"iot-certificate/{certificate_id[:12]}", "delete",
+            actions.append(Action(certificate_resource(certificate_id), "delete",
                                   "left over from an interrupted registration (no thing attached)",
                                   device_iot.certificate_teardown(target, [policy])))
         return actions
