@@ -377,8 +377,8 @@ def _simulated_device(child: App, device_name: str, work: Path, frames: FrameSou
         MotoDeploymentReporter,
         SimulatedCore,
     )
-    from deeplens_cli.targets import find_device
     from deeplens_cli.targets.artifacts import artifact_bucket as bucket_for_artifacts
+    from deeplens_cli.targets.registry import find_device
 
     device = find_device(child.ctx, child.settings, device_name, child.reporter)
     if not device.group_id:

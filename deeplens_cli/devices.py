@@ -17,7 +17,15 @@ from deeplens_cli.app import App, apply_plan, plan_document
 from deeplens_cli.aws import service_unavailable
 from deeplens_cli.errors import ConfigError, DeeplensError, DeploymentFailed, DeploymentTimedOut
 from deeplens_cli.plan import Plan
-from deeplens_cli.targets import DeploymentOutcome, Device, all_devices, find_device, make_target
+from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device
+from deeplens_cli.targets.registry import (
+    TARGET_NAMES,
+    all_devices,
+    find_device,
+    fleet_target_name,
+    make_target,
+    spec_for,
+)
 
 DEVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,99}$")  # the DeepLens console's rule: a-zA-Z0-9-, <= 100
 
@@ -28,8 +36,9 @@ def register_device(app: App, name: str, out_dir: str | None, target: str | None
         raise ConfigError(f"--name '{name}' is not a valid device name",
                           "use 1-100 letters, digits and hyphens, starting with a letter or digit")
     target = target or app.settings["greengrass.default_target"]
-    if fleet and target != "v2":
-        raise ConfigError("--fleet needs --greengrass v2", "IoT thing-group rollouts are a Greengrass V2 feature")
+    if fleet and not spec_for(target).fleets:
+        raise ConfigError(f"--fleet needs --greengrass {fleet_target_name()}",
+                          "IoT thing-group rollouts are a Greengrass V2 feature")
 
     known = all_devices(app.ctx, app.settings, app.reporter)
     existing = [d for d in known if d.name == name]
@@ -92,7 +101,7 @@ def deploy(app: App, device_name: str | None, fleet: str | None, dry_run: bool, 
            rollout_per_minute: int | None, abort_failure_percent: float | None) -> None:
     timeout_s = float(app.settings["deploy.timeout_s"])
     if fleet:
-        target: Any = make_target("v2", app.ctx, app.settings)
+        target: Any = make_target(fleet_target_name(), app.ctx, app.settings)
         plan = target.plan_deploy_fleet(fleet, force, rollout_per_minute, abort_failure_percent)
         subject: dict[str, Any] = {"fleet": fleet}
     else:
@@ -111,9 +120,11 @@ def deploy(app: App, device_name: str | None, fleet: str | None, dry_run: bool, 
     outcome: DeploymentOutcome | None = None
     if not dry_run and wait and (result is not None or force):
         if fleet:
-            outcome = target.wait_for_fleet(fleet, result, timeout_s, app.reporter)
+            outcome = target.wait_for_fleet(fleet, DeploymentRef.from_variables(result.variables) if result else None,
+                                            timeout_s, app.reporter)
         elif result is not None:
-            outcome = target.wait_for_deployment(device, result, timeout_s, app.reporter)
+            outcome = target.wait_for_deployment(device, DeploymentRef.from_variables(result.variables), timeout_s,
+                                                 app.reporter)
     elif not dry_run and wait and not fleet:
         # Nothing to change - but an earlier deploy may have timed out (exit 4) with its deployment still pending.
         # Then this run waits for that one instead of declaring success.
@@ -128,15 +139,13 @@ PENDING_STATES = {"InProgress", "Building", "QUEUED", "IN_PROGRESS"}  # Greengra
 
 
 def _wait_for_pending(app: App, target: Any, device: Device, plan: Plan, timeout_s: float) -> DeploymentOutcome | None:
-    from deeplens_cli.plan import ExecutionResult
-
     status = target.device_status(device)
     state = status.get("last_deployment_status")
     deployment_id = status.get("last_deployment_id")  # both targets report it
     if not deployment_id or state not in PENDING_STATES:
         return None
     app.reporter.progress(f"nothing to change, but deployment {deployment_id} is still {state}: waiting for it")
-    pending = ExecutionResult(plan, {**plan.known, "deployment_id": deployment_id}, [], 0)
+    pending = DeploymentRef(deployment_id, plan.known.get("component_version"))
     return target.wait_for_deployment(device, pending, timeout_s, app.reporter)
 
 
@@ -198,7 +207,7 @@ def destroy(app: App, device_name: str | None, yes: bool, delete_roles: bool, de
         plan.extend(make_target(device.target, app.ctx, app.settings).plan_destroy(device))
     remaining = [d for d in all_known if d not in chosen]
     if not device_name:
-        for name in sorted({"v1", "v2"} - {d.target for d in remaining}):
+        for name in sorted(set(TARGET_NAMES) - {d.target for d in remaining}):
             try:
                 plan.extend(make_target(name, app.ctx, app.settings).plan_destroy(None))
             except Exception as exc:  # noqa: BLE001 - a target whose API is not there has nothing to remove

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
     from deeplens_cli.config import Settings
     from deeplens_cli.output import Reporter
-    from deeplens_cli.targets import Device
+    from deeplens_cli.targets.base import Device
 
 ACCOUNT_STATES = {"noop": "ok", "create": "missing", "update": "drifted", "delete": "unexpected"}
 UPLOAD_WINDOW = dt.timedelta(hours=24)
@@ -62,7 +62,7 @@ def run_status(app: App, device_name: str | None) -> None:
 
 def gather_status(ctx: AwsContext, settings: Settings, device_name: str | None = None,
                   reporter: Reporter | None = None, now: Callable[[], dt.datetime] | None = None) -> StatusReport:
-    from deeplens_cli.targets import TARGETS, all_devices, find_device
+    from deeplens_cli.targets.registry import TARGET_NAMES, all_devices, find_device
 
     report = StatusReport()
     _guard(report, "account", lambda: _gather_account(ctx, settings, report))
@@ -76,7 +76,7 @@ def gather_status(ctx: AwsContext, settings: Settings, device_name: str | None =
             report.problems.append("no device registered (deeplens-cli register-device --name NAME)")
 
     used_targets = {device.target for device in devices}
-    for target_name in TARGETS if not device_name else sorted(used_targets):
+    for target_name in TARGET_NAMES if not device_name else sorted(used_targets):
         _gather_project(ctx, settings, target_name, target_name in used_targets, report, reporter)
     for device in devices:
         _gather_device(ctx, settings, device, report)
@@ -112,7 +112,7 @@ def _gather_project(ctx: AwsContext, settings: Settings, target_name: str, in_us
                     reporter: Reporter | None) -> None:
     """A target's function/component: reported when a device uses the target or it exists anyway."""
     from deeplens_cli.aws import translate_error
-    from deeplens_cli.targets import make_target
+    from deeplens_cli.targets.registry import make_target
 
     try:
         project = make_target(target_name, ctx, settings).project_status()
@@ -136,7 +136,7 @@ def _gather_project(ctx: AwsContext, settings: Settings, target_name: str, in_us
 
 def _gather_device(ctx: AwsContext, settings: Settings, device: Device, report: StatusReport) -> None:
     from deeplens_cli.aws import translate_error
-    from deeplens_cli.targets import make_target
+    from deeplens_cli.targets.registry import make_target
 
     try:
         status = make_target(device.target, ctx, settings).device_status(device)

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.plan import Action, ApiCall, Retry, Step, noop
 from deeplens_cli.policies import same_policy
-from deeplens_cli.targets import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, Device
+from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, Device
 
 PENDING_ATTRIBUTE = "deeplens_pending"  # the device name while its registration is incomplete
 INCOMPLETE = "incomplete"

@@ -14,8 +14,8 @@ from v1_support import (
     shared_botocore_models_fixture,  # noqa: F401 - registers the fixture
 )
 
-import deeplens_cli.targets as targets_module
 import deeplens_cli.targets.greengrass_v1.target as v1_target
+import deeplens_cli.targets.registry as targets_module
 from deeplens_cli.plan import Executor
 from deeplens_cli.roles import FACE_CROPS_INLINE_POLICY, GROUP_ROLE, plan_account
 from deeplens_cli.status import count_uploads, gather_status

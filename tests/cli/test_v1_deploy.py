@@ -25,6 +25,7 @@ from v1_support import (
 import deeplens_cli.targets.greengrass_v1.target as v1_target
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.output import Reporter
+from deeplens_cli.targets.base import DeploymentRef
 from deeplens_cli.targets.greengrass_v1 import (
     FUNCTION_ID,
     GPU_DEVICE,
@@ -121,7 +122,7 @@ class TestFirstDeploy:
                                {"DeploymentStatus": "Success"}]
         sink = ProgressSink()
         sleeps_before = len(world.aws.sleeps)
-        outcome = world.target().wait_for_deployment(device, result, 60, Reporter(stderr=sink))
+        outcome = world.target().wait_for_deployment(device, DeploymentRef.from_variables(result.variables), 60, Reporter(stderr=sink))
         assert outcome.status == "succeeded"
         assert world.status.calls[-1] == (device.group_id, result.variables["deployment_id"])
         progress = "".join(sink.lines)

@@ -14,6 +14,7 @@ from deeplens_cli.output import Reporter
 from deeplens_cli.package import Package, build_package
 from deeplens_cli.plan import ApiCall, Executor
 from deeplens_cli.targets import Device
+from deeplens_cli.targets.base import DeploymentRef
 from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target, describe_failure
 
 try:
@@ -58,7 +59,7 @@ class Harness:
         if plan.is_noop:
             return plan, None, ctx
         result = Executor(ctx, Reporter(stderr=io.StringIO())).execute(plan)
-        return plan, target.wait_for_deployment(device, result, timeout, Reporter(stderr=self.progress)), ctx
+        return plan, target.wait_for_deployment(device, DeploymentRef.from_variables(result.variables), timeout, Reporter(stderr=self.progress)), ctx
 
 
 @pytest.fixture
@@ -190,7 +191,7 @@ def test_a_canceled_deployment_is_a_failure(world):
     result = Executor(ctx, Reporter(stderr=io.StringIO())).execute(target.plan_deploy(device))
     world.account.client("greengrassv2").cancel_deployment(deploymentId=result.variables["deployment_id"])
 
-    outcome = target.wait_for_deployment(device, result, 60, Reporter(stderr=io.StringIO()))
+    outcome = target.wait_for_deployment(device, DeploymentRef.from_variables(result.variables), 60, Reporter(stderr=io.StringIO()))
 
     assert (outcome.status, outcome.detail.split(":")[0]) == ("failed", "CANCELED")
 

@@ -13,6 +13,7 @@ from deeplens_cli.errors import DeeplensError
 from deeplens_cli.output import Reporter
 from deeplens_cli.package import Package, build_package
 from deeplens_cli.plan import ApiCall, Executor
+from deeplens_cli.targets.base import DeploymentRef
 from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target
 
 try:
@@ -49,7 +50,7 @@ class Fleet:
         ctx, target = self.target()
         plan = target.plan_deploy_fleet("Lobby", **options)
         result = None if plan.is_noop else Executor(ctx, Reporter(stderr=io.StringIO())).execute(plan)
-        outcome = target.wait_for_fleet("Lobby", result, timeout, Reporter(stderr=self.progress)) if result else None
+        outcome = target.wait_for_fleet("Lobby", DeploymentRef.from_variables(result.variables), timeout, Reporter(stderr=self.progress)) if result else None
         return plan, outcome
 
 

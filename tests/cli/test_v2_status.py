@@ -12,6 +12,7 @@ import pytest
 from deeplens_cli.output import Reporter
 from deeplens_cli.package import Package, build_package
 from deeplens_cli.plan import Executor
+from deeplens_cli.targets.base import DeploymentRef
 from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target
 
 try:
@@ -47,7 +48,7 @@ def v2(v2_account, settings_for, package, tmp_path):
 
     def deploy(device):
         result = apply(target.plan_deploy(device))
-        return target.wait_for_deployment(device, result, 60, Reporter(stderr=io.StringIO()))
+        return target.wait_for_deployment(device, DeploymentRef.from_variables(result.variables), 60, Reporter(stderr=io.StringIO()))
 
     target.register, target.deploy, target.apply = register, deploy, apply
     return target

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol
 from deeplens_cli.aws import collect, error_code
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Action, ApiCall, Plan, Ref, Retry, noop
-from deeplens_cli.targets import DeploymentOutcome, Device
+from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device
 from deeplens_cli.targets.greengrass_v1.groups import (
     DEFINITION_KINDS,
     GroupState,
@@ -24,7 +24,6 @@ from deeplens_cli.targets.waiting import WaitClock, poll_until
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
     from deeplens_cli.output import Reporter
-    from deeplens_cli.plan import ExecutionResult
 
 
 PROGRESS_EVERY_S = 30.0  # while a deployment's state does not change, say so this often
@@ -213,14 +212,14 @@ class Deploying:
         record["error_details"] = [error_line(d) for d in status.get("ErrorDetails") or []]
         return record
 
-    def wait_for_deployment(self, device: Device, result: ExecutionResult, timeout_s: float,
+    def wait_for_deployment(self, device: Device, deployment: DeploymentRef, timeout_s: float,
                             reporter: Reporter) -> DeploymentOutcome:
         """Poll the status source every deploy.poll_s until Success, Failure or the timeout; progress on stderr.
 
         Elapsed time is a `WaitClock` on the injected sleep and clock, so an injected sleep that returns at once
         still reaches the timeout after the same number of polls as a real one.
         """
-        deployment_id = result.variables.get("deployment_id")
+        deployment_id = deployment.deployment_id
         if not deployment_id or not device.group_id:
             return DeploymentOutcome(None, "not_waited", "no deployment was started")
         poll = float(self.settings["deploy.poll_s"])

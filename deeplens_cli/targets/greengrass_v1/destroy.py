@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from deeplens_cli.aws import collect, error_code, maybe
 from deeplens_cli.plan import Action, ApiCall, Plan, Step, noop
-from deeplens_cli.targets import Device
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.artifacts import artifact_bucket
+from deeplens_cli.targets.base import Device
 from deeplens_cli.targets.greengrass_v1.groups import DEFINITION_KINDS
 from deeplens_cli.targets.greengrass_v1.naming import policy_name_for
 from deeplens_cli.targets.iot import NOT_FOUND

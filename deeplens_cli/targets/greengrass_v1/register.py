@@ -12,8 +12,8 @@ from deeplens_cli.aws import maybe
 from deeplens_cli.errors import ConfigError, DeeplensError
 from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
 from deeplens_cli.roles import GROUP_ROLE
-from deeplens_cli.targets import TARGET_ATTRIBUTE
 from deeplens_cli.targets import iot as device_iot
+from deeplens_cli.targets.base import TARGET_ATTRIBUTE
 from deeplens_cli.targets.greengrass_v1.core_bundle import (
     certificate_in_bundle,
     check_bundle_folder,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from deeplens_cli.aws import collect, maybe
-from deeplens_cli.targets import Device
+from deeplens_cli.targets.base import Device
 from deeplens_cli.targets.greengrass_v1.naming import TARGET
 from deeplens_cli.targets.iot import NOT_FOUND
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.policies import partition_for
-from deeplens_cli.targets import TARGET_ATTRIBUTE, Device
 from deeplens_cli.targets import iot as device_iot
+from deeplens_cli.targets.base import TARGET_ATTRIBUTE, Device
 from deeplens_cli.targets.greengrass_v1.deploy import DeploymentStatusSource, status_source_for
 from deeplens_cli.targets.greengrass_v1.naming import TARGET, group_name_for
 from deeplens_cli.targets.iot import PENDING_ATTRIBUTE

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.plan import Action, ApiCall, Plan, noop
-from deeplens_cli.targets import DeploymentOutcome, Device
+from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.naming import MANAGED
 from deeplens_cli.targets.greengrass_v2.outcomes import (
@@ -24,7 +24,6 @@ from deeplens_cli.targets.waiting import WaitClock, poll_until
 
 if TYPE_CHECKING:
     from deeplens_cli.output import Reporter
-    from deeplens_cli.plan import ExecutionResult
 
 
 class Deploying:
@@ -126,10 +125,10 @@ class Deploying:
                                                     "installedComponents", coreDeviceThingName=thing), NOT_FOUND)
         return found or []
 
-    def wait_for_deployment(self, device: Device, result: ExecutionResult, timeout_s: float,
+    def wait_for_deployment(self, device: Device, deployment: DeploymentRef, timeout_s: float,
                             reporter: Reporter) -> DeploymentOutcome:
-        deployment_id = result.variables.get("deployment_id")
-        version = result.variables.get("component_version")
+        deployment_id = deployment.deployment_id
+        version = deployment.component_version
         thing = device.thing_name
         if not deployment_id:
             return DeploymentOutcome(None, "not_waited", "no deployment was made")

@@ -8,9 +8,9 @@ from typing import Any, Mapping
 
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.plan import Action, ApiCall, Plan, Step, noop
-from deeplens_cli.targets import Device
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.artifacts import artifact_bucket
+from deeplens_cli.targets.base import Device
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.naming import (
     MANAGED,

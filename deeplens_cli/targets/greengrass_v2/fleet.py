@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Plan
-from deeplens_cli.targets import DeploymentOutcome
+from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.outcomes import FAILURE_STATUSES, SUCCESS_STATUSES, describe_failure
 from deeplens_cli.targets.iot import NOT_FOUND
@@ -16,7 +16,6 @@ from deeplens_cli.targets.waiting import WaitClock, poll_until
 
 if TYPE_CHECKING:
     from deeplens_cli.output import Reporter
-    from deeplens_cli.plan import ExecutionResult
 
 FLEET_PIN_LIMIT = 100  # beyond this many members the nucleus is not pinned (one read per member)
 
@@ -44,10 +43,9 @@ class Fleets:
         plan.known["fleet_members"] = members
         return plan
 
-    def wait_for_fleet(self, fleet: str, result: ExecutionResult | None, timeout_s: float,
+    def wait_for_fleet(self, fleet: str, deployment: DeploymentRef | None, timeout_s: float,
                        reporter: Reporter) -> DeploymentOutcome:
-        variables = result.variables if result is not None else {}
-        deployment_id = variables.get("deployment_id")
+        deployment_id = deployment.deployment_id if deployment is not None else None
         if not deployment_id:
             group = self.ctx.client("iot").describe_thing_group(thingGroupName=fleet)
             latest = self._latest_deployment(group["thingGroupArn"])

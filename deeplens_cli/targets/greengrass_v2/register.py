@@ -10,8 +10,8 @@ from typing import Any
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
-from deeplens_cli.targets import NAME_ATTRIBUTE, TARGET_ATTRIBUTE
 from deeplens_cli.targets import iot as device_iot
+from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE
 from deeplens_cli.targets.greengrass_v2.core_bundle import (
     CERTIFICATE_FILE,
     DERIVED_FILES,

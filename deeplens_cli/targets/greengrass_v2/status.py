@@ -9,8 +9,8 @@ from typing import Any
 
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.targets import Device
 from deeplens_cli.targets.artifacts import artifact_bucket, stored_sha256
+from deeplens_cli.targets.base import Device
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.naming import TARGET
 from deeplens_cli.targets.greengrass_v2.outcomes import (

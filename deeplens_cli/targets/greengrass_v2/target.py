@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from deeplens_cli.aws import collect
 from deeplens_cli.policies import partition_for
-from deeplens_cli.targets import TARGET_ATTRIBUTE, Device
 from deeplens_cli.targets import iot as device_iot
+from deeplens_cli.targets.base import TARGET_ATTRIBUTE, Device
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.naming import TARGET
 
