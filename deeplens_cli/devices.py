@@ -17,7 +17,7 @@ from deeplens_cli.app import App, apply_plan, plan_document
 from deeplens_cli.aws import service_unavailable
 from deeplens_cli.errors import ConfigError, DeeplensError, DeploymentFailed, DeploymentTimedOut
 from deeplens_cli.plan import Plan
-from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device
+from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device, DeviceStatus
 from deeplens_cli.targets.registry import (
     TARGET_NAMES,
     all_devices,
@@ -140,8 +140,8 @@ PENDING_STATES = {"InProgress", "Building", "QUEUED", "IN_PROGRESS"}  # Greengra
 
 def _wait_for_pending(app: App, target: Any, device: Device, plan: Plan, timeout_s: float) -> DeploymentOutcome | None:
     status = target.device_status(device)
-    state = status.get("last_deployment_status")
-    deployment_id = status.get("last_deployment_id")  # both targets report it
+    state = status.last_deployment_status
+    deployment_id = status.last_deployment_id
     if not deployment_id or state not in PENDING_STATES:
         return None
     app.reporter.progress(f"nothing to change, but deployment {deployment_id} is still {state}: waiting for it")
@@ -175,22 +175,23 @@ def _report_outcome(app: App, outcome: DeploymentOutcome | None, document: dict[
 def list_devices(app: App) -> None:
     from deeplens_cli.status import health_text
 
-    rows = []
+    rows: list[tuple[Device, DeviceStatus | None, str | None]] = []
     for device in all_devices(app.ctx, app.settings, app.reporter):
         try:
-            info = make_target(device.target, app.ctx, app.settings).device_status(device)
+            rows.append((device, make_target(device.target, app.ctx, app.settings).device_status(device), None))
         except DeeplensError as exc:
-            info = {"error": exc.one_line()}
-        rows.append({**device.to_dict(), "status": info})
+            rows.append((device, None, exc.one_line()))
     if app.reporter.json:
-        app.reporter.emit_json({"devices": rows})
+        app.reporter.emit_json({"devices": [
+            {**device.to_dict(), "status": status.to_dict() if status else {"error": error}}
+            for device, status, error in rows]})
         return
     if not rows:
         app.reporter.line("no devices registered (register one with `deeplens-cli register-device --name NAME`)")
         return
-    app.reporter.table("Devices", ("name", "target", "thing", "health", "last deployment"),
-                       [(r["name"], r["target"], r["thing_name"], health_text(r["status"]),
-                         r["status"].get("last_deployment_status", "-")) for r in rows])
+    app.reporter.table("Devices", ("name", "target", "thing", "health", "last deployment"), [
+        (device.name, device.target, device.thing_name, health_text(status) if status else "-",
+         (status.last_deployment_status if status else None) or "-") for device, status, _ in rows])
 
 
 def destroy(app: App, device_name: str | None, yes: bool, delete_roles: bool, delete_bucket: bool,

@@ -52,6 +52,49 @@ class DeploymentOutcome:
 
 
 @dataclass(frozen=True)
+class DeviceStatus:
+    """One device's health as its target reads it (read-only).
+
+    `health` is "ok" when nothing is wrong, else a short word; `problems` says what is wrong. `health_detail` is
+    what the device last reported and when, where the target knows it (Greengrass V2 health can be a day old).
+    `details` holds what only this target reads (certificates, group, component state); JSON output shows it.
+    """
+
+    health: str
+    problems: tuple[str, ...] = ()
+    health_detail: str | None = None
+    last_deployment_id: str | None = None
+    last_deployment_status: str | None = None
+    last_deployment_error: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.details, "health": self.health, "problems": list(self.problems),
+                "health_detail": self.health_detail, "last_deployment_id": self.last_deployment_id,
+                "last_deployment_status": self.last_deployment_status,
+                "last_deployment_error": self.last_deployment_error}
+
+
+@dataclass(frozen=True)
+class ProjectStatus:
+    """What a target published for every device: the Lambda function (V1) or the component (V2)."""
+
+    target: str
+    name: str
+    exists: bool
+    latest_version: str | None = None
+    code_sha256: str | None = None
+    up_to_date: bool | None = None  # None: unknown (not published, or the local build cannot be made offline)
+    problems: tuple[str, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.details, "target": self.target, "name": self.name, "exists": self.exists,
+                "latest_version": self.latest_version, "code_sha256": self.code_sha256,
+                "up_to_date": self.up_to_date, "problems": list(self.problems)}
+
+
+@dataclass(frozen=True)
 class DeploymentRef:
     """Which deployment to wait for: its id and, where the target installs a versioned component, that version.
 
@@ -96,14 +139,14 @@ class Target(Protocol):
                             reporter: Reporter) -> DeploymentOutcome:
         """Poll until the device reports success/failure or the timeout passes."""
 
-    def device_status(self, device: Device) -> dict[str, Any]:
+    def device_status(self, device: Device) -> DeviceStatus:
         """Health, project and last deployment of one device (read-only)."""
 
     def plan_destroy(self, device: Device | None) -> Plan:
         """Remove, in safe order, what deeplens-cli created for `device`; with None, the target's shared resources
         (published function versions / component versions) once no device of this target is left."""
 
-    def project_status(self) -> dict[str, Any]:
+    def project_status(self) -> ProjectStatus:
         """The published function (V1: name, latest version, CodeSha256) or component (V2: latest version, state)."""
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from deeplens_cli.aws import collect, maybe
-from deeplens_cli.targets.base import Device
+from deeplens_cli.targets.base import Device, DeviceStatus, ProjectStatus
 from deeplens_cli.targets.greengrass_v1.naming import TARGET
 from deeplens_cli.targets.iot import NOT_FOUND
 
@@ -15,7 +15,7 @@ from deeplens_cli.targets.iot import NOT_FOUND
 class Reporting:
     """device_status and project_status (read-only)."""
 
-    def device_status(self, device: Device) -> dict[str, Any]:
+    def device_status(self, device: Device) -> DeviceStatus:
         """Thing, certificate, core, group role, the deployed project and the last deployment (reads only)."""
         problems: list[str] = []
         info: dict[str, Any] = {"target": TARGET, "thing": device.thing_name, "group": device.group_name,
@@ -58,12 +58,13 @@ class Reporting:
                                                                        if last.get("error_message") else ""))
             elif last["group_version"] != group.latest_version:
                 problems.append("the latest group version is not deployed")
-        info.setdefault("last_deployment_status", "never")
-        info["problems"] = problems
-        info["health"] = "ok" if not problems else "problem"
-        return info
+        last = info.get("last_deployment")
+        return DeviceStatus(health="ok" if not problems else "problem", problems=tuple(problems),
+                            last_deployment_id=last["id"] if last else None,
+                            last_deployment_status=last["status"] if last else "never",
+                            last_deployment_error=last.get("error_message") if last else None, details=info)
 
-    def project_status(self) -> dict[str, Any]:
+    def project_status(self) -> ProjectStatus:
         """The published function: latest version, its CodeSha256, and whether it matches the local build."""
         from deeplens_cli.package import vendor_dir_if_cached
 
@@ -72,8 +73,8 @@ class Reporting:
         current = maybe(lambda: self.lam.get_function(FunctionName=function_name), ("ResourceNotFoundException",))
         status["exists"] = current is not None
         if current is None:
-            status["problems"] = ["function not published (run publish or deploy)"]
-            return status
+            return ProjectStatus(TARGET, function_name, False, problems=("function not published (run publish or deploy)",),
+                                 details=status)
         versions = [v for v in collect(self.lam, "list_versions_by_function", "Versions", FunctionName=function_name)
                     if v.get("Version") != "$LATEST"]
         latest = max(versions, key=lambda v: int(v["Version"]), default=None)
@@ -90,4 +91,5 @@ class Reporting:
         status["problems"] = [] if latest else ["no published version"]
         if status["up_to_date"] is False:
             status["problems"].append("local edge_function differs from the published version (run deploy)")
-        return status
+        return ProjectStatus(TARGET, function_name, True, status["latest_version"], status["code_sha256"],
+                             status["up_to_date"], tuple(status.pop("problems")), details=status)

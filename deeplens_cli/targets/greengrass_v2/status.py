@@ -10,7 +10,7 @@ from typing import Any
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.targets.artifacts import artifact_bucket, stored_sha256
-from deeplens_cli.targets.base import Device
+from deeplens_cli.targets.base import Device, DeviceStatus, ProjectStatus
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.naming import TARGET
 from deeplens_cli.targets.greengrass_v2.outcomes import (
@@ -28,10 +28,10 @@ STALE_HEALTH_NOTE = "a core reports at startup, after deployments, when a compon
 class Reporting:
     """device_status and project_status (read-only)."""
 
-    def device_status(self, device: Device) -> dict[str, Any]:
+    def device_status(self, device: Device) -> DeviceStatus:
         """Certificate, core device health (with when it was reported: it can be stale), our component's state
-        and the last effective deployment. `health` is "ok" when nothing is wrong (status.py's contract), else a
-        short word; `problems` says what is wrong."""
+        and the last effective deployment. `health` is "ok" when nothing is wrong, else the word of the
+        most important problem."""
         thing = device.thing_name
         problems: list[str] = []
         info: dict[str, Any] = {"target": TARGET, "thing_name": thing}
@@ -95,9 +95,11 @@ class Reporting:
             elif status not in SUCCESS_STATUSES:
                 problems.append(f"last deployment is {status}")
                 words.append((5, "deploying"))
-        info["health"] = min(words)[1] if words else ("not deployed" if problems else "ok")
-        info["problems"] = problems
-        return info
+        health = min(words)[1] if words else ("not deployed" if problems else "ok")
+        return DeviceStatus(health=health, problems=tuple(problems), health_detail=info.pop("health_detail"),
+                            last_deployment_id=info.pop("last_deployment_id"),
+                            last_deployment_status=info.pop("last_deployment_status"),
+                            details=info)  # the failure's reason stays in details (last_deployment_reason)
 
     def _certificate_states(self, thing: str) -> dict[str, str]:
         iot = self.ctx.client("iot")
@@ -110,18 +112,17 @@ class Reporting:
                 states[certificate_id] = described["certificateDescription"]["status"] if described else "missing"
         return states
 
-    def project_status(self) -> dict[str, Any]:
-        """The component (status.py's keys: exists, name, latest_version, code_sha256, up_to_date, problems),
-        its state and artifact, and whether it matches what `deploy` would publish now."""
+    def project_status(self) -> ProjectStatus:
+        """The component: its latest version, state and artifact, and whether it matches what `deploy` would
+        publish now."""
         gg = self.ctx.client("greengrassv2")
         info: dict[str, Any] = {"target": TARGET, "name": self.component_name, "kind": "Greengrass V2 component"}
         versions = [v["componentVersion"] for v in self._component_versions()]
         latest = comp.highest_version(versions)
         info["versions"] = len(versions)
         if latest is None:
-            info.update(exists=False, latest_version=None, up_to_date=None,
-                        problems=["not published yet (run `deeplens-cli deploy`)"])
-            return info
+            return ProjectStatus(TARGET, self.component_name, False,
+                                 problems=("not published yet (run `deeplens-cli deploy`)",), details=info)
         described = gg.describe_component(arn=self._component_arn(latest))
         tags = described.get("tags") or {}
         state = (described.get("status") or {}).get("componentState")
@@ -139,11 +140,11 @@ class Reporting:
             local: str | None = self.component().content_sha256
         except DeeplensError:
             local = None
-        info.update(exists=True, latest_version=latest, state=state, artifact=f"s3://{bucket}/{key}",
-                    code_sha256=tags.get(comp.TAG_ARTIFACT), content_sha256=tags.get(comp.TAG_CONTENT),
-                    created=iso_time(described.get("creationTimestamp")),
-                    up_to_date=None if local is None else local == tags.get(comp.TAG_CONTENT), problems=problems)
-        return info
+        info.update(state=state, artifact=f"s3://{bucket}/{key}", content_sha256=tags.get(comp.TAG_CONTENT),
+                    created=iso_time(described.get("creationTimestamp")))
+        return ProjectStatus(TARGET, self.component_name, True, latest, tags.get(comp.TAG_ARTIFACT),
+                             None if local is None else local == tags.get(comp.TAG_CONTENT), tuple(problems),
+                             details=info)
 
 
 def _age(value: Any) -> str | None:
