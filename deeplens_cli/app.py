@@ -14,7 +14,8 @@ from deeplens_cli.output import Reporter
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
     from deeplens_cli.config import Settings
-    from deeplens_cli.plan import ExecutionResult, Plan
+    from deeplens_cli.executor import ExecutionResult
+    from deeplens_cli.plan import Plan
 
 
 @dataclass
@@ -58,14 +59,14 @@ class App:
 
 def apply_plan(app: App, plan: Plan, dry_run: bool) -> ExecutionResult | None:
     """Render the plan, stop there on a dry run, otherwise execute it. Returns None on a dry run."""
-    from deeplens_cli.plan import Executor
+    from deeplens_cli.executor import Executor
 
     if dry_run:
         return None
     if plan.is_noop:
         app.reporter.progress(f"{plan.title}: nothing to do, everything is up to date")
         return None
-    return Executor(app.ctx, app.reporter).execute(plan)
+    return Executor(app.ctx, app.reporter.progress).execute(plan)
 
 
 def plan_document(plan: Plan, result: ExecutionResult | None, dry_run: bool, **extra: Any) -> dict[str, Any]:

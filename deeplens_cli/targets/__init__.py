@@ -5,7 +5,7 @@ A device decides its target: `register-device` records it on the IoT thing (attr
 never pass a target flag to `deploy`/`status`/`destroy`.
 
 Each target implements `Target` (base.py) for one AWS context + settings and has one row in registry.py. Planners only read; mutations are the steps of the
-plans they return, executed by `plan.Executor`.
+plans they return, executed by `executor.Executor`.
 """
 
 from __future__ import annotations

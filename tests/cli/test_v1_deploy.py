@@ -169,7 +169,7 @@ class TestRedeploy:
     def test_an_interrupted_deploy_is_finished_without_duplicates(self, world, device):
         fail_call(world.ctx.client("greengrass"), "CreateGroupVersion", "AccessDeniedException",
                   "not authorized to perform: greengrass:CreateGroupVersion", status=403, times=1)
-        from deeplens_cli.plan import ExecutionError
+        from deeplens_cli.executor import ExecutionError
 
         with pytest.raises(ExecutionError, match="CreateGroupVersion"):
             world.deploy(device)

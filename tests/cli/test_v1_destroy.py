@@ -17,7 +17,7 @@ from v1_support import (
 )
 
 import deeplens_cli.targets.greengrass_v1.target as v1_target
-from deeplens_cli.plan import ExecutionError
+from deeplens_cli.executor import ExecutionError
 
 BUCKET = "deeplens-test-face-crops"
 ENV = {"DEEPLENS_BUCKET": BUCKET}

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from deeplens_cli.executor import Executor
 from deeplens_cli.output import Reporter
 from deeplens_cli.package import Package, build_package
-from deeplens_cli.plan import Executor
 from deeplens_cli.targets.base import DeploymentRef
 from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target
 
@@ -37,7 +37,7 @@ def v2(v2_account, settings_for, package, tmp_path):
     target = GreengrassV2Target(ctx, settings, package)
 
     def apply(plan):
-        return Executor(ctx, Reporter(stderr=io.StringIO())).execute(plan) if not plan.is_noop else None
+        return Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(plan) if not plan.is_noop else None
 
     def register(connect: bool = True, **core):
         apply(target.plan_register_device("Cam", str(tmp_path / "Cam")))

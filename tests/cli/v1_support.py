@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import pytest
 
+from deeplens_cli.executor import ExecutionResult, Executor
 from deeplens_cli.output import Reporter
-from deeplens_cli.plan import ExecutionResult, Executor, Plan
+from deeplens_cli.plan import Plan
 from deeplens_cli.roles import GROUP_ROLE
 from deeplens_cli.targets import Device
 from deeplens_cli.targets.greengrass_v1 import LAMBDA_ROLE, SERVICE_ROLE, GreengrassV1Target
@@ -134,7 +135,7 @@ class V1World:
         return GreengrassV1Target(self.ctx, self.settings, deployment_status=self.status, **overrides)
 
     def apply(self, plan: Plan) -> ExecutionResult | None:
-        return None if plan.is_noop else Executor(self.ctx, Reporter(stderr=ProgressSink())).execute(plan)
+        return None if plan.is_noop else Executor(self.ctx, Reporter(stderr=ProgressSink()).progress).execute(plan)
 
     def register(self, name: str = "MyDevice", out: Path | None = None) -> Device:
         out = out or self.tmp / f"bundle-{name}"
