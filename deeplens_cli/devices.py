@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deeplens_cli.app import App, apply_plan, plan_document
+from deeplens_cli.app import App
 from deeplens_cli.aws import service_unavailable
 from deeplens_cli.errors import ConfigError, DeeplensError, DeploymentFailed, DeploymentTimedOut
+from deeplens_cli.pipeline import emit_plan_run, run_plan
 from deeplens_cli.plan import Plan
 from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device, DeviceStatus
 from deeplens_cli.targets.registry import (
@@ -62,10 +63,9 @@ def register_device(app: App, name: str, out_dir: str | None, target: str | None
     else:
         check_bundle_dir(bundle)
     plan = make_target(target, app.ctx, app.settings).plan_register_device(name, str(bundle), fleet)
-    app.reporter.plan(plan, dry_run)
-    result = apply_plan(app, plan, dry_run)
+    run = run_plan(app, plan, dry_run)
     if app.reporter.json:
-        app.reporter.emit_json(plan_document(plan, result, dry_run, bundle=None if dry_run else str(bundle)))
+        emit_plan_run(app, run, bundle=None if dry_run else str(bundle))
     elif not dry_run:
         app.reporter.line(f"device '{name}' registered ({target}); bundle written to {bundle}/ "
                           f"(the private key is in it, mode 0600: copy it to the device, keep it secret)")
@@ -90,11 +90,7 @@ def _nearest_existing_parent(path: Path) -> Path:
 
 def publish(app: App, target: str | None, dry_run: bool) -> None:
     target = target or app.settings["greengrass.default_target"]
-    plan = make_target(target, app.ctx, app.settings).plan_publish()
-    app.reporter.plan(plan, dry_run)
-    result = apply_plan(app, plan, dry_run)
-    if app.reporter.json:
-        app.reporter.emit_json(plan_document(plan, result, dry_run))
+    emit_plan_run(app, run_plan(app, make_target(target, app.ctx, app.settings).plan_publish(), dry_run))
 
 
 def deploy(app: App, device_name: str | None, fleet: str | None, dry_run: bool, wait: bool, force: bool,
@@ -115,8 +111,8 @@ def deploy(app: App, device_name: str | None, fleet: str | None, dry_run: bool, 
         plan = target.plan_deploy(device, force)
         subject = {"device": device.to_dict()}
 
-    app.reporter.plan(plan, dry_run)
-    result = apply_plan(app, plan, dry_run)
+    run = run_plan(app, plan, dry_run)
+    result = run.result
     outcome: DeploymentOutcome | None = None
     if not dry_run and wait and (result is not None or force):
         if fleet:
@@ -129,9 +125,7 @@ def deploy(app: App, device_name: str | None, fleet: str | None, dry_run: bool, 
         # Nothing to change - but an earlier deploy may have timed out (exit 4) with its deployment still pending.
         # Then this run waits for that one instead of declaring success.
         outcome = _wait_for_pending(app, target, device, plan, timeout_s)
-    document = plan_document(plan, result, dry_run, **subject,
-                             deployment=outcome.to_dict() if outcome else None,
-                             changed=result is not None)
+    document = run.document(**subject, deployment=outcome.to_dict() if outcome else None, changed=run.changed)
     _report_outcome(app, outcome, document, dry_run, result is None)
 
 
@@ -221,12 +215,9 @@ def destroy(app: App, device_name: str | None, yes: bool, delete_roles: bool, de
     if delete_roles or delete_bucket:
         plan.extend(plan_account_teardown(app.ctx, app.settings, roles=delete_roles, bucket=delete_bucket))
 
-    app.reporter.plan(plan, dry_run)
-    if not dry_run and not plan.is_noop and not yes:
-        _confirm(plan, delete_bucket)
-    result = apply_plan(app, plan, dry_run)
+    run = run_plan(app, plan, dry_run, confirm=None if yes else lambda plan: _confirm(plan, delete_bucket))
     if app.reporter.json:
-        app.reporter.emit_json(plan_document(plan, result, dry_run))
+        emit_plan_run(app, run)
     elif not dry_run and not plan.is_noop:
         kept = "" if delete_bucket else f"; bucket {app.settings['bucket']} and its face crops were kept"
         app.reporter.line(f"destroyed {len(plan.changes)} resource(s){kept}")

@@ -9,10 +9,11 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from deeplens_cli.app import App, apply_plan
+from deeplens_cli.app import App
 from deeplens_cli.aws import AwsContext
 from deeplens_cli.executor import ExecutionError, Executor, resolve
 from deeplens_cli.output import Reporter
+from deeplens_cli.pipeline import run_plan
 from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, Retry, noop
 
 ROLE_NOT_READY = "The role defined for the function cannot be assumed by Lambda."
@@ -255,5 +256,6 @@ def test_dry_run_stops_after_the_plan(ctx):
     app._ctx = ctx
     plan = Plan("t", [Action("a", "create", "missing", (ApiCall("iam", "create_role", {"RoleName": "a"}),))])
 
-    assert apply_plan(app, plan, dry_run=True) is None
+    run = run_plan(app, plan, dry_run=True)
+    assert run.result is None and run.dry_run
     assert ctx.recorder.calls == []
