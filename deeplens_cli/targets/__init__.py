@@ -4,31 +4,10 @@ A device decides its target: `register-device` records it on the IoT thing (attr
 `deeplens_target`), and every later command finds the device by name first and asks the right target. Users
 never pass a target flag to `deploy`/`status`/`destroy`.
 
-Each target implements `Target` (base.py) for one AWS context + settings and has one row in registry.py. Planners only read; mutations are the steps of the
-plans they return, executed by `executor.Executor`.
+Each target implements `Target` (base.py) for one AWS context + settings and has one row in registry.py.
+Planners only read; mutations are the steps of the plans they return, executed by `executor.Executor`.
+
+Import from the modules themselves: base.py (the contract and its typed values), registry.py (the target
+table, `make_target`, `find_device`). This file imports nothing, so `deeplens-cli --help`, which reads the
+target names for its choices, does not pay for the contract's dataclasses.
 """
-
-from __future__ import annotations
-
-from deeplens_cli.targets.base import (
-    NAME_ATTRIBUTE,
-    TARGET_ATTRIBUTE,
-    DeploymentOutcome,
-    DeploymentRef,
-    Device,
-    FleetTarget,
-    Target,
-)
-from deeplens_cli.targets.registry import (
-    TARGET_NAMES,
-    TARGET_SPECS,
-    TargetSpec,
-    all_devices,
-    find_device,
-    make_target,
-    spec_for,
-)
-
-__all__ = ["NAME_ATTRIBUTE", "TARGET_ATTRIBUTE", "TARGET_NAMES", "TARGET_SPECS", "DeploymentOutcome",
-           "DeploymentRef", "Device", "FleetTarget", "Target", "TargetSpec", "all_devices", "find_device",
-           "make_target", "spec_for"]

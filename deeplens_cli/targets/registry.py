@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.targets.base import Device
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
     from deeplens_cli.config import Settings
     from deeplens_cli.output import Reporter
-    from deeplens_cli.targets.base import Target
+    from deeplens_cli.targets.base import Device, Target
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,7 @@ from deeplens_cli.executor import Executor
 from deeplens_cli.output import Reporter
 from deeplens_cli.package import Package, build_package
 from deeplens_cli.plan import ApiCall
-from deeplens_cli.targets import Device
-from deeplens_cli.targets.base import DeploymentRef
+from deeplens_cli.targets.base import DeploymentRef, Device
 from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target, describe_failure
 
 try:

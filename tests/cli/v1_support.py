@@ -24,7 +24,7 @@ from deeplens_cli.executor import ExecutionResult, Executor
 from deeplens_cli.output import Reporter
 from deeplens_cli.plan import Plan
 from deeplens_cli.roles import GROUP_ROLE
-from deeplens_cli.targets import Device
+from deeplens_cli.targets.base import Device
 from deeplens_cli.targets.greengrass_v1 import LAMBDA_ROLE, SERVICE_ROLE, GreengrassV1Target
 
 if TYPE_CHECKING:
