@@ -1,6 +1,6 @@
 """What every command works with: settings, the AWS context and the reporter, created on first use.
 
-Commands stay thin: they call a planner, then `apply_plan`, then render. Settings and the boto3 session are made
+Commands stay thin: they call a planner, then `pipeline.run_plan`, then render. Settings and the boto3 session are made
 lazily so `--help` and usage errors never import boto3 or read credentials.
 """
 
@@ -14,7 +14,6 @@ from deeplens_cli.output import Reporter
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
     from deeplens_cli.config import Settings
-    from deeplens_cli.plan import ExecutionResult, Plan
 
 
 @dataclass
@@ -54,24 +53,3 @@ class App:
 
             self._ctx = make_context(self.settings, sleep=self.sleep)
         return self._ctx
-
-
-def apply_plan(app: App, plan: Plan, dry_run: bool) -> ExecutionResult | None:
-    """Render the plan, stop there on a dry run, otherwise execute it. Returns None on a dry run."""
-    from deeplens_cli.plan import Executor
-
-    if dry_run:
-        return None
-    if plan.is_noop:
-        app.reporter.progress(f"{plan.title}: nothing to do, everything is up to date")
-        return None
-    return Executor(app.ctx, app.reporter).execute(plan)
-
-
-def plan_document(plan: Plan, result: ExecutionResult | None, dry_run: bool, **extra: Any) -> dict[str, Any]:
-    """The one JSON document a plan-driven command prints with `--output json`."""
-    document: dict[str, Any] = {"dry_run": dry_run, "plan": plan.to_dict()}
-    if result is not None:
-        document["result"] = result.to_dict()
-    document.update(extra)
-    return document

@@ -15,6 +15,7 @@ import click
 from deeplens_cli.app import App
 from deeplens_cli.errors import EXIT_ERROR, EXIT_USAGE, DeeplensError
 from deeplens_cli.output import Reporter
+from deeplens_cli.targets.registry import TARGET_NAMES
 
 pass_app = click.make_pass_decorator(App)
 
@@ -68,7 +69,7 @@ def register_roles(app: App, dry_run: bool, s3_full_access: bool, bucket: str | 
 @click.option("--name", required=True, help="Device name (letters, digits, hyphens).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Where to write the device bundle (default: ./devices/NAME).")
-@click.option("--greengrass", type=click.Choice(["v1", "v2"]), default=None,
+@click.option("--greengrass", type=click.Choice(TARGET_NAMES), default=None,
               help="Target: v2 (default; any Linux camera) or v1 (DeepLens classic, emulators only since 2026-10-07).")
 @click.option("--fleet", help="Greengrass V2: also add the device to this IoT thing group.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
@@ -83,7 +84,7 @@ def register_device(app: App, name: str, out_dir: str | None, greengrass: str | 
 
 @cli.command("publish")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
-@click.option("--greengrass", type=click.Choice(["v1", "v2"]), default=None,
+@click.option("--greengrass", type=click.Choice(TARGET_NAMES), default=None,
               help="Publish the Lambda function (v1) or the Greengrass V2 component (v2); default: greengrass.default_target.")
 @pass_app
 def publish(app: App, dry_run: bool, greengrass: str | None) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from deeplens_cli.errors import ConfigError
+from deeplens_cli.targets.registry import DEFAULT_TARGET, TARGET_NAMES
 
 DEFAULT_CONFIG_FILE = "deeplens.yaml"
 ENV_PREFIX = "DEEPLENS_"
@@ -154,7 +155,7 @@ SCHEMA: tuple[Key, ...] = (
     Key("upload.spool_dir", str, None, "on-device spool for crops while S3 is unreachable; null = /tmp/deeplens-spool (V1) or the component work dir (V2)"),
     Key("upload.spool_max_mb", int, 200, "spool size cap; the oldest crops are dropped (and counted) beyond it", _between(1, 100000)),
     Key("upload.jpeg_quality", int, 90, "JPEG quality of face crops", _between(50, 100)),
-    Key("greengrass.default_target", str, "v2", "target of register-device when --greengrass is not given", _one_of("v1", "v2")),
+    Key("greengrass.default_target", str, DEFAULT_TARGET, "target of register-device when --greengrass is not given", _one_of(*TARGET_NAMES)),
     Key("greengrass.component_name", str, "com.deeplens.FaceCrops", "Greengrass V2 component name", _check_component_name),
     Key("greengrass.artifact_bucket", str, None, "bucket for Greengrass V2 component artifacts; null = the crops bucket", check_bucket_name),
     Key("greengrass.artifact_prefix", str, "greengrass-artifacts/", "key prefix for component artifacts (keys are immutable: <component>/<version>/<file>)", _check_prefix),

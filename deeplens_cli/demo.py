@@ -377,7 +377,8 @@ def _simulated_device(child: App, device_name: str, work: Path, frames: FrameSou
         MotoDeploymentReporter,
         SimulatedCore,
     )
-    from deeplens_cli.targets import component, find_device
+    from deeplens_cli.targets.artifacts import artifact_bucket as bucket_for_artifacts
+    from deeplens_cli.targets.registry import find_device
 
     device = find_device(child.ctx, child.settings, device_name, child.reporter)
     if not device.group_id:
@@ -389,7 +390,7 @@ def _simulated_device(child: App, device_name: str, work: Path, frames: FrameSou
     io_ = DeviceIo(source=frames.spec, fps=fps, messages_path=device_root / "messages.jsonl",
                    frame_log_path=device_root / "frames.jsonl")
     settings = child.settings
-    artifact_bucket = component.artifact_bucket(settings)
+    artifact_bucket = bucket_for_artifacts(settings)
     account = child.ctx.account_id
     core = SimulatedCore(session, settings["endpoint_url"], device.group_id, device.thing_name, artifact_bucket,
                          device_root, io_, reporter=MotoDeploymentReporter(account, DEMO_REGION),

@@ -1,8 +1,8 @@
 """The device commands (register-device, publish, deploy, devices, destroy), independent of the target.
 
 Each one: find the device (which decides the target), ask that target for a plan, render it, stop on
-`--dry-run`, execute, then report. Target-specific knowledge lives in `targets/greengrass_v1.py` and
-`targets/greengrass_v2.py`; this module only sequences the stages and maps outcomes to exit codes.
+`--dry-run`, execute, then report. Target-specific knowledge lives in `targets/greengrass_v1/` and
+`targets/greengrass_v2/`; this module only sequences the stages and maps outcomes to exit codes.
 """
 
 from __future__ import annotations
@@ -13,11 +13,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deeplens_cli.app import App, apply_plan, plan_document
+from deeplens_cli.app import App
 from deeplens_cli.aws import service_unavailable
 from deeplens_cli.errors import ConfigError, DeeplensError, DeploymentFailed, DeploymentTimedOut
+from deeplens_cli.pipeline import emit_plan_run, run_plan
 from deeplens_cli.plan import Plan
-from deeplens_cli.targets import DeploymentOutcome, Device, all_devices, find_device, make_target
+from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device, DeviceStatus
+from deeplens_cli.targets.registry import (
+    TARGET_NAMES,
+    all_devices,
+    find_device,
+    fleet_target_name,
+    make_target,
+    spec_for,
+)
 
 DEVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,99}$")  # the DeepLens console's rule: a-zA-Z0-9-, <= 100
 
@@ -28,8 +37,9 @@ def register_device(app: App, name: str, out_dir: str | None, target: str | None
         raise ConfigError(f"--name '{name}' is not a valid device name",
                           "use 1-100 letters, digits and hyphens, starting with a letter or digit")
     target = target or app.settings["greengrass.default_target"]
-    if fleet and target != "v2":
-        raise ConfigError("--fleet needs --greengrass v2", "IoT thing-group rollouts are a Greengrass V2 feature")
+    if fleet and not spec_for(target).fleets:
+        raise ConfigError(f"--fleet needs --greengrass {fleet_target_name()}",
+                          "IoT thing-group rollouts are a Greengrass V2 feature")
 
     known = all_devices(app.ctx, app.settings, app.reporter)
     existing = [d for d in known if d.name == name]
@@ -53,10 +63,9 @@ def register_device(app: App, name: str, out_dir: str | None, target: str | None
     else:
         check_bundle_dir(bundle)
     plan = make_target(target, app.ctx, app.settings).plan_register_device(name, str(bundle), fleet)
-    app.reporter.plan(plan, dry_run)
-    result = apply_plan(app, plan, dry_run)
+    run = run_plan(app, plan, dry_run)
     if app.reporter.json:
-        app.reporter.emit_json(plan_document(plan, result, dry_run, bundle=None if dry_run else str(bundle)))
+        emit_plan_run(app, run, bundle=None if dry_run else str(bundle))
     elif not dry_run:
         app.reporter.line(f"device '{name}' registered ({target}); bundle written to {bundle}/ "
                           f"(the private key is in it, mode 0600: copy it to the device, keep it secret)")
@@ -81,18 +90,14 @@ def _nearest_existing_parent(path: Path) -> Path:
 
 def publish(app: App, target: str | None, dry_run: bool) -> None:
     target = target or app.settings["greengrass.default_target"]
-    plan = make_target(target, app.ctx, app.settings).plan_publish()
-    app.reporter.plan(plan, dry_run)
-    result = apply_plan(app, plan, dry_run)
-    if app.reporter.json:
-        app.reporter.emit_json(plan_document(plan, result, dry_run))
+    emit_plan_run(app, run_plan(app, make_target(target, app.ctx, app.settings).plan_publish(), dry_run))
 
 
 def deploy(app: App, device_name: str | None, fleet: str | None, dry_run: bool, wait: bool, force: bool,
            rollout_per_minute: int | None, abort_failure_percent: float | None) -> None:
     timeout_s = float(app.settings["deploy.timeout_s"])
     if fleet:
-        target: Any = make_target("v2", app.ctx, app.settings)
+        target: Any = make_target(fleet_target_name(), app.ctx, app.settings)
         plan = target.plan_deploy_fleet(fleet, force, rollout_per_minute, abort_failure_percent)
         subject: dict[str, Any] = {"fleet": fleet}
     else:
@@ -106,21 +111,21 @@ def deploy(app: App, device_name: str | None, fleet: str | None, dry_run: bool, 
         plan = target.plan_deploy(device, force)
         subject = {"device": device.to_dict()}
 
-    app.reporter.plan(plan, dry_run)
-    result = apply_plan(app, plan, dry_run)
+    run = run_plan(app, plan, dry_run)
+    result = run.result
     outcome: DeploymentOutcome | None = None
     if not dry_run and wait and (result is not None or force):
         if fleet:
-            outcome = target.wait_for_fleet(fleet, result, timeout_s, app.reporter)
+            outcome = target.wait_for_fleet(fleet, DeploymentRef.from_variables(result.variables) if result else None,
+                                            timeout_s, app.reporter)
         elif result is not None:
-            outcome = target.wait_for_deployment(device, result, timeout_s, app.reporter)
+            outcome = target.wait_for_deployment(device, DeploymentRef.from_variables(result.variables), timeout_s,
+                                                 app.reporter)
     elif not dry_run and wait and not fleet:
         # Nothing to change - but an earlier deploy may have timed out (exit 4) with its deployment still pending.
         # Then this run waits for that one instead of declaring success.
         outcome = _wait_for_pending(app, target, device, plan, timeout_s)
-    document = plan_document(plan, result, dry_run, **subject,
-                             deployment=outcome.to_dict() if outcome else None,
-                             changed=result is not None)
+    document = run.document(**subject, deployment=outcome.to_dict() if outcome else None, changed=run.changed)
     _report_outcome(app, outcome, document, dry_run, result is None)
 
 
@@ -128,15 +133,13 @@ PENDING_STATES = {"InProgress", "Building", "QUEUED", "IN_PROGRESS"}  # Greengra
 
 
 def _wait_for_pending(app: App, target: Any, device: Device, plan: Plan, timeout_s: float) -> DeploymentOutcome | None:
-    from deeplens_cli.plan import ExecutionResult
-
     status = target.device_status(device)
-    state = status.get("last_deployment_status")
-    deployment_id = status.get("last_deployment_id")  # both targets report it
+    state = status.last_deployment_status
+    deployment_id = status.last_deployment_id
     if not deployment_id or state not in PENDING_STATES:
         return None
     app.reporter.progress(f"nothing to change, but deployment {deployment_id} is still {state}: waiting for it")
-    pending = ExecutionResult(plan, {**plan.known, "deployment_id": deployment_id}, [], 0)
+    pending = DeploymentRef(deployment_id, plan.known.get("component_version"))
     return target.wait_for_deployment(device, pending, timeout_s, app.reporter)
 
 
@@ -166,22 +169,23 @@ def _report_outcome(app: App, outcome: DeploymentOutcome | None, document: dict[
 def list_devices(app: App) -> None:
     from deeplens_cli.status import health_text
 
-    rows = []
+    rows: list[tuple[Device, DeviceStatus | None, str | None]] = []
     for device in all_devices(app.ctx, app.settings, app.reporter):
         try:
-            info = make_target(device.target, app.ctx, app.settings).device_status(device)
+            rows.append((device, make_target(device.target, app.ctx, app.settings).device_status(device), None))
         except DeeplensError as exc:
-            info = {"error": exc.one_line()}
-        rows.append({**device.to_dict(), "status": info})
+            rows.append((device, None, exc.one_line()))
     if app.reporter.json:
-        app.reporter.emit_json({"devices": rows})
+        app.reporter.emit_json({"devices": [
+            {**device.to_dict(), "status": status.to_dict() if status else {"error": error}}
+            for device, status, error in rows]})
         return
     if not rows:
         app.reporter.line("no devices registered (register one with `deeplens-cli register-device --name NAME`)")
         return
-    app.reporter.table("Devices", ("name", "target", "thing", "health", "last deployment"),
-                       [(r["name"], r["target"], r["thing_name"], health_text(r["status"]),
-                         r["status"].get("last_deployment_status", "-")) for r in rows])
+    app.reporter.table("Devices", ("name", "target", "thing", "health", "last deployment"), [
+        (device.name, device.target, device.thing_name, health_text(status) if status else "-",
+         (status.last_deployment_status if status else None) or "-") for device, status, _ in rows])
 
 
 def destroy(app: App, device_name: str | None, yes: bool, delete_roles: bool, delete_bucket: bool,
@@ -198,7 +202,7 @@ def destroy(app: App, device_name: str | None, yes: bool, delete_roles: bool, de
         plan.extend(make_target(device.target, app.ctx, app.settings).plan_destroy(device))
     remaining = [d for d in all_known if d not in chosen]
     if not device_name:
-        for name in sorted({"v1", "v2"} - {d.target for d in remaining}):
+        for name in sorted(set(TARGET_NAMES) - {d.target for d in remaining}):
             try:
                 plan.extend(make_target(name, app.ctx, app.settings).plan_destroy(None))
             except Exception as exc:  # noqa: BLE001 - a target whose API is not there has nothing to remove
@@ -211,12 +215,9 @@ def destroy(app: App, device_name: str | None, yes: bool, delete_roles: bool, de
     if delete_roles or delete_bucket:
         plan.extend(plan_account_teardown(app.ctx, app.settings, roles=delete_roles, bucket=delete_bucket))
 
-    app.reporter.plan(plan, dry_run)
-    if not dry_run and not plan.is_noop and not yes:
-        _confirm(plan, delete_bucket)
-    result = apply_plan(app, plan, dry_run)
+    run = run_plan(app, plan, dry_run, confirm=None if yes else lambda plan: _confirm(plan, delete_bucket))
     if app.reporter.json:
-        app.reporter.emit_json(plan_document(plan, result, dry_run))
+        emit_plan_run(app, run)
     elif not dry_run and not plan.is_noop:
         kept = "" if delete_bucket else f"; bucket {app.settings['bucket']} and its face crops were kept"
         app.reporter.line(f"destroyed {len(plan.changes)} resource(s){kept}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from deeplens_cli.errors import DeeplensError, PreflightFailed
 
@@ -146,16 +146,15 @@ def check_iot(ctx: AwsContext) -> Check:
 
 def check_greengrass(ctx: AwsContext, settings: Settings) -> list[Check]:
     """Which Greengrass targets answer. Only the default target being unavailable (or both) fails."""
+    from deeplens_cli.targets.registry import TARGET_SPECS
+
     default = settings["greengrass.default_target"]
-    probes: dict[str, Callable[[], Any]] = {
-        "v2": lambda: ctx.client("greengrassv2").list_core_devices(maxResults=1),
-        "v1": lambda: ctx.client("greengrass").list_groups(MaxResults="1"),
-    }
     results: dict[str, Check] = {}
-    for target, probe in probes.items():
+    for spec in sorted(TARGET_SPECS, key=lambda spec: spec.retired):  # current targets first
+        target = spec.name
         name = f"greengrass {target}"
         try:
-            probe()
+            spec.probe(ctx)
             results[target] = Check(name, OK, "reachable" + (" (default target)" if target == default else ""))
             continue
         except Exception as exc:  # noqa: BLE001
@@ -163,20 +162,15 @@ def check_greengrass(ctx: AwsContext, settings: Settings) -> list[Check]:
 
             unavailable = service_unavailable(exc)
             problem = _translated(exc, f"probing Greengrass {target.upper()}")
-        if target == "v1" and unavailable:
-            detail = (f"the Greengrass V1 API does not answer: V1 reached end of support on "
-                      f"{GREENGRASS_V1_END_OF_SUPPORT.isoformat()} and is retired on AWS")
-            hint = ("use Greengrass V2 (register-device --greengrass v2, the default): any Linux camera, including a "
-                    "DeepLens reflashed with Ubuntu, runs the V2 nucleus; the V1 path still works against emulators")
-        elif unavailable:
-            detail, hint = ("the Greengrass V2 API does not answer at this endpoint",
-                            "an emulator without Greengrass V2 (moto has none): use --greengrass v1 there")
+        if unavailable:
+            detail, hint = spec.unavailable
+            detail = detail.format(end_of_support=GREENGRASS_V1_END_OF_SUPPORT.isoformat())
         else:
             detail, hint = problem.message, problem.hint
         results[target] = Check(name, FAIL if target == default else WARN, detail, hint)
     if all(check.status != OK for check in results.values()):
         results = {t: Check(c.name, FAIL, c.detail, c.hint) for t, c in results.items()}
-    return [results["v2"], results["v1"]]
+    return list(results.values())
 
 
 def check_lambda_runtime(settings: Settings, today: date, existing_runtime: str | None = None) -> Check:
@@ -188,7 +182,9 @@ def check_lambda_runtime(settings: Settings, today: date, existing_runtime: str 
     """
     declared = settings["function.lambda_runtime"] or settings["function.runtime"]
     device = settings["function.runtime"]
-    v1_default = settings["greengrass.default_target"] == "v1"
+    from deeplens_cli.targets.registry import spec_for
+
+    v1_default = spec_for(settings["greengrass.default_target"]).lambda_function
     blocked_status = FAIL if v1_default else WARN
     override = f" (the device runs {device} through FunctionRuntimeOverride)" if declared != device else ""
     escape = ("set function.lambda_runtime to a runtime Lambda still accepts, e.g. python3.12 (the device keeps "

@@ -1,4 +1,5 @@
-"""Plan = ordered Actions; the planner only reads, one Executor performs every mutating call.
+"""The plan model: ordered Actions; the planner only reads, one Executor (executor.py) performs every mutating
+call.
 
 The pipeline (after aws/chalice's deployer): desired state -> local build -> plan -> execute -> report.
 
@@ -7,9 +8,9 @@ The pipeline (after aws/chalice's deployer): desired state -> local build -> pla
   reason, and the `steps` that would make it so. Steps are data: `ApiCall(service, operation, params)`, a
   `Wait` on a botocore waiter, or a `LocalStep` for local side effects (writing a device bundle).
 * `--dry-run` is "stop after plan": render it and exit. Nothing in a plan has run.
-* `Executor.execute(plan)` is the only code that performs mutating calls. Values produced by one step and needed
-  by a later one (a certificate ARN, a new version id) flow through named variables: `outputs={"cert_arn":
-  "certificateArn"}` stores them, `Ref("cert_arn")` in later params reads them.
+* `Executor.execute(plan)` (executor.py) is the only code that performs mutating calls. Values produced by one step and needed
+  by a later one (a certificate ARN, a new version id) flow through named variables: `outputs={"certificate_arn":
+  "certificateArn"}` stores them, `Ref("certificate_arn")` in later params reads them.
 
 A plan whose actions are all `noop` has no steps, so re-running a command whose desired state already holds
 makes zero mutating calls by construction.
@@ -19,13 +20,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Union
+from typing import Any, Callable, Literal, Mapping, Union
 
 from deeplens_cli.errors import DeeplensError
-
-if TYPE_CHECKING:
-    from deeplens_cli.aws import AwsContext
-    from deeplens_cli.output import Reporter
 
 Verb = Literal["create", "update", "delete", "noop"]
 VERBS: tuple[Verb, ...] = ("create", "update", "delete", "noop")
@@ -167,117 +164,3 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         return {"title": self.title, "changes": len(self.changes), "counts": self.counts(),
                 "actions": [a.to_dict() for a in self.actions]}
-
-
-@dataclass
-class ExecutionResult:
-    plan: Plan
-    variables: dict[str, Any]
-    completed: list[Action]
-    calls: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"applied": [a.to_dict() for a in self.completed], "calls": self.calls}
-
-
-class ExecutionError(DeeplensError):
-    """A step failed; carries what was already done so the report can say so (and a re-run converges)."""
-
-    def __init__(self, cause: DeeplensError, action: Action, completed: list[Action]) -> None:
-        done = f"; {len(completed)} earlier change(s) were applied, re-running converges" if completed else ""
-        super().__init__(f"{action.resource}: {cause.message}{done}", cause.hint)
-        self.exit_code = cause.exit_code
-        self.cause = cause
-        self.action = action
-        self.completed = completed
-
-
-def resolve(value: Any, variables: Mapping[str, Any]) -> Any:
-    """Replace Ref placeholders (also nested in dicts/lists) by their values."""
-    if isinstance(value, Ref):
-        if value.name not in variables:
-            raise KeyError(f"plan variable {value.name} was never produced")
-        return dig(variables[value.name], value.path)
-    if isinstance(value, Mapping):
-        return {k: resolve(v, variables) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(resolve(v, variables) for v in value)
-    return value
-
-
-def dig(value: Any, path: str) -> Any:
-    for part in filter(None, path.split(".")):
-        value = value[int(part)] if isinstance(value, list) else value[part]
-    return value
-
-
-class Executor:
-    """Runs a plan's steps in order. The one place in deeplens-cli that performs mutating AWS calls."""
-
-    def __init__(self, ctx: AwsContext, reporter: Reporter | None = None) -> None:
-        self.ctx = ctx
-        self.reporter = reporter
-
-    def execute(self, plan: Plan) -> ExecutionResult:
-        from deeplens_cli.aws import translate_error
-
-        variables: dict[str, Any] = dict(plan.known)
-        completed: list[Action] = []
-        calls = 0
-        for action in plan.changes:
-            self._say(f"{action.verb} {action.resource}: {action.reason}")
-            for step in action.steps:
-                try:
-                    calls += self._run_step(step, variables)
-                except Exception as exc:  # noqa: BLE001 - translated below, re-raised otherwise
-                    explained = step.explain(exc) if isinstance(step, ApiCall) and step.explain else None
-                    translated = explained or translate_error(exc, doing=step.describe())
-                    if translated is None:
-                        raise
-                    raise ExecutionError(translated, action, completed) from exc
-            completed.append(action)
-        return ExecutionResult(plan, variables, completed, calls)
-
-    def _say(self, message: str) -> None:
-        if self.reporter is not None:
-            self.reporter.progress(message)
-
-    def _run_step(self, step: Step, variables: dict[str, Any]) -> int:
-        if isinstance(step, LocalStep):
-            produced = step.run(variables)
-            if produced:
-                variables.update(produced)
-            return 0
-        if isinstance(step, Wait):
-            waiter = self.ctx.client(step.service).get_waiter(step.waiter)
-            waiter.wait(**resolve(dict(step.params), variables))
-            return 0
-        return self._call(step, variables)
-
-    def _call(self, call: ApiCall, variables: dict[str, Any]) -> int:
-        from botocore.exceptions import ClientError
-
-        method = getattr(self.ctx.client(call.service), call.operation)
-        params = resolve(dict(call.params), variables)
-        delay = call.retry.first_delay_s if call.retry else 0.0
-        slept = 0.0  # the retry budget counts time spent waiting, so an injected sleep behaves like a real one
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                response = method(**params)
-                break
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code")
-                if code in call.ignore_codes:
-                    return attempts
-                if call.retry is None or not call.retry.matches(exc) or slept + delay > call.retry.budget_s:
-                    raise
-                self._say(f"waiting for {call.retry.waiting_for} ({call.describe()}: {code}; "
-                          f"retry in {delay:.0f}s, {slept:.0f}s of {call.retry.budget_s:.0f}s spent)")
-                self.ctx.sleep(delay)
-                slept += delay
-                delay = min(delay * 2, call.retry.max_delay_s)
-        for name, path in call.outputs.items():
-            variables[name] = dig(response, path)
-        return attempts

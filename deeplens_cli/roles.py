@@ -248,13 +248,9 @@ def plan_account(ctx: AwsContext, settings: Settings) -> Plan:
 
 def register_roles(app: App, dry_run: bool) -> None:
     """The register-roles command (also run by `demo`): plan, render, stop on a dry run, execute, report."""
-    from deeplens_cli.app import apply_plan, plan_document
+    from deeplens_cli.pipeline import emit_plan_run, run_plan
 
-    plan = plan_account(app.ctx, app.settings)
-    app.reporter.plan(plan, dry_run)
-    result = apply_plan(app, plan, dry_run)
-    if app.reporter.json:
-        app.reporter.emit_json(plan_document(plan, result, dry_run))
+    emit_plan_run(app, run_plan(app, plan_account(app.ctx, app.settings), dry_run))
 
 
 def plan_role(spec: RoleSpec, state: RoleState | None, checker: _ManagedPolicyCheck | None = None) -> Action:

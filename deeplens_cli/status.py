@@ -21,11 +21,22 @@ if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
     from deeplens_cli.config import Settings
     from deeplens_cli.output import Reporter
-    from deeplens_cli.targets import Device
+    from deeplens_cli.targets.base import Device, DeviceStatus, ProjectStatus
 
 ACCOUNT_STATES = {"noop": "ok", "create": "missing", "update": "drifted", "delete": "unexpected"}
 UPLOAD_WINDOW = dt.timedelta(hours=24)
 MAX_LISTED_OBJECTS = 20_000  # a status command must stay quick on a busy bucket; beyond this the count is a floor
+
+
+@dataclass(frozen=True)
+class DeviceReport:
+    """One device and what its target reported about it."""
+
+    device: Device
+    status: DeviceStatus
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.device.to_dict(), "status": self.status.to_dict()}
 
 
 @dataclass
@@ -33,8 +44,8 @@ class StatusReport:
     """Everything `status` found; `problems` decides the exit code."""
 
     account: list[dict[str, Any]] = field(default_factory=list)  # {resource, state, reason}
-    projects: list[dict[str, Any]] = field(default_factory=list)  # one per target in use (Target.project_status)
-    devices: list[dict[str, Any]] = field(default_factory=list)  # Device.to_dict() + {"status": device_status}
+    projects: list[ProjectStatus] = field(default_factory=list)  # one per target in use (Target.project_status)
+    devices: list[DeviceReport] = field(default_factory=list)
     uploads: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -43,8 +54,9 @@ class StatusReport:
         return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "problems": self.problems, "account": self.account, "projects": self.projects,
-                "devices": self.devices, "uploads": self.uploads}
+        return {"ok": self.ok, "problems": self.problems, "account": self.account,
+                "projects": [project.to_dict() for project in self.projects],
+                "devices": [device.to_dict() for device in self.devices], "uploads": self.uploads}
 
 
 def run_status(app: App, device_name: str | None) -> None:
@@ -62,7 +74,7 @@ def run_status(app: App, device_name: str | None) -> None:
 
 def gather_status(ctx: AwsContext, settings: Settings, device_name: str | None = None,
                   reporter: Reporter | None = None, now: Callable[[], dt.datetime] | None = None) -> StatusReport:
-    from deeplens_cli.targets import TARGETS, all_devices, find_device
+    from deeplens_cli.targets.registry import TARGET_NAMES, all_devices, find_device
 
     report = StatusReport()
     _guard(report, "account", lambda: _gather_account(ctx, settings, report))
@@ -76,7 +88,7 @@ def gather_status(ctx: AwsContext, settings: Settings, device_name: str | None =
             report.problems.append("no device registered (deeplens-cli register-device --name NAME)")
 
     used_targets = {device.target for device in devices}
-    for target_name in TARGETS if not device_name else sorted(used_targets):
+    for target_name in TARGET_NAMES if not device_name else sorted(used_targets):
         _gather_project(ctx, settings, target_name, target_name in used_targets, report, reporter)
     for device in devices:
         _gather_device(ctx, settings, device, report)
@@ -112,7 +124,7 @@ def _gather_project(ctx: AwsContext, settings: Settings, target_name: str, in_us
                     reporter: Reporter | None) -> None:
     """A target's function/component: reported when a device uses the target or it exists anyway."""
     from deeplens_cli.aws import translate_error
-    from deeplens_cli.targets import make_target
+    from deeplens_cli.targets.registry import make_target
 
     try:
         project = make_target(target_name, ctx, settings).project_status()
@@ -125,18 +137,17 @@ def _gather_project(ctx: AwsContext, settings: Settings, target_name: str, in_us
         elif reporter is not None:
             reporter.debug(f"Greengrass {target_name} project unavailable: {translated.one_line()}")
         return
-    if not in_use and not project.get("exists"):
+    if not in_use and not project.exists:
         return
-    project.setdefault("target", target_name)
     report.projects.append(project)
     if in_use:
-        report.problems.extend(f"{target_name} {project.get('name', 'project')}: {problem}"
-                               for problem in project.get("problems", []))
+        report.problems.extend(f"{target_name} {project.name}: {problem}" for problem in project.problems)
 
 
 def _gather_device(ctx: AwsContext, settings: Settings, device: Device, report: StatusReport) -> None:
     from deeplens_cli.aws import translate_error
-    from deeplens_cli.targets import make_target
+    from deeplens_cli.targets.base import DeviceStatus
+    from deeplens_cli.targets.registry import make_target
 
     try:
         status = make_target(device.target, ctx, settings).device_status(device)
@@ -144,11 +155,11 @@ def _gather_device(ctx: AwsContext, settings: Settings, device: Device, report: 
         translated = translate_error(exc, doing=f"reading device {device.name}")
         if translated is None:
             raise
-        status = {"health": "unknown", "problems": [translated.message]}
-    report.devices.append({**device.to_dict(), "status": status})
-    problems = list(status.get("problems") or [])
-    if status.get("health") != "ok" and not problems:
-        problems = [f"health {status.get('health', 'unknown')}"]
+        status = DeviceStatus("unknown", (translated.message,))
+    report.devices.append(DeviceReport(device, status))
+    problems = list(status.problems)
+    if status.health != "ok" and not problems:
+        problems = [f"health {status.health}"]
     report.problems.extend(f"device {device.name}: {problem}" for problem in problems)
 
 
@@ -188,12 +199,12 @@ def render(report: StatusReport, reporter: Reporter, settings: Settings) -> None
             (f"[{style.get(a['state'], 'white')}]{a['state']}[/]", a["resource"], a["reason"]) for a in report.account])
     if report.projects:
         reporter.table("Edge function", ("target", "name", "published", "code sha256", "matches local build"), [
-            (p.get("target"), p.get("name"), _published(p), _short_sha(p.get("code_sha256")),
-             {True: "yes", False: "no", None: "unknown"}.get(p.get("up_to_date"), "-")) for p in report.projects])
+            (p.target, p.name, _published(p), _short_sha(p.code_sha256),
+             {True: "yes", False: "no", None: "unknown"}[p.up_to_date]) for p in report.projects])
     if report.devices:
         reporter.table("Devices", ("name", "target", "thing", "health", "last deployment", "problems"), [
-            (d["name"], d["target"], d["thing_name"], health_text(d["status"]),
-             _deployment(d["status"]), "; ".join(d["status"].get("problems") or []) or "-") for d in report.devices])
+            (d.device.name, d.device.target, d.device.thing_name, health_text(d.status), _deployment(d.status),
+             "; ".join(d.status.problems) or "-") for d in report.devices])
     uploads = report.uploads
     if uploads:
         more = "at least " if uploads.get("at_least") else ""
@@ -208,28 +219,22 @@ def render(report: StatusReport, reporter: Reporter, settings: Settings) -> None
             reporter.line(f"  - {problem}")
 
 
-def _published(project: dict[str, Any]) -> str:
-    if not project.get("exists"):
+def _published(project: ProjectStatus) -> str:
+    if not project.exists:
         return "no"
-    version = project.get("latest_version") or project.get("version")
-    return f"version {version}" if version else "yes"
+    return f"version {project.latest_version}" if project.latest_version else "yes"
 
 
 def _short_sha(value: str | None) -> str:
     return (value[:12] + "...") if value else "-"
 
 
-def _deployment(status: dict[str, Any]) -> str:
-    state = status.get("last_deployment_status") or "-"
-    last = status.get("last_deployment") or {}
-    if isinstance(last, dict) and last.get("error_message"):
-        return f"{state}: {last['error_message']}"
-    return str(state)
+def _deployment(status: DeviceStatus) -> str:
+    state = status.last_deployment_status or "-"
+    return f"{state}: {status.last_deployment_error}" if status.last_deployment_error else state
 
 
-def health_text(status: dict[str, Any]) -> str:
+def health_text(status: DeviceStatus) -> str:
     """A device's health for a table: the verdict plus, where the target gives one, when the device reported it
     (Greengrass V2 health is whatever the device last said, which can be a day old)."""
-    health = str(status.get("health", "-"))
-    detail = status.get("health_detail")
-    return f"{health} ({detail})" if detail else health
+    return f"{status.health} ({status.health_detail})" if status.health_detail else status.health

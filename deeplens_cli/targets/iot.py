@@ -18,14 +18,14 @@ from typing import Any, Mapping
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.plan import Action, ApiCall, Retry, Step, noop
 from deeplens_cli.policies import same_policy
-from deeplens_cli.targets import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, Device
+from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, Device
 
 PENDING_ATTRIBUTE = "deeplens_pending"  # the device name while its registration is incomplete
 INCOMPLETE = "incomplete"
 POLICY_VERSION_LIMIT = 5  # IoT keeps at most five versions of a policy
 
 # Codes meaning "no such resource" in IoT (moto answers some with a bare "404"); ignored by teardown steps.
-NOT_FOUND = ("ResourceNotFoundException", "NotFoundException", "404")
+NOT_FOUND = ("ResourceNotFoundException", "IdNotFoundException", "NotFoundException", "404")
 
 CERTIFICATE_DETACH = Retry(codes=("DeleteConflictException", "CertificateStateException"), budget_s=60,
                            first_delay_s=1.0, waiting_for="IoT to finish detaching the certificate")

@@ -9,21 +9,12 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from deeplens_cli.app import App, apply_plan
+from deeplens_cli.app import App
 from deeplens_cli.aws import AwsContext
+from deeplens_cli.executor import ExecutionError, Executor, resolve
 from deeplens_cli.output import Reporter
-from deeplens_cli.plan import (
-    Action,
-    ApiCall,
-    ExecutionError,
-    Executor,
-    LocalStep,
-    Plan,
-    Ref,
-    Retry,
-    noop,
-    resolve,
-)
+from deeplens_cli.pipeline import run_plan
+from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, Retry, noop
 
 ROLE_NOT_READY = "The role defined for the function cannot be assumed by Lambda."
 LAMBDA_RETRY = Retry(codes=("InvalidParameterValueException",), message_pattern="cannot be assumed",
@@ -128,7 +119,7 @@ def test_role_propagation_is_retried_with_growing_waits_then_succeeds(ctx, sleep
     plan = Plan("publish", [Action("lambda/deeplens-face-crops", "create", "missing", (
         ApiCall("lambda", "create_function", CREATE_FUNCTION, outputs={"arn": "FunctionArn"}, retry=LAMBDA_RETRY),))])
 
-    result = Executor(ctx, reporter).execute(plan)
+    result = Executor(ctx, reporter.progress).execute(plan)
 
     assert result.variables["arn"] == FUNCTION["FunctionArn"]
     assert sleeps == [2, 4, 8]
@@ -146,7 +137,7 @@ def test_retry_budget_exhausted_is_an_error_naming_the_resource(ctx, sleeps, rep
         ApiCall("lambda", "create_function", CREATE_FUNCTION, retry=LAMBDA_RETRY),))])
 
     with pytest.raises(ExecutionError) as error:
-        Executor(ctx, reporter).execute(plan)
+        Executor(ctx, reporter.progress).execute(plan)
 
     assert sleeps == [2, 4, 8, 8, 8]  # 30 s budget: a sixth wait would exceed it
     assert sum(sleeps) <= LAMBDA_RETRY.budget_s
@@ -218,7 +209,7 @@ def test_a_failure_lists_what_was_already_applied(ctx, reporter):
     ])
 
     with pytest.raises(ExecutionError) as error:
-        Executor(ctx, reporter).execute(plan)
+        Executor(ctx, reporter.progress).execute(plan)
 
     assert [a.resource for a in error.value.completed] == ["iam-role/first"]
     assert error.value.action.resource == "iam-role/second"
@@ -265,5 +256,6 @@ def test_dry_run_stops_after_the_plan(ctx):
     app._ctx = ctx
     plan = Plan("t", [Action("a", "create", "missing", (ApiCall("iam", "create_role", {"RoleName": "a"}),))])
 
-    assert apply_plan(app, plan, dry_run=True) is None
+    run = run_plan(app, plan, dry_run=True)
+    assert run.result is None and run.dry_run
     assert ctx.recorder.calls == []

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.plan import Executor, Plan
+from deeplens_cli.executor import Executor
+from deeplens_cli.plan import Plan
 from deeplens_cli.roles import (
     FACE_CROPS_INLINE_POLICY,
     TOKEN_EXCHANGE_INLINE_POLICY,

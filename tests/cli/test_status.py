@@ -14,12 +14,12 @@ from v1_support import (
     shared_botocore_models_fixture,  # noqa: F401 - registers the fixture
 )
 
-import deeplens_cli.targets as targets_module
-import deeplens_cli.targets.greengrass_v1 as v1
-from deeplens_cli.plan import Executor
+import deeplens_cli.targets.greengrass_v1.target as v1_target
+import deeplens_cli.targets.registry as targets_module
+from deeplens_cli.executor import Executor
 from deeplens_cli.roles import FACE_CROPS_INLINE_POLICY, GROUP_ROLE, plan_account
 from deeplens_cli.status import count_uploads, gather_status
-from deeplens_cli.targets import Device
+from deeplens_cli.targets.base import Device, DeviceStatus, ProjectStatus
 
 BUCKET = "deeplens-test-face-crops"
 ENV = {"DEEPLENS_BUCKET": BUCKET}
@@ -47,7 +47,7 @@ def healthy(aws_class, tmp_path_factory):
 def device_reports(monkeypatch):
     """Make the device report the given deployment states (moto would say InProgress forever)."""
     def script(*states):
-        monkeypatch.setattr(v1, "status_source_for", lambda ctx: ScriptedStatus(*states))
+        monkeypatch.setattr(v1_target, "status_source_for", lambda ctx: ScriptedStatus(*states))
     return script
 
 
@@ -173,10 +173,10 @@ class TestOtherTargets:
                 return [camera]
 
             def device_status(self, device):
-                return {"health": "problem", "last_deployment_status": "FAILED", "problems": ["component broken"]}
+                return DeviceStatus("problem", ("component broken",), last_deployment_status="FAILED")
 
             def project_status(self):
-                return {"name": "com.deeplens.FaceCrops", "exists": True, "latest_version": "1.0.3", "problems": []}
+                return ProjectStatus("v2", "com.deeplens.FaceCrops", True, "1.0.3")
 
         real_make_target = targets_module.make_target
         monkeypatch.setattr(targets_module, "make_target",
@@ -184,10 +184,10 @@ class TestOtherTargets:
                             else real_make_target(name, ctx, settings))
         monkeypatch.setattr("deeplens_cli.roles.plan_account", lambda ctx, settings: _empty_plan())
         report = gather_status(aws_plain.context(), settings_for())
-        assert [d["name"] for d in report.devices] == ["Garage"]
-        assert report.devices[0]["status"]["last_deployment_status"] == "FAILED"
+        assert [d.device.name for d in report.devices] == ["Garage"]
+        assert report.devices[0].status.last_deployment_status == "FAILED"
         assert "device Garage: component broken" in report.problems
-        assert [p["target"] for p in report.projects] == ["v2"]
+        assert [p.target for p in report.projects] == ["v2"]
 
 
 def _empty_plan():

@@ -22,9 +22,10 @@ from v1_support import (
     world_fixture,  # noqa: F401 - registers the fixture
 )
 
-import deeplens_cli.targets.greengrass_v1 as v1
+import deeplens_cli.targets.greengrass_v1.target as v1_target
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.output import Reporter
+from deeplens_cli.targets.base import DeploymentRef
 from deeplens_cli.targets.greengrass_v1 import (
     FUNCTION_ID,
     GPU_DEVICE,
@@ -121,7 +122,7 @@ class TestFirstDeploy:
                                {"DeploymentStatus": "Success"}]
         sink = ProgressSink()
         sleeps_before = len(world.aws.sleeps)
-        outcome = world.target().wait_for_deployment(device, result, 60, Reporter(stderr=sink))
+        outcome = world.target().wait_for_deployment(device, DeploymentRef.from_variables(result.variables), 60, Reporter(stderr=sink))
         assert outcome.status == "succeeded"
         assert world.status.calls[-1] == (device.group_id, result.variables["deployment_id"])
         progress = "".join(sink.lines)
@@ -168,7 +169,7 @@ class TestRedeploy:
     def test_an_interrupted_deploy_is_finished_without_duplicates(self, world, device):
         fail_call(world.ctx.client("greengrass"), "CreateGroupVersion", "AccessDeniedException",
                   "not authorized to perform: greengrass:CreateGroupVersion", status=403, times=1)
-        from deeplens_cli.plan import ExecutionError
+        from deeplens_cli.executor import ExecutionError
 
         with pytest.raises(ExecutionError, match="CreateGroupVersion"):
             world.deploy(device)
@@ -321,7 +322,7 @@ def cli_device(gg_account, run_cli, tmp_path):
 
 def script_status(monkeypatch, *states):
     source = ScriptedStatus(*states)
-    monkeypatch.setattr(v1, "status_source_for", lambda ctx: source)
+    monkeypatch.setattr(v1_target, "status_source_for", lambda ctx: source)
     return source
 
 
@@ -429,7 +430,7 @@ def test_world_fixture_is_isolated(world):
 
 
 def test_a_wait_counts_the_larger_of_clock_time_and_injected_sleeps():
-    from deeplens_cli.targets import WaitClock
+    from deeplens_cli.targets.waiting import WaitClock
 
     now = [100.0]
     slept: list[float] = []

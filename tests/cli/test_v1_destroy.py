@@ -16,8 +16,8 @@ from v1_support import (
     world_fixture,  # noqa: F401 - registers the fixture
 )
 
-import deeplens_cli.targets.greengrass_v1 as v1
-from deeplens_cli.plan import ExecutionError
+import deeplens_cli.targets.greengrass_v1.target as v1_target
+from deeplens_cli.executor import ExecutionError
 
 BUCKET = "deeplens-test-face-crops"
 ENV = {"DEEPLENS_BUCKET": BUCKET}
@@ -45,7 +45,7 @@ def nothing_left(account):
 
 def deploy_one_device(account, run_cli, tmp_path, monkeypatch):
     create_v1_roles(account.client("iam"))
-    monkeypatch.setattr(v1, "status_source_for", lambda ctx: ScriptedStatus("Success"))
+    monkeypatch.setattr(v1_target, "status_source_for", lambda ctx: ScriptedStatus("Success"))
     s3 = account.client("s3")
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key="faces/11_24/2_50/1795920000_abc-1.jpg", Body=b"\xff\xd8face")

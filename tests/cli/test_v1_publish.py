@@ -19,8 +19,8 @@ from v1_support import (
 
 import deeplens_cli.package as package_module
 from deeplens_cli.errors import DeeplensError
+from deeplens_cli.executor import ExecutionError
 from deeplens_cli.package import build_package
-from deeplens_cli.plan import ExecutionError
 from deeplens_cli.targets.greengrass_v1 import HANDLER, LAMBDA_ROLE
 
 FUNCTION = "deeplens-face-crops"
@@ -148,11 +148,11 @@ class TestIamPropagation:
         failures = fail_call(world.ctx.client("lambda"), "CreateFunction", "InvalidParameterValueException",
                              ROLE_NOT_ASSUMABLE, times=2)
         plan = world.target().plan_publish()
+        from deeplens_cli.executor import Executor
         from deeplens_cli.output import Reporter
-        from deeplens_cli.plan import Executor
 
         sink = ProgressSink()
-        Executor(world.ctx, Reporter(stderr=sink)).execute(plan)
+        Executor(world.ctx, Reporter(stderr=sink).progress).execute(plan)
         assert failures == [2]
         assert world.aws.sleeps == [2.0, 4.0]
         waits = [line for line in sink.lines if "waiting for IAM" in line]

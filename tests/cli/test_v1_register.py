@@ -21,7 +21,7 @@ from v1_support import (
 )
 
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.plan import ExecutionError
+from deeplens_cli.executor import ExecutionError
 from deeplens_cli.roles import GROUP_ROLE
 from deeplens_cli.targets.greengrass_v1 import (
     PENDING_ATTRIBUTE,

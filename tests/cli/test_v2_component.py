@@ -16,7 +16,7 @@ import pytest
 
 from deeplens_cli.errors import ConfigError
 from deeplens_cli.package import Package, build_package, zip_entries
-from deeplens_cli.targets import component as comp
+from deeplens_cli.targets.greengrass_v2 import component as comp
 
 RECIPE_VARIABLE = re.compile(r"\{(artifacts|work|configuration|kernel|iot):[^}]*\}")
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from deeplens_cli.executor import Executor
 from deeplens_cli.output import Reporter
 from deeplens_cli.package import Package, build_package
-from deeplens_cli.plan import ApiCall, Executor
-from deeplens_cli.targets import Device
+from deeplens_cli.plan import ApiCall
+from deeplens_cli.targets.base import DeploymentRef, Device
 from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target, describe_failure
 
 try:
@@ -45,7 +46,7 @@ class Harness:
 
     def register(self, name: str = "Cam", connect: bool = True, **core) -> Device:
         ctx, target = self.target()
-        Executor(ctx, Reporter(stderr=io.StringIO())).execute(target.plan_register_device(name, str(self.tmp_path / name)))
+        Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(target.plan_register_device(name, str(self.tmp_path / name)))
         device = next(d for d in target.list_devices() if d.name == name)
         if connect:
             self.account.gg.connect_core(device.thing_name, bundle=self.tmp_path / name, **core)
@@ -57,8 +58,8 @@ class Harness:
         plan = target.plan_deploy(device, force)
         if plan.is_noop:
             return plan, None, ctx
-        result = Executor(ctx, Reporter(stderr=io.StringIO())).execute(plan)
-        return plan, target.wait_for_deployment(device, result, timeout, Reporter(stderr=self.progress)), ctx
+        result = Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(plan)
+        return plan, target.wait_for_deployment(device, DeploymentRef.from_variables(result.variables), timeout, Reporter(stderr=self.progress)), ctx
 
 
 @pytest.fixture
@@ -187,10 +188,10 @@ def test_a_failure_shows_the_error_stack_from_general_to_specific_and_a_hint(wor
 def test_a_canceled_deployment_is_a_failure(world):
     device = world.register(polls_until_done=100)
     ctx, target = world.target()
-    result = Executor(ctx, Reporter(stderr=io.StringIO())).execute(target.plan_deploy(device))
+    result = Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(target.plan_deploy(device))
     world.account.client("greengrassv2").cancel_deployment(deploymentId=result.variables["deployment_id"])
 
-    outcome = target.wait_for_deployment(device, result, 60, Reporter(stderr=io.StringIO()))
+    outcome = target.wait_for_deployment(device, DeploymentRef.from_variables(result.variables), 60, Reporter(stderr=io.StringIO()))
 
     assert (outcome.status, outcome.detail.split(":")[0]) == ("failed", "CANCELED")
 

@@ -8,9 +8,9 @@ import io
 
 import pytest
 
+from deeplens_cli.executor import Executor
 from deeplens_cli.output import Reporter
 from deeplens_cli.package import Package, build_package
-from deeplens_cli.plan import Executor
 from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target
 
 try:
@@ -37,7 +37,7 @@ def deployed(v2_account, settings_for, package, tmp_path):
     target = GreengrassV2Target(ctx, settings, package)
 
     def apply(plan):
-        return Executor(ctx, Reporter(stderr=io.StringIO())).execute(plan)
+        return Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(plan)
 
     for name in ("Cam", "Door"):
         apply(target.plan_register_device(name, str(tmp_path / name), fleet="Lobby"))
@@ -101,7 +101,7 @@ def test_what_deeplens_cli_did_not_create_is_left_alone(deployed, v2_account, se
     v2_account.client("greengrassv2").create_component_version(inlineRecipe=(
         '{"RecipeFormatVersion": "2020-01-25", "ComponentName": "com.deeplens.FaceCrops", "ComponentVersion": "9.0.0"}'))
     for device in deployed.list_devices():
-        Executor(deployed.ctx, Reporter(stderr=io.StringIO())).execute(deployed.plan_destroy(device))
+        Executor(deployed.ctx, Reporter(stderr=io.StringIO()).progress).execute(deployed.plan_destroy(device))
 
     plan = GreengrassV2Target(v2_account.context(settings_for()), settings_for(), package).plan_destroy(None)
 

@@ -10,9 +10,11 @@ import json
 import pytest
 
 from deeplens_cli.errors import DeeplensError
+from deeplens_cli.executor import Executor
 from deeplens_cli.output import Reporter
 from deeplens_cli.package import Package, build_package
-from deeplens_cli.plan import ApiCall, Executor
+from deeplens_cli.plan import ApiCall
+from deeplens_cli.targets.base import DeploymentRef
 from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target
 
 try:
@@ -41,15 +43,15 @@ class Fleet:
     def add(self, name: str, connect: bool = True, **core) -> None:
         ctx, target = self.target()
         plan = target.plan_register_device(name, str(self.tmp_path / name), fleet="Lobby")
-        Executor(ctx, Reporter(stderr=io.StringIO())).execute(plan)
+        Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(plan)
         if connect:
             self.account.gg.connect_core(f"deeplens-{name}", **core)
 
     def deploy(self, timeout: float = 60, **options):
         ctx, target = self.target()
         plan = target.plan_deploy_fleet("Lobby", **options)
-        result = None if plan.is_noop else Executor(ctx, Reporter(stderr=io.StringIO())).execute(plan)
-        outcome = target.wait_for_fleet("Lobby", result, timeout, Reporter(stderr=self.progress)) if result else None
+        result = None if plan.is_noop else Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(plan)
+        outcome = target.wait_for_fleet("Lobby", DeploymentRef.from_variables(result.variables), timeout, Reporter(stderr=self.progress)) if result else None
         return plan, outcome
 
 

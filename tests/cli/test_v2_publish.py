@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from deeplens_cli.executor import ExecutionError, Executor
 from deeplens_cli.output import Reporter
 from deeplens_cli.package import Package, build_package, zip_entries
-from deeplens_cli.plan import ApiCall, ExecutionError, Executor
+from deeplens_cli.plan import ApiCall
 from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target
 
 try:
@@ -46,7 +47,7 @@ def publish(account, settings, package, apply: bool = True):
     ctx = account.context(settings)
     plan = GreengrassV2Target(ctx, settings, package).plan_publish()
     if apply:
-        Executor(ctx, Reporter(stderr=io.StringIO())).execute(plan)
+        Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(plan)
     return plan, ctx
 
 
@@ -156,7 +157,7 @@ def test_s3_itself_refuses_an_overwrite_when_the_plan_is_stale(v2_account, setti
     v2_account.client("s3").put_object(Bucket=BUCKET, Key=key("1.0.0"), Body=b"raced in between")
 
     with pytest.raises(ExecutionError, match="PreconditionFailed"):
-        Executor(ctx, Reporter(stderr=io.StringIO())).execute(plan)
+        Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(plan)
     assert v2_account.client("s3").get_object(Bucket=BUCKET, Key=key("1.0.0"))["Body"].read() == b"raced in between"
 
 

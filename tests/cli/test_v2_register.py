@@ -264,15 +264,15 @@ class Interrupt:
 def _register_at_target(account, settings_for, out: Path, interrupt_at: int | None = None) -> None:
     import io
 
+    from deeplens_cli.executor import Executor
     from deeplens_cli.output import Reporter
-    from deeplens_cli.plan import Executor
     from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target
 
     ctx = account.context(settings_for())
     if interrupt_at:
         ctx.session.events.register("before-call.*.*", Interrupt(interrupt_at))
     plan = GreengrassV2Target(ctx, settings_for()).plan_register_device("Cam", str(out), fleet="Lobby")
-    Executor(ctx, Reporter(stderr=io.StringIO())).execute(plan)
+    Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(plan)
 
 
 @pytest.mark.parametrize("interrupt_at", range(1, 9))  # the 8 mutating calls of a registration with --fleet

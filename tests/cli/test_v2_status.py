@@ -9,9 +9,10 @@ import time
 
 import pytest
 
+from deeplens_cli.executor import Executor
 from deeplens_cli.output import Reporter
 from deeplens_cli.package import Package, build_package
-from deeplens_cli.plan import Executor
+from deeplens_cli.targets.base import DeploymentRef
 from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target
 
 try:
@@ -36,7 +37,7 @@ def v2(v2_account, settings_for, package, tmp_path):
     target = GreengrassV2Target(ctx, settings, package)
 
     def apply(plan):
-        return Executor(ctx, Reporter(stderr=io.StringIO())).execute(plan) if not plan.is_noop else None
+        return Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(plan) if not plan.is_noop else None
 
     def register(connect: bool = True, **core):
         apply(target.plan_register_device("Cam", str(tmp_path / "Cam")))
@@ -47,7 +48,7 @@ def v2(v2_account, settings_for, package, tmp_path):
 
     def deploy(device):
         result = apply(target.plan_deploy(device))
-        return target.wait_for_deployment(device, result, 60, Reporter(stderr=io.StringIO()))
+        return target.wait_for_deployment(device, DeploymentRef.from_variables(result.variables), 60, Reporter(stderr=io.StringIO()))
 
     target.register, target.deploy, target.apply = register, deploy, apply
     return target
@@ -57,7 +58,7 @@ def test_a_deployed_healthy_device_is_ok_and_says_when_health_was_reported(v2):
     device = v2.register()
     v2.deploy(device)
 
-    status = v2.device_status(device)
+    status = v2.device_status(device).to_dict()
 
     assert status["health"] == "ok" and status["problems"] == []
     assert status["core_status"] == "HEALTHY"
@@ -75,7 +76,7 @@ def test_an_old_health_report_is_shown_with_its_age(v2, v2_account):
     v2.deploy(device)
     v2_account.gg.cores["deeplens-Cam"].last_status = time.time() - 3 * 86400
 
-    status = v2.device_status(device)
+    status = v2.device_status(device).to_dict()
 
     assert "reported 3 d ago" in status["health_detail"]
 
@@ -83,7 +84,7 @@ def test_an_old_health_report_is_shown_with_its_age(v2, v2_account):
 def test_a_device_that_never_connected_says_how_to_install_it(v2):
     device = v2.register(connect=False)
 
-    status = v2.device_status(device)
+    status = v2.device_status(device).to_dict()
 
     assert status["health"] == "never connected"
     assert any("install.sh" in problem for problem in status["problems"])
@@ -94,7 +95,7 @@ def test_a_failed_last_deployment_is_reported_with_its_reason(v2):
     device = v2.register(behaviour="fail")
     v2.deploy(device)
 
-    status = v2.device_status(device)
+    status = v2.device_status(device).to_dict()
 
     assert status["health"] == "deployment failed"
     assert status["last_deployment_status"] == "FAILED"
@@ -107,7 +108,7 @@ def test_an_unhealthy_core_and_a_broken_component_are_problems(v2, v2_account):
     v2.deploy(device)
     v2_account.gg.cores["deeplens-Cam"].status = "UNHEALTHY"
 
-    status = v2.device_status(device)
+    status = v2.device_status(device).to_dict()
 
     assert status["health"] == "unhealthy"
     assert f"{COMPONENT} is BROKEN" in status["problems"]
@@ -121,18 +122,18 @@ def test_a_deactivated_certificate_is_a_problem(v2, v2_account):
     [principal] = iot.list_thing_principals(thingName="deeplens-Cam")["principals"]
     iot.update_certificate(certificateId=principal.rsplit("/", 1)[-1], newStatus="INACTIVE")
 
-    status = v2.device_status(device)
+    status = v2.device_status(device).to_dict()
 
     assert status["health"] == "no certificate"
     assert "no active certificate attached to the thing" in status["problems"]
 
 
 def test_project_status_before_and_after_publishing(v2, package, settings_for, v2_account):
-    before = v2.project_status()
+    before = v2.project_status().to_dict()
     v2.apply(v2.plan_publish())
-    after = v2.project_status()
+    after = v2.project_status().to_dict()
     changed = GreengrassV2Target(v2_account.context(settings_for()), settings_for(detection__threshold=0.9),
-                                 package).project_status()
+                                 package).project_status().to_dict()
 
     assert before["exists"] is False and before["problems"]
     assert after["exists"] is True and after["problems"] == []
@@ -147,8 +148,8 @@ def test_project_status_notices_an_overwritten_artifact(v2, v2_account):
     v2_account.client("s3").put_object(Bucket="deeplens-test-face-crops", Body=b"x",
                                        Key=f"greengrass-artifacts/{COMPONENT}/1.0.0/deeplens_edge.zip")
 
-    assert v2.project_status()["problems"] == [
-        f"artifact s3://deeplens-test-face-crops/greengrass-artifacts/{COMPONENT}/1.0.0/deeplens_edge.zip was overwritten"]
+    assert v2.project_status().problems == (
+        f"artifact s3://deeplens-test-face-crops/greengrass-artifacts/{COMPONENT}/1.0.0/deeplens_edge.zip was overwritten",)
 
 
 def test_devices_command_lists_v2_devices_with_health_and_last_deployment(v2, run_cli):

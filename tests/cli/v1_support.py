@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import pytest
 
+from deeplens_cli.executor import ExecutionResult, Executor
 from deeplens_cli.output import Reporter
-from deeplens_cli.plan import ExecutionResult, Executor, Plan
+from deeplens_cli.plan import Plan
 from deeplens_cli.roles import GROUP_ROLE
-from deeplens_cli.targets import Device
+from deeplens_cli.targets.base import Device
 from deeplens_cli.targets.greengrass_v1 import LAMBDA_ROLE, SERVICE_ROLE, GreengrassV1Target
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ class V1World:
         return GreengrassV1Target(self.ctx, self.settings, deployment_status=self.status, **overrides)
 
     def apply(self, plan: Plan) -> ExecutionResult | None:
-        return None if plan.is_noop else Executor(self.ctx, Reporter(stderr=ProgressSink())).execute(plan)
+        return None if plan.is_noop else Executor(self.ctx, Reporter(stderr=ProgressSink()).progress).execute(plan)
 
     def register(self, name: str = "MyDevice", out: Path | None = None) -> Device:
         out = out or self.tmp / f"bundle-{name}"
@@ -200,10 +201,10 @@ def group_definition(gg: Any, group_id: str) -> dict[str, Any]:
 
 
 def definition_items(gg: Any, version_arn: str) -> list[dict[str, Any]]:
-    from deeplens_cli.targets.greengrass_v1 import _DEFINITION_KINDS, parse_definition_arn
+    from deeplens_cli.targets.greengrass_v1 import DEFINITION_KINDS, parse_definition_arn
 
     kind, definition_id, version = parse_definition_arn(version_arn)
-    label = _DEFINITION_KINDS[kind]
+    label = DEFINITION_KINDS[kind]
     response = getattr(gg, f"get_{label.lower()}_definition_version")(
         **{f"{label}DefinitionId": definition_id, f"{label}DefinitionVersionId": version})
     return response["Definition"][f"{label}s"]

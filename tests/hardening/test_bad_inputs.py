@@ -260,10 +260,10 @@ class SimulatedCore:
 
 @pytest.fixture
 def core(monkeypatch: pytest.MonkeyPatch) -> SimulatedCore:
-    import deeplens_cli.targets.greengrass_v1 as v1
+    import deeplens_cli.targets.greengrass_v1.target as v1_target
 
     simulated = SimulatedCore()
-    monkeypatch.setattr(v1, "status_source_for", lambda ctx: simulated)
+    monkeypatch.setattr(v1_target, "status_source_for", lambda ctx: simulated)
     return simulated
 
 

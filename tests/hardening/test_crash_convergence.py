@@ -91,11 +91,12 @@ class Interrupter:
 def interrupter(monkeypatch: pytest.MonkeyPatch) -> Interrupter:
     """Every AwsContext the CLI makes reports to one Interrupter; waits take no time."""
     import deeplens_cli.aws as aws_module
+    import deeplens_cli.executor as executor_module
     import deeplens_cli.plan as plan_module
 
     current = Interrupter()
     real_make_context = aws_module.make_context
-    real_run_step = plan_module.Executor._run_step
+    real_run_step = executor_module.Executor._run_step
 
     def make_context(settings: Any, sleep: Callable[[float], None] | None = None) -> Any:
         ctx = real_make_context(settings, sleep=lambda seconds: None)
@@ -109,7 +110,7 @@ def interrupter(monkeypatch: pytest.MonkeyPatch) -> Interrupter:
         return real_run_step(self, step, variables)
 
     monkeypatch.setattr(aws_module, "make_context", make_context)
-    monkeypatch.setattr(plan_module.Executor, "_run_step", run_step)
+    monkeypatch.setattr(executor_module.Executor, "_run_step", run_step)
     return current
 
 

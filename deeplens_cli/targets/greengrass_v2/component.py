@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from deeplens_cli.errors import ConfigError
+from deeplens_cli.targets.artifacts import artifact_bucket
 
 if TYPE_CHECKING:
     from deeplens_cli.config import Settings
@@ -99,10 +100,6 @@ def bump_patch(version: str | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- names
-
-
-def artifact_bucket(settings: Settings) -> str:
-    return settings["greengrass.artifact_bucket"] or settings.require("bucket")
 
 
 def artifact_key(settings: Settings, component: str, version: str) -> str:

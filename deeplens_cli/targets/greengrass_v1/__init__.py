@@ -1,0 +1,74 @@
+"""The classic DeepLens target: an AWS IoT Greengrass V1 core, its group, and a pinned Lambda function.
+
+What a DeepLens "project" is in Greengrass V1 terms (research/deeplens_facts.md §2-§3), and therefore what this
+target plans:
+
+* **register-device** - an IoT thing named like DeepLens names them (`deeplens_<22 chars>`), a key pair and an
+  active certificate, the minimal Greengrass V1 core IoT policy (named `deeplens...`, the only names the DeepLens
+  service policy may attach), a core definition (thing + certificate), a group `deeplens-<name>` whose first
+  version holds the core, and the group role. The device bundle (certificate, private key 0600, public key,
+  `config/config.json`, the root CA reference) is written by a LocalStep right after the key is issued, because
+  the private key exists only in that one API response.
+* **publish** - the deterministic zip (package.py) as the Lambda function `function.name`, configured through
+  environment variables, published as a numbered version; skipped when `CodeSha256` and the configuration match.
+* **deploy** - a new function definition version that keeps every function that is not ours and pins ours (the
+  published *version* ARN, never `$LATEST`), the GPU device resource (and an ML model resource when
+  `model.s3_uri` is set), the `$aws/things/<thing>/infer -> cloud` subscription, a group version holding all of
+  that plus the group's existing core and other definitions, then a `NewDeployment`.
+
+Names are deterministic: the thing name is derived from account, region and device name, and every definition is
+named after the thing. So a registration interrupted half way (AccessDenied, Ctrl-C) is found again by the
+next run, which plans only what is missing instead of creating duplicates. A registration is marked complete
+by its last step, which moves the device name from the thing attribute `deeplens_pending` to `deeplens_name`;
+until then `list_devices` shows the device as "<name> (incomplete)" (details: registration, pending_name).
+The bundle folder carries `deeplens-bundle.json` (thing and certificate ids, no secret), written before the key:
+a re-run pointed at the same folder reuses the certificate whose key is there; a re-run pointed elsewhere issues
+a new one and retires the orphaned certificate. A folder holding anything else is never written to. Deploy
+definitions are found by name the same way, so an interrupted deploy is finished, not duplicated.
+
+Deployment status seam: moto's `GetDeploymentStatus` answers `InProgress` forever, and there is no DeepLens in a
+test. Where a deployment's status comes from is therefore a `DeploymentStatusSource`: by default the
+`GetDeploymentStatus` API; tests pass a scripted function (`GreengrassV1Target(ctx, settings,
+deployment_status=...)`, or replace `target.status_source_for`). The demo's simulated core needs neither: it records
+Success/Failure on the emulator's deployment record, the way a real core reports to the cloud, and the API
+source reads it. The seam is read only for status; it never writes anything.
+"""
+from deeplens_cli.targets.greengrass_v1.core_bundle import (
+           GREENGRASS_ROOT,
+           ROOT_CA_URL,
+           complete_bundle,
+           core_config,
+           write_bundle,
+)
+from deeplens_cli.targets.greengrass_v1.deploy import (
+           ApiDeploymentStatus,
+           DeploymentStatusSource,
+           status_source_for,
+)
+from deeplens_cli.targets.greengrass_v1.groups import DEFINITION_KINDS, parse_definition_arn
+from deeplens_cli.targets.greengrass_v1.lambda_publish import HANDLER
+from deeplens_cli.targets.greengrass_v1.naming import (
+           LAMBDA_ROLE,
+           SERVICE_ROLE,
+           TARGET,
+           core_policy,
+           definition_name,
+           group_name_for,
+           policy_name_for,
+           thing_name_for,
+)
+from deeplens_cli.targets.greengrass_v1.project import (
+           FUNCTION_ID,
+           GPU_DEVICE,
+           GPU_RESOURCE_ID,
+           MODEL_RESOURCE_ID,
+           SUBSCRIPTION_ID,
+)
+from deeplens_cli.targets.greengrass_v1.target import GreengrassV1Target
+from deeplens_cli.targets.iot import PENDING_ATTRIBUTE
+
+__all__ = ["DEFINITION_KINDS", "FUNCTION_ID", "GPU_DEVICE", "GPU_RESOURCE_ID", "GREENGRASS_ROOT", "HANDLER", "LAMBDA_ROLE",
+           "MODEL_RESOURCE_ID", "PENDING_ATTRIBUTE", "ROOT_CA_URL", "SERVICE_ROLE", "SUBSCRIPTION_ID", "TARGET",
+           "ApiDeploymentStatus", "DeploymentStatusSource", "GreengrassV1Target", "complete_bundle", "core_config",
+           "core_policy", "definition_name", "group_name_for", "parse_definition_arn", "policy_name_for",
+           "status_source_for", "thing_name_for", "write_bundle"]

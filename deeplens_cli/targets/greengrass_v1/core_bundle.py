@@ -1,0 +1,132 @@
+"""The Greengrass V1 device bundle: certs/, config/config.json, README.txt and the manifest naming the thing
+and certificate (bundle.py), and how a re-run tells which certificate a folder already holds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from deeplens_cli.errors import ConfigError
+from deeplens_cli.targets import bundle
+from deeplens_cli.targets.registration import Certificate
+
+ROOT_CA_URL = "https://www.amazontrust.com/repository/AmazonRootCA1.pem"
+GREENGRASS_ROOT = "/greengrass"  # the Greengrass V1 default; a DeepLens keeps it under /opt/awscam/greengrass
+
+
+def certificate_in_bundle(out_dir: Path, thing: str, certificates: list[Certificate],
+                           describe: Callable[[str], Certificate | None]) -> tuple[Certificate | None, Certificate | None]:
+    """(kept, unfinished): the certificate whose private key the bundle folder holds, if IoT still has it; else
+    the certificate the folder was made for but whose key never reached it (an interrupted write), to retire.
+
+    The manifest names the certificate; a folder without one (older bundles) is matched by its PEM files against
+    the certificates attached to the thing.
+    """
+    manifest = bundle.read_manifest(out_dir)
+    if manifest and manifest.get("thing_name") == thing and manifest.get("certificate_id"):
+        certificate_id = str(manifest["certificate_id"])
+        certificate = next((c for c in certificates if c.id == certificate_id), None) or describe(certificate_id)
+        if certificate is None:
+            return None, None
+        if (out_dir / "certs" / f"{certificate_id[:10]}.private.key").exists():
+            return certificate, None
+        return None, certificate
+    certs_dir = out_dir / "certs"
+    if not certificates or not certs_dir.is_dir():
+        return None, None
+    for cert_file in sorted(certs_dir.glob("*.cert.pem")):
+        key_file = cert_file.with_name(cert_file.name.replace(".cert.pem", ".private.key"))
+        if not key_file.exists():
+            continue
+        pem = cert_file.read_text(encoding="utf-8").strip()
+        for certificate in certificates:
+            if certificate.pem.strip() == pem:
+                return certificate, None
+    return None, None
+
+
+def check_bundle_folder(out_dir: Path, thing: str) -> None:
+    """An existing, non-empty --out is accepted only when it is this device's own bundle from an interrupted
+    registration (its manifest names the thing); anything else may hold another device's key."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file", "choose a folder for the device bundle")
+    if not any(out_dir.iterdir()):
+        return
+    manifest = bundle.read_manifest(out_dir)
+    if manifest is None or manifest.get("thing_name") != thing:
+        owner = f"thing {manifest.get('thing_name')}" if manifest else "something else"
+        raise ConfigError(f"--out {out_dir} already holds files of {owner}",
+                          "a bundle holds a private key issued only once: choose another --out or move the old one")
+
+
+def write_bundle(out_dir: Path, variables: dict[str, Any], thing_arn: str, endpoint: str, region: str) -> dict[str, Any]:
+    """Write the device bundle; the private key is written 0600 and then dropped from the plan variables.
+
+    Layout (a Greengrass V1 core bundle): certs/<id>.cert.pem, certs/<id>.private.key, certs/<id>.public.key,
+    config/config.json, README.txt, plus deeplens-bundle.json naming the thing and certificate. The root CA is
+    a reference (ROOT_CA_URL): it is public, and fetching it here would mean a download.
+
+    The manifest is written first, so a run interrupted in the middle of this step still tells the next run
+    which certificate the folder was for. Key material is only ever created (O_EXCL, never overwritten); the
+    derived files (config, README, manifest) are replaced when a re-run issues a new certificate.
+    """
+    certificate_id = str(variables["certificate_id"])
+    prefix = certificate_id[:10]
+    key_pair = variables["key_pair"]
+    bundle_dirs(out_dir)
+    bundle.write_manifest(out_dir, {
+        "thing_arn": thing_arn, "thing_name": thing_arn.rsplit("/", 1)[-1], "certificate_id": certificate_id,
+        "certificate_arn": variables["certificate_arn"], "region": region})
+    bundle.write_secret(out_dir / "certs" / f"{prefix}.private.key", key_pair["PrivateKey"])
+    bundle.write_new(out_dir / "certs" / f"{prefix}.public.key", key_pair["PublicKey"], 0o644)
+    complete_bundle(out_dir, certificate_id, variables["certificate_pem"], thing_arn, endpoint, region)
+    return {"key_pair": "<written to the device bundle>", "bundle_dir": str(out_dir)}
+
+
+def complete_bundle(out_dir: Path, certificate_id: str, certificate_pem: str, thing_arn: str, endpoint: str, region: str) -> None:
+    """The bundle's non-secret files: certificate, core config, README (rewritten; the key is never touched)."""
+    prefix = certificate_id[:10]
+    bundle_dirs(out_dir)
+    bundle.replace_file(out_dir / "certs" / f"{prefix}.cert.pem", certificate_pem)
+    bundle.replace_file(out_dir / "config" / "config.json", json.dumps(core_config(prefix, thing_arn, endpoint, region), indent=2) + "\n")
+    bundle.replace_file(out_dir / "README.txt", bundle_readme(prefix, thing_arn))
+
+
+def bundle_dirs(out_dir: Path) -> None:
+    bundle.prepare_folder(out_dir)
+    (out_dir / "certs").mkdir(mode=0o700, exist_ok=True)
+    (out_dir / "config").mkdir(mode=0o755, exist_ok=True)
+
+
+def core_config(prefix: str, thing_arn: str, endpoint: str, region: str) -> dict[str, Any]:
+    """The core's config/config.json (Greengrass V1 `coreThing` + `crypto` sections)."""
+    certs = f"file://{GREENGRASS_ROOT}/certs"
+    return {
+        "coreThing": {"caPath": "root.ca.pem", "certPath": f"{prefix}.cert.pem", "keyPath": f"{prefix}.private.key",
+                      "thingArn": thing_arn, "iotHost": endpoint, "ggHost": f"greengrass-ats.iot.{region}.amazonaws.com",
+                      "keepAlive": 600},
+        "runtime": {"cgroup": {"useSystemd": "yes"}},
+        "managedRespawn": False,
+        "crypto": {"caPath": f"{certs}/root.ca.pem", "principals": {
+            "IoTCertificate": {"privateKeyPath": f"{certs}/{prefix}.private.key",
+                               "certificatePath": f"{certs}/{prefix}.cert.pem"},
+            "SecretsManager": {"privateKeyPath": f"{certs}/{prefix}.private.key"}}},
+    }
+
+
+def bundle_readme(prefix: str, thing_arn: str) -> str:
+    return (
+        f"Greengrass V1 core bundle for {thing_arn}\n\n"
+        f"certs/{prefix}.cert.pem     the core's certificate\n"
+        f"certs/{prefix}.private.key  its private key (mode 0600) - keep it secret; it was issued once\n"
+        f"certs/{prefix}.public.key   its public key\n"
+        "config/config.json          the core's configuration\n\n"
+        f"The root CA is not included: download Amazon Root CA 1 from {ROOT_CA_URL}\n"
+        f"into {GREENGRASS_ROOT}/certs/root.ca.pem on the device.\n"
+        f"Copy certs/ and config/ to {GREENGRASS_ROOT}/ on the device (a DeepLens keeps Greengrass under\n"
+        "/opt/awscam/greengrass) and restart the Greengrass daemon.\n"
+    )

@@ -1,0 +1,111 @@
+"""Reading Greengrass V1 groups and their definition versions (immutable, so each is read once per target).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from deeplens_cli.aws import collect, maybe
+from deeplens_cli.errors import DeeplensError
+from deeplens_cli.targets.iot import NOT_FOUND
+
+DEFINITION_KINDS = {"cores": "Core", "functions": "Function", "resources": "Resource",
+                     "subscriptions": "Subscription"}
+DEFINITION_ARN = re.compile(r"/definition/(?P<kind>\w+)/(?P<id>[^/]+)/versions/(?P<version>[^/]+)$")
+
+
+def not_implemented(exc: BaseException) -> bool:
+    """moto answers operations it lacks with a bare 404 "Not yet implemented" (or, in server mode, an HTML 404
+    page). Only that exact shape means "this endpoint cannot do it"; real AWS errors carry a modeled code."""
+    response = getattr(exc, "response", None) or {}
+    error = response.get("Error", {})
+    message = str(error.get("Message", ""))
+    return error.get("Code") == "404" and ("Not yet implemented" in message or "<html" in message.lower()
+                                           or "<!doctype html" in message.lower())
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def by_id(items: Iterable[Mapping[str, Any]]) -> str:
+    return canonical(sorted(items, key=lambda item: str(item.get("Id"))))
+
+
+def parse_definition_arn(arn: str) -> tuple[str, str, str]:
+    """(kind, definition id, version id) of a definition version ARN."""
+    match = DEFINITION_ARN.search(arn)
+    if not match:
+        raise DeeplensError(f"unexpected Greengrass definition version ARN {arn}", "rerun with -v and report it")
+    return match["kind"], match["id"], match["version"]
+
+
+def function_name_of(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[6] if len(parts) >= 7 and parts[2] == "lambda" else None
+
+
+@dataclass
+class GroupState:
+    id: str
+    name: str
+    latest_version: str | None
+    definition: dict[str, str] = field(default_factory=dict)  # Core/Function/... DefinitionVersionArn
+
+    @property
+    def core_version_arn(self) -> str | None:
+        return self.definition.get("CoreDefinitionVersionArn")
+
+
+class GroupReading:
+    """The group and definition reads every V1 concern shares."""
+
+    def _group_core(self, group_id: str, version: str) -> dict[str, Any] | None:
+        definition = self._group_definition(group_id, version)
+        arn = definition.get("CoreDefinitionVersionArn")
+        if not arn:
+            return None
+        cores = self._definition_items(arn)
+        return cores[0] if cores else None
+
+    def _group_definition(self, group_id: str, version: str) -> dict[str, str]:
+        return dict(self.gg.get_group_version(GroupId=group_id, GroupVersionId=version).get("Definition") or {})
+
+    def _definition_items(self, version_arn: str) -> list[dict[str, Any]]:
+        """Cores / Functions / Resources / Subscriptions of one definition version.
+
+        Definition versions are immutable, so each is read once per target (a plan consults them several times).
+        """
+        if version_arn not in self._definition_cache:
+            kind, definition_id, version = parse_definition_arn(version_arn)
+            label = DEFINITION_KINDS.get(kind)
+            if label is None:
+                return []
+            getter = getattr(self.gg, f"get_{label.lower()}_definition_version")
+            response = getter(**{f"{label}DefinitionId": definition_id, f"{label}DefinitionVersionId": version})
+            self._definition_cache[version_arn] = list((response.get("Definition") or {}).get(f"{label}s", []))
+        return [dict(item) for item in self._definition_cache[version_arn]]
+
+    def _read_group(self, group_id: str) -> GroupState | None:
+        group = maybe(lambda: self.gg.get_group(GroupId=group_id), NOT_FOUND)
+        if group is None:
+            return None
+        latest = group.get("LatestVersion")
+        definition = self._group_definition(group_id, latest) if latest else {}
+        return GroupState(group["Id"], group.get("Name", ""), latest, definition)
+
+    def _find_group(self, name: str) -> GroupState | None:
+        for group in collect(self.gg, "list_groups", "Groups"):
+            if group.get("Name") == name:
+                return self._read_group(group["Id"])
+        return None
+
+    def _find_definition(self, kind: str, name: str) -> dict[str, Any] | None:
+        label = DEFINITION_KINDS[kind]
+        for definition in collect(self.gg, f"list_{label.lower()}_definitions", "Definitions"):
+            if definition.get("Name") == name:
+                return definition
+        return None

@@ -1,0 +1,95 @@
+"""Greengrass V1 status: thing, certificate, core, group role, deployed project and last deployment; and the
+published function.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deeplens_cli.aws import collect, maybe
+from deeplens_cli.targets.base import Device, DeviceStatus, ProjectStatus
+from deeplens_cli.targets.greengrass_v1.naming import TARGET
+from deeplens_cli.targets.iot import NOT_FOUND
+
+
+class Reporting:
+    """device_status and project_status (read-only)."""
+
+    def device_status(self, device: Device) -> DeviceStatus:
+        """Thing, certificate, core, group role, the deployed project and the last deployment (reads only)."""
+        problems: list[str] = []
+        info: dict[str, Any] = {"target": TARGET, "thing": device.thing_name, "group": device.group_name,
+                                "group_id": device.group_id}
+        if device.details.get("registration") == "incomplete":
+            problems.append("registration incomplete (run register-device again)")
+        thing = maybe(lambda: self.iot.describe_thing(thingName=device.thing_name), NOT_FOUND)
+        info["thing_exists"] = thing is not None
+        if thing is None:
+            problems.append(f"IoT thing {device.thing_name} missing")
+        certificates = self._certificates(device.thing_name) if thing else []
+        info["certificates"] = [{"id": c.id, "status": c.status} for c in certificates]
+        if thing and not any(c.status == "ACTIVE" for c in certificates):
+            problems.append("no active certificate")
+        group = self._read_group(device.group_id) if device.group_id else None
+        info["group_version"] = group.latest_version if group else None
+        if group is None:
+            problems.append("no Greengrass group")
+        else:
+            core = self._definition_items(group.core_version_arn)[0] if group.core_version_arn else None
+            info["core"] = core.get("ThingArn") if core else None
+            if core is None:
+                problems.append("the group has no core")
+            elif core.get("ThingArn", "").rsplit("/", 1)[-1] != device.thing_name:
+                problems.append("the group's core is another thing")
+            associated = maybe(lambda: self.gg.get_associated_role(GroupId=group.id), NOT_FOUND)
+            info["group_role"] = (associated or {}).get("RoleArn")
+            if not info["group_role"]:
+                problems.append("no group role")
+            project = [f for f in self._current_items(group, "functions") if self._is_our_function(f)]
+            info["function_version_arn"] = project[0]["FunctionArn"] if project else None
+            last = self._last_deployment(group.id)
+            info["last_deployment"] = last
+            info["last_deployment_id"] = last["id"] if last else None
+            info["last_deployment_status"] = last["status"] if last else "never"
+            if last is None:
+                problems.append("never deployed")
+            elif last["status"] != "Success":
+                problems.append(f"last deployment {last['status']}" + (f": {last['error_message']}"
+                                                                       if last.get("error_message") else ""))
+            elif last["group_version"] != group.latest_version:
+                problems.append("the latest group version is not deployed")
+        last = info.get("last_deployment")
+        return DeviceStatus(health="ok" if not problems else "problem", problems=tuple(problems),
+                            last_deployment_id=last["id"] if last else None,
+                            last_deployment_status=last["status"] if last else "never",
+                            last_deployment_error=last.get("error_message") if last else None, details=info)
+
+    def project_status(self) -> ProjectStatus:
+        """The published function: latest version, its CodeSha256, and whether it matches the local build."""
+        from deeplens_cli.package import vendor_dir_if_cached
+
+        function_name = self.settings["function.name"]
+        status: dict[str, Any] = {"target": TARGET, "kind": "lambda-function", "name": function_name}
+        current = maybe(lambda: self.lam.get_function(FunctionName=function_name), ("ResourceNotFoundException",))
+        status["exists"] = current is not None
+        if current is None:
+            return ProjectStatus(TARGET, function_name, False, problems=("function not published (run publish or deploy)",),
+                                 details=status)
+        versions = [v for v in collect(self.lam, "list_versions_by_function", "Versions", FunctionName=function_name)
+                    if v.get("Version") != "$LATEST"]
+        latest = max(versions, key=lambda v: int(v["Version"]), default=None)
+        status.update(latest_version=latest["Version"] if latest else None,
+                      version_arn=latest["FunctionArn"] if latest else None,
+                      code_sha256=latest["CodeSha256"] if latest else current["Configuration"].get("CodeSha256"),
+                      runtime=current["Configuration"].get("Runtime"))
+        vendor = self.settings["function.vendor"]
+        if vendor and vendor_dir_if_cached(vendor, self.device_python) is None:
+            status["local_code_sha256"] = None  # would need pip (maybe the network): not for a status command
+        else:
+            status["local_code_sha256"] = self.package().code_sha256_b64
+        status["up_to_date"] = status["local_code_sha256"] == status["code_sha256"] if status["local_code_sha256"] else None
+        status["problems"] = [] if latest else ["no published version"]
+        if status["up_to_date"] is False:
+            status["problems"].append("local edge_function differs from the published version (run deploy)")
+        return ProjectStatus(TARGET, function_name, True, status["latest_version"], status["code_sha256"],
+                             status["up_to_date"], tuple(status.pop("problems")), details=status)

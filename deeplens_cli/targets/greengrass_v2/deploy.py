@@ -1,0 +1,205 @@
+"""Deploying to one Greengrass V2 device: the complete component set as a thing deployment (kept as it is
+when nothing changed), then following the device's own report and the component's lifecycle state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+from deeplens_cli.aws import collect, maybe
+from deeplens_cli.plan import Action, ApiCall, Plan, noop
+from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device
+from deeplens_cli.targets.greengrass_v2 import component as comp
+from deeplens_cli.targets.greengrass_v2.naming import MANAGED
+from deeplens_cli.targets.greengrass_v2.outcomes import (
+    BROKEN_STATES,
+    FAILURE_STATUSES,
+    RUNNING_STATES,
+    SUCCESS_STATUSES,
+    describe_failure,
+    failure_hint,
+)
+from deeplens_cli.targets.iot import NOT_FOUND
+from deeplens_cli.targets.waiting import WaitClock, poll_until
+
+if TYPE_CHECKING:
+    from deeplens_cli.output import Reporter
+
+
+class Deploying:
+    """plan_deploy and wait_for_deployment for one device."""
+
+    def plan_deploy(self, device: Device, force: bool = False) -> Plan:
+        plan = Plan(f"deploy {device.name} (Greengrass V2)")
+        version = self._plan_component(plan)
+        plan.add(self._plan_core_policy(device.name, device.thing_name))
+        core = self._core_device(device.thing_name)
+        components = comp.deployment_components(self.component_name, version, self._nucleus_pin([core]))
+        target_arn = device.thing_arn or self._thing_arn(device.thing_name)
+        plan.add(self._plan_deployment(plan, target_arn, f"gg-deployment/{device.thing_name}", components, None,
+                                       force, device_things=[device.thing_name]))
+        return plan
+
+    def _thing_arn(self, thing: str) -> str:
+        return self.ctx.client("iot").describe_thing(thingName=thing)["thingArn"]
+
+    def _core_device(self, thing: str) -> dict[str, Any] | None:
+        """get_core_device, or None while the nucleus has never connected."""
+        return maybe(lambda: self.ctx.client("greengrassv2").get_core_device(coreDeviceThingName=thing), NOT_FOUND)
+
+    def _nucleus_pin(self, cores: list[dict[str, Any] | None]) -> tuple[str, str] | None:
+        """(nucleus component, version) when every core reports the same one; None otherwise (nothing to pin)."""
+        pins = set()
+        for core in cores:
+            if not core or not core.get("coreVersion"):
+                return None
+            pins.add((comp.NUCLEUS_COMPONENTS.get(core.get("runtime") or "aws_nucleus_classic",
+                                                  "aws.greengrass.Nucleus"), core["coreVersion"]))
+        return pins.pop() if len(pins) == 1 else None
+
+    def _latest_deployment(self, target_arn: str) -> dict[str, Any] | None:
+        gg = self.ctx.client("greengrassv2")
+        latest = collect(self.ctx.client("greengrassv2"), "list_deployments", "deployments", targetArn=target_arn,
+                             historyFilter="LATEST_ONLY")
+        if not latest:
+            return None
+        return gg.get_deployment(deploymentId=latest[0]["deploymentId"])
+
+    def _plan_deployment(self, plan: Plan, target_arn: str, resource: str, components: dict[str, Any],
+                         job: dict[str, Any] | None, force: bool, device_things: list[str]) -> Action:
+        """A new deployment when the desired component set differs from the target's current one (or the last
+        one failed, or --force). Components someone else deployed to the same target are kept: a new deployment
+        replaces the old one, and dropping them would uninstall them."""
+        latest = self._latest_deployment(target_arn)
+        if latest is not None:
+            ours = set(components) | set(comp.NUCLEUS_COMPONENTS.values())
+            for other, spec in (latest.get("components") or {}).items():
+                if other not in ours:
+                    components[other] = spec
+        params: dict[str, Any] = {
+            "targetArn": target_arn, "deploymentName": self.settings["project.name"], "components": components,
+            "deploymentPolicies": comp.DEPLOYMENT_POLICIES, "tags": {comp.TAG_MANAGED: MANAGED},
+        }
+        if job:
+            params["iotJobConfiguration"] = job
+        step = ApiCall("greengrassv2", "create_deployment", params,
+                       outputs={"deployment_id": "deploymentId", "iot_job_id": "iotJobId"})
+        versions = {name: spec["componentVersion"] for name, spec in components.items()}
+        if latest is None:
+            return Action(resource, "create", "first deployment", (step,), details={"components": versions})
+        differences = comp.deployment_differences(latest, components, job)
+        previous = latest.get("deploymentId")
+        if force:
+            return Action(resource, "update", f"--force (replaces {previous})", (step,), details={"components": versions})
+        if differences:
+            return Action(resource, "update", "; ".join(differences) + f" (replaces {previous})", (step,),
+                          details={"components": versions, "previous": previous})
+        failed = self._failed_on_devices(latest, device_things)
+        if latest.get("deploymentStatus") in ("CANCELED", "FAILED") or failed:
+            why = failed or f"deployment {previous} is {latest.get('deploymentStatus')}"
+            return Action(resource, "update", f"{why}; deploying again", (step,), details={"components": versions})
+        plan.known["deployment_id"] = previous
+        return noop(resource, f"deployment {previous} already has this component set", deployment_id=previous,
+                    components=versions)
+
+    def _failed_on_devices(self, deployment: Mapping[str, Any], things: list[str]) -> str | None:
+        for thing in things:
+            effective = self._effective_deployment(thing, deployment["deploymentId"])
+            if effective and effective.get("coreDeviceExecutionStatus") in FAILURE_STATUSES:
+                return f"deployment {deployment['deploymentId']} ended {effective['coreDeviceExecutionStatus']} on {thing}"
+        return None
+
+    def _effective_deployment(self, thing: str, deployment_id: str) -> dict[str, Any] | None:
+        for effective in self._effective_deployments(thing):
+            if effective.get("deploymentId") == deployment_id:
+                return effective
+        return None
+
+    def _effective_deployments(self, thing: str) -> list[dict[str, Any]]:
+        found = maybe(lambda: collect(self.ctx.client("greengrassv2"), "list_effective_deployments",
+                                                    "effectiveDeployments", coreDeviceThingName=thing), NOT_FOUND)
+        return found or []
+
+    def _installed_components(self, thing: str) -> list[dict[str, Any]]:
+        found = maybe(lambda: collect(self.ctx.client("greengrassv2"), "list_installed_components",
+                                                    "installedComponents", coreDeviceThingName=thing), NOT_FOUND)
+        return found or []
+
+    def wait_for_deployment(self, device: Device, deployment: DeploymentRef, timeout_s: float,
+                            reporter: Reporter) -> DeploymentOutcome:
+        deployment_id = deployment.deployment_id
+        version = deployment.component_version
+        thing = device.thing_name
+        if not deployment_id:
+            return DeploymentOutcome(None, "not_waited", "no deployment was made")
+        clock = WaitClock(self.ctx.sleep)
+        poll = float(self.settings["deploy.poll_s"])
+        connected = self._core_device(thing) is not None
+        if not connected:
+            reporter.progress(f"{thing} has not connected to Greengrass yet; the deployment waits for it "
+                              f"(install the nucleus with the device bundle's install.sh)")
+        last: dict[str, Any] = {"status": None}
+
+        def reported() -> DeploymentOutcome | bool | None:
+            effective = self._effective_deployment(thing, deployment_id)
+            status = effective["coreDeviceExecutionStatus"] if effective else "QUEUED"
+            if status != last["status"]:
+                reporter.progress(f"deployment {deployment_id} on {thing}: {status}")
+                last["status"] = status
+            if status in SUCCESS_STATUSES:
+                return True
+            if status in FAILURE_STATUSES:
+                detail, errors = describe_failure(effective or {})
+                return DeploymentOutcome(deployment_id, "failed", detail, errors,
+                                         extra={"device_status": status, "reason": (effective or {}).get("reason")})
+            return None
+
+        answer = poll_until(reported, clock, timeout_s, poll, whole_intervals=True)
+        if isinstance(answer, DeploymentOutcome):
+            return answer
+        if answer is None:
+            status = last["status"]
+            never = "" if connected or self._core_device(thing) else "; the device has never connected to Greengrass"
+            return DeploymentOutcome(deployment_id, "timed_out", f"still {status} after {timeout_s:.0f}s{never}",
+                                     extra={"device_status": status})
+        return self._wait_component_running(deployment_id, thing, version, clock, timeout_s, poll, reporter)
+
+    def _wait_component_running(self, deployment_id: str, thing: str, version: str | None, clock: WaitClock,
+                                timeout_s: float, poll: float, reporter: Reporter) -> DeploymentOutcome:
+        """After the device reported success: is our component RUNNING (or FINISHED) at the deployed version?"""
+        last: dict[str, Any] = {"state": None, "mine": None}
+
+        def running() -> DeploymentOutcome | None:
+            mine = last["mine"] = next((c for c in self._installed_components(thing)
+                                        if c.get("componentName") == self.component_name), None)
+            state = mine.get("lifecycleState") if mine else None
+            current = mine is not None and (version is None or mine.get("componentVersion") == version)
+            if current and state != last["state"]:
+                reporter.progress(f"{self.component_name} {mine.get('componentVersion')} on {thing}: {state}")
+                last["state"] = state
+            extra = _component_extra(mine)
+            if current and state in RUNNING_STATES:
+                return DeploymentOutcome(deployment_id, "succeeded", f"{self.component_name} {state}", extra=extra)
+            if current and state in BROKEN_STATES:
+                details = mine.get("lifecycleStateDetails") or ""
+                codes = list(mine.get("lifecycleStatusCodes") or [])
+                errors = tuple(filter(None, ["status codes: " + ", ".join(codes) if codes else "",
+                                             "hint: " + (failure_hint(codes + ["COMPONENT_BROKEN"]) or "")]))
+                return DeploymentOutcome(deployment_id, "failed",
+                                         f"{self.component_name} is {state} after the deployment: {details}".rstrip(": "),
+                                         errors, extra=extra)
+            return None
+
+        outcome = poll_until(running, clock, timeout_s, poll, whole_intervals=True)
+        if outcome is not None:
+            return outcome
+        mine = last["mine"]
+        seen = f"{mine.get('lifecycleState')} ({mine.get('componentVersion')})" if mine else "not reported"
+        return DeploymentOutcome(deployment_id, "timed_out",
+                                 f"deployment completed but {self.component_name} is {seen}; the device "
+                                 f"reports component states only now and then", extra=_component_extra(mine))
+
+
+def _component_extra(mine: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {"component_state": mine.get("lifecycleState") if mine else None,
+            "component_version": mine.get("componentVersion") if mine else None}

@@ -1,0 +1,180 @@
+"""register-device for Greengrass V2: thing (name pending), core policy, fleet membership, certificate and
+bundle, then the name. Resumable: each step is found again by a re-run after an interruption.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from deeplens_cli.aws import collect, maybe
+from deeplens_cli.errors import DeeplensError
+from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
+from deeplens_cli.targets import iot as device_iot
+from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE
+from deeplens_cli.targets.greengrass_v2.core_bundle import (
+    CERTIFICATE_FILE,
+    DERIVED_FILES,
+    PRIVATE_KEY_FILE,
+    CoreBundle,
+    amazon_root_ca_1,
+)
+from deeplens_cli.targets.greengrass_v2.naming import (
+    MANAGED,
+    MANAGED_GROUP_ATTRIBUTE,
+    TARGET,
+    core_policy,
+    policy_name,
+    thing_name,
+)
+from deeplens_cli.targets.iot import NOT_FOUND, PENDING_ATTRIBUTE
+from deeplens_cli.targets.registration import (
+    Certificate,
+    certificate_of_pem,
+    certificate_resource,
+    issue_certificate_call,
+    plan_kept_certificate,
+    retire_certificate,
+    thing_certificates,
+)
+
+
+class Registration:
+    """register-device (and the core policy that deploy repairs)."""
+
+    def plan_register_device(self, name: str, out_dir: str, fleet: str | None = None) -> Plan:
+        """Thing (name pending), policy, fleet, certificate + bundle, attachments, then the name: resumable.
+
+        Every step is found again by a re-run after an interruption: the thing by its name, the certificate by
+        the bundle in `out_dir` (its ID is the SHA-256 of the certificate), attachments by listing them. Only the
+        last step records `deeplens_name`, so until then the device lists as "NAME (incomplete)".
+        """
+        iot = self.ctx.client("iot")
+        thing = thing_name(name)
+        policy = policy_name(name)
+        plan = Plan(f"register-device {name} (Greengrass V2)")
+        described = maybe(lambda: iot.describe_thing(thingName=thing), NOT_FOUND)
+        attributes = (described or {}).get("attributes") or {}
+        if described is not None and (attributes.get(TARGET_ATTRIBUTE) != TARGET
+                                      or name not in (attributes.get(PENDING_ATTRIBUTE), attributes.get(NAME_ATTRIBUTE))):
+            raise DeeplensError(f"IoT thing {thing} already exists but is not a deeplens-cli Greengrass V2 device "
+                                f"named {name}", "choose another --name, or delete that thing if it is a leftover")
+        alias_name = self.settings["greengrass.role_alias"]
+        if maybe(lambda: iot.describe_role_alias(roleAlias=alias_name), NOT_FOUND) is None:
+            raise DeeplensError(f"IoT role alias {alias_name} does not exist (devices get AWS credentials through it)",
+                                "run `deeplens-cli register-roles` first")
+        bundle = CoreBundle(
+            thing=thing, region=self.ctx.region, role_alias=alias_name,
+            data_endpoint=iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"],
+            credential_endpoint=iot.describe_endpoint(endpointType="iot:CredentialProvider")["endpointAddress"])
+
+        # 1. the thing; the device name stays pending until the last step
+        if described is None:
+            plan.add(device_iot.create_thing_action(
+                thing, TARGET, name, f"Greengrass V2 core device {name}",
+                {"endpoints": {"data": bundle.data_endpoint, "credentials": bundle.credential_endpoint}}))
+        else:
+            plan.add(noop(f"iot-thing/{thing}", "exists (an earlier registration was interrupted)", thing=thing))
+
+        # 2. the policy, 3. the fleet
+        kept, unfinished = self._certificate_in_bundle(Path(out_dir))
+        plan.add(self._plan_core_policy(name, thing))
+        plan.actions.extend(self._plan_orphaned_certificates(name, keep=kept.arn if kept else None))
+        if fleet:
+            plan.add(self._plan_thing_group(fleet))
+
+        # 4. the certificate: the one whose key the bundle holds, else a new one written to the bundle
+        attached = thing_certificates(iot, thing) if described else []
+        root_ca = amazon_root_ca_1()
+        if kept is None:
+
+            def write_bundle(variables: dict[str, Any]) -> dict[str, Any]:
+                private_key = variables.pop("private_key")  # kept in memory no longer than needed
+                bundle.write(out_dir, variables["certificate_pem"], private_key, root_ca)
+                return {"bundle_dir": out_dir}
+
+            plan.add(Action(f"iot-certificate/{thing}", "create", f"new active certificate; its key goes to {out_dir}", (
+                issue_certificate_call(private_key="keyPair.PrivateKey"),
+                LocalStep(f"write the device bundle to {out_dir} (private key mode 0600)", write_bundle),
+                ApiCall("iot", "attach_thing_principal", {"thingName": thing, "principal": Ref("certificate_arn")}),
+                ApiCall("iot", "attach_policy", {"policyName": policy, "target": Ref("certificate_arn")}),
+            ), details={"bundle": out_dir, "policy": policy}))
+        else:
+            plan.known["certificate_arn"] = kept.arn
+            folder = Path(out_dir)
+            plan.add(plan_kept_certificate(
+                iot, kept, thing, any(c.id == kept.id for c in attached), out_dir,
+                [name for name in DERIVED_FILES if not (folder / name).exists()],
+                lambda variables: bundle.complete(folder, kept.pem, root_ca), policy=policy))
+        if unfinished is not None and all(c.id != unfinished.id for c in attached):
+            plan.add(retire_certificate(iot, unfinished,
+                                        f"issued by an interrupted registration whose key never reached {out_dir}"))
+        for stale in attached:
+            if kept is None or stale.id != kept.id:
+                plan.add(retire_certificate(iot, stale, f"issued by an interrupted registration whose key is not in "
+                                                        f"{out_dir}", thing=thing))
+
+        # 5. fleet membership, 6. the name: registration complete
+        if fleet:
+            groups = collect(iot, "list_thing_groups_for_thing", "thingGroups", thingName=thing) if described else []
+            if fleet in [g.get("groupName") for g in groups]:
+                plan.add(noop(f"iot-thing-group-member/{fleet}/{thing}", "already a member"))
+            else:
+                plan.add(Action(f"iot-thing-group-member/{fleet}/{thing}", "create", f"add {thing} to fleet {fleet}", (
+                    ApiCall("iot", "add_thing_to_thing_group", {"thingGroupName": fleet, "thingName": thing}),
+                )))
+        plan.add(device_iot.record_name_action(thing, name))
+        return plan
+
+    def _certificate_in_bundle(self, out_dir: Path) -> tuple[Certificate | None, Certificate | None]:
+        """(kept, unfinished): the IoT certificate whose private key the bundle folder already holds (an
+        interrupted run), else the certificate whose PEM is there without its key (a run interrupted between the
+        two writes: bundle.py writes the certificate first), which is to be retired.
+
+        A key whose certificate IoT does not know is refused rather than overwritten.
+        """
+        certificate_file, key_file = out_dir / CERTIFICATE_FILE, out_dir / PRIVATE_KEY_FILE
+        pem = certificate_file.read_text() if certificate_file.exists() else ""
+        found = certificate_of_pem(self.ctx.client("iot"), pem) if pem.strip() else None
+        if not key_file.exists():
+            return None, found
+        if found is None:
+            raise DeeplensError(f"{key_file} holds a private key whose certificate this account does not have",
+                                "choose another --out, or move that folder away if it belongs to another device")
+        return found, None
+
+    def _plan_core_policy(self, name: str, thing: str) -> Action:
+        """Create the device's IoT policy, or repair it (a new default version) when it drifted."""
+        desired = core_policy(self.partition, self.ctx.region, self.ctx.account_id, thing,
+                              self.settings["greengrass.role_alias"])
+        return device_iot.plan_core_policy(self.ctx.client("iot"), policy_name(name), desired,
+                                           "minimal Greengrass V2 core policy", "up to date")
+
+    def _plan_orphaned_certificates(self, name: str, keep: str | None = None) -> list[Action]:
+        """Certificates holding this device's policy but attached to no thing (a registration interrupted in an
+        earlier version of this tool, or a half-finished destroy): deleted - unless the bundle holds its key."""
+        iot = self.ctx.client("iot")
+        policy = policy_name(name)
+        if maybe(lambda: iot.get_policy(policyName=policy), NOT_FOUND) is None:
+            return []
+        actions = []
+        for target in collect(self.ctx.client("iot"), "list_targets_for_policy", "targets", policyName=policy):
+            if ":cert/" not in target or target == keep or \
+                    collect(self.ctx.client("iot"), "list_principal_things", "things", principal=target):
+                continue
+            certificate_id = target.rsplit("/", 1)[-1]
+            actions.append(Action(certificate_resource(certificate_id), "delete",
+                                  "left over from an interrupted registration (no thing attached)",
+                                  device_iot.certificate_teardown(target, [policy])))
+        return actions
+
+    def _plan_thing_group(self, fleet: str) -> Action:
+        iot = self.ctx.client("iot")
+        resource = f"iot-thing-group/{fleet}"
+        if maybe(lambda: iot.describe_thing_group(thingGroupName=fleet), NOT_FOUND) is not None:
+            return noop(resource, "exists")
+        return Action(resource, "create", "fleet for thing-group deployments", (
+            ApiCall("iot", "create_thing_group", {"thingGroupName": fleet, "thingGroupProperties": {
+                "thingGroupDescription": "Greengrass V2 fleet of deeplens-cli devices",
+                "attributePayload": {"attributes": {MANAGED_GROUP_ATTRIBUTE: MANAGED}}}}),
+        ))

@@ -1,0 +1,157 @@
+"""Greengrass V2 status: certificates, core device health (with when it was reported), our component's state,
+the last effective deployment, and the published component.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from deeplens_cli.aws import collect, maybe
+from deeplens_cli.errors import DeeplensError
+from deeplens_cli.targets.artifacts import artifact_bucket, stored_sha256
+from deeplens_cli.targets.base import Device, DeviceStatus, ProjectStatus
+from deeplens_cli.targets.greengrass_v2 import component as comp
+from deeplens_cli.targets.greengrass_v2.naming import TARGET
+from deeplens_cli.targets.greengrass_v2.outcomes import (
+    FAILURE_STATUSES,
+    RUNNING_STATES,
+    SUCCESS_STATUSES,
+    describe_failure,
+    iso_time,
+)
+from deeplens_cli.targets.iot import NOT_FOUND
+
+STALE_HEALTH_NOTE = "a core reports at startup, after deployments, when a component breaks and every 24 h by default"
+
+
+class Reporting:
+    """device_status and project_status (read-only)."""
+
+    def device_status(self, device: Device) -> DeviceStatus:
+        """Certificate, core device health (with when it was reported: it can be stale), our component's state
+        and the last effective deployment. `health` is "ok" when nothing is wrong, else the word of the
+        most important problem."""
+        thing = device.thing_name
+        problems: list[str] = []
+        info: dict[str, Any] = {"target": TARGET, "thing_name": thing}
+        words: list[tuple[int, str]] = []  # (priority, one-word health) of what is wrong; the first one is shown
+        if device.details.get("registration") == "incomplete":
+            problems.append("registration incomplete (run register-device again with the same --out)")
+            words.append((0, "incomplete"))
+
+        certificates = self._certificate_states(thing)
+        info["certificates"] = certificates
+        if "ACTIVE" not in certificates.values():
+            problems.append("no active certificate attached to the thing")
+            words.append((0, "no certificate"))
+
+        core = self._core_device(thing)
+        if core is None:
+            info.update(core_status=None, health_reported_at=None, nucleus_version=None,
+                        health_detail="never connected to Greengrass")
+            problems.append("the device has never connected (install the nucleus with the bundle's install.sh)")
+            words.append((1, "never connected"))
+        else:
+            reported = core.get("lastStatusUpdateTimestamp")
+            info.update(core_status=core.get("status"), health_reported_at=iso_time(reported),
+                        health_detail=f"{core.get('status')}, reported {_age(reported) or 'at an unknown time'} "
+                                      f"(can be stale: {STALE_HEALTH_NOTE})",
+                        nucleus_version=core.get("coreVersion"), runtime=core.get("runtime"),
+                        platform="/".join(filter(None, [core.get("platform"), core.get("architecture")])) or None)
+            if core.get("status") != "HEALTHY":
+                problems.append(f"core device reports {core.get('status')} ({_age(reported) or 'time unknown'})")
+                words.append((2, "unhealthy"))
+
+        installed = self._installed_components(thing) if core else []
+        info["components"] = [{"name": c.get("componentName"), "version": c.get("componentVersion"),
+                               "state": c.get("lifecycleState"), "details": c.get("lifecycleStateDetails"),
+                               "reported_at": iso_time(c.get("lastReportedTimestamp"))} for c in installed]
+        mine = next((c for c in info["components"] if c["name"] == self.component_name), None)
+        info["component"] = mine
+        info["component_state"] = mine["state"] if mine else "not installed"
+        if core and (mine is None or mine["state"] not in RUNNING_STATES):
+            problems.append(f"{self.component_name} is {info['component_state']}")
+            words.append((4, "component " + info["component_state"].lower()))
+
+        effective = sorted(self._effective_deployments(thing) if core else [],
+                           key=lambda e: e.get("modifiedTimestamp") or e.get("creationTimestamp"), reverse=True)
+        last = next((e for e in effective if e.get("deploymentName") == self.settings["project.name"]),
+                    effective[0] if effective else None)
+        if last is None:
+            info.update(last_deployment_id=None, last_deployment_status="none")
+            if core is not None:
+                problems.append(f"never deployed (run `deeplens-cli deploy --device {device.name}`)")
+        else:
+            status = last.get("coreDeviceExecutionStatus")
+            info.update(last_deployment_id=last.get("deploymentId"), last_deployment_status=status,
+                        last_deployment_at=iso_time(last.get("modifiedTimestamp")),
+                        last_deployment_target=last.get("targetArn"))
+            if status in FAILURE_STATUSES:
+                detail, errors = describe_failure(last)
+                info.update(last_deployment_reason=detail, last_deployment_errors=list(errors))
+                problems.append(f"last deployment {detail}")
+                words.append((3, "deployment failed"))
+            elif status not in SUCCESS_STATUSES:
+                problems.append(f"last deployment is {status}")
+                words.append((5, "deploying"))
+        health = min(words)[1] if words else ("not deployed" if problems else "ok")
+        return DeviceStatus(health=health, problems=tuple(problems), health_detail=info.pop("health_detail"),
+                            last_deployment_id=info.pop("last_deployment_id"),
+                            last_deployment_status=info.pop("last_deployment_status"),
+                            details=info)  # the failure's reason stays in details (last_deployment_reason)
+
+    def _certificate_states(self, thing: str) -> dict[str, str]:
+        iot = self.ctx.client("iot")
+        states = {}
+        for principal in maybe(lambda: collect(self.ctx.client("iot"), "list_thing_principals", "principals",
+                                                             thingName=thing), NOT_FOUND) or []:
+            if ":cert/" in principal:
+                certificate_id = principal.rsplit("/", 1)[-1]
+                described = maybe(lambda cid=certificate_id: iot.describe_certificate(certificateId=cid), NOT_FOUND)
+                states[certificate_id] = described["certificateDescription"]["status"] if described else "missing"
+        return states
+
+    def project_status(self) -> ProjectStatus:
+        """The component: its latest version, state and artifact, and whether it matches what `deploy` would
+        publish now."""
+        gg = self.ctx.client("greengrassv2")
+        info: dict[str, Any] = {"target": TARGET, "name": self.component_name, "kind": "Greengrass V2 component"}
+        versions = [v["componentVersion"] for v in self._component_versions()]
+        latest = comp.highest_version(versions)
+        info["versions"] = len(versions)
+        if latest is None:
+            return ProjectStatus(TARGET, self.component_name, False,
+                                 problems=("not published yet (run `deeplens-cli deploy`)",), details=info)
+        described = gg.describe_component(arn=self._component_arn(latest))
+        tags = described.get("tags") or {}
+        state = (described.get("status") or {}).get("componentState")
+        bucket = artifact_bucket(self.settings)
+        key = comp.artifact_key(self.settings, self.component_name, latest)
+        stored = stored_sha256(self.ctx, bucket, key)
+        problems = []
+        if state != "DEPLOYABLE":
+            problems.append(f"{latest} is {state}")
+        if stored is None:
+            problems.append(f"artifact s3://{bucket}/{key} is missing")
+        elif stored != tags.get(comp.TAG_ARTIFACT):
+            problems.append(f"artifact s3://{bucket}/{key} was overwritten")
+        try:
+            local: str | None = self.component().content_sha256
+        except DeeplensError:
+            local = None
+        info.update(state=state, artifact=f"s3://{bucket}/{key}", content_sha256=tags.get(comp.TAG_CONTENT),
+                    created=iso_time(described.get("creationTimestamp")))
+        return ProjectStatus(TARGET, self.component_name, True, latest, tags.get(comp.TAG_ARTIFACT),
+                             None if local is None else local == tags.get(comp.TAG_CONTENT), tuple(problems),
+                             details=info)
+
+
+def _age(value: Any) -> str | None:
+    if not isinstance(value, datetime):
+        return None
+    seconds = max(0.0, (datetime.now(timezone.utc) - value.astimezone(timezone.utc)).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
