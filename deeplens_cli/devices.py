@@ -19,12 +19,13 @@ from deeplens_cli.errors import ConfigError, DeeplensError, DeploymentFailed, De
 from deeplens_cli.plan import Plan
 from deeplens_cli.targets import DeploymentOutcome, Device, all_devices, find_device, make_target
 
-DEVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,99}$")  # the DeepLens console's rule: a-zA-Z0-9-, <= 100
+DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}\Z")  # the DeepLens console's rule: a-zA-Z0-9-, <= 100;
+# \Z, not $: "$" also matches before a trailing newline, and "Cam1\n" must be refused however it is matched
 
 
 def register_device(app: App, name: str, out_dir: str | None, target: str | None, fleet: str | None,
                     dry_run: bool) -> None:
-    if not DEVICE_NAME.match(name):
+    if not DEVICE_NAME.fullmatch(name):
         raise ConfigError(f"--name '{name}' is not a valid device name",
                           "use 1-100 letters, digits and hyphens, starting with a letter or digit")
     target = target or app.settings["greengrass.default_target"]
