@@ -112,8 +112,8 @@ def make_context(settings: Settings, sleep: Callable[[float], None] | None = Non
     environ = os.environ if environ is None else environ
     check_endpoint_variables(environ)
     core = botocore.session.Session()
-    core.register_component("data_loader", shared_loader(core.get_config_variable("data_path")))
     try:
+        core.register_component("data_loader", shared_loader(core.get_config_variable("data_path")))
         region = resolved_region(core, settings, environ)
         session = boto3.Session(botocore_session=core, profile_name=settings["profile"], region_name=region)
     except botocore.exceptions.ProfileNotFound:

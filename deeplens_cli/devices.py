@@ -26,7 +26,7 @@ DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}\Z")  # the DeepLens con
 def register_device(app: App, name: str, out_dir: str | None, target: str | None, fleet: str | None,
                     dry_run: bool) -> None:
     if not DEVICE_NAME.fullmatch(name):
-        raise ConfigError(f"--name '{name}' is not a valid device name",
+        raise ConfigError(f"--name {name!r} is not a valid device name",
                           "use 1-100 letters, digits and hyphens, starting with a letter or digit")
     target = target or app.settings["greengrass.default_target"]
     if fleet and target != "v2":
