@@ -116,8 +116,9 @@ def make_context(settings: Settings, sleep: Callable[[float], None] | None = Non
         core.register_component("data_loader", shared_loader(core.get_config_variable("data_path")))
         region = resolved_region(core, settings, environ)
         session = boto3.Session(botocore_session=core, profile_name=settings["profile"], region_name=region)
-    except botocore.exceptions.ProfileNotFound:
-        raise DeeplensError(f"AWS profile '{settings['profile']}' not found",
+    except botocore.exceptions.ProfileNotFound as exc:
+        profile = settings["profile"] or exc.kwargs.get("profile", "?")
+        raise DeeplensError(f"AWS profile '{profile}' not found",
                             "check --profile / AWS_PROFILE against ~/.aws/config", code="profile_not_found") from None
     except botocore.exceptions.ConfigParseError as exc:
         raise _config_parse_error(exc) from None
