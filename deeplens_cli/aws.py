@@ -10,9 +10,10 @@ boto3 is imported lazily so that `deeplens-cli --help` does not pay for it.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from deeplens_cli.errors import DeeplensError
 
@@ -70,8 +71,7 @@ class AwsContext:
     def region(self) -> str:
         region = self.session.region_name
         if not region:
-            raise DeeplensError("no AWS region configured",
-                                "pass --region, set region in deeplens.yaml, or set AWS_REGION")
+            raise DeeplensError("no AWS region configured", REGION_HINT, code="no_region")
         return region
 
     def client(self, service: str) -> BaseClient:
@@ -81,6 +81,7 @@ class AwsContext:
                 kwargs["endpoint_url"] = self.endpoint_url
             client = self.session.client(service, **kwargs)
             client.meta.events.register("before-call.*.*", self.recorder)
+            client.meta.events.register("before-parse.*.*", _AnswerCheck(client.meta.endpoint_url))
             self._clients[service] = client
         return self._clients[service]
 
@@ -91,20 +92,82 @@ class AwsContext:
         return self._account_id
 
 
-def make_context(settings: Settings, sleep: Callable[[float], None] | None = None) -> AwsContext:
-    """Build the AwsContext for these settings (profile, region, endpoint, retry mode)."""
+REGION_HINT = "pass --region, set region in deeplens.yaml, or set AWS_REGION (or AWS_DEFAULT_REGION)"
+
+
+def make_context(settings: Settings, sleep: Callable[[float], None] | None = None,
+                 environ: Mapping[str, str] | None = None) -> AwsContext:
+    """Build the AwsContext for these settings (profile, region, endpoint, retry mode).
+
+    The standard AWS environment is checked here, before any call, with the same rules as the flags: a bad
+    AWS_ENDPOINT_URL*, region, ~/.aws/config, a half-set access key or a missing credential_process helper is one
+    exit-2 line naming the variable or file, instead of a botocore exception half way through a command.
+    """
     import boto3
     import botocore.exceptions
     import botocore.session
 
+    from deeplens_cli.aws_environment import check_endpoint_variables, credentials_problem, resolved_region
+
+    environ = os.environ if environ is None else environ
+    check_endpoint_variables(environ)
     core = botocore.session.Session()
-    core.register_component("data_loader", shared_loader(core.get_config_variable("data_path")))
     try:
-        session = boto3.Session(botocore_session=core, profile_name=settings["profile"], region_name=settings["region"])
-    except botocore.exceptions.ProfileNotFound:
-        raise DeeplensError(f"AWS profile '{settings['profile']}' not found",
-                            "check --profile / AWS_PROFILE against ~/.aws/config") from None
+        core.register_component("data_loader", shared_loader(core.get_config_variable("data_path")))
+        region = resolved_region(core, settings, environ)
+        session = boto3.Session(botocore_session=core, profile_name=settings["profile"], region_name=region)
+    except botocore.exceptions.ProfileNotFound as exc:
+        profile = settings["profile"] or exc.kwargs.get("profile", "?")
+        raise DeeplensError(f"AWS profile '{profile}' not found",
+                            "check --profile / AWS_PROFILE against ~/.aws/config", code="profile_not_found") from None
+    except botocore.exceptions.ConfigParseError as exc:
+        raise _config_parse_error(exc) from None
+    credentials_problem(session)
     return AwsContext(session, settings["endpoint_url"], settings["aws.retry_mode"], settings["aws.max_attempts"], sleep)
+
+
+def _config_parse_error(exc: BaseException) -> DeeplensError:
+    from deeplens_cli.errors import ConfigError
+
+    path = getattr(exc, "kwargs", {}).get("path", "the AWS config file")
+    return ConfigError(f"AWS config file {path} cannot be parsed",
+                       "fix its syntax (sections are [default] or [profile NAME], then key = value lines), "
+                       "or point AWS_CONFIG_FILE at a valid file", code="aws_config_invalid")
+
+
+class _AnswerCheck:
+    """botocore `before-parse` handler: answers that do not come from AWS become one clear line or a retry.
+
+    * A web page (HTML) as a success, a 501 or (from an XML API) a 4xx means the endpoint is a plain web server: botocore would
+      raise a ResponseParserError quoting the whole page. Said in one line, not retried (it will not change).
+      A 404 page from a JSON API is left alone: that is how a service missing from an emulator answers, and
+      `service_unavailable` relies on it.
+    * A 5xx with a plain-text or HTML body (a proxy or load balancer page): botocore's XML parsers crash on it before
+      the retry logic sees it. Emptying the body makes botocore read it as the generic HTTP error it is, which
+      standard/adaptive retry mode retries; if it persists, the user gets `ClientError` code "500"/"503".
+    """
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+
+    def __call__(self, operation_model: Any = None, response_dict: dict[str, Any] | None = None, **_: Any) -> None:
+        if operation_model is None or response_dict is None:
+            return
+        body = response_dict.get("body")
+        if not isinstance(body, (bytes, bytearray)):
+            return  # a streaming success body: never consumed here
+        status = int(response_dict.get("status_code") or 0)
+        start = bytes(body[:200]).lstrip().lower()
+        if start.startswith((b"<!doctype html", b"<html")):
+            protocol = operation_model.metadata.get("protocol", "")
+            if status < 300 or status == 501 or (status < 500 and protocol not in ("json", "rest-json")):
+                raise DeeplensError(
+                    f"{self.endpoint_url} is not an AWS endpoint: it answered {operation_model.name} with a web page "
+                    f"(HTTP {status})",
+                    "check --endpoint-url / AWS_ENDPOINT_URL[_<SERVICE>]: it must be AWS or an AWS emulator such as moto",
+                    code="not_an_aws_endpoint")
+        if status >= 500 and body and not start.startswith((b"<?xml", b"<error", b"<errorresponse", b"{")):
+            response_dict["body"] = b""  # text or an HTML error page from a proxy: a generic HTTP error, retried
 
 
 _LOADERS: dict[Any, Any] = {}
@@ -144,21 +207,27 @@ def translate_error(exc: BaseException, doing: str | None = None) -> DeeplensErr
         return exc
     if isinstance(exc, bce.NoCredentialsError):
         return DeeplensError(f"no AWS credentials found{context}",
-                             "run `aws configure`, pass --profile, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+                             "run `aws configure`, pass --profile, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+                             code="no_credentials")
     if isinstance(exc, bce.NoRegionError):
-        return DeeplensError(f"no AWS region configured{context}", "pass --region, set region in deeplens.yaml, or set AWS_REGION")
+        return DeeplensError(f"no AWS region configured{context}", REGION_HINT, code="no_region")
     if isinstance(exc, bce.ProfileNotFound):
         profile = getattr(exc, "kwargs", {}).get("profile", "?")
-        return DeeplensError(f"AWS profile '{profile}' not found{context}", "check --profile / AWS_PROFILE against ~/.aws/config")
+        return DeeplensError(f"AWS profile '{profile}' not found{context}", "check --profile / AWS_PROFILE against ~/.aws/config",
+                             code="profile_not_found")
+    if isinstance(exc, bce.ConfigParseError):
+        return _config_parse_error(exc)
     if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectTimeoutError, bce.ConnectionClosedError,
                         bce.ReadTimeoutError)):
         url = getattr(exc, "kwargs", {}).get("endpoint_url", "")
         return DeeplensError(f"cannot reach the AWS endpoint {url}{context}".replace("  ", " "),
-                             "check the network, --endpoint-url / AWS_ENDPOINT_URL and the region")
+                             "check the network, --endpoint-url / AWS_ENDPOINT_URL and the region",
+                             code="endpoint_unreachable")
     refresh_errors = tuple(getattr(bce, name) for name in ("TokenRetrievalError", "SSOTokenLoadError", "CredentialRetrievalError")
                            if hasattr(bce, name))
     if isinstance(exc, refresh_errors):
-        return DeeplensError(f"AWS credentials could not be refreshed{context}: {exc}", "log in again (e.g. `aws sso login`)")
+        return DeeplensError(f"AWS credentials could not be refreshed{context}: {exc}", "log in again (e.g. `aws sso login`)",
+                             code="credentials_refresh_failed")
     if isinstance(exc, bce.ClientError):
         return _translate_client_error(exc, context)
     if isinstance(exc, bce.ParamValidationError):
@@ -175,19 +244,26 @@ def _translate_client_error(exc: Any, context: str) -> DeeplensError:
         action, resource = _action_and_resource(message)
         what = f"{action} on {resource}" if action and resource else (action or operation)
         return DeeplensError(f"access denied: {what}{context}",
-                             f"grant {action or operation} to the calling identity, or use a profile that has it")
+                             f"grant {action or operation} to the calling identity, or use a profile that has it",
+                             code="access_denied")
     if code in _EXPIRED_CODES:
-        return DeeplensError(f"AWS credentials expired{context} ({code})", "refresh them (e.g. `aws sso login` or new session keys)")
+        return DeeplensError(f"AWS credentials expired{context} ({code})", "refresh them (e.g. `aws sso login` or new session keys)",
+                             code="credentials_expired")
     if code in _INVALID_CREDENTIAL_CODES:
         return DeeplensError(f"AWS rejected the credentials{context} ({code}: {message})",
-                             "check the access key, the profile and that the region is enabled for the account")
+                             "check the access key, the profile and that the region is enabled for the account",
+                             code="credentials_rejected")
     if code in _THROTTLING_CODES:
         return DeeplensError(f"AWS kept throttling {operation}{context} after retries ({code})",
-                             "wait and re-run; raise aws.max_attempts or use aws.retry_mode: adaptive")
+                             "wait and re-run; raise aws.max_attempts or use aws.retry_mode: adaptive", code="throttled")
+    if code.isdigit() and code.startswith("5"):
+        return DeeplensError(f"the AWS endpoint kept failing {operation}{context} after retries (HTTP {code}: {message})",
+                             "a temporary fault at AWS or at the endpoint: wait and re-run; check --endpoint-url / "
+                             "AWS_ENDPOINT_URL if it persists", code="service_error")
     if code in ("AuthorizationHeaderMalformed", "IllegalLocationConstraintException", "PermanentRedirect",
                 "InvalidRegion"):
         return DeeplensError(f"region mismatch{context}: {message or code}",
-                             "the resource lives in another region; set --region to match it")
+                             "the resource lives in another region; set --region to match it", code="region_mismatch")
     return DeeplensError(f"{operation} failed{context}: {code}: {message}".rstrip(": "),
                          "rerun with -v for the full error")
 

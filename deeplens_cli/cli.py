@@ -29,7 +29,7 @@ pass_app = click.make_pass_decorator(App)
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: stdout holds exactly one JSON document; progress goes to stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug output and tracebacks on errors.")
-@click.version_option(package_name="deeplens-cli")
+@click.version_option(package_name="deeplens-edge-cli")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, profile: str | None, region: str | None,
         endpoint_url: str | None, output: str, verbose: bool) -> None:
@@ -41,8 +41,10 @@ def cli(ctx: click.Context, config_path: str | None, profile: str | None, region
     Real account: register-roles, register-device, deploy, status  (see README.md)
     """
     flags = {"profile": profile, "region": region, "endpoint_url": endpoint_url}
-    ctx.obj = App(config_path=config_path, global_flags={k: v for k, v in flags.items() if v is not None},
-                  reporter=Reporter(output=output, verbose=verbose))
+    app = ctx.ensure_object(App)  # `main` passes its App in, so it can still render an error after the command
+    app.config_path = config_path
+    app.global_flags = {k: v for k, v in flags.items() if v is not None}
+    app.reporter = Reporter(output=output, verbose=verbose)
 
 
 # ---------------------------------------------------------------------------------------------- account
@@ -53,13 +55,18 @@ def cli(ctx: click.Context, config_path: str | None, profile: str | None, region
 @click.option("--s3-full-access", is_flag=True,
               help="Attach AmazonS3FullAccess to the group role, as the workshop did (default: PutObject on bucket/prefix only).")
 @click.option("--bucket", help="S3 bucket for face crops (overrides the config's bucket).")
+@click.option("--save/--no-save", default=None,
+              help="Record --bucket in deeplens.yaml without asking (default: ask on a terminal).")
 @pass_app
-def register_roles(app: App, dry_run: bool, s3_full_access: bool, bucket: str | None) -> None:
+def register_roles(app: App, dry_run: bool, s3_full_access: bool, bucket: str | None, save: bool | None) -> None:
     """Create the five DeepLens IAM roles, the S3 grant, the bucket and the Greengrass V2 role alias."""
+    from deeplens_cli.commands.init import offer_to_record_bucket
     from deeplens_cli.roles import register_roles as run
 
     app.override(bucket=bucket, s3_access="full" if s3_full_access else None)
     run(app, dry_run)
+    if not dry_run:
+        offer_to_record_bucket(app, bucket, save)
 
 
 # ---------------------------------------------------------------------------------------------- devices
@@ -165,9 +172,25 @@ def destroy(app: App, device: str | None, yes: bool, delete_roles: bool, delete_
 @pass_app
 def demo(app: App, device: str, source: str | None, out_dir: str, max_frames: int | None, keep_running: bool) -> None:
     """The whole flow on an embedded AWS emulator with a simulated DeepLens: no account, no camera."""
+    from deeplens_cli.extras import require_demo
+
+    require_demo()  # a missing extra or detector: one line with the install command, before any work
     from deeplens_cli.demo import run_demo
 
     run_demo(app, device_name=device, source=source, out_dir=out_dir, max_frames=max_frames, keep_running=keep_running)
+
+
+@cli.command("init")
+@click.option("--bucket", help="S3 bucket for face crops (bucket names are global: choose your own).")
+@click.option("--region", "init_region", help="AWS region to record.")
+@click.option("--profile", "init_profile", help="AWS named profile to record.")
+@click.option("--force", is_flag=True, help="Replace an existing config file.")
+@pass_app
+def init(app: App, bucket: str | None, init_region: str | None, init_profile: str | None, force: bool) -> None:
+    """Write a commented deeplens.yaml (or --config PATH) so later commands need no flags."""
+    from deeplens_cli.commands.init import InitChoices, run_init
+
+    run_init(app, InitChoices(bucket=bucket, region=init_region, profile=init_profile), force)
 
 
 @cli.command("doctor")
@@ -183,38 +206,60 @@ def doctor(app: App) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; map every error to one line on stderr and its exit code (traceback only with -v)."""
-    verbose = any(arg in ("-v", "--verbose") for arg in (argv if argv is not None else sys.argv[1:]))
+    """Run the CLI; map every error to one line on stderr and its exit code (traceback only with -v).
+
+    With `--output json` an error also prints `{"error": {"code", "message", "hint"}}` on stdout, unless the
+    command already printed its document (doctor and status report their own failures in it): stdout then holds
+    exactly one JSON document on every exit.
+    """
+    args = list(argv) if argv is not None else sys.argv[1:]
+    verbose = any(arg in ("-v", "--verbose") for arg in args)
+    # Until the group callback has parsed the options, the reporter follows a plain scan of the arguments, so a
+    # usage error in `--output json` mode is a JSON document too.
+    app = App(reporter=Reporter(output="json" if _asks_for_json(args) else "text", verbose=verbose))
     try:
-        result = cli.main(args=argv, prog_name="deeplens-cli", standalone_mode=False)
+        result = cli.main(args=args, prog_name="deeplens-cli", standalone_mode=False, obj=app)
         sys.exit(result if isinstance(result, int) else 0)  # click returns Exit codes when not standalone
     except click.exceptions.Abort as exc:  # click turns Ctrl-C into Abort (raised from the KeyboardInterrupt)
         interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
-        click.echo("interrupted: nothing more was changed; re-running the command converges" if interrupted
-                   else "aborted", err=True)
-        sys.exit(130)
+        _fail(app, DeeplensError(_INTERRUPTED if interrupted else "aborted", code="interrupted"), 130, verbose,
+              prefix="")
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+        code = exc.exit_code if exc.exit_code else EXIT_USAGE
+        _emit_error(app, DeeplensError(exc.format_message(), "see deeplens-cli --help", code="usage"))
+        sys.exit(code)
     except DeeplensError as exc:
-        _fail(exc.one_line(), exc.exit_code, verbose)
+        _fail(app, exc, exc.exit_code, verbose)
     except KeyboardInterrupt:
-        click.echo("interrupted: nothing more was changed; re-running the command converges", err=True)
-        sys.exit(130)
+        _fail(app, DeeplensError(_INTERRUPTED, code="interrupted"), 130, verbose, prefix="")
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, traceback only with -v
         from deeplens_cli.aws import translate_error
 
         translated = translate_error(exc)
         if translated is not None:
-            _fail(translated.one_line(), translated.exit_code, verbose)
-        _fail(f"unexpected error: {exc.__class__.__name__}: {exc} (hint: rerun with -v and report it)", EXIT_ERROR, verbose)
+            _fail(app, translated, translated.exit_code, verbose)
+        _fail(app, DeeplensError(f"unexpected error: {exc.__class__.__name__}: {exc}", "rerun with -v and report it",
+                                 code="unexpected"), EXIT_ERROR, verbose)
 
 
-def _fail(message: str, code: int, verbose: bool) -> None:
+_INTERRUPTED = "interrupted: nothing more was changed; re-running the command converges"
+
+
+def _asks_for_json(args: list[str]) -> bool:
+    return any(arg == "--output=json" or (arg == "--output" and nxt == "json") for arg, nxt in zip(args, args[1:] + [""], strict=True))
+
+
+def _emit_error(app: App, error: DeeplensError) -> None:
+    if app.reporter.json and not app.reporter.has_emitted_json:
+        app.reporter.emit_json(error.to_document())
+
+
+def _fail(app: App, error: DeeplensError, code: int, verbose: bool, prefix: str = "error: ") -> None:
     if verbose:
         traceback.print_exc(file=sys.stderr)
-    click.echo(f"error: {message}", err=True)
+    _emit_error(app, error)
+    click.echo(f"{prefix}{error.one_line()}", err=True)
     sys.exit(code)
-

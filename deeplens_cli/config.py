@@ -23,7 +23,7 @@ DEFAULT_CONFIG_FILE = "deeplens.yaml"
 ENV_PREFIX = "DEEPLENS_"
 CONFIG_PATH_ENV = "DEEPLENS_CONFIG"
 
-REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 DEFAULT_KEY_TEMPLATE = "{month}_{day}/{hour}_{minute}/{timestamp}_{n}.jpg"
 
 
@@ -34,15 +34,30 @@ def check_bucket_name(name: str) -> str | None:
     """S3 bucket naming rules; the device's own check (edge_function.settings) is the one copy of them."""
     from edge_function.settings import bucket_name_problem
 
+    if any(character.isspace() for character in name):  # the device's check anchors with "$", which passes "b\n"
+        return "lowercase letters, digits, dots and hyphens, with no spaces or line breaks"
     return bucket_name_problem(name)
 
 
-def _check_region(value: str) -> str | None:
-    return None if REGION_PATTERN.match(value) else "an AWS region such as us-east-1 or eu-west-2"
+def check_region(value: str) -> str | None:
+    """An AWS region name; fullmatch, so a trailing newline or space is refused (re.match accepts "us-east-1\\n")."""
+    return None if REGION_PATTERN.fullmatch(value) else "an AWS region such as us-east-1 or eu-west-2"
 
 
-def _check_endpoint(value: str) -> str | None:
-    return None if re.match(r"^https?://[^\s/]+", value) else "a URL such as http://127.0.0.1:5000"
+def check_endpoint_url(value: str) -> str | None:
+    """An http(s) URL with a host and, if given, a port from 1 to 65535 (the rules for every endpoint source)."""
+    from urllib.parse import urlsplit
+
+    expected = "an http:// or https:// URL such as http://127.0.0.1:5000"
+    if not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", value):
+        return expected
+    try:
+        port = urlsplit(value).port
+    except ValueError:
+        return expected + " (port 1-65535)"
+    if port == 0 or not urlsplit(value).hostname:
+        return expected + " (port 1-65535)" if port == 0 else expected
+    return None
 
 
 def _check_prefix(value: str) -> str | None:
@@ -72,7 +87,7 @@ def _check_function_name(value: str) -> str | None:
 
 
 def _check_s3_uri(value: str) -> str | None:
-    return None if re.match(r"^s3://[a-z0-9][a-z0-9.-]+/.+\.(tar\.gz|zip)$", value) else \
+    return None if re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]+/\S+\.(tar\.gz|zip)", value) else \
         "an s3://bucket/key URI of a .tar.gz or .zip model archive"
 
 
@@ -116,9 +131,9 @@ class Key:
 
 
 SCHEMA: tuple[Key, ...] = (
-    Key("region", str, None, "AWS region; default: the profile's or AWS_REGION", _check_region),
+    Key("region", str, None, "AWS region; default: the profile's or AWS_REGION", check_region),
     Key("profile", str, None, "AWS named profile; default: the standard AWS credential chain"),
-    Key("endpoint_url", str, None, "send every AWS call to this endpoint (an emulator); AWS_ENDPOINT_URL[_<SERVICE>] also work", _check_endpoint),
+    Key("endpoint_url", str, None, "send every AWS call to this endpoint (an emulator); AWS_ENDPOINT_URL[_<SERVICE>] also work", check_endpoint_url),
     Key("aws.retry_mode", str, "standard", "botocore retry mode for every client", _one_of("standard", "adaptive")),
     Key("aws.max_attempts", int, 5, "botocore max attempts per call, including the first", _between(1, 20)),
     Key("bucket", str, None, "S3 bucket for face crops (created by register-roles when missing)", check_bucket_name, required=True),
@@ -264,6 +279,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.__class__.__name__}: {exc}", "check the path and its permissions") from None
     try:
+        _check_expansion(yaml.compose(text, Loader=yaml.SafeLoader), path)
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -276,6 +292,54 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: expected a mapping of keys at the top level, got {type(document).__name__}",
                           "see config.example.yaml for the layout")
     return _flatten(document, path)
+
+
+# A config file has ~50 keys; a list of vendored requirements may have dozens. Far beyond any real file, and far
+# below what hurts: a 437-byte "billion laughs" file (nested &anchors and *aliases) expands to 10^9 values.
+MAX_CONFIG_VALUES = 10_000
+
+
+def _check_expansion(root: Any, path: Path) -> None:
+    """Refuse a YAML document whose aliases expand to more than MAX_CONFIG_VALUES values, before building it.
+
+    PyYAML builds an alias as a shared reference (cheap), but everything after it - validation, messages that
+    quote a value, the pip requirements written from `function.vendor` - walks the expanded tree. The size of
+    that tree is counted on the composed node graph, each distinct node once (memoised), so the count itself
+    stays linear in the file.
+    """
+    import yaml
+
+    if root is None:
+        return
+    sizes: dict[int, int] = {}
+    in_progress: set[int] = set()
+
+    def size(node: Any) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in in_progress:
+            raise ConfigError(f"{_described(path)}: a YAML alias refers to itself",
+                              "remove the recursive &anchor/*alias", code="config_aliases")
+        in_progress.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        in_progress.discard(key)
+        if total > MAX_CONFIG_VALUES:
+            raise ConfigError(f"{_described(path)}: YAML aliases expand to more than {MAX_CONFIG_VALUES} values",
+                              "write the values out, or use fewer &anchors/*aliases", code="config_aliases")
+        sizes[key] = total
+        return total
+
+    size(root)
+
+
+def _described(path: Path) -> str:
+    name = str(path)
+    return name if name.startswith("DEEPLENS_") else f"config file {name}"
 
 
 def _flatten(document: Mapping[str, Any], path: Path, parent: str = "") -> dict[str, Any]:
@@ -304,7 +368,10 @@ def _parse_env_value(key: Key, raw: str) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(raw) if raw != "" else None
+        if raw == "":
+            return None
+        _check_expansion(yaml.compose(raw, Loader=yaml.SafeLoader), Path(key.env_var))
+        return yaml.safe_load(raw)
     except yaml.YAMLError:
         return raw  # validation reports the type mismatch with the variable's name
 
@@ -328,7 +395,10 @@ def _validated(values: dict[str, Any], origins: Mapping[str, str], config_path: 
         if key.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if key.type is list and isinstance(value, list):
-            value = [str(item) for item in value]
+            wrong = next((item for item in value if not isinstance(item, str) or "\n" in item or not item.strip()), None)
+            if wrong is not None:
+                raise ConfigError(f"setting '{key.path}'{source} has {wrong!r} in its list, expected one-line strings "
+                                  f"(pip requirements such as 'boto3==1.33.13')", f"fix {key.path}")
         valid_type = isinstance(value, key.type) and not (isinstance(value, bool) and key.type is not bool)
         hint = f"fix {key.path}" + ("" if key.default is None else f"; default is {key.default!r}")
         if not valid_type:

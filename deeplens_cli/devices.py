@@ -28,13 +28,14 @@ from deeplens_cli.targets.registry import (
     spec_for,
 )
 
-DEVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,99}$")  # the DeepLens console's rule: a-zA-Z0-9-, <= 100
+DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}\Z")  # the DeepLens console's rule: a-zA-Z0-9-, <= 100;
+# \Z, not $: "$" also matches before a trailing newline, and "Cam1\n" must be refused however it is matched
 
 
 def register_device(app: App, name: str, out_dir: str | None, target: str | None, fleet: str | None,
                     dry_run: bool) -> None:
-    if not DEVICE_NAME.match(name):
-        raise ConfigError(f"--name '{name}' is not a valid device name",
+    if not DEVICE_NAME.fullmatch(name):
+        raise ConfigError(f"--name {name!r} is not a valid device name",
                           "use 1-100 letters, digits and hyphens, starting with a letter or digit")
     target = target or app.settings["greengrass.default_target"]
     if fleet and not spec_for(target).fleets:

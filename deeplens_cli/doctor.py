@@ -71,7 +71,16 @@ LAMBDA_RUNTIMES: dict[str, RuntimeLifecycle] = {
 
 def run_doctor(app: App, today: date | None = None) -> None:
     """Run every check, print a table (or one JSON document), exit 5 when a check failed."""
-    checks = gather_checks(app.ctx, app.settings, today or date.today())
+    settings = app.settings  # a bad deeplens.yaml stays a usage error (exit 2)
+    try:
+        ctx = app.ctx
+    except DeeplensError as exc:  # the AWS environment itself (~/.aws/config, AWS_* variables) is wrong: a failed check
+        names = ("region", "credentials", "iot", "greengrass v2", "greengrass v1", "bucket")
+        checks = ([Check("aws environment", FAIL, exc.message, exc.hint)]
+                  + [Check(n, SKIP, "needs a valid AWS environment") for n in names]
+                  + [check_lambda_runtime(settings, today or date.today())])
+    else:
+        checks = gather_checks(ctx, settings, today or date.today())
     failed = [c for c in checks if c.status == FAIL]
     reporter = app.reporter
     if reporter.json:
@@ -218,8 +227,9 @@ def check_lambda_runtime(settings: Settings, today: date, existing_runtime: str 
 def check_buckets(ctx: AwsContext, settings: Settings) -> list[Check]:
     bucket = settings["bucket"]
     if not bucket:
-        return [Check("bucket", FAIL, "no bucket configured",
-                      "set bucket in deeplens.yaml, DEEPLENS_BUCKET or register-roles --bucket")]
+        # A fresh machine: doctor is the first step of the guide, before any bucket exists. A hint, not a failure.
+        return [Check("bucket", WARN, "not configured yet (no bucket set)",
+                      "run `deeplens-cli init --bucket NAME`, or `deeplens-cli register-roles --bucket NAME --save`")]
     checks = [check_bucket(ctx, "bucket", bucket)]
     artifacts = settings["greengrass.artifact_bucket"]
     if artifacts and artifacts != bucket:

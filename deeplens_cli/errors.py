@@ -16,32 +16,47 @@ EXIT_PREFLIGHT_FAILED = 5
 
 
 class DeeplensError(Exception):
-    """A failure explained in one line: what went wrong, and what to do about it."""
+    """A failure explained in one line: what went wrong, and what to do about it.
+
+    `code` is the stable, machine-readable name of the kind of failure: with `--output json` it is
+    `{"error": {"code": ...}}` on stdout, so a CI script can branch on it without parsing the message.
+    """
 
     exit_code = EXIT_ERROR
+    code = "error"
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        if code is not None:
+            self.code = code
 
     def one_line(self) -> str:
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+    def to_document(self) -> dict[str, dict[str, str | None]]:
+        """The one JSON document printed on stdout for this error with `--output json`."""
+        return {"error": {"code": self.code, "message": self.message, "hint": self.hint}}
 
 
 class ConfigError(DeeplensError):
     """Bad configuration or usage: names the key or flag and what is expected."""
 
     exit_code = EXIT_USAGE
+    code = "config"
 
 
 class DeploymentFailed(DeeplensError):
     exit_code = EXIT_DEPLOYMENT_FAILED
+    code = "deployment_failed"
 
 
 class DeploymentTimedOut(DeeplensError):
     exit_code = EXIT_DEPLOYMENT_TIMEOUT
+    code = "deployment_timeout"
 
 
 class PreflightFailed(DeeplensError):
     exit_code = EXIT_PREFLIGHT_FAILED
+    code = "preflight_failed"

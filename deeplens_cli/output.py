@@ -29,6 +29,11 @@ class Reporter:
         return self.output == "json"
 
     @property
+    def has_emitted_json(self) -> bool:
+        """Whether the command already printed its JSON document (an error after it must not print a second)."""
+        return self._emitted_json
+
+    @property
     def interactive(self) -> bool:
         return not self.json and _isatty(self.stderr)
 

@@ -112,11 +112,14 @@ def test_a_missing_bucket_fails_with_the_command_that_creates_it(v2_account, run
     assert "register-roles" in result.stderr  # the one-line error carries the first failed check's hint
 
 
-def test_no_bucket_configured_is_a_failed_check_not_a_crash(v2_account, run_cli):
+def test_a_fresh_machine_without_a_bucket_is_a_hint_not_a_failure(v2_account, run_cli):
+    """The guide's first step is doctor, before any bucket exists: it must not exit 5 for that alone."""
     result, checks = doctor(run_cli, DEEPLENS_BUCKET=None)
 
-    assert result.exit_code == 5
-    assert checks["bucket"]["detail"] == "no bucket configured"
+    assert result.exit_code == 0, result.stderr
+    assert checks["bucket"]["status"] == WARN
+    assert checks["bucket"]["detail"] == "not configured yet (no bucket set)"
+    assert "deeplens-cli init --bucket NAME" in checks["bucket"]["hint"]
 
 
 def test_a_bucket_in_another_region_fails_naming_both_regions(v2_account, run_cli):

@@ -97,6 +97,46 @@ TABLE: dict[str, Row] = {
                          r"error: \S+: access denied: [\w:-]+( on \S+)? while \w+:\w+(; \d+ earlier change\(s\) were"
                          r" applied, re-running converges)? \(hint: grant [\w:-]+ to the calling identity, or use a"
                          r" profile that has it\)"),
+    # -- the AWS environment: checked before the first call (exit 2), or answers that are not AWS's (exit 1) ----
+    "aws-config-malformed": Row("~/.aws/config (AWS_CONFIG_FILE) is not a valid INI file", 2,
+                                r"error: AWS config file \S+ cannot be parsed \(hint: fix its syntax \(sections are"
+                                r" \[default\] or \[profile NAME\], then key = value lines\), or point AWS_CONFIG_FILE"
+                                r" at a valid file\)"),
+    "doctor-aws-environment": Row("doctor with a broken AWS environment (here a malformed ~/.aws/config)", 5,
+                                  r"error: 1 preflight check\(s\) failed: aws environment \(hint: .+\)"),
+    "credential-process-missing": Row("the profile's credential_process helper is not installed", 2,
+                                      r"error: the credential_process helper '.+' cannot be run: No such file or"
+                                      r" directory \(hint: install the helper, or fix credential_process in the profile"
+                                      r" \(AWS_CONFIG_FILE\)\)"),
+    "access-key-without-secret": Row("AWS_ACCESS_KEY_ID set without AWS_SECRET_ACCESS_KEY", 2,
+                                     r"error: AWS credentials in the environment are incomplete: AWS_SECRET_ACCESS_KEY"
+                                     r" is missing \(hint: set the access key and its secret together, or unset both"
+                                     r" to use a profile\)"),
+    "endpoint-variable-invalid": Row("AWS_ENDPOINT_URL is ftp://..., has no scheme, or a port beyond 65535", 2,
+                                     r"error: AWS_ENDPOINT_URL\w* is '.*', expected an http:// or https:// URL such as"
+                                     r" http://127\.0\.0\.1:5000( \(port 1-65535\))? \(hint: fix or unset"
+                                     r" AWS_ENDPOINT_URL\w* \(the same rules as --endpoint-url\)\)"),
+    "region-variable-invalid": Row("AWS_DEFAULT_REGION (or AWS_REGION) is not a region name, e.g. 'us east 1'", 2,
+                                   r"error: AWS_(DEFAULT_)?REGION is '.*', expected an AWS region such as us-east-1 or"
+                                   r" eu-west-2 \(hint: fix or unset AWS_(DEFAULT_)?REGION\)"),
+    "name-trailing-newline": Row("a name, bucket or region with a trailing newline ($'Cam1\\n')", 2,
+                                 r"error: (--name '\S+\\n' is not a valid device name|setting '(bucket|region)'"
+                                 r" \(--\w+\) is '\S+\\n', expected .+) \(hint: .+\)"),
+    "endpoint-plain-web-server": Row("--endpoint-url points at a web server, not AWS or an emulator", 1,
+                                     r"error: http://127\.0\.0\.1:\d+ is not an AWS endpoint: it answered \w+ with a web"
+                                     r" page \(HTTP \d+\) \(hint: check --endpoint-url / AWS_ENDPOINT_URL\[_<SERVICE>\]:"
+                                     r" it must be AWS or an AWS emulator such as moto\)"),
+    "endpoint-text-5xx": Row("IAM/STS answer 500/503 with a plain-text body (a proxy), on every retry", 1,
+                             r"error: the AWS endpoint kept failing \w+ after retries \(HTTP 5\d\d: [\w ]+\)"
+                             r" \(hint: a temporary fault at AWS or at the endpoint: wait and re-run; check"
+                             r" --endpoint-url / AWS_ENDPOINT_URL if it persists\)"),
+    "config-vendor-nested": Row("function.vendor holds a nested list or mapping instead of requirement strings", 2,
+                                r"error: setting 'function\.vendor' \(from deeplens\.yaml\) has .+ in its list,"
+                                r" expected one-line strings \(pip requirements such as 'boto3==1\.33\.13'\)"
+                                r" \(hint: fix function\.vendor\)"),
+    "config-alias-bomb": Row("deeplens.yaml expands through nested YAML anchors/aliases (a 'billion laughs' file)", 2,
+                             r"error: config file deeplens\.yaml: YAML aliases expand to more than 10000 values"
+                             r" \(hint: write the values out, or use fewer &anchors/\*aliases\)"),
     # -- the bucket ------------------------------------------------------------------------------------------
     "bucket-foreign": Row("the bucket name is taken by another account", 1,
                           r"error: bucket deeplens-hardening-crops exists but this account cannot use it \(HTTP 403: .+\)"
@@ -398,6 +438,185 @@ def test_throttled_beyond_retries(cli: Cli) -> None:
     assert cli.faults.sends[("iam", "GetRole")] == 5  # aws.max_attempts: the first call and four retries
     assert len(cli.faults.backoffs) == 4  # botocore backed off between them (recorded, not slept)
     assert cli.mutations == []
+
+
+# ---------------------------------------------------------------------------------------------- the AWS environment
+
+
+def aws_config_file(text: str) -> dict[str, str]:
+    path = Path("aws-config")
+    path.write_text(text)
+    return {"AWS_CONFIG_FILE": str(path.resolve())}
+
+
+def test_aws_config_malformed(cli: Cli) -> None:
+    result = cli("register-roles", env=aws_config_file("[default\nregion = us-east-1\n"))
+    expect("aws-config-malformed", result.exit_code, result.stderr)
+    assert cli.faults.sends == {}
+
+
+def test_doctor_aws_environment(cli: Cli) -> None:
+    result = cli("--output", "json", "doctor", env=aws_config_file("[default\nregion = us-east-1\n"))
+    expect("doctor-aws-environment", result.exit_code, result.stderr)
+    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    assert checks["aws environment"]["status"] == "fail" and "cannot be parsed" in checks["aws environment"]["detail"]
+    assert cli.faults.sends == {}
+
+
+def test_credential_process_missing(cli: Cli) -> None:
+    env = {**aws_config_file("[profile helper]\ncredential_process = /nonexistent/aws-helper --json\n"),
+           **NO_CREDENTIALS}
+    result = cli("--profile", "helper", "register-roles", env=env)
+    expect("credential-process-missing", result.exit_code, result.stderr)
+    assert "/nonexistent/aws-helper" in result.stderr
+    assert cli.faults.sends == {}
+
+
+def test_access_key_without_secret(cli: Cli) -> None:
+    result = cli("register-roles", env={"AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None,
+                                        "AWS_SECURITY_TOKEN": None})
+    expect("access-key-without-secret", result.exit_code, result.stderr)
+    assert cli.faults.sends == {}
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("AWS_ENDPOINT_URL", "ftp://127.0.0.1:5000"),
+    ("AWS_ENDPOINT_URL", "127.0.0.1:5000"),
+    ("AWS_ENDPOINT_URL", "http://127.0.0.1:99999"),
+    ("AWS_ENDPOINT_URL_IAM", "http://127.0.0.1:99999"),
+])
+def test_endpoint_variable_invalid(cli: Cli, variable: str, value: str) -> None:
+    result = cli("register-roles", env={variable: value})
+    line = expect("endpoint-variable-invalid", result.exit_code, result.stderr)
+    assert variable in line and value in line
+    assert cli.faults.sends == {}
+    flag = cli("--endpoint-url", value, "register-roles")  # the same value as a flag: the same exit code
+    assert flag.exit_code == 2
+
+
+@pytest.mark.parametrize("variable", ["AWS_DEFAULT_REGION", "AWS_REGION"])
+def test_region_variable_invalid(cli: Cli, variable: str) -> None:
+    result = cli("register-roles", env={"AWS_REGION": None, "AWS_DEFAULT_REGION": None, variable: "us east 1"})
+    line = expect("region-variable-invalid", result.exit_code, result.stderr)
+    assert line.startswith(f"error: {variable} is 'us east 1'")
+    assert cli.faults.sends == {}
+
+
+def test_aws_region_is_honoured_as_the_other_sdks_do(cli: Cli) -> None:
+    """botocore reads only AWS_DEFAULT_REGION; AWS_REGION wins over it in the AWS CLI v2 and the other SDKs."""
+    result = cli("--output", "json", "doctor", env={"AWS_DEFAULT_REGION": None, "AWS_REGION": "eu-west-2"})
+    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    assert checks["region"]["detail"].startswith("eu-west-2"), checks["region"]
+    neither = cli("register-roles", env={"AWS_DEFAULT_REGION": None, "AWS_REGION": None})
+    assert "AWS_DEFAULT_REGION" in neither.stderr  # the hint names the variable botocore reads too
+
+
+@pytest.mark.parametrize("args", [
+    ("register-device", "--name", "Cam1\n"),
+    ("register-roles", "--bucket", f"{BUCKET}\n"),
+    ("--region", "us-east-1\n", "register-roles"),
+])
+def test_name_trailing_newline(cli: Cli, args: tuple[str, ...]) -> None:
+    result = cli(*args)
+    expect("name-trailing-newline", result.exit_code, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1  # the newline is shown escaped, not printed
+    assert cli.faults.sends == {}
+
+
+class _Answering:
+    """A local HTTP server answering every request with one fixed status and body; counts the requests."""
+
+    def __init__(self, status: int, body: bytes, content_type: str) -> None:
+        import http.server
+
+        owner = self
+        self.hits = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                owner.hits += 1
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _answer  # noqa: N815
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def web_server() -> Iterator[_Answering]:
+    """http.server's own answer to a POST it does not support: an HTML page with status 501."""
+    page = (b"<!DOCTYPE HTML>\n<html lang=\"en\"><head><title>Error response</title></head><body>"
+            b"<h1>Error response</h1><p>Error code: 501</p></body></html>\n")
+    server = _Answering(501, page, "text/html;charset=utf-8")
+    yield server
+    server.close()
+
+
+def test_endpoint_plain_web_server(bare_cli: Cli, web_server: _Answering) -> None:
+    result = bare_cli("--endpoint-url", web_server.url, "register-roles")
+    expect("endpoint-plain-web-server", result.exit_code, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1  # one line, not the page
+    assert web_server.hits == 1  # not retried: it will not change
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_endpoint_text_5xx(bare_cli: Cli, status: int) -> None:
+    server = _Answering(status, b"Internal Server Error\n", "text/plain")
+    try:
+        result = bare_cli("--endpoint-url", server.url, "register-roles", env={"DEEPLENS_AWS_MAX_ATTEMPTS": "3"})
+    finally:
+        server.close()
+    expect("endpoint-text-5xx", result.exit_code, result.stderr)
+    assert server.hits == 3  # retried as botocore retries any 5xx: aws.max_attempts in all
+
+
+def test_config_vendor_nested(cli: Cli) -> None:
+    Path("deeplens.yaml").write_text(f"bucket: {BUCKET}\nfunction:\n  vendor:\n    - boto3==1.33.13\n"
+                                     f"    - [numpy, {{pinned: 1.21}}]\n")
+    result = cli("publish", "--greengrass", "v1", env={"DEEPLENS_BUCKET": None})
+    expect("config-vendor-nested", result.exit_code, result.stderr)
+    assert cli.faults.sends == {}
+
+
+BILLION_LAUGHS = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+function:
+  vendor: [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def test_config_alias_bomb(cli: Cli) -> None:
+    import time
+
+    assert len(BILLION_LAUGHS) < 600  # a tiny file...
+    Path("deeplens.yaml").write_text(BILLION_LAUGHS)
+    started = time.process_time()
+    result = cli("publish", "--greengrass", "v1")
+    elapsed = time.process_time() - started
+    expect("config-alias-bomb", result.exit_code, result.stderr)
+    assert elapsed < 2.0, f"refusing it took {elapsed:.1f} s of CPU"  # ...that expands to 9^9 values
+    assert cli.faults.sends == {}
 
 
 # ---------------------------------------------------------------------------------------------- AccessDenied
@@ -882,4 +1101,5 @@ def test_json_output_stays_one_document_on_errors(cli: Cli) -> None:
     half-printed plan."""
     result = cli("--output", "json", "register-roles", env={"DEEPLENS_BUCKET": None})
     assert result.exit_code == 2
-    assert result.stdout.strip() == "" or json.loads(result.stdout) is not None
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "config" and "bucket" in error["message"] and error["hint"]

