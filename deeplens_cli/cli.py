@@ -178,6 +178,23 @@ def doctor(app: App) -> None:
     run_doctor(app)
 
 
+# ---------------------------------------------------------------------------------------------- after deploy
+
+
+@cli.command("faces")
+@click.option("--device", help="Only this device's crops (default: every device).")
+@click.option("--since", help="Only crops newer than this: 10m, 1h, 2d, or an ISO time (UTC unless it has an offset).")
+@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True, help="Newest crops to show.")
+@click.option("--download", "download_dir", type=click.Path(file_okay=False),
+              help="Save the JPEGs (0600) and a contact_sheet.png into this folder (0700); existing files are kept.")
+@pass_app
+def faces(app: App, device: str | None, since: str | None, limit: int, download_dir: str | None) -> None:
+    """The face crops devices uploaded, newest first: time, device, confidence, track."""
+    from deeplens_cli.commands.faces import run_faces
+
+    run_faces(app, device_name=device, since=since, limit=limit, download_dir=download_dir)
+
+
 # ---------------------------------------------------------------------------------------------- entry point
 
 
