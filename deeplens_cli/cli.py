@@ -195,6 +195,19 @@ def faces(app: App, device: str | None, since: str | None, limit: int, download_
     run_faces(app, device_name=device, since=since, limit=limit, download_dir=download_dir)
 
 
+@cli.command("logs")
+@click.option("--device", required=True, help="Device name.")
+@click.option("--since", help="Start this far back: 10m, 1h, 2d, or an ISO time (default: 1h).")
+@click.option("--follow", is_flag=True, help="Keep printing new events until Ctrl-C.")
+@click.option("--filter", "filter_text", help="Only events containing this text.")
+@pass_app
+def logs(app: App, device: str, since: str | None, follow: bool, filter_text: str | None) -> None:
+    """The device's component (V2) or function (V1) log from CloudWatch Logs, one line per event."""
+    from deeplens_cli.commands.logs import run_logs
+
+    run_logs(app, device_name=device, since=since, follow=follow, filter_text=filter_text)
+
+
 # ---------------------------------------------------------------------------------------------- entry point
 
 
