@@ -208,6 +208,20 @@ def logs(app: App, device: str, since: str | None, follow: bool, filter_text: st
     run_logs(app, device_name=device, since=since, follow=follow, filter_text=filter_text)
 
 
+@cli.command("watch")
+@click.option("--device", required=True, help="Device name.")
+@click.option("--count", type=click.IntRange(1, 1000000), default=None, help="Stop after this many messages.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1, 86400), default=None,
+              help="Stop after this many seconds.")
+@click.option("--broker", "broker_url", help="A local broker instead of AWS IoT Core: mqtt://HOST:PORT (the demo).")
+@pass_app
+def watch(app: App, device: str, count: int | None, timeout_s: float | None, broker_url: str | None) -> None:
+    """The device's live result messages (faces, scores, fps, uploads); JSON lines with --output json."""
+    from deeplens_cli.commands.watch import run_watch
+
+    run_watch(app, device_name=device, count=count, timeout_s=timeout_s, broker_url=broker_url)
+
+
 # ---------------------------------------------------------------------------------------------- entry point
 
 
