@@ -100,12 +100,23 @@ class ResultMessage:
             return f"{stamp} {self.topic}: {self.raw}"
         faces = body.get("faces") or []
         scores = ", ".join(f"{face.get('score', 0):.2f}" for face in faces)
-        uploads = body.get("uploads") or {}
-        upload_text = " ".join(f"{k}={v}" for k, v in sorted(uploads.items())) if isinstance(uploads, dict) else uploads
+        upload_text = _upload_counters(body.get("uploads"))
         fps = body.get("fps")
         return (f"{stamp} {body.get('device', '?')}: {len(faces)} face(s)" + (f" ({scores})" if scores else "")
                 + (f", {fps:.1f} fps" if isinstance(fps, (int, float)) else "")
                 + (f", uploads {upload_text}" if upload_text else ""))
+
+
+UPLOAD_COUNTERS = ("uploaded", "spooled", "failed", "dropped")  # the uploader's stats a person looks at
+
+
+def _upload_counters(uploads: Any) -> str:
+    """`uploaded=12 spooled=0`, plus failed/dropped when they are not zero; other stats stay in the JSON."""
+    if not isinstance(uploads, dict):
+        return "" if uploads is None else str(uploads)
+    shown = [f"{name}={uploads[name]}" for name in UPLOAD_COUNTERS
+             if name in uploads and (name in ("uploaded", "spooled") or uploads[name])]
+    return " ".join(shown)
 
 
 def decode(topic: str, payload: bytes, received_at: dt.datetime) -> ResultMessage:
@@ -219,8 +230,8 @@ def run_watch(app: App, device_name: str, count: int | None, timeout_s: float | 
         provider = credentials_provider(ctx)
     client_id = CLIENT_ID_PREFIX + uuid.uuid4().hex[:12]
     reporter = app.reporter
-    connection = connect(broker, client_id, provider)
     try:
+        connection = connect(broker, client_id, provider)
         received = stream_messages(connection, topic, lambda message: _print(message, reporter), count, timeout_s,
                                    on_subscribed=lambda: reporter.progress(f"watching {topic} on {broker.url} "
                                                                            "(Ctrl-C to stop)"))

@@ -112,7 +112,7 @@ def test_text_lines_show_faces_scores_fps_and_uploads_for_a_v1_device(aws_plain,
     finally:
         stop.set()
     assert result.exit_code == 0, result.stderr
-    assert "deeplens_old: 1 face(s) (0.93), 9.8 fps, uploads spooled=0 uploaded=3" in result.stdout
+    assert "deeplens_old: 1 face(s) (0.93), 9.8 fps, uploads uploaded=3 spooled=0" in result.stdout
 
 
 def test_timeout_without_messages_exits_0_with_a_hint(aws_plain, run_cli, broker):
