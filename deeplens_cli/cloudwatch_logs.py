@@ -94,6 +94,14 @@ def deployed_log_manager_version(current_components: dict[str, Any] | None) -> s
     return entry.get("componentVersion")
 
 
+def log_manager_version_for(greengrassv2: Any, partition: str, region: str,
+                            current_components: dict[str, Any] | None) -> str | None:
+    """The LogManager version a deployment should pin: the one the device's current deployment already runs
+    (a redeploy changes nothing), else the newest published one; None when the service lists none."""
+    return deployed_log_manager_version(current_components) or latest_log_manager_version(greengrassv2, partition,
+                                                                                          region)
+
+
 # ---------------------------------------------------------------------------------------------- Greengrass V1
 
 

@@ -239,12 +239,19 @@ def _exact_time(fields: dict[str, str]) -> dt.datetime | None:
 
 
 def _year(fields: dict[str, str], now: dt.datetime) -> int:
-    """The year of a folder: given, or inferred (a month/day after today, with a day's slack, is last year's)."""
+    """The year of a folder: given, or the latest year in which its month/day is not after tomorrow (a device
+    ahead of UTC is already in tomorrow; a month/day after that was last year's)."""
     if "year" in fields:
         return int(fields["year"])
     month, day = int(fields.get("month", 1)), int(fields.get("day", 1))
-    tomorrow = now + dt.timedelta(days=1)
-    return now.year if (month, day) <= (tomorrow.month, tomorrow.day) or tomorrow.year > now.year else now.year - 1
+    limit = (now + dt.timedelta(days=1)).date()
+    for year in (limit.year, limit.year - 1, limit.year - 2, limit.year - 3, limit.year - 4):
+        try:
+            if dt.date(year, month, day) <= limit:
+                return year
+        except ValueError:
+            continue  # 29 February outside a leap year (or a folder that is not a date at all)
+    return limit.year - 1
 
 
 def _order_key(fields: dict[str, str], level_fields: Iterable[str], now: dt.datetime) -> tuple[int, ...]:

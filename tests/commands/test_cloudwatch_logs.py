@@ -86,3 +86,12 @@ def test_stream_names_are_recognised_per_thing():
     assert system.group == "/aws/greengrass/GreengrassSystemComponent/us-east-1/System"
     assert component.matches("/2026/11/30/thing/cam+a")  # the log manager writes ':' as '+'
     assert not component.matches("/2026/11/30/thing/cam+ab")
+
+
+def test_a_redeploy_keeps_the_log_manager_version_the_device_runs():
+    client = boto3.client("greengrassv2", region_name="us-east-1")
+    with Stubber(client) as stub:  # no call expected: the pinned version is reused
+        current = {cwl.LOG_MANAGER: {"componentVersion": "2.3.7"}}
+        assert cwl.log_manager_version_for(client, "aws", "us-east-1", current) == "2.3.7"
+        stub.add_response("list_component_versions", {"componentVersions": []})
+        assert cwl.log_manager_version_for(client, "aws", "us-east-1", {}) is None

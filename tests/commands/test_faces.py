@@ -54,6 +54,14 @@ class TestNewestFirst:
         report = gather_faces(s3, BUCKET, "faces/", TEMPLATE, january + dt.timedelta(hours=1))
         assert [c.time.month for c in report.crops] == [1, 12]
 
+    def test_on_new_years_eve_a_device_already_in_january_is_newest(self, s3):
+        # At 12:00 UTC on 31 December a UTC+14 device writes 1_1 folders: those are the newest, not last January's.
+        new_year = dt.datetime(2027, 1, 1, 2, 0, tzinfo=dt.timezone.utc)
+        put_crops(s3, "cam-kiribati", [new_year])
+        put_crops(s3, "cam-a", [dt.datetime(2026, 12, 31, 11, 0, tzinfo=dt.timezone.utc)])
+        report = gather_faces(s3, BUCKET, "faces/", TEMPLATE, dt.datetime(2026, 12, 31, 12, 0, tzinfo=dt.timezone.utc))
+        assert [c.device for c in report.crops] == ["cam-kiribati", "cam-a"]
+
     def test_an_empty_bucket_answers_with_no_crops(self, s3):
         report = gather_faces(s3, BUCKET, "faces/", TEMPLATE, NOW)
         assert report.crops == [] and not report.more
