@@ -83,7 +83,10 @@ def latest_log_manager_version(greengrassv2: Any, partition: str, region: str) -
     pulling a new one behind the user's back; this is how `deploy` picks it the first time.
     """
     arn = f"arn:{partition}:greengrass:{region}:aws:components:{LOG_MANAGER}"
-    page = greengrassv2.list_component_versions(arn=arn, maxResults=1)
+    try:
+        page = greengrassv2.list_component_versions(arn=arn, maxResults=1)
+    except greengrassv2.exceptions.ResourceNotFoundException:
+        return None  # not published here (an emulator, a region without it): deploy goes on without it and says so
     versions = page.get("componentVersions") or []
     return versions[0]["componentVersion"] if versions else None
 

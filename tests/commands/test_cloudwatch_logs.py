@@ -95,3 +95,11 @@ def test_a_redeploy_keeps_the_log_manager_version_the_device_runs():
         assert cwl.log_manager_version_for(client, "aws", "us-east-1", current) == "2.3.7"
         stub.add_response("list_component_versions", {"componentVersions": []})
         assert cwl.log_manager_version_for(client, "aws", "us-east-1", {}) is None
+
+
+def test_no_log_manager_in_the_region_means_none_not_an_error():
+    client = boto3.client("greengrassv2", region_name="us-east-1")
+    with Stubber(client) as stub:
+        stub.add_client_error("list_component_versions", service_error_code="ResourceNotFoundException",
+                              http_status_code=404)
+        assert cwl.latest_log_manager_version(client, "aws", "us-east-1") is None
