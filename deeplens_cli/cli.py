@@ -202,6 +202,50 @@ def doctor(app: App) -> None:
     run_doctor(app)
 
 
+# ---------------------------------------------------------------------------------------------- after deploy
+
+
+@cli.command("faces")
+@click.option("--device", help="Only this device's crops (default: every device).")
+@click.option("--since", help="Only crops newer than this: 10m, 1h, 2d, or an ISO time (UTC unless it has an offset).")
+@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True, help="Newest crops to show.")
+@click.option("--download", "download_dir", type=click.Path(file_okay=False),
+              help="Save the JPEGs (0600) and a contact_sheet.png into this folder (0700); existing files are kept.")
+@pass_app
+def faces(app: App, device: str | None, since: str | None, limit: int, download_dir: str | None) -> None:
+    """The face crops devices uploaded, newest first: time, device, confidence, track."""
+    from deeplens_cli.commands.faces import run_faces
+
+    run_faces(app, device_name=device, since=since, limit=limit, download_dir=download_dir)
+
+
+@cli.command("logs")
+@click.option("--device", required=True, help="Device name.")
+@click.option("--since", help="Start this far back: 10m, 1h, 2d, or an ISO time (default: 1h).")
+@click.option("--follow", is_flag=True, help="Keep printing new events until Ctrl-C.")
+@click.option("--filter", "filter_text", help="Only events containing this text.")
+@pass_app
+def logs(app: App, device: str, since: str | None, follow: bool, filter_text: str | None) -> None:
+    """The device's component (V2) or function (V1) log from CloudWatch Logs, one line per event."""
+    from deeplens_cli.commands.logs import run_logs
+
+    run_logs(app, device_name=device, since=since, follow=follow, filter_text=filter_text)
+
+
+@cli.command("watch")
+@click.option("--device", required=True, help="Device name.")
+@click.option("--count", type=click.IntRange(1, 1000000), default=None, help="Stop after this many messages.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1, 86400), default=None,
+              help="Stop after this many seconds.")
+@click.option("--broker", "broker_url", help="A local broker instead of AWS IoT Core: mqtt://HOST:PORT (the demo).")
+@pass_app
+def watch(app: App, device: str, count: int | None, timeout_s: float | None, broker_url: str | None) -> None:
+    """The device's live result messages (faces, scores, fps, uploads); JSON lines with --output json."""
+    from deeplens_cli.commands.watch import run_watch
+
+    run_watch(app, device_name=device, count=count, timeout_s=timeout_s, broker_url=broker_url)
+
+
 # ---------------------------------------------------------------------------------------------- entry point
 
 

@@ -179,6 +179,7 @@ SCHEMA: tuple[Key, ...] = (
     Key("greengrass.python", str, "python3", "Python command the V2 component runs the edge function with"),
     Key("deploy.timeout_s", int, 600, "how long deploy waits for the device before exit code 4", _between(1, 86400)),
     Key("deploy.poll_s", float, 5.0, "seconds between deployment status polls", _between(0.01, 600.0)),
+    Key("logs.cloudwatch", bool, True, "deploy ships device logs to CloudWatch Logs (V2 LogManager, V1 logger); false opts out"),
 )
 
 KEYS: dict[str, Key] = {key.path: key for key in SCHEMA}

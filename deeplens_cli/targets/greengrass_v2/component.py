@@ -262,14 +262,23 @@ def build_component(settings: Settings, package: Package | None = None) -> Compo
 # ---------------------------------------------------------------------------------------------- deployments
 
 
-def deployment_components(component: str, version: str, nucleus: tuple[str, str] | None = None) -> dict[str, Any]:
+def deployment_components(component: str, version: str, nucleus: tuple[str, str] | None = None,
+                          log_manager_version: str | None = None) -> dict[str, Any]:
     """The complete component set of a deployment: ours (configuration reset to the version's defaults) and,
     when the device's nucleus is known, the nucleus pinned to the version it runs, so a deployment never
-    upgrades it behind the user's back (the token exchange dependency would otherwise resolve to the newest)."""
+    upgrades it behind the user's back (the token exchange dependency would otherwise resolve to the newest).
+
+    With `log_manager_version` (given when `logs.cloudwatch` is on, the default) the deployment also carries
+    aws.greengrass.LogManager at that version, configured to upload our component's log and the nucleus log
+    to CloudWatch Logs (cloudwatch_logs.log_manager_configuration), which is what `deeplens-cli logs` reads."""
     components: dict[str, Any] = {component: {"componentVersion": version, "configurationUpdate": {"reset": [""]}}}
     if nucleus is not None:
         name, nucleus_version = nucleus
         components[name] = {"componentVersion": nucleus_version}
+    if log_manager_version is not None:
+        from deeplens_cli.cloudwatch_logs import LOG_MANAGER, log_manager_deployment_entry
+
+        components[LOG_MANAGER] = log_manager_deployment_entry(component, log_manager_version)
     return components
 
 

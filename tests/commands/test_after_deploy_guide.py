@@ -1,0 +1,74 @@
+"""docs/troubleshooting.md, section "After deploy": every example line is what the command really prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import pytest
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "troubleshooting.md"
+ENV = {"DEEPLENS_BUCKET": "deeplens-test-face-crops", "DEEPLENS_REGION": "us-east-1"}
+
+
+def guide_examples() -> dict[str, tuple[str, str]]:
+    """{situation: (exit cell, example line)} of the After deploy table."""
+    text = GUIDE.read_text(encoding="utf-8")
+    section = text.split("## After deploy", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        if len(cells) == 4 and cells[1] in ("0", "1", "2"):
+            rows[cells[0]] = (cells[1], cells[2].strip("`"))
+    return rows
+
+
+def register(name: str, thing: str) -> None:
+    boto3.client("iot", region_name="us-east-1").create_thing(thingName=thing, attributePayload={
+        "attributes": {"deeplens_name": name, "deeplens_target": "v2"}})
+
+
+def provoke(situation: str, run_cli, broker_url: str | None):
+    if situation.startswith("`--since`"):
+        return run_cli("faces", "--since", "yesterday", env=ENV)
+    if situation.startswith("`logs` for a device whose logs never"):
+        register("CamA", "cam-a")
+        return run_cli("logs", "--device", "CamA", env=ENV)
+    if situation.startswith("`logs` finds the group"):
+        register("CamA", "cam-a")
+        logs = boto3.client("logs", region_name="us-east-1")
+        logs.create_log_group(logGroupName="/aws/greengrass/UserComponent/us-east-1/com.deeplens.FaceCrops")
+        return run_cli("logs", "--device", "CamA", "--since", "2026-11-29T09:00", env=ENV)
+    if situation.startswith("`watch` cannot reach"):
+        register("CamA", "cam-a")
+        return run_cli("watch", "--device", "CamA", "--timeout", "1", "--broker", "mqtt://127.0.0.1:9", env=ENV)
+    if situation.startswith("`watch` hears nothing"):
+        register("CamA", "cam-a")
+        return run_cli("watch", "--device", "CamA", "--timeout", "1", "--broker", broker_url, env=ENV)
+    if situation.startswith("`watch --broker`"):
+        register("CamA", "cam-a")
+        return run_cli("watch", "--device", "CamA", "--broker", "http://x", env=ENV)
+    raise AssertionError(f"no provocation for the guide's row: {situation}")
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    from mosquitto_broker import start_broker
+
+    process, running = start_broker(tmp_path_factory.mktemp("mosquitto"))
+    yield running
+    process.terminate()
+    process.wait(10)
+
+
+def test_the_section_has_its_rows():
+    assert len(guide_examples()) == 6
+
+
+@pytest.mark.parametrize("situation", sorted(guide_examples()))
+def test_each_example_is_what_the_command_prints(situation, aws_plain, run_cli, broker):
+    exit_cell, example = guide_examples()[situation]
+    result = provoke(situation, run_cli, broker.mqtt_url)
+    assert str(result.exit_code) == exit_cell, result.stderr
+    printed = [line.strip() for line in (result.stdout + result.stderr).splitlines()]
+    assert example in printed, printed

@@ -1,0 +1,41 @@
+"""`--since`: one grammar for faces and logs - durations back from now, or ISO 8601 times (UTC unless given)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from deeplens_cli.errors import ConfigError
+from deeplens_cli.timespec import parse_since
+
+NOW = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("90s", NOW - dt.timedelta(seconds=90)),
+    ("10m", NOW - dt.timedelta(minutes=10)),
+    ("1h", NOW - dt.timedelta(hours=1)),
+    ("1.5h", NOW - dt.timedelta(minutes=90)),
+    ("2d", NOW - dt.timedelta(days=2)),
+    ("1w", NOW - dt.timedelta(weeks=1)),
+    ("30 mins", NOW - dt.timedelta(minutes=30)),
+    ("2026-11-30T09:00", dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.timezone.utc)),
+    ("2026-11-30T09:00Z", dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.timezone.utc)),
+    ("2026-11-30T10:30+02:00", dt.datetime(2026, 11, 30, 8, 30, tzinfo=dt.timezone.utc)),
+    ("2026-11-29", dt.datetime(2026, 11, 29, tzinfo=dt.timezone.utc)),
+])
+def test_durations_and_iso_times(text, expected):
+    assert parse_since(text, NOW) == expected
+
+
+@pytest.mark.parametrize("text", ["yesterday", "", "5 fortnights", "2026-02-30", "1h30m"])
+def test_anything_else_is_a_usage_error_naming_the_flag(text):
+    with pytest.raises(ConfigError) as caught:
+        parse_since(text, NOW)
+    assert caught.value.exit_code == 2 and "--since" in caught.value.message
+
+
+def test_a_time_in_the_future_is_refused():
+    with pytest.raises(ConfigError, match="in the future"):
+        parse_since("2026-12-01T00:00", NOW)
