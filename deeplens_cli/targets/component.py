@@ -87,6 +87,7 @@ DEVICE_WEIGHTS_LOCK = (
 )
 MIN_DEVICE_PYTHON = (3, 8)
 VENV_DIR = "venv"  # in {work:path}: survives component updates, so an unchanged lock reinstalls nothing
+STOP_FLUSH_S = 3  # seconds of upload flush after SIGTERM (the nucleus kills after 5)
 INSTALL_TIMEOUT_S = 900  # pip on a small ARM board takes minutes; the nucleus default (120 s) is too short
 
 TAG_MANAGED = "deeplens-cli"
@@ -280,6 +281,9 @@ class ComponentBuild:
         lines += [f"export {name}='{{configuration:/Environment/{name}}}'" for name in self.environment]
         if "DEEPLENS_SPOOL_DIR" not in self.environment:
             lines.append("export DEEPLENS_SPOOL_DIR='{work:path}/spool'")
+        # On stop the nucleus sends SIGTERM and kills the process 5 s later: flush uploads for less than that,
+        # so whatever is left is spooled by the component itself rather than lost to SIGKILL.
+        lines.append(f"export DEEPLENS_FLUSH_TIMEOUT_S={STOP_FLUSH_S}")
         # The nucleus sets AWS_IOT_THING_NAME; the edge function would default to the reserved $aws/ topic.
         lines.append('export DEEPLENS_TOPIC="' + RESULTS_TOPIC.format(thing="$AWS_IOT_THING_NAME") + '"')
         probe = f"'{venv_python}' -c 'import awscam' >/dev/null 2>&1"
