@@ -202,6 +202,7 @@ def test_run_script_resolves_auto_to_opencv_and_webcam_off_a_deeplens(settings_f
     assert seen["DEEPLENS_TOPIC"] == "deeplens/deeplens-Cam/infer"  # not the reserved $aws/things/... topic
     assert seen["PYTHONPATH"] == f"{tmp_path / 'a'}/deeplens_edge"
     assert "PYTHONUSERBASE" not in seen
+    assert float(seen["DEEPLENS_FLUSH_TIMEOUT_S"]) < 5  # the nucleus kills 5 s after SIGTERM
     assert seen["DEEPLENS_KEY_TEMPLATE"] == "{prefix}/{month}_{day}/{hour}_{minute}/{timestamp}_{n}.jpg"
 
 
