@@ -18,11 +18,11 @@ import pytest
 
 from deeplens_cli.simulator.nucleus import Deployed, fetch_artifacts
 from deeplens_cli.simulator.token_exchange import TokenExchangeServer, assume_role, role_behind_alias
+from tests.device_lab.clips import LabClips, build_lab_clips
 from tests.device_lab.cloud import BUCKET, CLIP_ON_DEVICE, DEVICE, REGION, ROLE_ALIAS, THING, LabCloud, cli
 
 LAB_PACKAGES = ("debootstrap", "qemu-user-static", "binfmt-support")
 
-pytestmark = pytest.mark.device_lab
 
 
 def _missing(reason: str) -> None:
@@ -125,23 +125,8 @@ def lab_cloud(lab_prerequisites: None, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
-def lab_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An MJPEG AVI of the demo's face clip, played three times: long enough that Run is still going when the
-    lab stops it, even natively on amd64."""
-    import cv2
-
-    from deeplens_cli.simulator.clip import build_clip
-
-    folder = tmp_path_factory.mktemp("lab-clip")
-    clip = build_clip(folder / "frames", frame_count=90, size=(640, 360))
-    video = folder / "faces.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), clip.fps, clip.size)
-    for _ in range(3):
-        for index in range(clip.frame_count):
-            writer.write(cv2.imread(str(clip.frame_path(index))))
-    writer.release()
-    assert video.stat().st_size > 0
-    return video
+def lab_clips(tmp_path_factory: pytest.TempPathFactory) -> LabClips:
+    return build_lab_clips(tmp_path_factory.mktemp("lab-clip"))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

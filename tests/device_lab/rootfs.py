@@ -17,8 +17,9 @@ import os
 import platform
 import shutil
 import subprocess
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 CACHE_DIR = Path(os.environ.get("DEEPLENS_DEVICE_LAB_CACHE", "/var/cache/deeplens-device-lab"))
@@ -101,10 +102,46 @@ def build(spec: RootfsSpec, log: Path) -> float:
     return time.monotonic() - started
 
 
-def fresh_copy(spec: RootfsSpec, into: Path, log: Path) -> Prepared:
+@dataclass
+class Builds:
+    """Builds every cold root file system in the background at once, so the slow arm64 debootstrap (second
+    stage under qemu-user) overlaps the amd64 builds and runs instead of adding to them."""
+
+    log_dir: Path
+    _threads: dict[str, threading.Thread] = field(default_factory=dict)
+    _seconds: dict[str, float] = field(default_factory=dict)
+    _errors: dict[str, BaseException] = field(default_factory=dict)
+
+    def start(self, specs: tuple[RootfsSpec, ...]) -> None:
+        for spec in specs:
+            if spec.cache_file.exists() or spec.name in self._threads:
+                continue
+            thread = threading.Thread(target=self._build, args=(spec,), name=f"debootstrap-{spec.name}", daemon=True)
+            self._threads[spec.name] = thread
+            thread.start()
+
+    def _build(self, spec: RootfsSpec) -> None:
+        try:
+            self._seconds[spec.name] = build(spec, self.log_dir / f"debootstrap-{spec.name}.log")
+        except BaseException as error:  # reported by wait() in the test that needs this root file system
+            self._errors[spec.name] = error
+
+    def wait(self, spec: RootfsSpec) -> float | None:
+        """Seconds the build of `spec` took (None: it was cached already); raises what the build raised."""
+        thread = self._threads.get(spec.name)
+        if thread is None:
+            return None
+        thread.join()
+        if spec.name in self._errors:
+            raise self._errors[spec.name]
+        return self._seconds[spec.name]
+
+
+def fresh_copy(spec: RootfsSpec, into: Path, log: Path, builds: Builds | None = None) -> Prepared:
     """A new root file system for one run at `into` (built first when the cache is cold)."""
-    cold = not spec.cache_file.exists()
-    built_s = build(spec, log) if cold else 0.0
+    built = builds.wait(spec) if builds is not None else None
+    cold = built is not None or not spec.cache_file.exists()
+    built_s = built if built is not None else (build(spec, log) if cold else 0.0)
     started = time.monotonic()
     into.mkdir(parents=True)
     subprocess.run(["tar", "-C", str(into), "--numeric-owner", "-xpf", str(spec.cache_file)], check=True)

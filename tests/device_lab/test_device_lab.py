@@ -38,10 +38,11 @@ from deeplens_cli.simulator.nucleus import (
     Nucleus,
     NucleusError,
 )
+from tests.device_lab.clips import LabClips
 from tests.device_lab.cloud import CLIP_ON_DEVICE, REGION, THING, LabCloud
 from tests.device_lab.device import LabDevice
 from tests.device_lab.report import TIMINGS
-from tests.device_lab.rootfs import CACHE_DIR, RootfsSpec, fresh_copy
+from tests.device_lab.rootfs import CACHE_DIR, Builds, RootfsSpec, fresh_copy
 
 pytestmark = pytest.mark.device_lab
 
@@ -72,6 +73,7 @@ class LabRun:
     reinstall_log: str = ""
     first_crop_s: float | None = None
     crop_keys: list[str] = field(default_factory=list)
+    credential_requests: int = 0  # answered by the token exchange stand-in during Run
     run_alive_at_stop: bool | None = None
     stop_exit_code: int | None = None
     stop_s: float | None = None
@@ -89,10 +91,10 @@ def _open_camera_as(device: LabDevice, uid: int, groups: list[int]) -> str:
     return (done.stdout.strip() or done.stderr.strip())[-200:]
 
 
-def _lab(spec: RootfsSpec, cloud: LabCloud, clip: Path, work: Path) -> Iterator[LabRun]:
+def _lab(spec: RootfsSpec, cloud: LabCloud, clips: LabClips, work: Path, builds: Builds) -> Iterator[LabRun]:
     started = time.monotonic()
     run = LabRun(spec=spec, log=work / "lab.log")
-    prepared = fresh_copy(spec, work / "rootfs", run.log)
+    prepared = fresh_copy(spec, work / "rootfs", run.log, builds)
     run.timings.update(cache="cold" if prepared.cold else "warm", debootstrap_s=round(prepared.built_s, 1),
                        fresh_copy_s=round(prepared.copied_s, 1))
     device = LabDevice(prepared.path, run.log)
@@ -122,7 +124,7 @@ def _lab(spec: RootfsSpec, cloud: LabCloud, clip: Path, work: Path) -> Iterator[
         # 3. the component, as the nucleus runs it.
         clip_path = device.root / CLIP_ON_DEVICE.lstrip("/")
         clip_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(clip, clip_path)
+        shutil.copyfile(clips.emulated if spec.foreign else clips.native, clip_path)
         clip_path.chmod(0o644)
         nucleus = Nucleus(device=DeviceIdentity(thing_name=THING, region=REGION),
                           runner=ChrootRunner(DeviceFiles(device.root)), user=user, logs=work / "logs",
@@ -146,6 +148,7 @@ def _lab(spec: RootfsSpec, cloud: LabCloud, clip: Path, work: Path) -> Iterator[
         run.timings.update(component_install_s=run.install_s, component_reinstall_s=run.reinstall_s)
 
         cloud.delete_crops()
+        requests_before = cloud.token_exchange.requests
         running = nucleus.start(component)
         while time.monotonic() - running.script.started < FIRST_CROP_LIMIT_S and running.alive():
             run.crop_keys = cloud.crop_keys()
@@ -157,6 +160,7 @@ def _lab(spec: RootfsSpec, cloud: LabCloud, clip: Path, work: Path) -> Iterator[
         run.stop_exit_code, stop_s = nucleus.stop(running)
         run.stop_s = round(stop_s, 2)
         run.crop_keys = cloud.crop_keys()
+        run.credential_requests = cloud.token_exchange.requests - requests_before
         run.run_log = nucleus.run_log(component).read_text()
         spool = device.root / str(nucleus.work_path(component)).lstrip("/") / "spool"
         run.spool_files = sorted(p.name for p in spool.iterdir()) if spool.is_dir() else []
@@ -170,12 +174,21 @@ def _lab(spec: RootfsSpec, cloud: LabCloud, clip: Path, work: Path) -> Iterator[
         shutil.rmtree(work / "rootfs", ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def builds(lab_prerequisites: None) -> Builds:
+    """Starts debootstrap of every root file system not cached yet, all at once, before the first run."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    started = Builds(log_dir=CACHE_DIR)
+    started.start(ROOT_FILE_SYSTEMS)
+    return started
+
+
 @pytest.fixture(scope="module", params=ROOT_FILE_SYSTEMS, ids=lambda spec: spec.name)
-def lab(request: pytest.FixtureRequest, lab_cloud: LabCloud, lab_clip: Path) -> Iterator[LabRun]:
+def lab(request: pytest.FixtureRequest, builds: Builds, lab_cloud: LabCloud, lab_clips: LabClips) -> Iterator[LabRun]:
     work = CACHE_DIR / "runs" / request.param.name  # the last run's logs stay here for reading
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    yield from _lab(request.param, lab_cloud, lab_clip, work)
+    yield from _lab(request.param, lab_cloud, lab_clips, work, builds)
 
 
 # ---------------------------------------------------------------------------------------------- the promises
@@ -212,6 +225,7 @@ def test_reinstalling_an_unchanged_component_installs_nothing(lab: LabRun) -> No
 def test_run_uploads_face_crops_from_the_video_to_the_bucket(lab: LabRun) -> None:
     assert lab.first_crop_s is not None, f"no crop uploaded; Run log:\n{lab.run_log[-3000:]}"
     assert all(key.startswith("faces/") and key.endswith(".jpg") for key in lab.crop_keys)
+    assert lab.credential_requests >= 1  # boto3 on the device used the token exchange role, not stray keys
 
 
 def test_sigterm_stops_run_within_the_grace_period_with_the_spool_intact(lab: LabRun) -> None:
