@@ -219,6 +219,10 @@ class Nucleus:
     extra_environment: Mapping[str, str] = field(default_factory=dict)  # e.g. an emulator's endpoint
     chown: bool = True  # give artifacts and work folder to the component user (False: host demo as non-root)
     stop_grace_s: float = GRACEFUL_STOP_S
+    # Every token handed to a component (SVCUID = AWS_CONTAINER_AUTHORIZATION_TOKEN); pass the token exchange
+    # server's `accepted_tokens` here so it answers only components this nucleus started.
+    issued_tokens: set[str] = field(default_factory=set)
+    _tokens: dict[str, str] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ paths
 
@@ -259,7 +263,9 @@ class Nucleus:
         self._give(work)
 
     def environment(self, component: Deployed) -> dict[str, str]:
-        token = f"{component.name}-{uuid.uuid4().hex}"  # the service's unique id: SVCUID and the TES token
+        # The service's unique id, one per component for the nucleus' lifetime: SVCUID and the TES token.
+        token = self._tokens.setdefault(component.name, uuid.uuid4().hex)
+        self.issued_tokens.add(token)
         env = {
             "AWS_IOT_THING_NAME": self.device.thing_name,
             "AWS_REGION": self.device.region,

@@ -97,6 +97,8 @@ def test_environment_carries_identity_ipc_and_token_exchange_credentials(nucleus
     assert (env["AWS_IOT_THING_NAME"], env["AWS_REGION"], env["AWS_DEFAULT_REGION"]) == \
         ("deeplens-Cam", "eu-west-1", "eu-west-1")
     assert env["SVCUID"] == env["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
+    assert nucleus.environment(component())["SVCUID"] == env["SVCUID"]  # one id per component
+    assert env["SVCUID"] in nucleus.issued_tokens
     assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"].startswith("http://localhost:")
     assert "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT" in env
     assert "AWS_CONTAINER_CREDENTIALS_FULL_URI" not in without_tes

@@ -129,7 +129,8 @@ def _lab(spec: RootfsSpec, cloud: LabCloud, clips: LabClips, work: Path, builds:
         nucleus = Nucleus(device=DeviceIdentity(thing_name=THING, region=REGION),
                           runner=ChrootRunner(DeviceFiles(device.root)), user=user, logs=work / "logs",
                           credentials_uri=cloud.token_exchange.uri,
-                          extra_environment={"AWS_ENDPOINT_URL_S3": cloud.moto_url})
+                          extra_environment={"AWS_ENDPOINT_URL_S3": cloud.moto_url},
+                          issued_tokens=cloud.token_exchange.accepted_tokens)
         component = cloud.component
         _, run.install_timeout_s = nucleus.script(component, "Install")
         nucleus.prepare(component)
