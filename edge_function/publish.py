@@ -1,4 +1,9 @@
-"""Result messages on ``$aws/things/{thing}/infer``: valid JSON, whatever transport the device has.
+"""Result messages on the device's results topic: valid JSON, whatever transport the device has.
+
+The topic is ``DEEPLENS_TOPIC``. A DeepLens (Greengrass V1) publishes to ``$aws/things/{thing}/infer``, the
+workshop's topic. A Greengrass V2 component must not: IoT Core reserves ``$`` topics and an unsupported publish
+to one can drop the connection the nucleus shares with deployments, so its Run script sets
+``deeplens/{thing}/infer``, the only topic its IPC access control and IoT policy allow.
 
 The seed built its payload by hand (``'{' + '"1": 0.93,' + '"null": 0.0}'``). Messages here are
 ``json.dumps`` of a dict that keeps the seed's top-level ``label: prob`` pair (the highest score per

