@@ -38,6 +38,7 @@ from deeplens_cli.simulator.nucleus import (
     Nucleus,
     NucleusError,
 )
+from edge_function import spool as edge_spool
 from tests.device_lab.clips import LabClips
 from tests.device_lab.cloud import CLIP_ON_DEVICE, REGION, THING, LabCloud
 from tests.device_lab.device import LabDevice
@@ -234,5 +235,8 @@ def test_sigterm_stops_run_within_the_grace_period_with_the_spool_intact(lab: La
     assert lab.stop_s is not None and lab.stop_s < GRACEFUL_STOP_S, lab.run_log[-2000:]
     assert lab.stop_exit_code in (0, 1), lab.stop_exit_code  # its own exit, not SIGKILL (-9)
     assert not [name for name in lab.spool_files if name.endswith(".tmp")]
-    stems = {name.rsplit(".", 1)[0] for name in lab.spool_files}
-    assert all(f"{stem}.jpg" in lab.spool_files and f"{stem}.json" in lab.spool_files for stem in stems)
+    # the spool owns its folder: its marker, a quarantine folder, and entries that are whole pairs (jpg + json)
+    assert edge_spool.MARKER in lab.spool_files, lab.spool_files
+    entries = [name for name in lab.spool_files if name not in (edge_spool.MARKER, edge_spool.QUARANTINE)]
+    stems = {name.rsplit(".", 1)[0] for name in entries}
+    assert all(f"{stem}.jpg" in entries and f"{stem}.json" in entries for stem in stems), entries
