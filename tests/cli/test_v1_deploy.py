@@ -6,21 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from v1_support import (
-    ProgressSink,
-    ScriptedStatus,
-    V1World,
-    action,
-    answer_call,
-    definition_items,
-    fail_call,
-    fast_botocore_models_fixture,  # noqa: F401 - registers the fixture
-    gg_account_class_fixture,  # noqa: F401 - registers the fixture
-    gg_account_fixture,  # noqa: F401 - registers the fixture
-    group_definition,
-    shared_botocore_models_fixture,  # noqa: F401 - registers the fixture
-    world_fixture,  # noqa: F401 - registers the fixture
-)
 
 import deeplens_cli.targets.greengrass_v1.target as v1_target
 from deeplens_cli.errors import DeeplensError
@@ -33,6 +18,18 @@ from deeplens_cli.targets.greengrass_v1 import (
     MODEL_RESOURCE_ID,
     SUBSCRIPTION_ID,
 )
+from tests.support.greengrass_v1 import (
+    ProgressSink,
+    ScriptedStatus,
+    V1World,
+    action,
+    answer_call,
+    definition_items,
+    fail_call,
+    group_definition,
+)
+
+pytestmark = pytest.mark.usefixtures("shared_botocore_models")  # one botocore model loader per module
 
 BUCKET_ENV = {"DEEPLENS_BUCKET": "deeplens-test-face-crops"}
 MODEL_URI = "s3://deeplens-models/face/model.tar.gz"
