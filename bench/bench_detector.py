@@ -6,7 +6,8 @@ For CenterFace (cv2.dnn, 640 px input, floor 0.3) and YuNet (libfacedetection fr
 ctypes, at 640 px and at 960 px input), each with its own default threshold (0.5 and 0.7), prints:
 * milliseconds per frame (median and p90 wall time, median CPU time of all threads) at 1920x1080, 1280x720 and
   300x300, on the astronaut image placed in a gray frame, after warm-up;
-* recall and false-positive rate on the LFW-subset protocol of research/offline_detectors.md section 3
+* recall and false-positive rate on an LFW-subset protocol (scikit-image's lfw_subset: each 25x25 crop
+  upscaled to 100x100 on a 200x200 gray canvas; a hit is any detection; 100 faces, 100 non-faces)
   at thresholds 0.3, 0.5 and 0.7 and at the detector's own;
 * the smallest face found: the astronaut scaled so her face (hairline to chin) is N px tall, N = 12..64, placed
   in a 1280x720 gray frame, found when a box at or above the detector's threshold covers her face centre.

@@ -53,7 +53,8 @@ class RuntimeLifecycle:
     update_blocked: date | None
 
 
-# AWS Lambda runtime lifecycle (research/ggv2_facts.md §6; source: cfn-lint LmbdRuntimeLifecycle.json, updated
+# AWS Lambda runtime lifecycle (sources: the AWS Lambda "Lambda runtimes" page, and cfn-lint's
+# LmbdRuntimeLifecycle.json, updated
 # 2026-06-02 from the AWS Lambda documentation - the dates have moved several times; update this table with them).
 LAMBDA_RUNTIMES: dict[str, RuntimeLifecycle] = {
     "python3.7": RuntimeLifecycle(date(2023, 12, 4), date(2024, 1, 9), date(2027, 3, 3)),

@@ -133,8 +133,9 @@ class CenterFaceDetector(object):
     frame pixels.
 
     One ``cv2.dnn.Net`` is kept per input shape: OpenCV 4.x returns garbage when a Net that already ran
-    on one shape is fed another (research/offline_detectors.md pitfall 2). A camera stream has one shape,
-    so this costs one extra model load per distinct frame size, bounded by ``MAX_CACHED_SHAPES``.
+    on one shape is fed another (reproduced with OpenCV 4.14; OpenCV 5.0 does not show it). A camera stream
+    has one shape, so this costs one extra model load per distinct frame size, bounded by
+    ``MAX_CACHED_SHAPES``.
     """
 
     name = "centerface"

@@ -11,10 +11,11 @@ crops worth sending:
    frame, so one person standing in view is ONE track. A track unseen for ``track_lost_s`` has ended.
    Matching happens before ageing, so a slow loop (long gaps between frames) does not split tracks.
 3. **Best crop per track.** Each track keeps one candidate, replaced only by a clearly better one
-   (Frigate's rule, research/edge_anchors.md §3): a box that does not touch the frame edge beats one that
-   does; then a face more than 10 % larger wins; then a score higher by more than 0.05; then a crop more
-   than 20 % sharper (variance of the Laplacian). Otherwise the current candidate stays (sticky), which
-   avoids flip-flopping between near-identical frames. The candidate crop is cut from the clean frame.
+   (Frigate's rule, ``is_better_thumbnail`` in frigate/util/image.py of github.com/blakeblackshear/frigate):
+   a box that does not touch the frame edge beats one that does; then a face more than 10 % larger wins;
+   then a score higher by more than 0.05; then a crop more than 20 % sharper (variance of the Laplacian).
+   Otherwise the current candidate stays (sticky), which avoids flip-flopping between near-identical frames.
+   The candidate crop is cut from the clean frame.
 4. **When to send.** When the track ends, or after ``best_face_timeout_s`` for a long track (the person
    who stands still should not wait until they leave), at most ``max_uploads_per_track`` times, at least
    ``cooldown_s`` apart. A track that ends after sending is remembered for ``cooldown_s``: a face that

@@ -96,7 +96,8 @@ def touches_edge(box: Box, frame_w: int, frame_h: int, tolerance: float = 2.0) -
     """True when a box reaches within ``tolerance`` pixels of a frame border.
 
     Such a face is probably cut off, so a best-crop choice should prefer a box that does not touch the
-    edge (Frigate's rule, see research/edge_anchors.md).
+    edge (Frigate's rule: ``is_better_thumbnail`` in frigate/util/image.py of
+    github.com/blakeblackshear/frigate).
     """
     x0, y0, x1, y1 = box
     return (

@@ -21,8 +21,8 @@ Complete list (flag / environment variable: default - meaning):
 --threshold / DEEPLENS_THRESHOLD: the detector's own: 0.6 ``awscam``, 0.5 CenterFace, 0.7 YuNet - minimum
     detector score. 0.6 is what the coffee-leaderboard sample uploads at with the same SSD (the seed's 0.25
     let through hands and shadows); CenterFace scores are well calibrated and 0.5 gives recall 0.99 with no
-    false positive on the LFW subset (research/offline_detectors.md); YuNet at 0.5 scores a headlight and
-    galaxy textures as faces, at 0.7 it does not (issue 17).
+    false positive on the LFW subset (bench/bench_detector.py, figures in bench/README.md); YuNet at 0.5
+    scores a headlight and galaxy textures as faces, at 0.7 it does not (issue 17).
 --min-face-px / DEEPLENS_MIN_FACE_PX: ``auto`` - minimum shorter side of a face box in frame pixels;
     ``auto`` is Rekognition's floor, 40 px at 1080p, scaled by the frame height (27 px at 720p).
 --margin / DEEPLENS_MARGIN: 0.2 - crop margin, a fraction of the box side added on each side.
@@ -363,6 +363,7 @@ def load_settings(
         values["device"] = socket.gethostname() or "unknown-device"
     if values["topic"] is None:
         # The topic the DeepLens console and existing consumers read. Greengrass V2 components get another one
-        # (IoT Core reserves $aws/ topics for the service; see deeplens_cli/targets/component.py).
+        # (IoT Core reserves $aws/ topics for the service; see
+        # deeplens_cli/targets/greengrass_v2/component.py).
         values["topic"] = "$aws/things/%s/infer" % values["device"]
     return Settings(**values)

@@ -11,7 +11,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from v1_support import make_settings
 
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.package import (
@@ -24,6 +23,7 @@ from deeplens_cli.package import (
     vendor_dir_if_cached,
     vendor_key,
 )
+from tests.support.settings import make_settings
 
 
 def make_source(root: Path) -> Path:

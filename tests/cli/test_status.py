@@ -7,12 +7,6 @@ import datetime as dt
 import json
 
 import pytest
-from v1_support import (
-    ScriptedStatus,
-    V1World,
-    fast_botocore_models_fixture,  # noqa: F401 - registers the fixture
-    shared_botocore_models_fixture,  # noqa: F401 - registers the fixture
-)
 
 import deeplens_cli.targets.greengrass_v1.target as v1_target
 import deeplens_cli.targets.registry as targets_module
@@ -20,6 +14,9 @@ from deeplens_cli.executor import Executor
 from deeplens_cli.roles import FACE_CROPS_INLINE_POLICY, GROUP_ROLE, plan_account
 from deeplens_cli.status import count_uploads, gather_status
 from deeplens_cli.targets.base import Device, DeviceStatus, ProjectStatus
+from tests.support.greengrass_v1 import ScriptedStatus, V1World
+
+pytestmark = pytest.mark.usefixtures("shared_botocore_models")  # one botocore model loader per module
 
 BUCKET = "deeplens-test-face-crops"
 ENV = {"DEEPLENS_BUCKET": BUCKET}

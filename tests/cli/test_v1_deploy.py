@@ -6,21 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from v1_support import (
-    ProgressSink,
-    ScriptedStatus,
-    V1World,
-    action,
-    answer_call,
-    definition_items,
-    fail_call,
-    fast_botocore_models_fixture,  # noqa: F401 - registers the fixture
-    gg_account_class_fixture,  # noqa: F401 - registers the fixture
-    gg_account_fixture,  # noqa: F401 - registers the fixture
-    group_definition,
-    shared_botocore_models_fixture,  # noqa: F401 - registers the fixture
-    world_fixture,  # noqa: F401 - registers the fixture
-)
 
 import deeplens_cli.targets.greengrass_v1.target as v1_target
 from deeplens_cli.errors import DeeplensError
@@ -33,6 +18,18 @@ from deeplens_cli.targets.greengrass_v1 import (
     MODEL_RESOURCE_ID,
     SUBSCRIPTION_ID,
 )
+from tests.support.greengrass_v1 import (
+    ProgressSink,
+    ScriptedStatus,
+    V1World,
+    action,
+    answer_call,
+    definition_items,
+    fail_call,
+    group_definition,
+)
+
+pytestmark = pytest.mark.usefixtures("shared_botocore_models")  # one botocore model loader per module
 
 BUCKET_ENV = {"DEEPLENS_BUCKET": "deeplens-test-face-crops"}
 MODEL_URI = "s3://deeplens-models/face/model.tar.gz"
@@ -132,14 +129,6 @@ class TestFirstDeploy:
 
 class TestRedeploy:
 
-    def test_nothing_changed_means_no_version_no_group_version_no_deployment(self, world, device):
-        world.deploy(device)
-        plans = []
-        mutating = world.mutating_calls_of(lambda: plans.append(world.deploy(device)[0]))
-        assert mutating == []
-        assert plans[0].is_noop
-        assert len(deployments(world, device)) == 1
-
     def test_a_changed_setting_publishes_and_deploys_a_new_version(self, world, device):
         world.deploy(device)
         world.reconfigure(detection__threshold=0.8)
@@ -156,38 +145,6 @@ class TestRedeploy:
         world.reconfigure(function__memory_mb=512)
         world.deploy(device)
         assert project(world, device)[0]["FunctionConfiguration"]["MemorySize"] == 512 * 1024
-
-    def test_force_deploys_the_same_version_again(self, world, device):
-        world.deploy(device)
-        versions_before = world.gg.list_group_versions(GroupId=device.group_id)["Versions"]
-        plan, result = world.deploy(device, force=True)
-        assert [a.resource.split("/")[0] for a in plan.changes] == ["greengrass-deployment"]
-        assert len(deployments(world, device)) == 2
-        assert world.gg.list_group_versions(GroupId=device.group_id)["Versions"] == versions_before
-        assert result.variables["deployment_id"]
-
-    def test_an_interrupted_deploy_is_finished_without_duplicates(self, world, device):
-        fail_call(world.ctx.client("greengrass"), "CreateGroupVersion", "AccessDeniedException",
-                  "not authorized to perform: greengrass:CreateGroupVersion", status=403, times=1)
-        from deeplens_cli.executor import ExecutionError
-
-        with pytest.raises(ExecutionError, match="CreateGroupVersion"):
-            world.deploy(device)
-        plan, _ = world.deploy(device)
-        assert [a.verb for a in plan.actions if a.resource.startswith("greengrass-") and "definition" in a.resource] \
-            == ["noop", "noop", "noop"]  # the definitions the first run made are used, not made again
-        for kind in ("function", "resource", "subscription"):
-            assert len(getattr(world.gg, f"list_{kind}_definitions")()["Definitions"]) == 1, kind
-        assert len(deployments(world, device)) == 1
-        assert world.target().plan_deploy(device).is_noop
-
-    def test_a_failed_last_deployment_is_retried_without_a_new_version(self, world, device):
-        world.deploy(device)
-        world.status.script = [{"DeploymentStatus": "Failure", "ErrorMessage": "device offline"}]
-        plan, _ = world.deploy(device)
-        assert action(plan, "greengrass-deployment").reason == "the last deployment of this version failed"
-        assert action(plan, "lambda-function").verb == "noop"
-
 
 @pytest.fixture(scope="class")
 def arranged(gg_account_class, tmp_path_factory):
@@ -385,13 +342,6 @@ class TestDeployCommand:
         assert result.exit_code == 0, result.stderr
         assert "deployment started" in result.stdout
         assert source.calls == []  # nothing polled
-
-    def test_dry_run_changes_nothing(self, cli_device, run_cli, recorded_aws):
-        recorded_aws.clear()
-        result = run_cli("deploy", "--device", "MyDevice", "--dry-run", env=BUCKET_ENV)
-        assert result.exit_code == 0, result.stderr
-        assert recorded_aws.mutating == []
-        assert cli_device.client("lambda").list_functions()["Functions"] == []
 
     def test_an_unknown_device_is_named_and_exits_1(self, cli_device, run_cli):
         result = run_cli("deploy", "--device", "Nope", env=BUCKET_ENV)

@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import pytest
 from fake_greengrassv2 import v2_account  # noqa: F401 - registers the fixture
-from v1_support import (
-    ScriptedStatus,
-    action,
-    create_v1_roles,
-    fail_call,
-    fast_botocore_models_fixture,  # noqa: F401 - registers the fixture
-    gg_account_fixture,  # noqa: F401 - registers the fixture
-    shared_botocore_models_fixture,  # noqa: F401 - registers the fixture
-    world_fixture,  # noqa: F401 - registers the fixture
-)
 
 import deeplens_cli.targets.greengrass_v1.target as v1_target
 from deeplens_cli.executor import ExecutionError
+from tests.support.greengrass_v1 import ScriptedStatus, action, create_v1_roles, fail_call
+
+pytestmark = pytest.mark.usefixtures("shared_botocore_models")  # one botocore model loader per module
 
 BUCKET = "deeplens-test-face-crops"
 ENV = {"DEEPLENS_BUCKET": BUCKET}

@@ -7,21 +7,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from v1_support import (
-    BUCKET,
-    ProgressSink,
-    fail_call,
-    fast_botocore_models_fixture,  # noqa: F401 - registers the fixture
-    gg_account_fixture,  # noqa: F401 - registers the fixture
-    shared_botocore_models_fixture,  # noqa: F401 - registers the fixture
-    world_fixture,  # noqa: F401 - registers the fixture
-)
 
 import deeplens_cli.package as package_module
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.executor import ExecutionError
 from deeplens_cli.package import build_package
 from deeplens_cli.targets.greengrass_v1 import HANDLER, LAMBDA_ROLE
+from tests.support.greengrass_v1 import BUCKET, ProgressSink, fail_call
+
+pytestmark = pytest.mark.usefixtures("shared_botocore_models")  # one botocore model loader per module
 
 FUNCTION = "deeplens-face-crops"
 ROLE_NOT_ASSUMABLE = "The role defined for the function cannot be assumed by Lambda."

@@ -8,17 +8,6 @@ import re
 import stat
 
 import pytest
-from v1_support import (
-    V1World,
-    definition_items,
-    fail_call,
-    fast_botocore_models_fixture,  # noqa: F401 - registers the fixture
-    gg_account_class_fixture,  # noqa: F401 - registers the fixture
-    gg_account_fixture,  # noqa: F401 - registers the fixture
-    group_definition,
-    shared_botocore_models_fixture,  # noqa: F401 - registers the fixture
-    world_fixture,  # noqa: F401 - registers the fixture
-)
 
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.executor import ExecutionError
@@ -30,6 +19,9 @@ from deeplens_cli.targets.greengrass_v1 import (
     policy_name_for,
     thing_name_for,
 )
+from tests.support.greengrass_v1 import V1World, definition_items, fail_call, group_definition
+
+pytestmark = pytest.mark.usefixtures("shared_botocore_models")  # one botocore model loader per module
 
 
 def only(items):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 
-from v1_support import (
-    fast_botocore_models_fixture,  # noqa: F401 - registers the fixture
-    shared_botocore_models_fixture,  # noqa: F401 - registers the fixture
-)
+import pytest
+
+pytestmark = pytest.mark.usefixtures("shared_botocore_models")  # one botocore model loader per module
+
 
 BUCKET = "deeplens-server-face-crops"
 

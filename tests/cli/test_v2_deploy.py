@@ -94,18 +94,6 @@ def test_deploy_sends_the_full_component_set_and_waits_for_running(world):
     assert "IN_PROGRESS" in progress and "COMPLETED" in progress and f"{COMPONENT} 1.0.0 on deeplens-Cam: RUNNING" in progress
 
 
-def test_nothing_changed_means_no_new_version_and_no_deployment(world):
-    device = world.register()
-    world.deploy(device)
-
-    plan, outcome, ctx = world.deploy(device)
-
-    assert plan.is_noop and outcome is None
-    assert ctx.recorder.mutating == []
-    assert world.account.gg.operations("CreateDeployment") == ["CreateDeployment"]
-    assert "already has this component set" in plan.actions[-1].reason
-
-
 def test_a_changed_setting_is_a_new_version_and_a_deployment_replacing_the_last(world):
     device = world.register()
     _, first, _ = world.deploy(device)
@@ -119,17 +107,6 @@ def test_a_changed_setting_is_a_new_version_and_a_deployment_replacing_the_last(
     deployments = world.account.gg.deployments
     assert not deployments[first.deployment_id]["isLatestForTarget"]
     assert deployments[outcome.deployment_id]["components"][COMPONENT]["componentVersion"] == "1.0.1"
-
-
-def test_force_deploys_again_without_changes(world):
-    device = world.register()
-    world.deploy(device)
-
-    plan, outcome, _ = world.deploy(device, force=True)
-
-    assert plan.actions[-1].verb == "update" and "--force" in plan.actions[-1].reason
-    assert outcome.status == "succeeded"
-    assert len(world.account.gg.operations("CreateDeployment")) == 2
 
 
 def test_components_someone_else_deployed_to_the_device_are_kept(world):
@@ -146,16 +123,6 @@ def test_components_someone_else_deployed_to_the_device_are_kept(world):
 
     assert unchanged.is_noop
     assert deployment_step(changed).params["components"]["aws.greengrass.Cli"] == {"componentVersion": "2.14.0"}
-
-
-def test_dry_run_plans_the_deployment_and_changes_nothing(world, run_cli):
-    world.register()
-
-    result = run_cli("deploy", "--device", "Cam", "--dry-run", env=CLI_ENV)
-
-    assert result.exit_code == 0, result.stderr
-    assert "gg-deployment/deeplens-Cam" in result.stdout and "first deployment" in result.stdout
-    assert world.account.gg.operations("Create") == []
 
 
 # ---------------------------------------------------------------------------------------------- failures
@@ -233,17 +200,6 @@ def test_a_component_never_reported_running_is_a_timeout(world):
 
     assert outcome.status == "timed_out"
     assert "deployment completed but" in outcome.detail and "STARTING" in outcome.detail
-
-
-def test_a_failed_last_deployment_is_retried_even_without_changes(world):
-    device = world.register(behaviour="fail")
-    world.deploy(device)
-    world.account.gg.cores["deeplens-Cam"].behaviour = "healthy"
-
-    plan, outcome, _ = world.deploy(device)
-
-    assert plan.actions[-1].verb == "update" and "ended FAILED on deeplens-Cam" in plan.actions[-1].reason
-    assert outcome.status == "succeeded"
 
 
 def test_an_overwritten_artifact_breaks_its_version_and_deploy_publishes_a_new_one(world):

@@ -1,12 +1,12 @@
-"""Fixtures for the demo and simulator tests (on top of tests/conftest.py: `aws_env`, `moto_server`, `run_cli`).
+"""Fixtures for the demo and simulator tests (on top of the tests/support plugins: `aws_env`, `moto_server`, `run_cli`).
 
 * `small_clip` (session): a short, small demo clip built once, with its true face boxes;
 * `load_shim`: a FRESH copy of a device shim module (`awscam`, `greengrasssdk`), as a new device process
   would import it, so module state (the camera) never leaks between tests;
-* `child_pids`: the live child processes of the test process (from /proc), to prove nothing is left behind;
-* `reset_moto`: empty a moto server once for a module-scoped emulator.
+* `child_pids`: the live child processes of the test process (from /proc), to prove nothing is left behind.
 
-Helpers are fixtures (not importable functions) because tests/ is not a package.
+`reset_moto` (empty a moto server once for a module-scoped emulator) is in tests/support/moto_server.py.
+
 """
 
 from __future__ import annotations
@@ -67,22 +67,3 @@ def live_children(parent: int | None = None) -> list[int]:
 @pytest.fixture(scope="session")
 def child_pids() -> Callable[[], list[int]]:
     return live_children
-
-
-@pytest.fixture(scope="session")
-def reset_moto() -> Callable[[str], None]:
-    """`reset_moto(endpoint)`: empty a moto server (for module-scoped emulators; the shared `moto_server`
-    fixture resets per test, which reloads every AWS managed policy: ~1.5 s)."""
-    import http.client
-    from urllib.parse import urlsplit
-
-    def reset(endpoint: str) -> None:
-        parts = urlsplit(endpoint)
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-        try:
-            connection.request("POST", "/moto-api/reset")
-            assert connection.getresponse().status == 200
-        finally:
-            connection.close()
-
-    return reset

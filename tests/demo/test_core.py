@@ -27,6 +27,7 @@ from deeplens_cli.simulator.core import (
     unpack_code,
     verify_code,
 )
+from tests.support.polling import wait_for
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -119,13 +120,13 @@ class Emulated:
                                                             DeploymentType="NewDeployment")["DeploymentId"]
 
     def wait_for_verdict(self, deployment_id: str, timeout_s: float = 60) -> dict:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        def verdict() -> dict | None:
             status = self.clients["greengrass"].get_deployment_status(GroupId=self.group_id, DeploymentId=deployment_id)
-            if status["DeploymentStatus"] != "InProgress":
-                return status
-            time.sleep(0.1)
-        raise AssertionError("the simulated core never reported the deployment")
+            return None if status["DeploymentStatus"] == "InProgress" else status
+
+        found = wait_for(verdict, timeout_s, interval=0.1)
+        assert found, "the simulated core never reported the deployment"
+        return found
 
 
 @pytest.fixture(scope="module")

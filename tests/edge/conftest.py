@@ -1,4 +1,4 @@
-"""Fixtures for the edge-loop tests (on top of tests/conftest.py: ``aws_env``, ``moto_server``).
+"""Fixtures for the edge-loop tests (on top of the tests/support plugins: ``aws_env``, ``moto_server``).
 
 * ``edge_env`` (autouse): fake AWS credentials (the shared ``aws_env``) and none of the Greengrass
   variables that would switch the publisher or name a device from the developer's shell;
@@ -7,7 +7,7 @@
 * ``bucket_keys``: the keys in a bucket;
 * ``make_frame``: a synthetic BGR frame with textured "face" patches.
 
-Helpers are fixtures (not importable functions) because tests/ is not a package.
+Plain helpers shared with other folders (a poll loop, a fake clock) are in tests/support/.
 """
 
 import os

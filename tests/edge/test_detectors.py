@@ -253,7 +253,8 @@ def test_grayscale_scene_as_bgr_still_finds_the_face(centerface, astronaut):
 
 
 def lfw_canvases():
-    """research/offline_detectors.md section 3: 25x25 LFW crops, upscaled (cubic) to 100x100, centred on
+    """The LFW-subset protocol of bench/bench_detector.py: 25x25 LFW crops, upscaled (cubic) to 100x100,
+    centred on
     a 200x200 gray(127) canvas. The first 100 are faces, the last 100 are not."""
     canvases = []
     for patch in skimage_data.lfw_subset():

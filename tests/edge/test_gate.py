@@ -7,17 +7,10 @@ import pytest
 
 from edge_function import gate
 from edge_function.detectors import Detection
+from tests.support.clock import FakeClock
 
 FACE = (800.0, 400.0, 960.0, 600.0)        # 160x200 px, well inside a 1920x1080 frame
 OTHER_FACE = (200.0, 300.0, 330.0, 470.0)
-
-
-class FakeClock:
-    def __init__(self, start=1000.0):
-        self.now = start
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture

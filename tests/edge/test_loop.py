@@ -13,17 +13,10 @@ import pytest
 from edge_function import gate, loop, publish, settings
 from edge_function.detectors import Detection
 from edge_function.uploader import SpoolingUploader
+from tests.support.clock import FakeClock
 
 FACE = (800.0, 400.0, 960.0, 600.0)
 KEY_LAYOUT = re.compile(r"^faces/\d{1,2}_\d{1,2}/\d{1,2}_\d{1,2}/\d{10}_[a-z2-7]{6}-\d+\.jpg$")
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 5000.0
-
-    def __call__(self):
-        return self.now
 
 
 class ListSource:
@@ -124,7 +117,7 @@ def smooth_frame():
 
 
 def test_a_static_face_becomes_one_clean_crop_in_s3(tmp_path, s3, bucket, bucket_keys, record_puts):
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     clean = smooth_frame()
     config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="30")
     preview = PaintingPreview()
@@ -156,7 +149,7 @@ def test_a_static_face_becomes_one_clean_crop_in_s3(tmp_path, s3, bucket, bucket
 
 
 def test_every_message_is_json_with_the_label_pair_and_fps(tmp_path, s3, bucket, make_frame):
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     stdout = io.StringIO()
     frame = make_frame(boxes=[FACE])
     config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="10")
@@ -173,7 +166,7 @@ def test_every_message_is_json_with_the_label_pair_and_fps(tmp_path, s3, bucket,
 
 
 def test_messages_are_throttled_to_the_publish_interval(tmp_path, s3, bucket, make_frame):
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     stdout = io.StringIO()
     frame = make_frame()
     config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="50", DEEPLENS_PUBLISH_INTERVAL_S="1")
@@ -186,7 +179,7 @@ def test_messages_are_throttled_to_the_publish_interval(tmp_path, s3, bucket, ma
 
 def test_failed_reads_are_retried_not_fatal(tmp_path, s3, bucket, make_frame, monkeypatch):
     monkeypatch.setattr(loop, "READ_BACKOFF_INITIAL_S", 0.001)
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     frame = make_frame()
     config = make_settings(tmp_path, bucket)
     frames = [frame, None, None, frame, None, frame]
@@ -202,7 +195,7 @@ def test_failed_reads_are_retried_not_fatal(tmp_path, s3, bucket, make_frame, mo
 def test_a_silent_source_is_reopened_by_the_supervisor(tmp_path, s3, bucket, make_frame, monkeypatch):
     monkeypatch.setattr(loop, "READ_BACKOFF_INITIAL_S", 0.001)
     monkeypatch.setattr(loop, "MAX_READ_FAILURES", 3)
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     frame = make_frame()
     config = make_settings(tmp_path, bucket)
     sources = iter([ListSource([frame], endless=True), ListSource([frame, frame])])
@@ -217,7 +210,7 @@ def test_a_silent_source_is_reopened_by_the_supervisor(tmp_path, s3, bucket, mak
 
 
 def test_a_detector_failing_five_frames_in_a_row_is_rebuilt_for_the_next_run(tmp_path, s3, bucket, make_frame):
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     frame = make_frame()
     config = make_settings(tmp_path, bucket)
     sources = iter([ListSource([frame] * 10), ListSource([frame] * 2)])
@@ -233,7 +226,7 @@ def test_a_detector_failing_five_frames_in_a_row_is_rebuilt_for_the_next_run(tmp
 
 
 def test_adopted_components_are_used_first_and_the_detector_is_kept(tmp_path, s3, bucket, make_frame):
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     frame = make_frame()
     config = make_settings(tmp_path, bucket)
     adopted_source, adopted_detector = ListSource([frame]), FixedDetector([], clock)
@@ -248,7 +241,7 @@ def test_adopted_components_are_used_first_and_the_detector_is_kept(tmp_path, s3
 
 
 def test_a_detector_error_skips_one_frame_and_five_in_a_row_fail_the_run(tmp_path, s3, bucket, make_frame):
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     frame = make_frame()
     config = make_settings(tmp_path, bucket)
     edge, _, _ = make_loop(config, s3, clock, lambda: ListSource([frame] * 4), lambda: FixedDetector([], clock, {2}))
@@ -285,7 +278,7 @@ def test_the_supervisor_restarts_with_backoff_in_one_thread():
 
 
 def test_stop_ends_an_endless_run_and_finish_flushes(tmp_path, s3, bucket, bucket_keys, make_frame):
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     frame = make_frame(boxes=[FACE])
     config = make_settings(tmp_path, bucket, DEEPLENS_LOOP_SOURCE="true")
 
@@ -310,7 +303,7 @@ def test_the_capture_loop_does_not_wait_for_slow_uploads(tmp_path, s3, bucket, m
             time.sleep(0.5)
             return s3.put_object(**params)
 
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     boxes = [(50.0 + 180 * i, 100.0, 190.0 + 180 * i, 280.0) for i in range(10)]
     frame = make_frame(boxes=boxes)
     config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="30", DEEPLENS_BEST_FACE_TIMEOUT_S="0.05",
@@ -375,7 +368,7 @@ def test_the_capture_loop_does_not_wait_for_a_slow_publisher(tmp_path, s3, bucke
 
 
 def test_publisher_and_preview_get_the_faces_above_the_threshold(tmp_path, s3, bucket, make_frame):
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     frame = make_frame()
     config = make_settings(tmp_path, bucket, DEEPLENS_THRESHOLD="0.8")
     stdout = io.StringIO()
@@ -423,7 +416,7 @@ class RecordingDetector:
 
 
 def test_a_person_standing_still_is_kept_between_periodic_full_detections(tmp_path, s3, bucket, bucket_keys):
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     stdout = io.StringIO()
     config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="60", DEEPLENS_MOTION_GATE="on",
                            DEEPLENS_MOTION_FULL_DETECTION_S="2", DEEPLENS_PUBLISH_INTERVAL_S="0")
@@ -444,7 +437,7 @@ def test_a_person_standing_still_is_kept_between_periodic_full_detections(tmp_pa
 
 
 def test_the_detector_runs_on_frames_that_moved_and_in_regions_mode_only_on_the_regions(tmp_path, s3, bucket):
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     config = make_settings(tmp_path, bucket, DEEPLENS_MOTION_GATE="on", DEEPLENS_MOTION_REGIONS="on", DEEPLENS_MOTION_FULL_DETECTION_S="100")
     still = smooth_frame()
     frames = []

@@ -10,19 +10,11 @@ import pytest
 
 from edge_function.detectors import Detection
 from edge_function.preview import BOX_COLOUR, PreviewWriter
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX-only")
 
 SOI, EOI = b"\xff\xd8", b"\xff\xd9"
-
-
-def _wait_for(condition, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def _frame(width=1920, height=1080, value=90):
@@ -51,7 +43,7 @@ class _Reader(object):
             self.drain()
             return self.data.count(EOI) >= count
 
-        return _wait_for(enough, timeout)
+        return wait_for(enough, timeout)
 
     def jpegs(self):
         return [SOI + part.split(EOI)[0] + EOI for part in self.data.split(SOI)[1:]]
@@ -84,7 +76,7 @@ def test_submit_never_blocks_without_a_reader(fifo_path):
         writer.submit(frame, [Detection("face", 0.9, (100.0, 100.0, 300.0, 300.0))])
     elapsed = time.monotonic() - started
     assert elapsed < 1.0
-    assert _wait_for(lambda: writer.frames_dropped >= 1)
+    assert wait_for(lambda: writer.frames_dropped >= 1, 3.0)
     assert writer.frames_written == 0
     writer.close()
 
@@ -173,10 +165,10 @@ def test_a_reader_can_leave_and_a_new_one_gets_frames_again(fifo_path):
         for _ in range(3):
             writer.submit(_frame(640, 480), [])
             time.sleep(0.02)
-        assert _wait_for(lambda: writer.frames_dropped >= 1)
+        assert wait_for(lambda: writer.frames_dropped >= 1, 3.0)
         second = _Reader(fifo_path)
         try:
-            _wait_for(lambda: writer._fd is None)
+            wait_for(lambda: writer._fd is None, 3.0)
             writer.submit(_frame(640, 480, value=33), [])
             assert second.wait_for_jpegs(1)
             image = cv2.imdecode(numpy.frombuffer(second.jpegs()[-1], numpy.uint8), cv2.IMREAD_COLOR)
@@ -194,9 +186,9 @@ def test_an_existing_regular_file_holds_the_newest_frame_as_one_jpeg(tmp_path):
     try:
         assert writer.kind == "file"
         writer.submit(_frame(640, 480, value=10), [])
-        assert _wait_for(lambda: writer.frames_written == 1)
+        assert wait_for(lambda: writer.frames_written == 1, 3.0)
         writer.submit(_frame(640, 480, value=220), [])
-        assert _wait_for(lambda: writer.frames_written == 2)
+        assert wait_for(lambda: writer.frames_written == 2, 3.0)
     finally:
         writer.close()
     data = path.read_bytes()
@@ -211,7 +203,7 @@ def test_a_missing_jpg_path_becomes_a_snapshot_file(tmp_path):
     try:
         assert writer.kind == "file"
         writer.submit(_frame(320, 240), [])
-        assert _wait_for(lambda: writer.frames_written == 1)
+        assert wait_for(lambda: writer.frames_written == 1, 3.0)
     finally:
         writer.close()
     assert stat.S_ISREG(os.stat(str(path)).st_mode)

@@ -16,6 +16,7 @@ import pytest
 from edge_function import uploader
 from edge_function.spool import Spool
 from edge_function.uploader import SpoolingUploader, UploadItem
+from tests.support.polling import wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
 
@@ -35,15 +36,6 @@ def jpeg(seed=0):
 
 def crop(n, prefix="faces"):
     return UploadItem("%s/11_14/22_13/1700000000_test-%d.jpg" % (prefix, n), jpeg(n), {"track-id": str(n)})
-
-
-def wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from edge_function import uploader
 from edge_function.uploader import Spool, SpoolingUploader, UploadItem
+from tests.support.polling import wait_for
 
 FAST_RETRY = {"retry_initial_s": 0.01, "retry_max_s": 0.05}
 
@@ -19,15 +20,6 @@ FAST_RETRY = {"retry_initial_s": 0.01, "retry_max_s": 0.05}
 def item(n, size=600):
     return UploadItem("faces/11_14/22_13/1700000000_test-%d.jpg" % n, b"\xff\xd8\xff\xe0" + bytes([n % 251]) * size + b"\xff\xd9",
                       {"device": "deeplens_test", "track-id": str(n)})
-
-
-def wait_for(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
 
 
 class FlakyS3:

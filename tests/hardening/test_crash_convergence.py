@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from account_snapshot import account_snapshot, differences
-from fast_accounts import fresh_account_fixture, lean_managed_policies_fixture, shared_models_fixture  # noqa: F401
+
+from tests.support.account_snapshot import account_snapshot, differences
 
 BUCKET = "deeplens-hardening-crops"
 DEVICE = "Cam1"

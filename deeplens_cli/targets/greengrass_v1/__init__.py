@@ -1,7 +1,8 @@
 """The classic DeepLens target: an AWS IoT Greengrass V1 core, its group, and a pinned Lambda function.
 
-What a DeepLens "project" is in Greengrass V1 terms (research/deeplens_facts.md §2-§3), and therefore what this
-target plans:
+What a DeepLens "project" is in Greengrass V1 terms (the AWS DeepLens Developer Guide, archived at
+github.com/awsdocs/aws-deeplens-user-guide, and the AWS IoT Greengrass V1 Developer Guide), and therefore what
+this target plans:
 
 * **register-device** - an IoT thing named like DeepLens names them (`deeplens_<22 chars>`), a key pair and an
   active certificate, the minimal Greengrass V1 core IoT policy (named `deeplens...`, the only names the DeepLens

@@ -6,7 +6,8 @@ components, and a camera loop that never returns fits the handler model badly. A
 with a `Run` script; the nucleus starts it, restarts it when it fails and gives it AWS credentials through the
 token exchange service.
 
-Three facts shape this module (research/ggv2_facts.md §3-§4):
+Three facts shape this module (AWS IoT Greengrass V2 Developer Guide: "Publish components to deploy to your
+core devices", the component recipe reference, and "Create deployments"):
 
 * **Versions are immutable, and so must artifacts be.** The service records each artifact's SHA-256 when the
   version is created and the device refuses bytes that differ (`ARTIFACT_CHECKSUM_MISMATCH`, for every later

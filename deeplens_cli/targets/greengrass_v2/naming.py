@@ -27,7 +27,8 @@ def policy_name(device_name: str) -> str:
 
 
 def core_policy(partition: str, region: str, account: str, thing: str, role_alias: str) -> dict[str, Any]:
-    """The minimal IoT policy of a Greengrass V2 core (research/ggv2_facts.md §1), for one thing.
+    """The minimal IoT policy of a Greengrass V2 core, for one thing (AWS IoT Greengrass V2 Developer Guide,
+    "Minimal AWS IoT policy for AWS IoT Greengrass V2 core devices", device-auth.html).
 
     MQTT: connect as the thing (`T`, and `T#N` for the extra connections the nucleus opens), health reports,
     jobs (deployments arrive as IoT jobs), shadows, and the results topic. Credentials: AssumeRoleWithCertificate

@@ -1,0 +1,139 @@
+"""Bad input, configuration and usage (rows of bad_input_table.TABLE): refused with exit 2 before any AWS request."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.hardening.bad_input_table import BUCKET, DEVICE, Cli, expect
+from tests.support.account_snapshot import account_snapshot, differences
+
+# ---------------------------------------------------------------------------------------------- configuration
+
+
+def test_config_invalid_yaml(cli: Cli) -> None:
+    Path("deeplens.yaml").write_text("bucket: [deeplens-hardening-crops\nregion: us-east-1\n")
+    result = cli("register-roles", env={"DEEPLENS_BUCKET": None})
+    expect("config-invalid-yaml", result.exit_code, result.stderr)
+    assert cli.faults.sends == {}  # not one AWS request
+
+
+def test_config_unknown_key(cli: Cli) -> None:
+    Path("deeplens.yaml").write_text("bucket_name: deeplens-hardening-crops\n")
+    result = cli("register-roles", env={"DEEPLENS_BUCKET": None})
+    expect("config-unknown-key", result.exit_code, result.stderr)
+    assert cli.faults.sends == {}
+
+
+def test_config_wrong_type(cli: Cli) -> None:
+    Path("deeplens.yaml").write_text("bucket: deeplens-hardening-crops\nfunction:\n  memory_mb: lots\n")
+    result = cli("register-roles", env={"DEEPLENS_BUCKET": None})
+    expect("config-wrong-type", result.exit_code, result.stderr)
+    assert cli.faults.sends == {}
+
+
+def test_config_file_missing(cli: Cli) -> None:
+    result = cli("--config", "nowhere.yaml", "register-roles")
+    expect("config-file-missing", result.exit_code, result.stderr)
+    assert cli.faults.sends == {}
+
+
+def test_bucket_name_invalid(cli: Cli) -> None:
+    result = cli("register-roles", "--bucket", "My_Crops")
+    expect("bucket-name-invalid", result.exit_code, result.stderr)
+    assert cli.faults.sends == {}
+
+
+def test_bucket_missing(cli: Cli) -> None:
+    result = cli("register-roles", env={"DEEPLENS_BUCKET": None})
+    expect("bucket-missing", result.exit_code, result.stderr)
+    assert cli.faults.sends == {}
+
+
+def test_device_name_invalid(cli: Cli) -> None:
+    result = cli("register-device", "--name", "my cam")
+    expect("device-name-invalid", result.exit_code, result.stderr)
+    assert cli.faults.sends == {}
+
+
+def test_bundle_exists(cli: Cli) -> None:
+    cli.ok("register-roles")
+    old = cli.tmp_path / "old-bundle"
+    old.mkdir()
+    (old / "device.private.key").write_text("a key issued once\n")
+    result = cli("register-device", "--name", DEVICE, "--greengrass", "v1", "--out", str(old))
+    expect("bundle-exists", result.exit_code, result.stderr)
+    assert not any(operation in ("CreateThing", "CreateKeysAndCertificate") for _, operation in cli.mutations)
+    assert (old / "device.private.key").read_text() == "a key issued once\n"
+
+
+def test_bundle_unwritable(cli: Cli) -> None:
+    cli.ok("register-roles")
+    before = len(cli.mutations)
+    Path("notes.txt").write_text("a file, not a folder\n")
+    result = cli("register-device", "--name", DEVICE, "--greengrass", "v1", "--out", "notes.txt/bundle")
+    expect("bundle-unwritable", result.exit_code, result.stderr)
+    assert len(cli.mutations) == before  # refused before any change
+    assert account_snapshot()["iot"]["things"] == {}
+
+
+def test_destroy_without_terminal(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli.register_v1_device()
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # a pipe, not a terminal
+    before = account_snapshot()
+    mutations = len(cli.mutations)
+    result = cli("destroy", "--device", DEVICE)
+    expect("destroy-without-terminal", result.exit_code, result.stderr)
+    assert len(cli.mutations) == mutations
+    assert not differences(account_snapshot(), before)
+
+
+
+
+def test_config_vendor_nested(cli: Cli) -> None:
+    Path("deeplens.yaml").write_text(f"bucket: {BUCKET}\nfunction:\n  vendor:\n    - boto3==1.33.13\n"
+                                     f"    - [numpy, {{pinned: 1.21}}]\n")
+    result = cli("publish", "--greengrass", "v1", env={"DEEPLENS_BUCKET": None})
+    expect("config-vendor-nested", result.exit_code, result.stderr)
+    assert cli.faults.sends == {}
+
+
+BILLION_LAUGHS = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+function:
+  vendor: [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def test_config_alias_bomb(cli: Cli) -> None:
+    import time
+
+    assert len(BILLION_LAUGHS) < 600  # a tiny file...
+    Path("deeplens.yaml").write_text(BILLION_LAUGHS)
+    started = time.process_time()
+    result = cli("publish", "--greengrass", "v1")
+    elapsed = time.process_time() - started
+    expect("config-alias-bomb", result.exit_code, result.stderr)
+    assert elapsed < 2.0, f"refusing it took {elapsed:.1f} s of CPU"  # ...that expands to 9^9 values
+    assert cli.faults.sends == {}
+
+
+
+
+def test_json_output_stays_one_document_on_errors(cli: Cli) -> None:
+    """With --output json an error still leaves stdout empty or one JSON document: scripts never parse a
+    half-printed plan."""
+    result = cli("--output", "json", "register-roles", env={"DEEPLENS_BUCKET": None})
+    assert result.exit_code == 2
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "config" and "bucket" in error["message"] and error["hint"]
