@@ -90,6 +90,11 @@ MIN_DEVICE_PYTHON = (3, 8)
 VENV_DIR = "venv"  # in {work:path}: survives component updates, so an unchanged lock reinstalls nothing
 STOP_FLUSH_S = 3  # seconds of upload flush after SIGTERM (the nucleus kills after 5)
 INSTALL_TIMEOUT_S = 900  # pip on a small ARM board takes minutes; the nucleus default (120 s) is too short
+# Set ONLY by `deeplens-cli demo`'s simulated nucleus (never in a recipe or on a device): folders, separated by
+# ':', that already hold the lock's packages (the demo's own environment). Install then builds the venv without
+# pip and points it at them through a .pth file instead of downloading the lock: the demo must not download at
+# run time. The device lab leaves it unset and tests the real Install.
+HOST_SITE_ENV = "DEEPLENS_COMPONENT_SITE_PACKAGES"
 
 TAG_MANAGED = "deeplens-cli"
 TAG_CONTENT = "deeplens-content-sha256"
@@ -247,6 +252,17 @@ class ComponentBuild:
             '(set greengrass.python)" >&2; exit 1',
             "fi",
             # 32-bit ARM takes numpy/OpenCV from Debian; a DeepLens keeps its awscam in the system Python.
+            # deeplens-cli demo only (HOST_SITE_ENV): reuse the demo's environment instead of installing the lock.
+            f"HOST_SITE=$(printenv {HOST_SITE_ENV} || true)",
+            'if [ -n "$HOST_SITE" ]; then',
+            '  echo "deeplens-cli: demo: $VENV uses the packages in $HOST_SITE (nothing is downloaded)"',
+            '  rm -rf "$VENV"',
+            '  "$PYTHON" -m venv --without-pip "$VENV"',
+            "  \"$VENV/bin/python\" -c 'import os, sys, sysconfig; open(os.path.join(sysconfig.get_path(\"purelib\"), "
+            "\"deeplens-demo-site.pth\"), \"w\").write(\"import site; \" + \"; \".join(\"site.addsitedir(%r)\" % p "
+            "for p in sys.argv[1].split(os.pathsep) if p) + chr(10))' \"$HOST_SITE\"",
+            "  exit 0",
+            "fi",
             "SYSTEM_SITE=''",
             'case "$(uname -m)" in armv6l|armv7l) SYSTEM_SITE=--system-site-packages ;; esac',
             "if \"$PYTHON\" -c 'import awscam' >/dev/null 2>&1; then SYSTEM_SITE=--system-site-packages; fi",
