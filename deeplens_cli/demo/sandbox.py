@@ -99,10 +99,10 @@ class EmbeddedAws:
     def stop(self) -> None:
         if self._server is None:
             return
+        from deeplens_cli.simulator.moto_internals import stop_threaded_server
+
         server, self._server = self._server, None
-        server.stop()
-        if getattr(server, "_server", None) is not None:
-            server._server.server_close()  # ThreadedMotoServer.stop() leaves the listening socket open
+        stop_threaded_server(server)
         self._werkzeug.setLevel(self._werkzeug_level)
 
     def __enter__(self) -> EmbeddedAws:
