@@ -3,6 +3,7 @@ before anything starts, and how many frames the device processes."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ CLIP_DESCRIPTION = "built-in clip: scikit-image's astronaut and cameraman moving
 class FrameSource:
     """What the simulated camera shows: the built clip, or the user's folder, video or webcam."""
 
-    kind: str  # clip | directory | video | webcam
+    kind: str  # clip | directory | image | video | webcam
     spec: str
     frames: int | None  # frames available (None: endless, a webcam)
 
@@ -28,34 +29,55 @@ class FrameSource:
 
 
 def check_source(source: str) -> FrameSource:
-    """Validate `--source` before anything starts (exit 2 with the reason)."""
+    """Validate `--source` before anything starts (exit 2 with the reason).
+
+    The spec is parsed and opened by `edge_function.sources.open_source`, the one parser of frame sources (the
+    edge function and the simulated camera use it too), so the demo accepts exactly what a device accepts.
+    """
+    from edge_function import sources
+
+    if source == "awscam":
+        raise ConfigError("--source awscam: the demo's device has no DeepLens camera",
+                          "use a video FILE, a DIR of images or webcam:N")
+    try:
+        opened = sources.open_source(source)
+    except ValueError as error:
+        raise ConfigError(f"--source {source}: {error}", "use a video FILE, a DIR of images or webcam:N") from None
+    try:
+        if source.startswith("webcam:"):
+            return FrameSource("webcam", source, None)
+        path = str(Path(source).resolve())
+        if isinstance(opened, sources.ImageListSource):
+            return FrameSource("directory", path, len(frame_images(path)))
+        if isinstance(opened, sources.StillImageSource):
+            return FrameSource("image", path, 1)
+        ok, _ = opened.read()
+        if not ok:
+            raise ConfigError(f"--source {source}: OpenCV cannot read a frame of this video file",
+                              "use an .mp4/.avi OpenCV can decode, a folder of images or webcam:N")
+        return FrameSource("video", path, _video_frames(path))
+    finally:
+        opened.close()
+
+
+def frame_images(directory: str) -> list[str]:
+    """The images of a folder source in the order `edge_function.sources` reads them (file-name order)."""
+    from edge_function import sources
+
+    names = sorted(name for name in os.listdir(directory)
+                   if not name.startswith(".") and os.path.splitext(name)[1].lower() in sources.IMAGE_EXTENSIONS
+                   and os.path.isfile(os.path.join(directory, name)))
+    return [os.path.join(directory, name) for name in names]
+
+
+def _video_frames(path: str) -> int | None:
     import cv2
 
-    from deeplens_cli.simulator.awscam import list_images
-
-    if source.startswith("webcam:"):
-        index = source.split(":", 1)[1]
-        if not index.isdigit():
-            raise ConfigError(f"--source {source}: the webcam index must be a number", "use webcam:0, webcam:1, ...")
-        return FrameSource("webcam", source, None)
-    path = Path(source)
-    if path.is_dir():
-        images = list_images(str(path))
-        if not images:
-            raise ConfigError(f"--source {source}: the folder has no .jpg/.jpeg/.png/.bmp images",
-                              "point --source at a folder of photos, a video file or webcam:N")
-        return FrameSource("directory", str(path.resolve()), len(images))
-    if path.is_file():
-        capture = cv2.VideoCapture(str(path))
-        try:
-            if not capture.isOpened() or not capture.read()[0]:
-                raise ConfigError(f"--source {source}: OpenCV cannot read this video file",
-                                  "use an .mp4/.avi OpenCV can decode, a folder of images or webcam:N")
-            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        finally:
-            capture.release()
-        return FrameSource("video", str(path.resolve()), count)
-    raise ConfigError(f"--source {source}: no such file or folder", "use a video FILE, a DIR of images or webcam:N")
+    capture = cv2.VideoCapture(path)
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    finally:
+        capture.release()
 
 
 def frame_budget(source: FrameSource, max_frames: int | None) -> int:

@@ -182,11 +182,13 @@ def annotate_frames(messages: list[dict[str, Any]], frame_log: list[dict[str, An
 def _read_frame(frames: FrameSource, index: int) -> Any:
     import cv2
 
-    from deeplens_cli.simulator.awscam import list_images
+    from deeplens_cli.demo.frames import frame_images
 
     if frames.kind in ("clip", "directory"):
-        images = list_images(frames.spec)
+        images = frame_images(frames.spec)
         return cv2.imread(images[index % len(images)], cv2.IMREAD_COLOR) if images else None
+    if frames.kind == "image":
+        return cv2.imread(frames.spec, cv2.IMREAD_COLOR)
     capture = cv2.VideoCapture(frames.spec)
     try:
         if frames.frames:

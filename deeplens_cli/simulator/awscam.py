@@ -50,65 +50,35 @@ MODEL_TYPES = ("classification", "ssd", "segmentation")
 FACE_LABEL = 1
 #: Detections under this score are not reported (a real SSD reports its top-k; callers apply their own threshold).
 SCORE_FLOOR = 0.2
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 _OUTPUT_LAYER = "ssd_face_detections"  # raw rows: label, prob, xmin, ymin, xmax, ymax (normalised 0..1)
 
 
 # ------------------------------------------------------------------------------------------ camera
 
 
-def list_images(directory):
-    """The images of a folder in the order the camera shows them (sorted by file name)."""
-    return sorted(os.path.join(directory, name) for name in os.listdir(directory)
-                  if name.lower().endswith(IMAGE_EXTENSIONS))
-
-
 class _Camera(object):
-    """The frame source behind ``getLastFrame``; opened on first use, thread-safe."""
+    """The frame source behind ``getLastFrame``; opened on first use, thread-safe.
+
+    The spec is parsed and opened by ``edge_function.sources.open_source`` (the one parser of frame sources,
+    the deployed package's own), looped, because a camera never runs out.
+    """
 
     def __init__(self, spec, fps, frame_log):
+        from edge_function import sources
+
         self.spec = spec
         self.interval = 1.0 / fps if fps > 0 else 0.0
         self.frame_log = frame_log
         self.served = 0
-        self._cursor = 0  # next image of a folder source (also advanced by unreadable files)
+        self._reads = 0  # every read attempt: one unreadable image costs one frame, like a camera glitch
         self.last_shape = None
         self._lock = threading.Lock()
         self._next_at = 0.0
-        self._paths = None
-        self._capture = None
-        self._open()
-
-    def _open(self):
-        import cv2
-
-        spec = self.spec
-        if spec.startswith("webcam:"):
-            self._capture = cv2.VideoCapture(int(spec.split(":", 1)[1]))
-        elif os.path.isdir(spec):
-            self._paths = list_images(spec)
-            if not self._paths:
-                raise ValueError("no images in %s" % spec)
-        elif os.path.isfile(spec):
-            self._capture = cv2.VideoCapture(spec)
-        else:
-            raise ValueError("frame source %r is not a directory, a video file or webcam:N" % spec)
-        if self._capture is not None and not self._capture.isOpened():
-            raise ValueError("cannot open frame source %r" % spec)
+        self._source = sources.open_source(spec, loop=True)  # ValueError (cause + hint) for a bad spec
 
     def _read(self):
-        import cv2
-
-        if self._paths is not None:
-            # The cursor moves on every attempt: one unreadable image costs one frame, like a camera glitch,
-            # instead of being retried forever.
-            path = self._paths[self._cursor % len(self._paths)]
-            self._cursor += 1
-            return cv2.imread(path, cv2.IMREAD_COLOR)
-        ok, frame = self._capture.read()
-        if not ok and not self.spec.startswith("webcam:"):
-            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)  # a camera never runs out: start the file over
-            ok, frame = self._capture.read()
+        self._reads += 1
+        ok, frame = self._source.read()
         return frame if ok else None
 
     def next_frame(self):
@@ -121,7 +91,7 @@ class _Camera(object):
             frame = self._read()
             if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
                 return False, None
-            index = self._cursor - 1 if self._paths is not None else self.served  # which frame of the source
+            index = self._reads - 1  # which frame of the (looped) source: the host finds it again by it
             self.served += 1
             self.last_shape = frame.shape
             if self.frame_log:

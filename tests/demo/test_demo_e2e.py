@@ -150,7 +150,7 @@ def test_leaves_no_process_port_or_environment_behind(demo, document):
 
 def test_a_second_run_may_reuse_its_own_output_folder_but_not_someone_elses(demo, tmp_path):
     code, _, stderr = _run_main(["demo", "--out", str(tmp_path), "--source", str(tmp_path / "missing")])
-    assert code == 2 and "no such file or folder" in stderr
+    assert code == 2 and "does not exist" in stderr
     (tmp_path / "notes.txt").write_text("mine")
     code, _, stderr = _run_main(["demo", "--out", str(tmp_path)])
     assert code == 2 and "is not a previous demo's output" in stderr
