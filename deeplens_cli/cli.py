@@ -169,15 +169,20 @@ def destroy(app: App, device: str | None, yes: bool, delete_roles: bool, delete_
               help="Where to write the crops, a contact sheet and annotated frames.")
 @click.option("--max-frames", type=click.IntRange(1, 100000), default=None, help="Frames the simulated device processes.")
 @click.option("--keep-running", is_flag=True, help="Keep the emulator up afterwards and print how to use it.")
+@click.option("--greengrass", type=click.Choice(TARGET_NAMES), default=None,
+              help="Simulated device: v2 (a Greengrass V2 core device running the published component) or v1 (a "
+                   "DeepLens, Greengrass V1); default: greengrass.default_target (v2).")
 @pass_app
-def demo(app: App, device: str, source: str | None, out_dir: str, max_frames: int | None, keep_running: bool) -> None:
-    """The whole flow on an embedded AWS emulator with a simulated DeepLens: no account, no camera."""
+def demo(app: App, device: str, source: str | None, out_dir: str, max_frames: int | None, keep_running: bool,
+         greengrass: str | None) -> None:
+    """The whole flow on an embedded AWS emulator with a simulated device: no account, no camera."""
     from deeplens_cli.extras import require_demo
 
     require_demo()  # a missing extra or detector: one line with the install command, before any work
     from deeplens_cli.demo import run_demo
 
-    run_demo(app, device_name=device, source=source, out_dir=out_dir, max_frames=max_frames, keep_running=keep_running)
+    run_demo(app, device_name=device, source=source, out_dir=out_dir, max_frames=max_frames, keep_running=keep_running,
+             target=greengrass or app.settings["greengrass.default_target"])
 
 
 @cli.command("init")

@@ -177,6 +177,7 @@ SCHEMA: tuple[Key, ...] = (
     Key("greengrass.token_exchange_role", str, "DeepLensGreengrassV2TokenExchangeRole", "IAM role Greengrass V2 devices assume through the role alias"),
     Key("greengrass.role_alias", str, "DeepLensGreengrassV2TokenExchangeRoleAlias", "IoT role alias pointing at the token exchange role"),
     Key("greengrass.python", str, "python3", "Python command the V2 component runs the edge function with"),
+    Key("greengrass.pin_nucleus", bool, False, "V2 thing deployments pin the nucleus version the device runs; false lets a thing-group nucleus upgrade through"),
     Key("deploy.timeout_s", int, 600, "how long deploy waits for the device before exit code 4", _between(1, 86400)),
     Key("deploy.poll_s", float, 5.0, "seconds between deployment status polls", _between(0.01, 600.0)),
     Key("logs.cloudwatch", bool, True, "deploy ships device logs to CloudWatch Logs (V2 LogManager, V1 logger); false opts out"),

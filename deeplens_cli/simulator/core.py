@@ -17,10 +17,8 @@ emulator's APIs, so `deeplens-cli deploy` is tested by what actually reaches the
 5. the outcome is reported: Success once the function has started, Failure (with error details) when the
    package was refused or the import failed.
 
-Reporting: moto accepts deployments but never changes their status, and has no API a core would use to
-report (the real one is the device's `UpdateCoreDeploymentStatus` over IoT). The emulator runs in this
-process, so `MotoDeploymentReporter` sets the status on moto's deployment record, and adds `ErrorMessage` /
-`ErrorDetails` to `GetDeploymentStatus` answers while a core is running (moto's answer has no such fields).
+Reporting goes through a reporter (`moto_internals.MotoDeploymentReporter` for the embedded emulator, which has
+no API a core would report through). Packages: `lambda_package`; group reading: `v1_group`.
 
 The device's `/tmp` is a private folder under the core's root (a Greengrass container has its own too):
 the function's spool and preview FIFO go there, never to the host's `/tmp`.
@@ -28,10 +26,6 @@ the function's spool and preview FIFO go there, never to the host's `/tmp`.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import io
 import json
 import os
 import shutil
@@ -39,223 +33,30 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable, Mapping
-from urllib.parse import urlsplit
 
-from deeplens_cli.errors import DeeplensError
+from deeplens_cli.simulator.lambda_package import (  # noqa: F401 - also this module's public names
+    CodeRefused,
+    code_sha256,
+    unpack_code,
+    verify_code,
+)
+from deeplens_cli.simulator.moto_internals import MotoDeploymentReporter  # noqa: F401 - public name here too
+from deeplens_cli.simulator.v1_group import (  # noqa: F401 - also this module's public names
+    DeployedFunction,
+    DeploymentProblem,
+    S3ArtifactStore,
+    download_code,
+    read_group_functions,
+)
 
 SHIM_FILES = ("awscam.py", "greengrasssdk.py", "lambda_runtime.py")
 # Paths the edge function defaults to under /tmp (edge_function/settings.py and lambda_function.py); the
 # simulated device gets them inside its own tmp unless the group configuration names them.
 DEVICE_TMP_DEFAULTS = {"DEEPLENS_SPOOL_DIR": "deeplens-spool", "DEEPLENS_PREVIEW": "results.mjpeg"}
 _HOST_ENV_PASSED = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT")
-
-
-class CodeRefused(DeeplensError):
-    """The package the device downloaded is not the one Lambda says was published."""
-
-
-class DeploymentProblem(Exception):
-    """Why the simulated core reports a deployment as failed: a short code and a one-line message."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-# ---------------------------------------------------------------------------------------------- packages
-
-
-def code_sha256(data: bytes) -> str:
-    """What Lambda reports as `CodeSha256`: base64 of the sha256 digest of the package bytes."""
-    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
-
-
-def verify_code(data: bytes, expected_code_sha256: str, what: str = "the function package") -> None:
-    """Refuse a package whose digest is not the published one (a tampered, stale or truncated download)."""
-    try:
-        expected = base64.b64decode(expected_code_sha256, validate=True)
-    except (binascii.Error, ValueError):
-        expected = b""
-    if len(expected) != hashlib.sha256().digest_size:
-        raise CodeRefused(f"{what}: Lambda reports no usable CodeSha256 ({expected_code_sha256!r})",
-                          "publish the function again")
-    actual = hashlib.sha256(data).digest()
-    if actual != expected:
-        raise CodeRefused(
-            f"{what} does not match the published code: sha256 {base64.b64encode(actual).decode()} "
-            f"!= CodeSha256 {expected_code_sha256}",
-            "the package in S3 changed after publish; publish again (deploy does it)")
-
-
-def unpack_code(data: bytes, destination: Path) -> list[str]:
-    """Extract a zip into `destination`, refusing entries that would land outside it; returns the names."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise CodeRefused(f"the function package is not a zip file ({exc})", "publish the function again") from None
-    names = []
-    with archive:
-        for info in archive.infolist():
-            path = PurePosixPath(info.filename)
-            if path.is_absolute() or ".." in path.parts or info.filename.startswith("\\"):
-                raise CodeRefused(f"the function package has an unsafe entry {info.filename!r}",
-                                  "rebuild the package; entries must be relative paths")
-            names.append(info.filename)
-        destination.mkdir(parents=True, exist_ok=True)
-        archive.extractall(destination)
-    return names
-
-
-# ---------------------------------------------------------------------------------------------- group reading
-
-
-@dataclass(frozen=True)
-class DeployedFunction:
-    """One Lambda function of the deployed group version, as the core sees it."""
-
-    function_arn: str  # version or alias ARN, as in the group
-    pinned: bool
-    environment: dict[str, str]
-    handler: str = ""
-    code_sha256: str = ""
-    code_location: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.function_arn.split(":function:")[-1].split(":")[0]
-
-
-def _id_and_version(definition_version_arn: str) -> tuple[str, str]:
-    """`.../definition/functions/<id>/versions/<version>` -> (id, version)."""
-    parts = definition_version_arn.rstrip("/").split("/")
-    if len(parts) < 4 or parts[-2] != "versions":
-        raise DeploymentProblem("GroupInvalid", f"unexpected definition version ARN {definition_version_arn}")
-    return parts[-3], parts[-1]
-
-
-def read_group_functions(greengrass: Any, lambda_client: Any, group_id: str, group_version_id: str) -> list[DeployedFunction]:
-    """The Lambda functions of one group version, with their code digest and location."""
-    version = greengrass.get_group_version(GroupId=group_id, GroupVersionId=group_version_id)
-    arn = version.get("Definition", {}).get("FunctionDefinitionVersionArn")
-    if not arn:
-        return []
-    definition_id, definition_version = _id_and_version(arn)
-    functions = greengrass.get_function_definition_version(
-        FunctionDefinitionId=definition_id, FunctionDefinitionVersionId=definition_version)
-    found = []
-    for function in functions.get("Definition", {}).get("Functions", []):
-        function_arn = function.get("FunctionArn", "")
-        if ":lambda:" not in function_arn:
-            continue  # connectors and system functions are not ours to run
-        configuration = function.get("FunctionConfiguration", {})
-        variables = configuration.get("Environment", {}).get("Variables", {}) or {}
-        described = lambda_client.get_function(FunctionName=function_arn)
-        found.append(DeployedFunction(
-            function_arn=function_arn,
-            pinned=bool(configuration.get("Pinned", False)),
-            environment={str(k): str(v) for k, v in variables.items()},
-            handler=described["Configuration"].get("Handler", ""),
-            code_sha256=described["Configuration"].get("CodeSha256", ""),
-            code_location=described.get("Code", {}).get("Location", ""),
-        ))
-    return found
-
-
-class S3ArtifactStore:
-    """Packages that `publish` uploaded to the artifact bucket: the key is the end of `Code.Location`."""
-
-    def __init__(self, s3: Any, bucket: str) -> None:
-        self.s3 = s3
-        self.bucket = bucket
-
-    def fetch(self, function: DeployedFunction) -> tuple[bytes, str]:
-        """(package bytes, where they came from); LookupError when this store does not have them."""
-        key = urlsplit(function.code_location).path.lstrip("/")
-        if not key:
-            raise LookupError("Lambda gave no code location")
-        try:
-            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read(), f"s3://{self.bucket}/{key}"
-        except Exception as exc:  # noqa: BLE001 - any failure to fetch is the same outcome for the device
-            raise LookupError(f"cannot download s3://{self.bucket}/{key}: {exc}") from None
-
-
-def download_code(stores: list[Any], function: DeployedFunction) -> tuple[bytes, str]:
-    """(package bytes, origin) from the first store that has them; not yet verified."""
-    problems = []
-    for store in stores:
-        try:
-            return store.fetch(function)
-        except LookupError as exc:
-            problems.append(str(exc))
-    raise DeploymentProblem("CodeDownloadFailed", f"{function.name}: " + "; ".join(problems or ["no code store"]))
-
-
-# ---------------------------------------------------------------------------------------------- reporting
-
-
-@dataclass(frozen=True)
-class SimulatedStatus:
-    """A `GetDeploymentStatus` answer with the error fields a real core's report carries."""
-
-    base: Any
-    message: str
-    details: tuple[dict[str, str], ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.base.to_dict(), "ErrorMessage": self.message, "ErrorDetails": list(self.details)}
-
-
-class MotoDeploymentReporter:
-    """Sets deployment outcomes on the in-process moto Greengrass backend (see the module docstring)."""
-
-    def __init__(self, account_id: str, region: str) -> None:
-        self.account_id = account_id
-        self.region = region
-        self._original: Callable[..., Any] | None = None
-
-    def _backend(self) -> Any:
-        from moto.backends import get_backend
-
-        return get_backend("greengrass")[self.account_id][self.region]
-
-    def report(self, group_id: str, deployment_id: str, status: str, message: str = "",
-               details: tuple[dict[str, str], ...] = ()) -> None:
-        from moto.core.utils import utcnow
-
-        deployment = self._backend().deployments[deployment_id]
-        deployment.deployment_status = status
-        deployment.update_at_datetime = utcnow()
-        deployment.simulated_error = (message, details) if message else None
-        if message:
-            self._install()
-
-    def _install(self) -> None:
-        """Wrap moto's GetDeploymentStatus so it also returns the reported error (undone by `close`)."""
-        from moto.greengrass.models import GreengrassBackend
-
-        if self._original is not None:
-            return
-        original = GreengrassBackend.get_deployment_status
-        self._original = original
-
-        def get_deployment_status(backend: Any, group_id: str, deployment_id: str) -> Any:
-            answer = original(backend, group_id, deployment_id)
-            error = getattr(backend.deployments[deployment_id], "simulated_error", None)
-            return SimulatedStatus(answer, error[0], error[1]) if error else answer
-
-        GreengrassBackend.get_deployment_status = get_deployment_status  # type: ignore[method-assign]
-
-    def close(self) -> None:
-        if self._original is not None:
-            from moto.greengrass.models import GreengrassBackend
-
-            GreengrassBackend.get_deployment_status = self._original  # type: ignore[method-assign]
-            self._original = None
 
 
 # ---------------------------------------------------------------------------------------------- device process

@@ -1,9 +1,12 @@
-"""A small Greengrass V2 endpoint for tests: the control plane in memory, plus simulated core devices.
+"""An in-process Greengrass V2 control plane: the REST operations deeplens-cli calls, in memory.
 
-moto has no Greengrass V2 (its V1 backend answers greengrassv2 calls with 404), so this serves the REST
-operations deeplens-cli uses on 127.0.0.1 and a free port, reached through `AWS_ENDPOINT_URL_GREENGRASSV2`
-while IAM, IoT and S3 go to moto. botocore builds and parses the real HTTP requests, so request shapes are
-checked by the client's own parameter validation and by this server's parsing.
+moto has no Greengrass V2 (its V1 backend answers greengrassv2 calls with 404), so this serves those operations
+on 127.0.0.1 and a free port, reached through `AWS_ENDPOINT_URL_GREENGRASSV2` while IAM, IoT and S3 go to moto.
+`deeplens-cli demo --greengrass v2` runs on it, and so do the tests and the device lab. It is checked against
+botocore's `greengrassv2` service model both ways: routes come from each operation's `http` trait, every
+request's parameters (URI, query string, body) are validated against the operation's input shape and every
+answer against its output shape (`ModelCheck`), so a handler that drifts from the real API fails loudly
+(HTTP 500, `InternalServerException`) instead of teaching the CLI a shape AWS never sends.
 
 It answers like the real service where it matters to the CLI:
 
@@ -13,7 +16,9 @@ It answers like the real service where it matters to the CLI:
 * A deployment replaces the previous one for its target; each connected core in the target gets an effective
   deployment that moves QUEUED -> IN_PROGRESS -> a final status on later ListEffectiveDeployments calls. A
   healthy core downloads the artifact and checks it against the recorded digest, exactly where a real nucleus
-  fails with ARTIFACT_CHECKSUM_MISMATCH when an artifact key was overwritten.
+  fails with ARTIFACT_CHECKSUM_MISMATCH when an artifact key was overwritten. A core with behaviour
+  "external" is a real (simulated) nucleus elsewhere: it takes its queued deployments with
+  `take_deployments` and reports with `report_deployment` / `report_component`, as a device does over IoT.
 * A core device exists only after `connect_core` (the nucleus' first connection), which can check the device
   bundle against IoT: thing name, active certificate attached to the thing, role alias.
 """
@@ -28,27 +33,21 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterator
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any
 
-import pytest
+from deeplens_cli.simulator.greengrassv2_http import (  # noqa: F401 - ApiError, ModelCheck: public here too
+    ApiError,
+    HttpFront,
+    ModelCheck,
+    ModelMismatch,
+    not_found,
+)
 
 ACCOUNT = "123456789012"
 FINAL_OK = ("COMPLETED", "SUCCEEDED")
 FINAL = ("COMPLETED", "SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED", "REJECTED")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
-
-
-def not_found(kind: str, resource: str) -> ApiError:
-    return ApiError(404, "ResourceNotFoundException", f"{kind} {resource} not found",
-                    resourceId=resource, resourceType=kind)
 
 
 @dataclass
@@ -56,12 +55,14 @@ class SimulatedCore:
     """A core device as the cloud sees it, and how it reacts to deployments.
 
     behaviour: "healthy" (downloads artifacts, checks digests, runs the components), "fail" (reports `failure`),
-    "reject", "offline" (never picks the deployment up) or "timeout" (the IoT job times out).
+    "reject", "offline" (never picks the deployment up), "timeout" (the IoT job times out) or "external" (a
+    simulated nucleus elsewhere takes the deployment and reports its progress itself).
     """
 
     thing: str
     nucleus_version: str = "2.14.3"
     runtime: str = "aws_nucleus_classic"
+    architecture: str = "aarch64"
     behaviour: str = "healthy"
     failure: dict[str, Any] = field(default_factory=lambda: {
         "reason": "COMPONENT_BROKEN: FAILED_ROLLBACK_COMPLETE: com.deeplens.FaceCrops is broken",
@@ -74,7 +75,7 @@ class SimulatedCore:
     installed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-class FakeGreengrassV2:
+class FakeGreengrassV2(HttpFront):
     """State and behaviour; `serve()` puts it on HTTP. `s3` and `iot` are boto3 clients on the emulated account."""
 
     def __init__(self, s3: Any, iot: Any, region: str = "us-east-1", account: str = ACCOUNT) -> None:
@@ -87,6 +88,8 @@ class FakeGreengrassV2:
         self.calls: list[str] = []  # operation names, in order
         self.denied: set[str] = set()  # operations answered with AccessDeniedException (403)
         self.describe_polls_until_deployable = 0  # DescribeComponent calls that still see INITIATED
+        self.model = ModelCheck()
+        self.mismatches: list[str] = []  # requests or answers the service model refused (answered with 500)
         self._server: ThreadingHTTPServer | None = None
 
     # -- test API -------------------------------------------------------------------------------------------
@@ -102,6 +105,50 @@ class FakeGreengrassV2:
                 if deployment["isLatestForTarget"] and thing in self._things_of(deployment["targetArn"]):
                     self._queue(thing, deployment)
             return core
+
+    # -- what a device reports (behaviour "external": the simulated nucleus) ------------------------------------
+
+    def take_deployments(self, thing: str) -> list[tuple[str, dict[str, Any]]]:
+        """The core's queued deployments, now IN_PROGRESS: (deployment id, components) as the IoT job gives them."""
+        with self.lock:
+            taken = []
+            for record in self.effective.get(thing, {}).values():
+                if record["coreDeviceExecutionStatus"] == "QUEUED":
+                    record["coreDeviceExecutionStatus"] = "IN_PROGRESS"
+                    record["modifiedTimestamp"] = time.time()
+                    taken.append((record["deploymentId"], dict(self.deployments[record["deploymentId"]]["components"])))
+            return taken
+
+    def component_recipe(self, name: str, version: str) -> dict[str, Any]:
+        """The recipe as the service stored it (with artifact digests): what the nucleus resolves and downloads."""
+        with self.lock:
+            record = self.components.get((name, version))
+            if record is None:
+                raise not_found("COMPONENT_VERSION", self._component_arn(name, version))
+            return json.loads(json.dumps(record["recipe"]))
+
+    def report_deployment(self, thing: str, deployment_id: str, status: str, reason: str = "",
+                          failure: dict[str, Any] | None = None) -> None:
+        """The device's report of a deployment (the nucleus updates its IoT job execution)."""
+        with self.lock:
+            record = self.effective[thing][deployment_id]
+            if failure is not None:
+                self._fail(record, failure, status=status)
+            else:
+                record.update(coreDeviceExecutionStatus=status, reason=reason or status)
+            record["modifiedTimestamp"] = time.time()
+            self._core(thing).last_status = time.time()
+
+    def report_component(self, thing: str, name: str, version: str, state: str, details: str = "",
+                         deployment_id: str = "") -> None:
+        """The device's component status (the nucleus' fleet status update)."""
+        with self.lock:
+            now = time.time()
+            self._core(thing).installed[name] = {
+                "componentName": name, "componentVersion": version, "lifecycleState": state, "isRoot": True, "lastStatusChangeTimestamp": now,
+                "lastReportedTimestamp": now, "lastInstallationSource": deployment_id, "lifecycleStatusCodes": []}
+            if details:  # the model allows no empty details (min length 1)
+                self._core(thing).installed[name]["lifecycleStateDetails"] = details
 
     def operations(self, prefix: str = "") -> list[str]:
         return [c for c in self.calls if c.startswith(prefix)]
@@ -128,95 +175,6 @@ class FakeGreengrassV2:
                 active.append(described["certificatePem"])
         assert certificate in active, "the bundle's certificate is not an active certificate of the thing"
 
-    # -- HTTP -------------------------------------------------------------------------------------------------
-
-    def serve(self) -> str:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                fake._handle(self, "GET")
-
-            def do_POST(self) -> None:  # noqa: N802
-                fake._handle(self, "POST")
-
-            def do_DELETE(self) -> None:  # noqa: N802
-                fake._handle(self, "DELETE")
-
-            def do_PUT(self) -> None:  # noqa: N802
-                fake._handle(self, "PUT")
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def _handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
-        parts = urlsplit(request.path)
-        segments = [unquote(s) for s in parts.path.split("/") if s]
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        length = int(request.headers.get("Content-Length") or 0)
-        body = json.loads(request.rfile.read(length) or b"{}") if length else {}
-        status, payload = 200, {}
-        try:
-            operation, handler, args = self._route(method, segments)
-            self.calls.append(operation)
-            if operation in self.denied:
-                raise ApiError(403, "AccessDeniedException", f"User: arn:aws:iam::{self.account}:user/ci is not "
-                               f"authorized to perform: greengrass:{operation} on resource: *")
-            with self.lock:
-                payload = handler(*args, query=query, body=body) or {}
-        except ApiError as error:
-            status, payload = error.status, {"message": error.message, **error.extra}
-            request.send_response(status)
-            data = json.dumps(payload).encode()
-            request.send_header("x-amzn-ErrorType", error.code)
-            request.send_header("Content-Type", "application/json")
-            request.send_header("Content-Length", str(len(data)))
-            request.end_headers()
-            request.wfile.write(data)
-            return
-        data = json.dumps(payload, default=str).encode()
-        request.send_response(status)
-        request.send_header("Content-Type", "application/json")
-        request.send_header("Content-Length", str(len(data)))
-        request.end_headers()
-        request.wfile.write(data)
-
-    def _route(self, method: str, s: list[str]) -> tuple[str, Callable[..., Any], tuple[Any, ...]]:
-        if s[:2] != ["greengrass", "v2"]:
-            raise ApiError(404, "UnknownOperationException", "unknown operation")
-        s = s[2:]
-        routes: list[tuple[str, str, str, Callable[..., Any]]] = [
-            ("POST", "createComponentVersion", "CreateComponentVersion", self.create_component_version),
-            ("GET", "components/*/metadata", "DescribeComponent", self.describe_component),
-            ("GET", "components/*/versions", "ListComponentVersions", self.list_component_versions),
-            ("GET", "components/*", "GetComponent", self.get_component),
-            ("DELETE", "components/*", "DeleteComponent", self.delete_component),
-            ("POST", "deployments", "CreateDeployment", self.create_deployment),
-            ("GET", "deployments", "ListDeployments", self.list_deployments),
-            ("GET", "deployments/*", "GetDeployment", self.get_deployment),
-            ("POST", "deployments/*/cancel", "CancelDeployment", self.cancel_deployment),
-            ("DELETE", "deployments/*", "DeleteDeployment", self.delete_deployment),
-            ("GET", "coreDevices", "ListCoreDevices", self.list_core_devices),
-            ("GET", "coreDevices/*", "GetCoreDevice", self.get_core_device),
-            ("DELETE", "coreDevices/*", "DeleteCoreDevice", self.delete_core_device),
-            ("GET", "coreDevices/*/effectiveDeployments", "ListEffectiveDeployments", self.list_effective_deployments),
-            ("GET", "coreDevices/*/installedComponents", "ListInstalledComponents", self.list_installed_components),
-        ]
-        for verb, pattern, operation, handler in routes:
-            expected = pattern.split("/")
-            if verb == method and len(expected) == len(s) and all(e in ("*", x) for e, x in zip(expected, s, strict=True)):
-                return operation, handler, tuple(x for e, x in zip(expected, s, strict=True) if e == "*")
-        raise ApiError(404, "UnknownOperationException", f"unknown operation {method} {'/'.join(s)}")
-
     # -- components -------------------------------------------------------------------------------------------
 
     def _component_arn(self, name: str, version: str | None = None) -> str:
@@ -224,7 +182,7 @@ class FakeGreengrassV2:
         return f"{arn}:versions:{version}" if version else arn
 
     def _parse_arn(self, arn: str) -> tuple[str, str | None]:
-        match = re.match(r"^arn:aws:greengrass:[^:]+:\d+:components:([^:]+)(?::versions:(.+))?$", arn)
+        match = re.match(r"^arn:aws:greengrass:[^:]+:(?:\d+|aws):components:([^:]+)(?::versions:(.+))?$", arn)
         if not match:
             raise ApiError(400, "ValidationException", f"invalid component ARN {arn}")
         return match.group(1), match.group(2)
@@ -401,7 +359,7 @@ class FakeGreengrassV2:
     def get_core_device(self, thing: str, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         core = self._core(thing)
         return {"coreDeviceThingName": thing, "coreVersion": core.nucleus_version, "platform": "linux",
-                "architecture": "aarch64", "runtime": core.runtime, "status": core.status,
+                "architecture": core.architecture, "runtime": core.runtime, "status": core.status,
                 "lastStatusUpdateTimestamp": core.last_status, "tags": {}}
 
     def list_core_devices(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
@@ -431,7 +389,7 @@ class FakeGreengrassV2:
 
     def _advance(self, core: SimulatedCore, record: dict[str, Any]) -> None:
         """One more look at an effective deployment: the simulated core makes progress."""
-        if record["coreDeviceExecutionStatus"] in FINAL or core.behaviour == "offline":
+        if record["coreDeviceExecutionStatus"] in FINAL or core.behaviour in ("offline", "external"):
             return
         record["_polls"] += 1
         record["modifiedTimestamp"] = time.time()
@@ -458,9 +416,10 @@ class FakeGreengrassV2:
                     core.installed[name] = {
                         "componentName": name, "componentVersion": spec["componentVersion"],
                         "lifecycleState": core.component_state if not name.startswith("aws.") else "FINISHED",
-                        "lifecycleStateDetails": "" if core.component_state == "RUNNING" else "Run script exited 1",
                         "isRoot": True, "lastStatusChangeTimestamp": time.time(), "lastReportedTimestamp": time.time(),
                         "lastInstallationSource": deployment["deploymentId"], "lifecycleStatusCodes": []}
+                    if core.component_state != "RUNNING":  # the model allows no empty details (min length 1)
+                        core.installed[name]["lifecycleStateDetails"] = "Run script exited 1"
         core.last_status = time.time()
 
     def _fail(self, record: dict[str, Any], failure: dict[str, Any], status: str = "FAILED") -> None:
@@ -508,70 +467,5 @@ class FakeGreengrassV2:
                     break
 
 
-# ---------------------------------------------------------------------------------------------- fixtures
 
-
-def prepare_v2_account(aws_clients: Callable[[str], Any], bucket: str = "deeplens-test-face-crops",
-                       role: str = "DeepLensGreengrassV2TokenExchangeRole",
-                       alias: str = "DeepLensGreengrassV2TokenExchangeRoleAlias") -> None:
-    """What `register-roles` leaves behind for V2 (the bucket, the token exchange role and its alias), made
-    directly so target tests do not depend on roles.py."""
-    aws_clients("s3").create_bucket(Bucket=bucket)
-    arn = aws_clients("iam").create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                "Principal": {"Service": "credentials.iot.amazonaws.com"}}]}))["Role"]["Arn"]
-    aws_clients("iot").create_role_alias(roleAlias=alias, roleArn=arn, credentialDurationSeconds=3600)
-
-
-@dataclass
-class EmulatedAccount:
-    """moto's in-process account (IAM, IoT, S3, STS) plus the fake Greengrass V2 endpoint next to it."""
-
-    gg: FakeGreengrassV2
-    gg_url: str  # its endpoint (AWS_ENDPOINT_URL_GREENGRASSV2)
-    region: str = "us-east-1"
-    sleeps: list[float] = field(default_factory=list)  # every delay a context asked for (nothing really waits)
-
-    def client(self, service: str) -> Any:
-        import boto3
-
-        return boto3.client(service, region_name=self.region)
-
-    def context(self, settings: Any) -> Any:
-        from deeplens_cli.aws import make_context
-
-        return make_context(settings, sleep=self.sleeps.append)
-
-
-def share_botocore_loader(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every boto3 Session parses the service models again (IoT's alone takes ~0.1 s); the CLI makes a new session
-    per command. Tests share the one data loader deeplens_cli.aws keeps, also for clients they make themselves."""
-    import botocore.session
-
-    from deeplens_cli.aws import shared_loader
-
-    monkeypatch.setattr(botocore.session, "create_loader", shared_loader)
-
-
-@pytest.fixture
-def v2_account(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatedAccount]:
-    """moto (without AWS managed policies: V2 needs none, and loading them costs a second per test) and the fake
-    Greengrass V2 endpoint, with the bucket, token exchange role and role alias in place.
-
-    Import it into a test module (`from fake_greengrassv2 import v2_account`) to use it there."""
-    from moto import mock_aws
-
-    share_botocore_loader(monkeypatch)
-    with mock_aws():
-        import boto3
-
-        fake = FakeGreengrassV2(s3=boto3.client("s3", region_name="us-east-1"),
-                                iot=boto3.client("iot", region_name="us-east-1"))
-        url = fake.serve()
-        monkeypatch.setenv("AWS_ENDPOINT_URL_GREENGRASSV2", url)
-        account = EmulatedAccount(gg=fake, gg_url=url)
-        prepare_v2_account(account.client)
-        try:
-            yield account
-        finally:
-            fake.close()
+GreengrassV2ControlPlane = FakeGreengrassV2  # the product's name for it (the tests' older name stays)

@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 DEFAULT_INSTALL_TIMEOUT_S = 120.0  # Lifecycle.DEFAULT_INSTALL_STAGE_TIMEOUT_IN_SEC
 GRACEFUL_STOP_S = 5.0  # Exec.gracefulShutdownTimeout
 TOKEN_EXCHANGE_SERVICE = "aws.greengrass.TokenExchangeService"
+PUBLIC_PREFIX = "aws.greengrass."  # AWS-provided components (Nucleus, TokenExchangeService, LogManager, ...)
 _VARIABLE = re.compile(r"\{([.\w-]+):([^:}]*)\}")
 
 
@@ -183,6 +184,30 @@ def fetch_artifacts(recipe: Mapping[str, Any], read_s3: Callable[[str, str], byt
                 raise NucleusError(f"artifact {uri}: only s3:// artifacts are supported here")
             artifacts[uri] = read_s3(parts.netloc, parts.path.lstrip("/"))
     return artifacts
+
+
+def is_public_component(name: str) -> bool:
+    """An AWS-provided component (aws.greengrass.*): part of the real nucleus or a plugin of it (LogManager).
+    The simulated nucleus provides what of them our component uses (credentials, IPC) itself and skips the
+    rest, rather than failing a deployment that carries them."""
+    return name.startswith(PUBLIC_PREFIX)
+
+
+def verify_artifacts(recipe: Mapping[str, Any], artifacts: Mapping[str, bytes]) -> None:
+    """What the nucleus checks after a download: each artifact's SHA-256 against the `Digest` the service
+    recorded at CreateComponentVersion (ARTIFACT_CHECKSUM_MISMATCH when the S3 object changed since)."""
+    import base64
+    import hashlib
+
+    for manifest in recipe.get("Manifests", []):
+        for artifact in manifest.get("Artifacts", []):
+            expected = artifact.get("Digest")
+            if expected is None:
+                continue
+            actual = base64.b64encode(hashlib.sha256(artifacts[artifact["URI"]]).digest()).decode()
+            if actual != expected:
+                raise NucleusError(f"ARTIFACT_CHECKSUM_MISMATCH: {artifact['URI']} has sha256 {actual}, the "
+                                   f"component version recorded {expected}")
 
 
 @dataclass(frozen=True)

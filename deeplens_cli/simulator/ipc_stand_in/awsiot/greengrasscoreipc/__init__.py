@@ -1,0 +1,1 @@
+"""Stand-in for `awsiot.greengrasscoreipc`: `clientv2.GreengrassCoreIPCClientV2` and `model.QOS`."""
