@@ -296,7 +296,9 @@ def _error_exit_code(app: App, args: list[str], code: int) -> int:
 
 
 def _asks_for_json(args: list[str]) -> bool:
-    return any(arg == "--output=json" or (arg == "--output" and nxt == "json") for arg, nxt in zip(args, args[1:] + [""], strict=True))
+    following = [*args[1:], ""][:len(args)]  # the word after each argument ("" after the last; [] without arguments)
+    return any(arg == "--output=json" or (arg == "--output" and nxt == "json")
+               for arg, nxt in zip(args, following, strict=True))
 
 
 def _emit_error(app: App, error: DeeplensError) -> None:

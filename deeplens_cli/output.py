@@ -126,8 +126,10 @@ class Reporter:
 
     def table(self, title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """A table in table mode; in text mode its rows as tab-separated lines (no title, no header)."""
-        if self.json:
-            return
+        if not self.json:
+            self._draw_table(title, columns, rows)
+
+    def _draw_table(self, title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         if self.text:
             from deeplens_cli.text_format import tsv_row
 
@@ -181,7 +183,7 @@ class Reporter:
             return
         from rich.markup import escape
 
-        self.table(None, columns, [[escape(cell) for cell in row] for row in rows])
+        self._draw_table(None, columns, [[escape(cell) for cell in row] for row in rows])
 
     def _console(self, stream: IO[str]) -> Any:
         from rich.console import Console
