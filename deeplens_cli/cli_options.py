@@ -65,6 +65,9 @@ GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
 
 GLOBAL_NAMES = tuple(option.name for option in GLOBAL_OPTIONS)
 
+DETAILED_EXITCODE_NEEDS_DRY_RUN = ("--detailed-exitcode needs --dry-run: it tells a CI step whether a run would "
+                                   "change anything (0 no, 2 yes)")
+
 
 class _TakesGlobalOptions:
     """Mixin: add the global options to a command's parameters and hand their values to the App on invoke."""
@@ -89,7 +92,10 @@ class _TakesGlobalOptions:
                 given[name] = value
         from deeplens_cli.app import App
 
-        ctx.ensure_object(App).apply_global_options(given)
+        app = ctx.ensure_object(App)
+        app.apply_global_options(given)
+        if app.detailed_exitcode and ctx.params.get("dry_run") is False:  # before any AWS call, not after the reads
+            raise click.UsageError(DETAILED_EXITCODE_NEEDS_DRY_RUN, ctx)
         return super().invoke(ctx)  # type: ignore[misc]
 
 

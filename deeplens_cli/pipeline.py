@@ -44,12 +44,10 @@ def run_plan(app: App, plan: Plan, dry_run: bool, confirm: Callable[[Plan], None
     line on a terminal, one `applying` line otherwise; each action with -v) instead of printing every action again.
     With `--detailed-exitcode` a dry run records whether changes are pending; `cli.main` turns that into exit 2.
     """
-    from deeplens_cli.errors import ConfigError
     from deeplens_cli.executor import Executor
 
-    if app.detailed_exitcode and not dry_run:
-        raise ConfigError("--detailed-exitcode needs --dry-run", "it tells a CI script whether a run would change "
-                          "anything: add --dry-run, or drop --detailed-exitcode")
+    if app.detailed_exitcode and not dry_run:  # the CLI refuses this at parse time; this guards other callers
+        raise RuntimeError("--detailed-exitcode without --dry-run")
     app.reporter.plan(plan, dry_run)
     if dry_run:
         app.changes_pending = app.changes_pending or not plan.is_noop

@@ -21,7 +21,7 @@ def compile_query(expression: str) -> Any:
     try:
         return jmespath.compile(expression)
     except JMESPathError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        first = str(exc).strip().splitlines()[0].rstrip(": ") if str(exc).strip() else exc.__class__.__name__
         raise ConfigError(f"invalid --query {expression!r}: {first}", QUERY_HINT, code="usage") from None
 
 
