@@ -7,6 +7,7 @@ so `deeplens-cli --help` stays fast.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -296,6 +297,8 @@ def _error_exit_code(app: App, args: list[str], code: int) -> int:
 
 
 def _asks_for_json(args: list[str]) -> bool:
+    if os.environ.get("DEEPLENS_OUTPUT") == "json" and not any(arg.startswith("--output") for arg in args):
+        return True
     following = [*args[1:], ""][:len(args)]  # the word after each argument ("" after the last; [] without arguments)
     return any(arg == "--output=json" or (arg == "--output" and nxt == "json")
                for arg, nxt in zip(args, following, strict=True))

@@ -129,3 +129,10 @@ def test_no_arguments_at_all_shows_the_usage_not_a_crash(run_cli):
     assert result.exit_code == 2
     assert "Usage: deeplens-cli" in result.stdout + result.stderr
     assert "unexpected error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_usage_error_is_a_json_document_when_the_environment_asks_for_json(run_cli):
+    result = run_cli("deploy", "--timeout", "soon", env={"DEEPLENS_OUTPUT": "json"})
+
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"]["code"] == "usage"

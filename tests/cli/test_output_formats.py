@@ -195,3 +195,24 @@ def test_status_rows_do_not_repeat_the_caveat():
 
     status = DeviceStatus("ok", health_detail="HEALTHY, reported 2 h ago", details={"health_caveat": "stale"})
     assert health_text(status) == "ok (HEALTHY, reported 2 h ago)"
+
+
+# ---------------------------------------------------------------------------------------------- start-up cost
+
+
+def imported_modules(args: list[str], cwd: Path) -> set[str]:
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom deeplens_cli.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+             "sys.stderr.write('\\nMODULES ' + ' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n") % args
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=cwd)
+    return set(done.stderr.rsplit("MODULES ", 1)[1].split())
+
+
+def test_jmespath_is_imported_only_when_a_query_is_given(tmp_path):
+    assert "jmespath" not in imported_modules(["--help"], tmp_path)
+    assert "jmespath" not in imported_modules(["status", "--help"], tmp_path)
+    assert "jmespath" not in imported_modules(["init", "--bucket", BUCKET, "--config", "a.yaml"], tmp_path)
+    assert "jmespath" in imported_modules(["init", "--bucket", BUCKET, "--config", "b.yaml", "--query", "bucket"],
+                                          tmp_path)
