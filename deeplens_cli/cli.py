@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(app, DeeplensError(_INTERRUPTED if interrupted else "aborted", code="interrupted"), 130, verbose,
               prefix="")
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        sys.exit(_error_exit_code(app, args, exc.exit_code))
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code if exc.exit_code else EXIT_USAGE

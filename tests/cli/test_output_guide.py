@@ -17,7 +17,7 @@ def rows() -> dict[str, tuple[int, str]]:
     section = section.split("\n## ", 1)[0]
     found = {}
     for line in section.splitlines():
-        if line.startswith("| `"):
+        if line.startswith("| ") and not line.startswith("| case") and not line.startswith("|---"):
             cells = [cell.strip() for cell in line.strip("|").split("|")]
             found[cells[0].strip("`")] = (int(cells[2]), cells[3].strip("`").replace("<TAB>", "\t"))
     return found
