@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from deeplens_cli.output import Reporter
+from deeplens_cli.output import Reporter, default_output
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
@@ -23,8 +23,34 @@ class App:
     reporter: Reporter = field(default_factory=Reporter)
     environ: Mapping[str, str] | None = None
     sleep: Callable[[float], None] | None = None  # injected by tests: no real waiting
+    detailed_exitcode: bool = False  # --detailed-exitcode: a dry run with changes pending exits 2
+    changes_pending: bool = False  # a dry run found changes (main turns it into exit 2 with --detailed-exitcode)
+    global_options: dict[str, Any] = field(default_factory=dict)  # --profile, --output, ... as parsed so far
     _settings: Settings | None = None
     _ctx: AwsContext | None = None
+
+    def apply_global_options(self, given: Mapping[str, Any]) -> None:
+        """Take the global options parsed before the command, then those typed after it (they win).
+
+        The AWS settings join `global_flags` (flags > environment > config file, in `config.load_settings`); the
+        output options rebuild the reporter, and a `--query` is compiled here, so a typo fails before any work.
+        """
+        if not given:
+            return
+        self.global_options = {**self.global_options, **given}
+        chosen = self.global_options
+        self.config_path = chosen.get("config_path")
+        flags = {key: chosen.get(key) for key in ("profile", "region", "endpoint_url")}
+        self.global_flags = {**self.global_flags, **{k: v for k, v in flags.items() if v is not None}}
+        self._settings = None
+        self._ctx = None
+        query = chosen.get("query")
+        self.reporter = Reporter(output=chosen.get("output") or default_output(), verbose=bool(chosen.get("verbose")),
+                                 query=query)
+        if query is not None:
+            from deeplens_cli.query import compile_query
+
+            compile_query(query)
 
     @property
     def settings(self) -> Settings:

@@ -7,44 +7,34 @@ so `deeplens-cli --help` stays fast.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
 import click
 
 from deeplens_cli.app import App
-from deeplens_cli.errors import EXIT_ERROR, EXIT_USAGE, DeeplensError
-from deeplens_cli.output import Reporter
+from deeplens_cli.cli_options import GlobalOptionsGroup, detailed_exitcode_option
+from deeplens_cli.errors import EXIT_CHANGES_PENDING, EXIT_ERROR, EXIT_USAGE, DeeplensError
+from deeplens_cli.output import Reporter, default_output
 from deeplens_cli.targets.registry import TARGET_NAMES
 
 pass_app = click.make_pass_decorator(App)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="DEEPLENS_CONFIG",
-              help="Config file (default: ./deeplens.yaml, or $DEEPLENS_CONFIG).")
-@click.option("--profile", help="AWS named profile (default: the standard credential chain).")
-@click.option("--region", help="AWS region (default: the profile's or AWS_REGION).")
-@click.option("--endpoint-url", help="Send every AWS call to this endpoint (an emulator).")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json: stdout holds exactly one JSON document; progress goes to stderr.")
-@click.option("-v", "--verbose", is_flag=True, help="Debug output and tracebacks on errors.")
+@click.group(cls=GlobalOptionsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="deeplens-edge-cli")
-@click.pass_context
-def cli(ctx: click.Context, config_path: str | None, profile: str | None, region: str | None,
-        endpoint_url: str | None, output: str, verbose: bool) -> None:
+def cli() -> None:
     """Provision and deploy edge face detection: a DeepLens (Greengrass V1) or any Greengrass V2 camera
     detects faces locally and uploads only face crops to S3.
 
     \b
     Start with:  deeplens-cli demo          (the whole flow on an embedded emulator)
     Real account: register-roles, register-device, deploy, status  (see README.md)
+    Global options (--profile, --region, --output, --query, ...) go before or after the command.
     """
-    flags = {"profile": profile, "region": region, "endpoint_url": endpoint_url}
-    app = ctx.ensure_object(App)  # `main` passes its App in, so it can still render an error after the command
-    app.config_path = config_path
-    app.global_flags = {k: v for k, v in flags.items() if v is not None}
-    app.reporter = Reporter(output=output, verbose=verbose)
+    # The global options reach the App through GlobalOptionsGroup/GlobalOptionsCommand (cli_options.py); `main`
+    # passes its App in as the context object, so it can still render an error after the command.
 
 
 # ---------------------------------------------------------------------------------------------- account
@@ -52,6 +42,7 @@ def cli(ctx: click.Context, config_path: str | None, profile: str | None, region
 
 @cli.command("register-roles")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@detailed_exitcode_option
 @click.option("--s3-full-access", is_flag=True,
               help="Attach AmazonS3FullAccess to the group role, as the workshop did (default: PutObject on bucket/prefix only).")
 @click.option("--bucket", help="S3 bucket for face crops (overrides the config's bucket).")
@@ -80,6 +71,7 @@ def register_roles(app: App, dry_run: bool, s3_full_access: bool, bucket: str | 
               help="Target: v2 (default; any Linux camera) or v1 (DeepLens classic, emulators only since 2026-10-07).")
 @click.option("--fleet", help="Greengrass V2: also add the device to this IoT thing group.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@detailed_exitcode_option
 @pass_app
 def register_device(app: App, name: str, out_dir: str | None, greengrass: str | None, fleet: str | None,
                     dry_run: bool) -> None:
@@ -91,6 +83,7 @@ def register_device(app: App, name: str, out_dir: str | None, greengrass: str | 
 
 @cli.command("publish")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@detailed_exitcode_option
 @click.option("--greengrass", type=click.Choice(TARGET_NAMES), default=None,
               help="Publish the Lambda function (v1) or the Greengrass V2 component (v2); default: greengrass.default_target.")
 @pass_app
@@ -105,6 +98,7 @@ def publish(app: App, dry_run: bool, greengrass: str | None) -> None:
 @click.option("--device", help="Device name (default: the config's device).")
 @click.option("--fleet", help="Greengrass V2: deploy to every device of this IoT thing group.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@detailed_exitcode_option
 @click.option("--no-wait", is_flag=True, help="Start the deployment and return.")
 @click.option("--timeout", type=click.IntRange(1, 86400), default=None, help="Seconds to wait (default: deploy.timeout_s).")
 @click.option("--force", is_flag=True, help="Deploy again even when nothing changed.")
@@ -151,6 +145,7 @@ def devices(app: App) -> None:
 @click.option("--delete-roles", is_flag=True, help="Also delete the IAM roles (only when no device is left).")
 @click.option("--delete-bucket", is_flag=True, help="Also delete the bucket AND ALL FACE CROPS in it.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@detailed_exitcode_option
 @pass_app
 def destroy(app: App, device: str | None, yes: bool, delete_roles: bool, delete_bucket: bool, dry_run: bool) -> None:
     """Remove what deeplens-cli created, in safe order. Keeps face crops unless --delete-bucket."""
@@ -259,29 +254,32 @@ def main(argv: list[str] | None = None) -> None:
 
     With `--output json` an error also prints `{"error": {"code", "message", "hint"}}` on stdout, unless the
     command already printed its document (doctor and status report their own failures in it): stdout then holds
-    exactly one JSON document on every exit.
+    exactly one JSON document on every exit. With `--dry-run --detailed-exitcode` a run that would change something
+    exits 2, and every error exits 1 (a usage error too), so 2 means "changes pending" and nothing else.
     """
     args = list(argv) if argv is not None else sys.argv[1:]
     verbose = any(arg in ("-v", "--verbose") for arg in args)
-    # Until the group callback has parsed the options, the reporter follows a plain scan of the arguments, so a
-    # usage error in `--output json` mode is a JSON document too.
-    app = App(reporter=Reporter(output="json" if _asks_for_json(args) else "text", verbose=verbose))
+    # Until click has parsed the options, the reporter follows a plain scan of the arguments, so a usage error in
+    # `--output json` mode is a JSON document too (the only place the raw arguments are read).
+    app = App(reporter=Reporter(output="json" if _asks_for_json(args) else default_output(), verbose=verbose))
     try:
         result = cli.main(args=args, prog_name="deeplens-cli", standalone_mode=False, obj=app)
+        if app.detailed_exitcode and app.changes_pending:
+            sys.exit(EXIT_CHANGES_PENDING)
         sys.exit(result if isinstance(result, int) else 0)  # click returns Exit codes when not standalone
     except click.exceptions.Abort as exc:  # click turns Ctrl-C into Abort (raised from the KeyboardInterrupt)
         interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
         _fail(app, DeeplensError(_INTERRUPTED if interrupted else "aborted", code="interrupted"), 130, verbose,
               prefix="")
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        sys.exit(_error_exit_code(app, args, exc.exit_code))
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code if exc.exit_code else EXIT_USAGE
         _emit_error(app, DeeplensError(exc.format_message(), "see deeplens-cli --help", code="usage"))
-        sys.exit(code)
+        sys.exit(_error_exit_code(app, args, code))
     except DeeplensError as exc:
-        _fail(app, exc, exc.exit_code, verbose)
+        _fail(app, exc, _error_exit_code(app, args, exc.exit_code), verbose)
     except KeyboardInterrupt:
         _fail(app, DeeplensError(_INTERRUPTED, code="interrupted"), 130, verbose, prefix="")
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, traceback only with -v
@@ -289,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
 
         translated = translate_error(exc)
         if translated is not None:
-            _fail(app, translated, translated.exit_code, verbose)
+            _fail(app, translated, _error_exit_code(app, args, translated.exit_code), verbose)
         _fail(app, DeeplensError(f"unexpected error: {exc.__class__.__name__}: {exc}", "rerun with -v and report it",
                                  code="unexpected"), EXIT_ERROR, verbose)
 
@@ -297,12 +295,23 @@ def main(argv: list[str] | None = None) -> None:
 _INTERRUPTED = "interrupted: nothing more was changed; re-running the command converges"
 
 
+def _error_exit_code(app: App, args: list[str], code: int) -> int:
+    """With --detailed-exitcode, 2 is reserved for "changes pending": an error that would exit 2 exits 1."""
+    detailed = app.detailed_exitcode or "--detailed-exitcode" in args  # also when click failed before parsing it
+    return EXIT_ERROR if detailed and code == EXIT_USAGE else code
+
+
 def _asks_for_json(args: list[str]) -> bool:
-    return any(arg == "--output=json" or (arg == "--output" and nxt == "json") for arg, nxt in zip(args, args[1:] + [""], strict=True))
+    if os.environ.get("DEEPLENS_OUTPUT") == "json" and not any(arg.startswith("--output") for arg in args):
+        return True
+    following = [*args[1:], ""][:len(args)]  # the word after each argument ("" after the last; [] without arguments)
+    return any(arg == "--output=json" or (arg == "--output" and nxt == "json")
+               for arg, nxt in zip(args, following, strict=True))
 
 
 def _emit_error(app: App, error: DeeplensError) -> None:
-    if app.reporter.json and not app.reporter.has_emitted_json:
+    if app.reporter.output == "json" and not app.reporter.has_emitted_json:
+        app.reporter.query = None  # the error document is printed whole: a query was meant for the result
         app.reporter.emit_json(error.to_document())
 
 

@@ -168,7 +168,7 @@ def _report_outcome(app: App, outcome: DeploymentOutcome | None, document: dict[
 
 
 def list_devices(app: App) -> None:
-    from deeplens_cli.status import health_text
+    from deeplens_cli.status import health_caveats, health_text
 
     rows: list[tuple[Device, DeviceStatus | None, str | None]] = []
     for device in all_devices(app.ctx, app.settings, app.reporter):
@@ -187,6 +187,8 @@ def list_devices(app: App) -> None:
     app.reporter.table("Devices", ("name", "target", "thing", "health", "last deployment"), [
         (device.name, device.target, device.thing_name, health_text(status) if status else "-",
          (status.last_deployment_status if status else None) or "-") for device, status, _ in rows])
+    for caveat in health_caveats(status for _, status, _ in rows):
+        app.reporter.note(caveat)
 
 
 def destroy(app: App, device_name: str | None, yes: bool, delete_roles: bool, delete_bucket: bool,

@@ -10,6 +10,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_ERROR = 1  # anything else: AWS errors, missing resources, `status` found a problem
 EXIT_USAGE = 2  # bad configuration or usage (click uses 2 for usage errors too)
+EXIT_CHANGES_PENDING = 2  # only with `--dry-run --detailed-exitcode` (Terraform's convention); errors then exit 1
 EXIT_DEPLOYMENT_FAILED = 3
 EXIT_DEPLOYMENT_TIMEOUT = 4
 EXIT_PREFLIGHT_FAILED = 5

@@ -62,9 +62,11 @@ def dig(value: Any, path: str) -> Any:
 class Executor:
     """Runs a plan's steps in order. The one place in deeplens-cli that performs mutating AWS calls."""
 
-    def __init__(self, ctx: AwsContext, progress: Callable[[str], None] | None = None) -> None:
+    def __init__(self, ctx: AwsContext, progress: Callable[[str], None] | None = None,
+                 on_action: Callable[[Action], None] | None = None) -> None:
         self.ctx = ctx
         self.progress = progress
+        self.on_action = on_action  # told when each action starts, instead of a progress line (the plan says it)
 
     def execute(self, plan: Plan) -> ExecutionResult:
         from deeplens_cli.aws import translate_error
@@ -73,7 +75,10 @@ class Executor:
         completed: list[Action] = []
         calls = 0
         for action in plan.changes:
-            self._say(f"{action.verb} {action.resource}: {action.reason}")
+            if self.on_action is not None:
+                self.on_action(action)
+            else:
+                self._say(f"{action.verb} {action.resource}: {action.reason}")
             for step in action.steps:
                 try:
                     calls += self._run_step(step, variables)

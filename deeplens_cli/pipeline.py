@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from deeplens_cli.app import App
     from deeplens_cli.executor import ExecutionResult
-    from deeplens_cli.plan import Plan
+    from deeplens_cli.plan import Action, Plan
 
 
 @dataclass(frozen=True)
@@ -38,18 +38,48 @@ class PlanRun:
 
 
 def run_plan(app: App, plan: Plan, dry_run: bool, confirm: Callable[[Plan], None] | None = None) -> PlanRun:
-    """Render the plan; on a dry run stop there; otherwise confirm (when asked to) and execute it."""
+    """Render the plan once; on a dry run stop there; otherwise confirm (when asked to) and execute it.
+
+    The plan is printed once, before anything changes. While it is applied, progress says how far it got (a spinner
+    line on a terminal, one `applying` line otherwise; each action with -v) instead of printing every action again.
+    With `--detailed-exitcode` a dry run records whether changes are pending; `cli.main` turns that into exit 2.
+    """
     from deeplens_cli.executor import Executor
 
+    if app.detailed_exitcode and not dry_run:  # the CLI refuses this at parse time; this guards other callers
+        raise RuntimeError("--detailed-exitcode without --dry-run")
     app.reporter.plan(plan, dry_run)
     if dry_run:
+        app.changes_pending = app.changes_pending or not plan.is_noop
         return PlanRun(plan, None, True)
     if plan.is_noop:
         app.reporter.progress(f"{plan.title}: nothing to do, everything is up to date")
         return PlanRun(plan, None, False)
     if confirm is not None:
         confirm(plan)
-    return PlanRun(plan, Executor(app.ctx, app.reporter.progress).execute(plan), False)
+    total = len(plan.changes)
+    reporter = app.reporter
+    with reporter.status(f"applying {total} change(s)") as spinner:
+        counter = _ActionCounter(reporter, spinner, total)
+        result = Executor(app.ctx, reporter.progress, on_action=counter).execute(plan)
+    reporter.progress(f"applied {len(result.completed)} change(s)")
+    return PlanRun(plan, result, False)
+
+
+class _ActionCounter:
+    """Told when each action starts: the plan was just printed, so this shows how far it got, not the action again
+    (the spinner's text on a terminal; a debug line with -v)."""
+
+    def __init__(self, reporter: Any, spinner: Any, total: int) -> None:
+        self.reporter = reporter
+        self.spinner = spinner
+        self.total = total
+        self.started = 0
+
+    def __call__(self, action: Action) -> None:
+        self.started += 1
+        self.spinner.update(f"applying {self.started}/{self.total}: {action.verb} {action.resource}")
+        self.reporter.debug(f"{action.verb} {action.resource}: {action.reason}")
 
 
 def emit_plan_run(app: App, run: PlanRun, **extra: Any) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 if TYPE_CHECKING:
     from deeplens_cli.app import App
@@ -205,6 +205,8 @@ def render(report: StatusReport, reporter: Reporter, settings: Settings) -> None
         reporter.table("Devices", ("name", "target", "thing", "health", "last deployment", "problems"), [
             (d.device.name, d.device.target, d.device.thing_name, health_text(d.status), _deployment(d.status),
              "; ".join(d.status.problems) or "-") for d in report.devices])
+        for caveat in health_caveats(d.status for d in report.devices):
+            reporter.note(caveat)
     uploads = report.uploads
     if uploads:
         more = "at least " if uploads.get("at_least") else ""
@@ -232,6 +234,11 @@ def _short_sha(value: str | None) -> str:
 def _deployment(status: DeviceStatus) -> str:
     state = status.last_deployment_status or "-"
     return f"{state}: {status.last_deployment_error}" if status.last_deployment_error else state
+
+
+def health_caveats(statuses: Iterable[DeviceStatus | None]) -> list[str]:
+    """What a table's health column cannot say per row (V2 health can be a day old): each caveat once."""
+    return sorted({s.details["health_caveat"] for s in statuses if s is not None and s.details.get("health_caveat")})
 
 
 def health_text(status: DeviceStatus) -> str:

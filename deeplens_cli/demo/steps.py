@@ -59,7 +59,8 @@ def demo_app(app: App, work: Path, config: dict[str, Any]) -> App:
 
     path = work / "deeplens.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    reporter = Reporter(output="text", verbose=app.reporter.verbose, stdout=app.reporter.stderr,
+    sub_steps = "table" if app.reporter.output == "table" else "text"  # drawn tables for a person, else plain rows
+    reporter = Reporter(output=sub_steps, verbose=app.reporter.verbose, stdout=app.reporter.stderr,
                         stderr=app.reporter.stderr)
     return App(config_path=str(path), global_flags={}, reporter=reporter, environ={})
 

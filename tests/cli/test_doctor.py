@@ -144,7 +144,7 @@ def test_a_bucket_owned_by_someone_else_fails(v2_account, settings_for):
 
 
 def test_text_output_is_a_table_with_hints(v2_account, run_cli):
-    result = run_cli("doctor", env={**ENV, "DEEPLENS_BUCKET": "not-created-yet-bucket"})
+    result = run_cli("doctor", "--output", "table", env={**ENV, "DEEPLENS_BUCKET": "not-created-yet-bucket"})
 
     assert result.exit_code == 5
     assert "deeplens-cli doctor" in result.stdout

@@ -309,7 +309,7 @@ def test_teardown_keeps_roles_it_did_not_create_but_removes_its_own_grant(aws, s
 
 
 def test_dry_run_prints_the_plan_and_creates_nothing(aws, run_cli, recorded_aws):
-    result = run_cli("register-roles", "--dry-run", "--bucket", BUCKET)
+    result = run_cli("register-roles", "--dry-run", "--bucket", BUCKET, "--output", "table")
 
     assert result.exit_code == 0, result.stderr
     assert "dry run: nothing changed" in result.stdout
@@ -342,13 +342,13 @@ def test_missing_bucket_is_a_usage_error(aws, run_cli):
 
 
 def test_end_to_end_against_a_moto_server_second_run_writes_nothing(moto_server, run_cli, recorded_aws):
-    first = run_cli("--endpoint-url", moto_server, "register-roles", "--bucket", BUCKET)
+    first = run_cli("--endpoint-url", moto_server, "--output", "table", "register-roles", "--bucket", BUCKET)
     assert first.exit_code == 0, first.stderr
     assert "8 to create" in first.stdout
     assert len(recorded_aws.mutating) > 8
 
     recorded_aws.clear()
-    second = run_cli("--endpoint-url", moto_server, "register-roles", "--bucket", BUCKET)
+    second = run_cli("--endpoint-url", moto_server, "--output", "table", "register-roles", "--bucket", BUCKET)
 
     assert second.exit_code == 0, second.stderr
     assert "0 to create, 0 to update, 0 to delete, 8 unchanged" in second.stdout

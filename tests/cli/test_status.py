@@ -85,7 +85,7 @@ class TestHealthyAccount:
 
     def test_the_text_report_has_the_tables_and_the_verdict(self, healthy, run_cli, device_reports):
         device_reports("Success")
-        result = run_cli("status", env=ENV)
+        result = run_cli("status", "--output", "table", env=ENV)
         assert result.exit_code == 0
         for title in ("Account", "Edge function", "Devices"):
             assert title in result.stdout

@@ -93,7 +93,8 @@ class TestDestroyCommand:
         before = leftovers(deployed_cli)
         result = run_cli("destroy", env=ENV)
         assert result.exit_code == 2
-        assert "--yes" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "--yes" in errors[0] and result.stderr.rstrip().endswith(errors[0])
         assert leftovers(deployed_cli) == before
 
 

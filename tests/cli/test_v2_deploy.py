@@ -310,7 +310,7 @@ def test_the_device_is_found_by_name_among_both_targets(world, run_cli):
     world.account.client("iot").create_thing(thingName="deeplens_0a1b2c", attributePayload={"attributes": {
         "deeplens_name": "Classic", "deeplens_target": "v1"}})
 
-    found = run_cli("deploy", "--device", "Cam", "--dry-run", env=CLI_ENV)
+    found = run_cli("deploy", "--device", "Cam", "--dry-run", "--output", "table", env=CLI_ENV)
     unknown = run_cli("deploy", "--device", "Nope", "--dry-run", env=CLI_ENV)
 
     assert found.exit_code == 0, found.stderr

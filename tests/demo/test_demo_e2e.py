@@ -86,7 +86,8 @@ def test_runs_the_real_commands_with_progress_on_stderr(demo):
     for step in ("register-roles", "register-device --name MyDevice --greengrass v1", "deploy --device MyDevice",
                  "status --device MyDevice"):
         assert f"deeplens-cli {step}" in stderr
-    assert "create iam-role/AWSDeepLensGreengrassGroupRole" in stderr, "the executor's own progress lines"
+    assert "create\tiam-role/AWSDeepLensGreengrassGroupRole\t" in stderr, "the sub-step's plan, as plain rows"
+    assert stderr.count("iam-role/AWSDeepLensGreengrassGroupRole") == 1, "each plan is printed once"
     assert "matches CodeSha256" in stderr, "the device checked the package before running it"
 
 

@@ -81,7 +81,7 @@ def test_runs_the_real_v2_commands(demo):
     for step in ("register-roles", "register-device --name MyDevice --greengrass v2", "deploy --device MyDevice",
                  "status --device MyDevice"):
         assert f"deeplens-cli {step}" in stderr
-    assert "create gg-component/com.deeplens.FaceCrops@1.0.0" in stderr, "deploy published the component"
+    assert "create\tgg-component/com.deeplens.FaceCrops@1.0.0\t" in stderr, "deploy published the component"
     assert "sha256 matches the recorded digest" in stderr, "the nucleus checked the artifact it downloaded"
 
 

@@ -54,9 +54,11 @@ class Reporting:
             words.append((1, "never connected"))
         else:
             reported = core.get("lastStatusUpdateTimestamp")
+            # The caveat holds for every V2 device: renderers print it once under the table, not in each row.
             info.update(core_status=core.get("status"), health_reported_at=iso_time(reported),
-                        health_detail=f"{core.get('status')}, reported {_age(reported) or 'at an unknown time'} "
-                                      f"(can be stale: {STALE_HEALTH_NOTE})",
+                        health_detail=f"{core.get('status')}, reported {_age(reported) or 'at an unknown time'}",
+                        health_caveat=f"Greengrass V2 health is what the core last reported and can be stale: "
+                                      f"{STALE_HEALTH_NOTE}",
                         nucleus_version=core.get("coreVersion"), runtime=core.get("runtime"),
                         platform="/".join(filter(None, [core.get("platform"), core.get("architecture")])) or None)
             if core.get("status") != "HEALTHY":
