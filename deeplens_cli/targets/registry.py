@@ -134,14 +134,22 @@ def lookup_device(ctx: AwsContext, settings: Settings, name: str, reporter: Repo
 
     `name` may also be a thing name (DescribeThing of it). With `include_incomplete`, a registration that was
     interrupted (the name still pending) counts too - register-device resumes it; other commands do not pick up
-    a half-registered device. `console_groups=False` skips the last resort, a DeepLens registered by its
-    console, which only a listing of Greengrass V1 groups can find (register-device creates its own names).
+    a half-registered device. A DeepLens registered by its console is named by its Greengrass V1 group only,
+    which V1 cannot look up by name: one ListGroups listing (read once, shared with the V1 device's own group;
+    one refused call where V1 is retired). `console_groups=False` skips it (register-device makes its own names).
     """
     from deeplens_cli.aws import maybe
     from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE
     from deeplens_cli.targets.iot import NOT_FOUND, PENDING_ATTRIBUTE
 
     iot = ctx.client("iot")
+    targets: dict[str, Target] = {}
+
+    def target_named(target_name: str) -> Target:
+        if target_name not in targets:
+            targets[target_name] = make_target(target_name, ctx, settings)
+        return targets[target_name]
+
     found: dict[str, Device] = {}
     candidates = [(spec, spec.thing_for(ctx.account_id, ctx.region, name)) for spec in TARGET_SPECS]
     if name.startswith("deeplens"):  # both targets' thing names do: a thing name given instead of a device name
@@ -159,12 +167,13 @@ def lookup_device(ctx: AwsContext, settings: Settings, name: str, reporter: Repo
             continue
         if spec is None and not (attributes.get(NAME_ATTRIBUTE) or include_incomplete):
             continue
-        found[thing] = make_target(target, ctx, settings).device_from_thing(described)
-    if not found and console_groups:
+        found[thing] = target_named(target).device_from_thing(described)
+    if console_groups:
         from deeplens_cli.aws import service_unavailable
 
         try:  # a DeepLens registered by its console: only its Greengrass V1 group carries the name
-            found.update({d.thing_name: d for d in make_target("v1", ctx, settings).unmanaged_devices(name)})
+            for device in target_named("v1").unmanaged_devices(name):
+                found.setdefault(device.thing_name, device)
         except Exception as exc:  # noqa: BLE001 - the retired V1 API not answering means "no such device"
             if not service_unavailable(exc):
                 raise
