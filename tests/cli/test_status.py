@@ -105,6 +105,16 @@ class TestHealthyAccount:
         assert any("MyDevice" in p and "lambda crashed on start" in p for p in report["problems"])
         assert report["devices"][0]["status"]["last_deployment"]["error_details"] == ["GG-500: import error"]
 
+    def test_a_small_v1_fleet_is_read_in_full_and_a_large_one_summarised(self, healthy, run_cli, device_reports,
+                                                                         monkeypatch):
+        device_reports("Success")
+        full = json.loads(run_cli("--output", "json", "status", env=ENV).stdout)["devices"][0]["status"]
+        monkeypatch.setattr("deeplens_cli.targets.greengrass_v1.status.V1_FULL_READS", 0)
+        summary = json.loads(run_cli("--output", "json", "status", env=ENV).stdout)["devices"][0]["status"]
+        assert full["last_deployment_status"] == "Success" and "certificates" in full
+        assert summary["last_deployment_status"] == "unknown" and "certificates" not in summary
+        assert summary["summary_only"] is True and summary["health"] == "ok"  # thing and group are in place
+
     def test_a_deployment_still_in_progress_is_not_success(self, healthy, run_cli, device_reports):
         device_reports("InProgress")
         result = run_cli("status", "--details", env=ENV)

@@ -13,6 +13,8 @@ from deeplens_cli.targets.base import Device, DeviceStatus, ProjectStatus
 from deeplens_cli.targets.greengrass_v1.naming import TARGET, group_name_for
 from deeplens_cli.targets.iot import NOT_FOUND
 
+V1_FULL_READS = 10  # V1 devices read in full by fleet views without --details (no bulk read of V1 deployments)
+
 
 class Reporting:
     """device_status, fleet_statuses and project_status (read-only)."""
@@ -50,10 +52,13 @@ class Reporting:
         """What the bulk reads tell about every device: the thing (ListThings, already read) and its group
         (ListGroups: exists, has a version). Greengrass V1 has no bulk read of deployments, cores or roles - its
         ListDeployments is per group - so the deployment state is "unknown" here; `--details` (or
-        `status --device`) reads each device in full (about eight calls a device).
+        `status --device`) reads each device in full (about eight calls a device). Up to V1_FULL_READS devices
+        are always read in full (a bounded, constant cost), so a small V1 fleet's `status` still sees a failed
+        deployment; beyond that the summary says "unknown" and `--details` reads them.
         """
         groups = {g["Id"]: g for g in self._groups_by_name().values()}
         statuses: dict[str, DeviceStatus] = {}
+        details = details or len(devices) <= V1_FULL_READS  # a bounded number of full reads is a constant cost
         for device in devices:
             if details:
                 statuses[device.thing_name] = self.device_status(device)
