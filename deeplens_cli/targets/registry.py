@@ -136,8 +136,8 @@ def lookup_device(ctx: AwsContext, settings: Settings, name: str, reporter: Repo
     interrupted (the name still pending) counts too - register-device resumes it; other commands do not pick up
     a half-registered device. A DeepLens registered by its console is named by its Greengrass V1 group only,
     which V1 cannot look up by name: one ListGroups listing (read once, shared with the V1 device's own group;
-    one refused call where V1 is retired). When no deterministic thing name answers, one ListThings filtered on
-    the name attribute (IoT filters it: one call in any fleet) finds a thing named otherwise. `console_groups=False`
+    one refused call where V1 is retired). One ListThings filtered on the name attribute (IoT filters it: one
+    call in any fleet) finds a thing named otherwise, so a stale registration makes the name ambiguous. `console_groups=False`
     skips both last resorts (register-device makes its own names).
     """
     from deeplens_cli.aws import maybe
@@ -170,11 +170,11 @@ def lookup_device(ctx: AwsContext, settings: Settings, name: str, reporter: Repo
         if spec is None and not (attributes.get(NAME_ATTRIBUTE) or include_incomplete):
             continue
         found[thing] = target_named(target).device_from_thing(described)
-    if not found and console_groups:  # a thing not named the deterministic way (made by hand, or by another tool): one filtered
-        # ListThings on the name attribute - IoT filters it, so it is one call in a fleet of any size
+    if console_groups:  # a thing not named the deterministic way (a stale registration, made by hand or by another
+        # tool): one ListThings filtered on the name attribute - IoT filters it, so one call in a fleet of any size
         for thing in iot.list_things(attributeName=NAME_ATTRIBUTE, attributeValue=name, maxResults=10).get("things", []):
             target = (thing.get("attributes") or {}).get(TARGET_ATTRIBUTE)
-            if target in TARGET_NAMES:
+            if target in TARGET_NAMES and thing["thingName"] not in found:
                 found[thing["thingName"]] = target_named(target).device_from_thing(thing)
     if console_groups:
         from deeplens_cli.aws import service_unavailable
@@ -202,11 +202,9 @@ def find_device(ctx: AwsContext, settings: Settings, name: str, reporter: Report
         raise DeeplensError(f"device name '{name}' is ambiguous: {listed}",
                             "pass the thing name instead, or destroy the stale registration")
     if not found:
-        some = _some_device_names(ctx)
-        known = f" (registered devices include: {', '.join(some)})" if some else " (no device is registered)"
-        raise DeeplensError(f"no device named '{name}'{known}",
-                            "check the name (`deeplens-cli devices` lists them all), or register it with "
-                            "`deeplens-cli register-device --name NAME`")
+        known = ", ".join(_some_device_names(ctx)) or "none"
+        raise DeeplensError(f"no device named '{name}' (registered devices: {known})",
+                            "check the name, or register it with `deeplens-cli register-device --name NAME`")
     return found[0]
 
 
