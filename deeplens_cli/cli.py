@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from typing import Any
 
 import click
 
@@ -64,21 +65,32 @@ def register_roles(app: App, dry_run: bool, s3_full_access: bool, bucket: str | 
 
 
 @cli.command("register-device")
-@click.option("--name", required=True, help="Device name (letters, digits, hyphens).")
+@click.option("--name", "names", multiple=True, help="Device name (letters, digits, hyphens); repeat for many devices.")
+@click.option("--names-file", type=click.Path(dir_okay=False), default=None,
+              help="Also register the names in this file (one a line; # comments).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Where to write the device bundle (default: ./devices/NAME).")
+              help="Where to write the device bundle (default: ./devices/NAME; with many names, OUT/NAME).")
 @click.option("--greengrass", type=click.Choice(TARGET_NAMES), default=None,
               help="Target: v2 (default; any Linux camera) or v1 (DeepLens classic, emulators only since 2026-10-07).")
 @click.option("--fleet", help="Greengrass V2: also add the device to this IoT thing group.")
+@click.option("--claim", is_flag=True,
+              help="With --fleet: one bundle any number of cameras install with; each registers itself (no --name).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @detailed_exitcode_option
 @pass_app
-def register_device(app: App, name: str, out_dir: str | None, greengrass: str | None, fleet: str | None,
-                    dry_run: bool) -> None:
-    """Register a device: IoT thing, certificate, policy and Greengrass resources; write its bundle."""
+def register_device(app: App, names: tuple[str, ...], names_file: str | None, out_dir: str | None,
+                    greengrass: str | None, fleet: str | None, claim: bool, dry_run: bool) -> None:
+    """Register devices: IoT thing, certificate, policy and Greengrass resources; write each one's bundle."""
+    from deeplens_cli.devices import register_claim
     from deeplens_cli.devices import register_device as run
 
-    run(app, name=name, out_dir=out_dir, target=greengrass, fleet=fleet, dry_run=dry_run)
+    if claim:
+        register_claim(app, fleet=fleet, out_dir=out_dir, target=greengrass, names=names, dry_run=dry_run)
+        return
+    if not names and not names_file:
+        raise click.UsageError("Missing option '--name' (or --names-file, or --fleet G --claim).")
+    run(app, name=list(names), out_dir=out_dir, target=greengrass, fleet=fleet, dry_run=dry_run,
+        names_file=names_file)
 
 
 @cli.command("publish")
@@ -120,23 +132,41 @@ def deploy(app: App, device: str | None, fleet: str | None, dry_run: bool, no_wa
         abort_failure_percent=abort_failure_percent)
 
 
+def _fleet_view_options(command: Any) -> Any:
+    """--details, --status, --max-items, --starting-token: how `devices` and `status` show a large fleet."""
+    for option in reversed((
+        click.option("--details", is_flag=True, help="Read every device in full (default: bulk reads; problems in full)."),
+        click.option("--status", "health", type=click.Choice(("HEALTHY", "UNHEALTHY"), case_sensitive=False),
+                     default=None, help="Only healthy devices, or only those with a problem."),
+        click.option("--max-items", type=click.IntRange(1, 100000), default=None,
+                     help="Show at most this many devices and print a NextToken for the rest."),
+        click.option("--starting-token", default=None, help="Continue after the page that printed this NextToken."),
+    )):
+        command = option(command)
+    return command
+
+
 @cli.command("status")
 @click.option("--device", help="Only this device (default: every device).")
+@_fleet_view_options
 @pass_app
-def status(app: App, device: str | None) -> None:
+def status(app: App, device: str | None, details: bool, health: str | None, max_items: int | None,
+           starting_token: str | None) -> None:
     """Roles, bucket, function, project, devices, last deployment and recent uploads. Exit 1 if anything is wrong."""
     from deeplens_cli.status import run_status
 
-    run_status(app, device_name=device)
+    run_status(app, device_name=device, details=details, health=health, max_items=max_items,
+               starting_token=starting_token)
 
 
 @cli.command("devices")
+@_fleet_view_options
 @pass_app
-def devices(app: App) -> None:
-    """Registered devices, their target and last deployment status."""
+def devices(app: App, details: bool, health: str | None, max_items: int | None, starting_token: str | None) -> None:
+    """Registered devices, their target, health and last deployment (bulk reads: pages, not devices)."""
     from deeplens_cli.devices import list_devices
 
-    list_devices(app)
+    list_devices(app, details=details, health=health, max_items=max_items, starting_token=starting_token)
 
 
 @cli.command("destroy")

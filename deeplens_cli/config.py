@@ -196,6 +196,7 @@ class Settings:
     values: Mapping[str, Any]
     origins: Mapping[str, str] = field(default_factory=dict)  # key -> "default" | file path | env var | "flag"
     config_path: Path | None = None
+    devices: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # `devices:` name -> dotted overrides
 
     def __getitem__(self, path: str) -> Any:
         return self.values[path]
@@ -215,7 +216,18 @@ class Settings:
     def replace(self, **overrides: Any) -> Settings:
         """A copy with some dotted keys overridden (as flags would); validated like any other layer."""
         flat = {k.replace("__", "."): v for k, v in overrides.items()}
-        return _validated({**self.values, **flat}, {**self.origins, **{k: "flag" for k in flat}}, self.config_path)
+        return _validated({**self.values, **flat}, {**self.origins, **{k: "flag" for k in flat}}, self.config_path,
+                          self.devices)
+
+    def for_device(self, name: str) -> Settings:
+        """The settings one device runs with: these, with its `devices: {NAME: {...}}` section on top (validated
+        like any other layer). A device without a section gets these settings unchanged."""
+        overrides = self.devices.get(name)
+        if not overrides:
+            return self
+        where = f"{self.config_path or DEFAULT_CONFIG_FILE} devices.{name}"
+        return _validated({**self.values, **overrides}, {**self.origins, **{k: where for k in overrides}},
+                          self.config_path, self.devices)
 
 
 # Command-line flags whose names are not simply "--" + the key.
@@ -248,8 +260,10 @@ def load_settings(
     values = defaults()
     origins = {k: "default" for k in values}
     used_path: Path | None = None
+    devices: dict[str, dict[str, Any]] = {}
     if path.exists() or explicit:
         file_values = read_config_file(path)
+        devices = file_values.pop(DEVICES_SECTION, {})
         values.update(file_values)
         origins.update({k: str(path) for k in file_values})
         used_path = path
@@ -267,7 +281,10 @@ def load_settings(
         values[path_key] = value
         origins[path_key] = "flag"
 
-    return _validated(values, origins, used_path)
+    settings = _validated(values, origins, used_path, devices)
+    for name in devices:
+        settings.for_device(name)  # a bad per-device value is a config error now, not at that device's deploy
+    return settings
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -293,7 +310,38 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ConfigError(f"config file {path}: expected a mapping of keys at the top level, got {type(document).__name__}",
                           "see config.example.yaml for the layout")
-    return _flatten(document, path)
+    devices = document.pop(DEVICES_SECTION, None)
+    flat = _flatten(document, path)
+    if devices is not None:
+        flat[DEVICES_SECTION] = _device_sections(devices, path)
+    return flat
+
+
+DEVICES_SECTION = "devices"
+DEVICE_SECTIONS = ("detection",)  # what a device may set for itself: it reaches that device only
+
+
+def _device_sections(devices: Any, path: Path) -> dict[str, dict[str, Any]]:
+    """`devices: {Cam7: {detection: {threshold: 0.7}}}` -> {"Cam7": {"detection.threshold": 0.7}}.
+
+    Only what reaches the device's own configuration may differ per device (`detection.*`); the bucket, the
+    roles or the component are the fleet's.
+    """
+    if not isinstance(devices, dict):
+        raise ConfigError(f"config file {path}: 'devices' must map device names to settings, got {devices!r}",
+                          "e.g. devices: {Cam7: {detection: {threshold: 0.7}}}")
+    sections: dict[str, dict[str, Any]] = {}
+    for name, document in devices.items():
+        if not isinstance(document, dict):
+            raise ConfigError(f"config file {path}: 'devices.{name}' must be a mapping of settings, got {document!r}",
+                              "e.g. devices: {Cam7: {detection: {threshold: 0.7}}}")
+        flat = _flatten(document, path)
+        foreign = sorted(key for key in flat if key.split(".")[0] not in DEVICE_SECTIONS)
+        if foreign:
+            raise ConfigError(f"config file {path}: 'devices.{name}' sets {', '.join(foreign)}, which is the same "
+                              f"for every device", "per-device settings may set detection.* only")
+        sections[str(name)] = flat
+    return sections
 
 
 # A config file has ~50 keys; a list of vendored requirements may have dozens. Far beyond any real file, and far
@@ -385,7 +433,8 @@ def _type_name(expected: type | tuple[type, ...]) -> str:
     return names.get(expected, expected.__name__)
 
 
-def _validated(values: dict[str, Any], origins: Mapping[str, str], config_path: Path | None) -> Settings:
+def _validated(values: dict[str, Any], origins: Mapping[str, str], config_path: Path | None,
+               devices: Mapping[str, Mapping[str, Any]] | None = None) -> Settings:
     clean: dict[str, Any] = {}
     for key in SCHEMA:
         value = values.get(key.path)
@@ -410,5 +459,5 @@ def _validated(values: dict[str, Any], origins: Mapping[str, str], config_path: 
             if problem:
                 raise ConfigError(f"setting '{key.path}'{source} is {value!r}, expected {problem}", hint)
         clean[key.path] = value
-    return Settings(values=clean, origins=dict(origins), config_path=config_path)
+    return Settings(values=clean, origins=dict(origins), config_path=config_path, devices=dict(devices or {}))
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from deeplens_cli.app import App
 from deeplens_cli.aws import service_unavailable
-from deeplens_cli.errors import ConfigError, DeeplensError, DeploymentFailed, DeploymentTimedOut
+from deeplens_cli.errors import ConfigError, DeploymentFailed, DeploymentTimedOut
 from deeplens_cli.pipeline import emit_plan_run, run_plan
 from deeplens_cli.plan import Plan
-from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device, DeviceStatus
+from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device
 from deeplens_cli.targets.registry import (
     TARGET_NAMES,
     all_devices,
@@ -32,29 +32,69 @@ DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}\Z")  # the DeepLens con
 # \Z, not $: "$" also matches before a trailing newline, and "Cam1\n" must be refused however it is matched
 
 
-def register_device(app: App, name: str, out_dir: str | None, target: str | None, fleet: str | None,
-                    dry_run: bool) -> None:
-    if not DEVICE_NAME.fullmatch(name):
-        raise ConfigError(f"--name {name!r} is not a valid device name",
-                          "use 1-100 letters, digits and hyphens, starting with a letter or digit")
+def read_names(names: tuple[str, ...] | list[str], names_file: str | None) -> list[str]:
+    """The device names of one register-device run: repeated --name, then one name a line of --names-file
+    (blank lines and `#` comments skipped); each checked, duplicates refused."""
+    collected = list(names)
+    if names_file:
+        try:
+            text = Path(names_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--names-file {names_file} cannot be read ({exc.__class__.__name__})",
+                              "pass a text file with one device name a line") from None
+        collected += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not collected:
+        raise ConfigError("no device name given", "pass --name NAME (repeatable) or --names-file FILE")
+    for name in collected:
+        if not DEVICE_NAME.fullmatch(name):
+            raise ConfigError(f"--name {name!r} is not a valid device name",
+                              "use 1-100 letters, digits and hyphens, starting with a letter or digit")
+    duplicates = sorted({name for name in collected if collected.count(name) > 1})
+    if duplicates:
+        raise ConfigError(f"device name(s) given twice: {', '.join(duplicates)}", "give each device name once")
+    return collected
+
+
+def register_device(app: App, name: str | list[str], out_dir: str | None, target: str | None, fleet: str | None,
+                    dry_run: bool, names_file: str | None = None) -> None:
+    """register-device for one or many names. Many names share one target instance, so the reads every device
+    needs the same answer to (role alias, IoT endpoints, the fleet's thing group) are made once; each device then
+    costs its own few calls and gets its own bundle folder: `--out/NAME` (default ./devices/NAME). With one name,
+    `--out` is that device's bundle folder, as before."""
+    names = read_names([name] if isinstance(name, str) else list(name), names_file)
     target = target or app.settings["greengrass.default_target"]
     if fleet and not spec_for(target).fleets:
         raise ConfigError(f"--fleet needs --greengrass {fleet_target_name()}",
                           "IoT thing-group rollouts are a Greengrass V2 feature")
+    single = len(names) == 1
+    folders = {n: Path(out_dir) if single and out_dir else Path(out_dir or "devices") / n for n in names}
+    targets: dict[str, Any] = {}
+    documents = []
+    for device_name in names:
+        document = _register_one(app, device_name, folders[device_name], target, fleet, dry_run, targets, single)
+        if document is not None:
+            documents.append(document)
+    if app.reporter.json and not single:
+        app.reporter.emit_json({"dry_run": dry_run, "devices": documents})
 
-    known = all_devices(app.ctx, app.settings, app.reporter)
+
+def _register_one(app: App, name: str, bundle: Path, target: str, fleet: str | None, dry_run: bool,
+                  targets: dict[str, Any], single: bool) -> dict[str, Any] | None:
+    from deeplens_cli.targets.registry import lookup_device
+
+    known = lookup_device(app.ctx, app.settings, name, app.reporter, include_incomplete=True, console_groups=False)
     existing = [d for d in known if d.name == name]
     if existing:
         device = existing[0]
         message = f"device '{name}' is already registered ({device.target}, thing {device.thing_name}); nothing to do"
         app.reporter.progress(message)
-        if app.reporter.json:
-            app.reporter.emit_json({"dry_run": dry_run, "device": device.to_dict(), "changed": False, "message": message})
-        else:
+        document = {"dry_run": dry_run, "device": device.to_dict(), "changed": False, "message": message}
+        if app.reporter.json and single:
+            app.reporter.emit_json(document)
+        elif not app.reporter.json:
             app.reporter.line(message)
-        return
+        return document
 
-    bundle = Path(out_dir) if out_dir else Path("devices") / name
     # An interrupted registration is resumed, not refused: its thing carries the pending name and its bundle folder
     # already holds the certificate and key that only the first run could write.
     resuming = [d for d in known if d.name == f"{name} (incomplete)"]
@@ -63,13 +103,36 @@ def register_device(app: App, name: str, out_dir: str | None, target: str | None
         app.reporter.progress(f"resuming the incomplete registration of '{name}' ({target}, thing {resuming[0].thing_name})")
     else:
         check_bundle_dir(bundle)
-    plan = make_target(target, app.ctx, app.settings).plan_register_device(name, str(bundle), fleet)
+    if target not in targets:
+        targets[target] = make_target(target, app.ctx, app.settings)
+    plan = targets[target].plan_register_device(name, str(bundle), fleet)
+    run = run_plan(app, plan, dry_run)
+    if app.reporter.json and single:
+        emit_plan_run(app, run, bundle=None if dry_run else str(bundle))
+    elif not app.reporter.json and not dry_run:
+        app.reporter.line(f"device '{name}' registered ({target}); bundle written to {bundle}/ "
+                          f"(the private key is in it, mode 0600: copy it to the device, keep it secret)")
+    return {"name": name, "dry_run": dry_run, "changed": run.changed, "bundle": None if dry_run else str(bundle)}
+
+
+def register_claim(app: App, fleet: str | None, out_dir: str | None, target: str | None, names: tuple[str, ...],
+                   dry_run: bool) -> None:
+    """`register-device --fleet G --claim`: the fleet's provisioning template, a claim certificate and one bundle
+    (targets/greengrass_v2/provisioning.py); each camera then registers itself on first boot."""
+    if not fleet:
+        raise ConfigError("--claim needs --fleet", "name the IoT thing group the cameras register into")
+    if names:
+        raise ConfigError("--claim takes no --name", "each camera names itself when it installs the bundle")
+    if target and not spec_for(target).fleets:
+        raise ConfigError(f"--claim needs --greengrass {fleet_target_name()}", "fleet provisioning is Greengrass V2")
+    bundle = Path(out_dir) if out_dir else Path("devices") / f"{fleet}-claim"
+    plan = make_target(fleet_target_name(), app.ctx, app.settings).plan_claim_provisioning(fleet, str(bundle))
     run = run_plan(app, plan, dry_run)
     if app.reporter.json:
         emit_plan_run(app, run, bundle=None if dry_run else str(bundle))
     elif not dry_run:
-        app.reporter.line(f"device '{name}' registered ({target}); bundle written to {bundle}/ "
-                          f"(the private key is in it, mode 0600: copy it to the device, keep it secret)")
+        app.reporter.line(f"claim bundle for fleet {fleet} written to {bundle}/: on each camera run "
+                          f"`sudo sh install.sh NAME` (the claim key is in it, mode 0600: keep it secret)")
 
 
 def check_bundle_dir(bundle: Path) -> None:
@@ -167,28 +230,29 @@ def _report_outcome(app: App, outcome: DeploymentOutcome | None, document: dict[
                                  "the device may be offline; the deployment stays queued - check `deeplens-cli status` or raise --timeout")
 
 
-def list_devices(app: App) -> None:
+def list_devices(app: App, details: bool = False, health: str | None = None, max_items: int | None = None,
+                 starting_token: str | None = None) -> None:
+    """`devices`: every device with its status from bulk reads (pages, not devices; see fleet_view.py)."""
+    from deeplens_cli.fleet_view import page_of, read_fleet
     from deeplens_cli.status import health_caveats, health_text
 
-    rows: list[tuple[Device, DeviceStatus | None, str | None]] = []
-    for device in all_devices(app.ctx, app.settings, app.reporter):
-        try:
-            rows.append((device, make_target(device.target, app.ctx, app.settings).device_status(device), None))
-        except DeeplensError as exc:
-            rows.append((device, None, exc.one_line()))
+    page = page_of(read_fleet(app.ctx, app.settings, app.reporter, details), health, max_items, starting_token)
     if app.reporter.json:
-        app.reporter.emit_json({"devices": [
-            {**device.to_dict(), "status": status.to_dict() if status else {"error": error}}
-            for device, status, error in rows]})
+        document: dict[str, Any] = {"devices": [row.to_dict() for row in page.rows], "summary": page.summary_dict()}
+        if page.next_token:
+            document["NextToken"] = page.next_token
+        app.reporter.emit_json(document)
         return
-    if not rows:
+    if not page.total:
         app.reporter.line("no devices registered (register one with `deeplens-cli register-device --name NAME`)")
         return
     app.reporter.table("Devices", ("name", "target", "thing", "health", "last deployment"), [
-        (device.name, device.target, device.thing_name, health_text(status) if status else "-",
-         (status.last_deployment_status if status else None) or "-") for device, status, _ in rows])
-    for caveat in health_caveats(status for _, status, _ in rows):
+        (row.device.name, row.device.target, row.device.thing_name, health_text(row.status),
+         row.status.last_deployment_status or "-") for row in page.rows])
+    for caveat in health_caveats(row.status for row in page.rows):
         app.reporter.note(caveat)
+    if page.next_token:
+        app.reporter.line(f"NextToken: {page.next_token}  (more devices: pass --starting-token {page.next_token})")
 
 
 def destroy(app: App, device_name: str | None, yes: bool, delete_roles: bool, delete_bucket: bool,
@@ -196,11 +260,11 @@ def destroy(app: App, device_name: str | None, yes: bool, delete_roles: bool, de
     from deeplens_cli.roles import plan_account_teardown
 
     plan = Plan("destroy")
-    all_known = all_devices(app.ctx, app.settings, app.reporter)
-    if device_name:
-        chosen = [find_device(app.ctx, app.settings, device_name, app.reporter, devices=all_known)]
+    if device_name:  # one DescribeThing per target, whatever the fleet; the others are listed only for --delete-roles
+        chosen = [find_device(app.ctx, app.settings, device_name, app.reporter)]
+        all_known = all_devices(app.ctx, app.settings, app.reporter) if delete_roles else chosen
     else:
-        chosen = all_known
+        all_known = chosen = all_devices(app.ctx, app.settings, app.reporter)
     for device in chosen:
         plan.extend(make_target(device.target, app.ctx, app.settings).plan_destroy(device))
     remaining = [d for d in all_known if d not in chosen]

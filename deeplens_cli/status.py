@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 ACCOUNT_STATES = {"noop": "ok", "create": "missing", "update": "drifted", "delete": "unexpected"}
 UPLOAD_WINDOW = dt.timedelta(hours=24)
+MAX_PROBLEM_LINES = 50  # a fleet of thousands: the text report stays readable; JSON has every problem
 MAX_LISTED_OBJECTS = 20_000  # a status command must stay quick on a busy bucket; beyond this the count is a floor
 
 
@@ -45,25 +46,34 @@ class StatusReport:
 
     account: list[dict[str, Any]] = field(default_factory=list)  # {resource, state, reason}
     projects: list[ProjectStatus] = field(default_factory=list)  # one per target in use (Target.project_status)
-    devices: list[DeviceReport] = field(default_factory=list)
+    devices: list[DeviceReport] = field(default_factory=list)  # one device, or the fleet's page of devices
     uploads: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    fleet: dict[str, Any] | None = None  # counts by health and deployment state (fleet status only)
+    next_token: str | None = None  # --max-items: where the next page starts
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "problems": self.problems, "account": self.account,
-                "projects": [project.to_dict() for project in self.projects],
-                "devices": [device.to_dict() for device in self.devices], "uploads": self.uploads}
+        document = {"ok": self.ok, "problems": self.problems, "account": self.account,
+                    "projects": [project.to_dict() for project in self.projects],
+                    "devices": [device.to_dict() for device in self.devices], "uploads": self.uploads}
+        if self.fleet is not None:
+            document["fleet"] = self.fleet
+        if self.next_token:
+            document["NextToken"] = self.next_token
+        return document
 
 
-def run_status(app: App, device_name: str | None) -> None:
+def run_status(app: App, device_name: str | None, details: bool = False, health: str | None = None,
+               max_items: int | None = None, starting_token: str | None = None) -> None:
     """The `status` command: gather, render, exit 1 when anything is missing or failed."""
     import click
 
-    report = gather_status(app.ctx, app.settings, device_name, app.reporter)
+    report = gather_status(app.ctx, app.settings, device_name, app.reporter, details=details, health=health,
+                           max_items=max_items, starting_token=starting_token)
     if app.reporter.json:
         app.reporter.emit_json(report.to_dict())
     else:
@@ -73,8 +83,13 @@ def run_status(app: App, device_name: str | None) -> None:
 
 
 def gather_status(ctx: AwsContext, settings: Settings, device_name: str | None = None,
-                  reporter: Reporter | None = None, now: Callable[[], dt.datetime] | None = None) -> StatusReport:
-    from deeplens_cli.targets.registry import TARGET_NAMES, all_devices, find_device
+                  reporter: Reporter | None = None, now: Callable[[], dt.datetime] | None = None,
+                  details: bool = False, health: str | None = None, max_items: int | None = None,
+                  starting_token: str | None = None) -> StatusReport:
+    """One device (`device_name`: found by its thing name, read in full) or the fleet: every device from bulk
+    reads (fleet_view.py), counted by health and deployment state; the devices with a problem are the report's
+    problems, and the devices shown are the filtered (`health`) page (`max_items`, `starting_token`)."""
+    from deeplens_cli.targets.registry import TARGET_NAMES, find_device
 
     report = StatusReport()
     _guard(report, "account", lambda: _gather_account(ctx, settings, report))
@@ -82,12 +97,13 @@ def gather_status(ctx: AwsContext, settings: Settings, device_name: str | None =
     devices: list[Device] = []
     if device_name:
         devices = [find_device(ctx, settings, device_name, reporter)]  # unknown/ambiguous: the usual exit-1 error
+        used_targets = {device.target for device in devices}
     else:
-        _guard(report, "devices", lambda: devices.extend(all_devices(ctx, settings, reporter)))
-        if not devices and not report.problems:
+        used_targets = _guard(report, "devices", lambda: _gather_fleet(ctx, settings, report, reporter, details,
+                                                                        health, max_items, starting_token)) or set()
+        if not report.fleet and not report.problems:
             report.problems.append("no device registered (deeplens-cli register-device --name NAME)")
 
-    used_targets = {device.target for device in devices}
     for target_name in TARGET_NAMES if not device_name else sorted(used_targets):
         _gather_project(ctx, settings, target_name, target_name in used_targets, report, reporter)
     for device in devices:
@@ -97,17 +113,33 @@ def gather_status(ctx: AwsContext, settings: Settings, device_name: str | None =
     return report
 
 
-def _guard(report: StatusReport, part: str, gather: Callable[[], Any]) -> None:
+def _gather_fleet(ctx: AwsContext, settings: Settings, report: StatusReport, reporter: Reporter | None,
+                  details: bool, health: str | None, max_items: int | None, starting_token: str | None) -> set[str]:
+    from deeplens_cli.fleet_view import page_of, read_fleet
+
+    rows = read_fleet(ctx, settings, reporter, details)
+    page = page_of(rows, health, max_items, starting_token)
+    report.fleet = page.summary_dict() if rows else None
+    report.next_token = page.next_token
+    report.devices.extend(DeviceReport(row.device, row.status) for row in page.rows)
+    for row in rows:
+        problems = list(row.status.problems) or ([f"health {row.status.health}"] if not row.healthy else [])
+        report.problems.extend(f"device {row.device.name}: {problem}" for problem in problems)
+    return {row.device.target for row in rows}
+
+
+def _guard(report: StatusReport, part: str, gather: Callable[[], Any]) -> Any:
     """Run one part of the gathering; an AWS error becomes a problem line instead of aborting the report."""
     from deeplens_cli.aws import translate_error
 
     try:
-        gather()
+        return gather()
     except Exception as exc:  # noqa: BLE001 - translated or re-raised
         translated = translate_error(exc, doing=f"reading {part}")
         if translated is None:
             raise
         report.problems.append(f"{part}: {translated.message}")
+        return None
 
 
 def _gather_account(ctx: AwsContext, settings: Settings, report: StatusReport) -> None:
@@ -201,12 +233,22 @@ def render(report: StatusReport, reporter: Reporter, settings: Settings) -> None
         reporter.table("Edge function", ("target", "name", "published", "code sha256", "matches local build"), [
             (p.target, p.name, _published(p), _short_sha(p.code_sha256),
              {True: "yes", False: "no", None: "unknown"}[p.up_to_date]) for p in report.projects])
-    if report.devices:
-        reporter.table("Devices", ("name", "target", "thing", "health", "last deployment", "problems"), [
+    if report.fleet:
+        from deeplens_cli.fleet_view import counts_line
+
+        reporter.line(f"Fleet: {report.fleet['devices']} device(s); health: {counts_line(report.fleet['by_health'])}; "
+                      f"last deployment: {counts_line(report.fleet['by_deployment'])}")
+    shown = report.devices if report.fleet is None else [d for d in report.devices
+                                                          if d.status.health != "ok" or d.status.problems]
+    if shown:
+        title = "Devices" if report.fleet is None else "Devices that need attention"
+        reporter.table(title, ("name", "target", "thing", "health", "last deployment", "problems"), [
             (d.device.name, d.device.target, d.device.thing_name, health_text(d.status), _deployment(d.status),
-             "; ".join(d.status.problems) or "-") for d in report.devices])
-        for caveat in health_caveats(d.status for d in report.devices):
+             "; ".join(d.status.problems) or "-") for d in shown])
+        for caveat in health_caveats(d.status for d in shown):
             reporter.note(caveat)
+    if report.next_token:
+        reporter.line(f"NextToken: {report.next_token}  (more devices: pass --starting-token {report.next_token})")
     uploads = report.uploads
     if uploads:
         more = "at least " if uploads.get("at_least") else ""
@@ -217,8 +259,10 @@ def render(report: StatusReport, reporter: Reporter, settings: Settings) -> None
         reporter.line("status: ok")
     else:
         reporter.line(f"status: {len(report.problems)} problem(s)")
-        for problem in report.problems:
+        for problem in report.problems[:MAX_PROBLEM_LINES]:
             reporter.line(f"  - {problem}")
+        if len(report.problems) > MAX_PROBLEM_LINES:
+            reporter.line(f"  ... and {len(report.problems) - MAX_PROBLEM_LINES} more (--output json lists them all)")
 
 
 def _published(project: ProjectStatus) -> str:

@@ -302,6 +302,8 @@ class FakeGreengrassV2(HttpFront):
         }
         deployment["iotJobArn"] = f"arn:aws:iot:{self.region}:{self.account}:job/{deployment['iotJobId']}"
         self.deployments[deployment_id] = deployment
+        if ":thinggroup/" in target:
+            self._create_iot_job(deployment)
         for thing in self._things_of(target):
             if thing in self.cores:
                 self._queue(thing, deployment)
@@ -313,7 +315,40 @@ class FakeGreengrassV2(HttpFront):
             "deploymentId": deployment["deploymentId"], "deploymentName": deployment["deploymentName"],
             "iotJobId": deployment["iotJobId"], "iotJobArn": deployment["iotJobArn"],
             "targetArn": deployment["targetArn"], "coreDeviceExecutionStatus": "QUEUED",
-            "creationTimestamp": now, "modifiedTimestamp": now, "_polls": 0}
+            "creationTimestamp": now, "modifiedTimestamp": now, "_polls": 0, "_thing": thing}
+        self._sync_job_executions()
+
+    # -- the IoT job of a thing-group deployment (in moto: its execution summaries are what a fleet wait reads) --
+
+    def _iot_backend(self) -> Any:
+        from moto.iot.models import iot_backends
+
+        return iot_backends[self.account][self.region]
+
+    def _create_iot_job(self, deployment: dict[str, Any]) -> None:
+        """The job that rolls the deployment out, created in moto's IoT so ListJobExecutionsForJob answers. moto
+        would make an execution for the group ARN itself; executions are per member thing, so it is replaced."""
+        group_arn = deployment["targetArn"]
+        self.iot.create_job(jobId=deployment["iotJobId"], targets=[group_arn], document="{}",
+                            targetSelection="CONTINUOUS")
+        self._iot_backend().job_executions.pop((deployment["iotJobId"], group_arn.rsplit("/", 1)[-1]), None)
+
+    def _sync_job_executions(self) -> None:
+        """Each member's IoT job execution follows its effective deployment (SUCCEEDED/COMPLETED -> SUCCEEDED)."""
+        from moto.iot.models import FakeJobExecution
+
+        backend = self._iot_backend()
+        for thing, records in self.effective.items():
+            for record in records.values():
+                if ":thinggroup/" not in record["targetArn"] or record["iotJobId"] not in backend.jobs:
+                    continue
+                key = (record["iotJobId"], thing)
+                status = {"COMPLETED": "SUCCEEDED"}.get(record["coreDeviceExecutionStatus"],
+                                                         record["coreDeviceExecutionStatus"])
+                if key not in backend.job_executions:
+                    backend.job_executions[key] = FakeJobExecution(
+                        record["iotJobId"], f"arn:aws:iot:{self.region}:{self.account}:thing/{thing}")
+                backend.job_executions[key].status = status
 
     def get_deployment(self, deployment_id: str, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         if deployment_id not in self.deployments:
@@ -326,7 +361,11 @@ class FakeGreengrassV2(HttpFront):
                  and (query.get("historyFilter", "LATEST_ONLY") == "ALL" or d["isLatestForTarget"])]
         keys = ("targetArn", "revisionId", "deploymentId", "deploymentName", "creationTimestamp", "deploymentStatus",
                 "isLatestForTarget")
-        return {"deployments": [{k: d[k] for k in keys} for d in found]}
+        page, token = _page(found, query, limit=100)
+        answer: dict[str, Any] = {"deployments": [{k: d[k] for k in keys} for d in page]}
+        if token:
+            answer["nextToken"] = token
+        return answer
 
     def cancel_deployment(self, deployment_id: str, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         deployment = self.deployments.get(deployment_id)
@@ -337,6 +376,7 @@ class FakeGreengrassV2(HttpFront):
             record = records.get(deployment_id)
             if record and record["coreDeviceExecutionStatus"] not in FINAL:
                 record["coreDeviceExecutionStatus"] = "CANCELED"
+        self._sync_job_executions()
         return {"message": "canceled"}
 
     def delete_deployment(self, deployment_id: str, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
@@ -363,11 +403,29 @@ class FakeGreengrassV2(HttpFront):
                 "lastStatusUpdateTimestamp": core.last_status, "tags": {}}
 
     def list_core_devices(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-        things = list(self.cores)
+        """Pages of at most `maxResults` (the model's limit, 100) cores, filterable by thing group and status.
+
+        A bulk read is also where simulated devices move on with their deployments (a real fleet moves on by
+        itself, not because someone asked one device): every pending effective deployment advances one step.
+        """
+        things = sorted(self.cores)
         if query.get("thingGroupArn"):
-            things = [t for t in things if t in self._things_of(query["thingGroupArn"])]
-        return {"coreDevices": [{"coreDeviceThingName": t, "status": self.cores[t].status,
-                                 "lastStatusUpdateTimestamp": self.cores[t].last_status} for t in things]}
+            members = set(self._things_of(query["thingGroupArn"]))
+            things = [t for t in things if t in members]
+        for thing in things:
+            for record in self.effective.get(thing, {}).values():
+                self._advance(self.cores[thing], record)
+        self._apply_abort_criteria()
+        self._sync_job_executions()
+        if query.get("status"):
+            things = [t for t in things if self.cores[t].status == query["status"]]
+        page, token = _page(things, query, limit=100)
+        answer: dict[str, Any] = {"coreDevices": [
+            {"coreDeviceThingName": t, "status": self.cores[t].status, "lastStatusUpdateTimestamp": self.cores[t].last_status,
+             "platform": "linux", "architecture": "aarch64", "runtime": self.cores[t].runtime} for t in page]}
+        if token:
+            answer["nextToken"] = token
+        return answer
 
     def delete_core_device(self, thing: str, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         self._core(thing)
@@ -384,6 +442,7 @@ class FakeGreengrassV2(HttpFront):
         for record in self.effective.get(thing, {}).values():
             self._advance(core, record)
         self._apply_abort_criteria()
+        self._sync_job_executions()
         return {"effectiveDeployments": [{k: v for k, v in r.items() if not k.startswith("_")}
                                          for r in self.effective.get(thing, {}).values()]}
 
@@ -465,6 +524,17 @@ class FakeGreengrassV2(HttpFront):
                         100.0 * len(failed) / len(done) >= criterion["thresholdPercentage"]:
                     self.cancel_deployment(deployment["deploymentId"], {}, {})
                     break
+
+
+def _page(items: list[Any], query: dict[str, str], limit: int) -> tuple[list[Any], str | None]:
+    """One page as the service pages: `maxResults` (at most `limit`, the model's maximum; the service default is
+    the maximum too) from the offset in `nextToken`, and the token of the next page when there is one."""
+    size = int(query.get("maxResults") or limit)
+    if not 1 <= size <= limit:
+        raise ApiError(400, "ValidationException", f"maxResults must be between 1 and {limit}")
+    start = int(query.get("nextToken") or 0)
+    end = start + size
+    return items[start:end], (str(end) if end < len(items) else None)
 
 
 

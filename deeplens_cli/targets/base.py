@@ -142,6 +142,13 @@ class Target(Protocol):
     def device_status(self, device: Device) -> DeviceStatus:
         """Health, project and last deployment of one device (read-only)."""
 
+    def device_from_thing(self, thing: Mapping[str, Any]) -> Device:
+        """The device a DescribeThing answer stands for (per-device commands find devices by thing name)."""
+
+    def fleet_statuses(self, devices: list[Device], details: bool = False) -> dict[str, DeviceStatus]:
+        """Status of many devices (by thing name) from bulk reads; deep reads only where the summary shows a
+        problem it cannot explain, or for every device with `details`."""
+
     def plan_destroy(self, device: Device | None) -> Plan:
         """Remove, in safe order, what deeplens-cli created for `device`; with None, the target's shared resources
         (published function versions / component versions) once no device of this target is left."""

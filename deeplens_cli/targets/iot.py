@@ -22,6 +22,7 @@ from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, Device
 
 PENDING_ATTRIBUTE = "deeplens_pending"  # the device name while its registration is incomplete
 INCOMPLETE = "incomplete"
+LIST_THINGS_PAGE = 250  # ListThings' maximum page (botocore's model): fleet views read 250 devices a call
 POLICY_VERSION_LIMIT = 5  # IoT keeps at most five versions of a policy
 
 # Codes meaning "no such resource" in IoT (moto answers some with a bare "404"); ignored by teardown steps.

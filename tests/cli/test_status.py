@@ -68,7 +68,7 @@ class TestHealthyAccount:
 
     def test_each_device_shows_thing_certificate_core_and_last_deployment(self, healthy, run_cli, device_reports):
         device_reports("Success")
-        report = json.loads(run_cli("--output", "json", "status", env=ENV).stdout)
+        report = json.loads(run_cli("--output", "json", "status", "--details", env=ENV).stdout)
         (device,) = report["devices"]
         status = device["status"]
         assert device["name"] == "MyDevice" and device["target"] == "v1"
@@ -85,9 +85,9 @@ class TestHealthyAccount:
 
     def test_the_text_report_has_the_tables_and_the_verdict(self, healthy, run_cli, device_reports):
         device_reports("Success")
-        result = run_cli("status", "--output", "table", env=ENV)
+        result = run_cli("status", "--details", "--output", "table", env=ENV)
         assert result.exit_code == 0
-        for title in ("Account", "Edge function", "Devices"):
+        for title in ("Account", "Edge function", "Fleet: 1 device(s)"):
             assert title in result.stdout
         assert "Uploads: 1 face crop(s)" in result.stdout
         assert result.stdout.rstrip().endswith("status: ok")
@@ -95,16 +95,26 @@ class TestHealthyAccount:
     def test_a_failed_deployment_exits_1_and_says_why(self, healthy, run_cli, device_reports):
         device_reports({"DeploymentStatus": "Failure", "ErrorMessage": "lambda crashed on start",
                         "ErrorDetails": [{"DetailedErrorCode": "GG-500", "DetailedErrorMessage": "import error"}]})
-        result = run_cli("--output", "json", "status", env=ENV)
+        result = run_cli("--output", "json", "status", "--details", env=ENV)
         assert result.exit_code == 1
         report = json.loads(result.stdout)
         assert report["ok"] is False
         assert any("MyDevice" in p and "lambda crashed on start" in p for p in report["problems"])
         assert report["devices"][0]["status"]["last_deployment"]["error_details"] == ["GG-500: import error"]
 
+    def test_a_small_v1_fleet_is_read_in_full_and_a_large_one_summarised(self, healthy, run_cli, device_reports,
+                                                                         monkeypatch):
+        device_reports("Success")
+        full = json.loads(run_cli("--output", "json", "status", env=ENV).stdout)["devices"][0]["status"]
+        monkeypatch.setattr("deeplens_cli.targets.greengrass_v1.status.V1_FULL_READS", 0)
+        summary = json.loads(run_cli("--output", "json", "status", env=ENV).stdout)["devices"][0]["status"]
+        assert full["last_deployment_status"] == "Success" and "certificates" in full
+        assert summary["last_deployment_status"] == "unknown" and "certificates" not in summary
+        assert summary["summary_only"] is True and summary["health"] == "ok"  # thing and group are in place
+
     def test_a_deployment_still_in_progress_is_not_success(self, healthy, run_cli, device_reports):
         device_reports("InProgress")
-        result = run_cli("status", env=ENV)
+        result = run_cli("status", "--details", env=ENV)
         assert result.exit_code == 1
         assert "last deployment InProgress" in result.stdout
 
@@ -171,6 +181,9 @@ class TestOtherTargets:
 
             def device_status(self, device):
                 return DeviceStatus("problem", ("component broken",), last_deployment_status="FAILED")
+
+            def fleet_statuses(self, devices, details=False):
+                return {device.thing_name: self.device_status(device) for device in devices}
 
             def project_status(self):
                 return ProjectStatus("v2", "com.deeplens.FaceCrops", True, "1.0.3")

@@ -157,13 +157,16 @@ def test_devices_command_lists_v2_devices_with_health_and_last_deployment(v2, ru
     device = v2.register()
     v2.deploy(device)
 
-    result = run_cli("--output", "json", "devices", env=ENV)
+    summary = run_cli("--output", "json", "devices", env=ENV)
+    detailed = run_cli("--output", "json", "devices", "--details", env=ENV)
 
-    assert result.exit_code == 0, result.stderr
-    [listed] = json.loads(result.stdout)["devices"]
+    assert summary.exit_code == 0 and detailed.exit_code == 0, summary.stderr + detailed.stderr
+    [listed] = json.loads(summary.stdout)["devices"]
     assert (listed["name"], listed["target"], listed["thing_name"]) == ("Cam", "v2", "deeplens-Cam")
     assert listed["status"]["health"] == "ok"
-    assert listed["status"]["last_deployment_status"] == "COMPLETED"
+    assert listed["status"]["last_deployment_status"] == "ACTIVE"  # ListDeployments: the deployment is in effect
+    [listed] = json.loads(detailed.stdout)["devices"]
+    assert listed["status"]["last_deployment_status"] == "COMPLETED"  # the device's own report
 
 
 def test_status_command_reports_the_v2_device_and_component(v2, run_cli):
@@ -185,7 +188,7 @@ def test_the_text_tables_say_when_the_health_was_reported(v2, run_cli):
     device = v2.register()
     v2.deploy(device)
 
-    for command in ("devices", "status"):
-        result = run_cli(command, env={**ENV, "COLUMNS": "250"})
+    for command in (("devices",), ("status", "--device", "Cam")):
+        result = run_cli(*command, env={**ENV, "COLUMNS": "250"})
 
         assert "HEALTHY, reported " in result.stdout, (command, result.stdout)

@@ -83,7 +83,7 @@ class Deploying:
         thing = device.thing_name
         changed: list[str] = []
         for kind, items in (
-            ("functions", self._desired_functions(group, published.version_arn)),
+            ("functions", self._desired_functions(group, published.version_arn, device.name)),
             ("resources", self._desired_resources(group)),
             ("subscriptions", self._desired_subscriptions(group, published.version_arn, thing)),
         ):

@@ -23,13 +23,16 @@ MODEL_DESTINATION = "/deeplens-cli/models"  # where an ML model resource is unpa
 class ProjectContent:
     """What deeplens-cli puts into a device's group, computed from the settings and the group's current content."""
 
-    def function_environment(self) -> dict[str, str]:
+    def function_environment(self, device_name: str | None = None) -> dict[str, str]:
+        """The function's environment in one device's group: the settings with that device's `devices:` section
+        on top (each V1 device has a group of its own, so this reaches that device only)."""
         from deeplens_cli.package import edge_environment
 
         model_path = None
         if self.settings["model.s3_uri"]:
             model_path = f"{self.model_destination}/{os.path.basename(self.settings['model.artifact_path'])}"
-        return edge_environment(self.settings, on_deeplens=True, model_path=model_path)
+        settings = self.settings.for_device(device_name) if device_name else self.settings
+        return edge_environment(settings, on_deeplens=True, model_path=model_path)
 
     @property
     def model_destination(self) -> str:
@@ -43,12 +46,12 @@ class ProjectContent:
         return function.get("Id") == FUNCTION_ID or \
             function_name_of(str(function.get("FunctionArn", ""))) == self.settings["function.name"]
 
-    def _desired_functions(self, group: GroupState, version_arn: Any) -> list[dict[str, Any]]:
+    def _desired_functions(self, group: GroupState, version_arn: Any, device_name: str | None = None) -> list[dict[str, Any]]:
         if isinstance(version_arn, str) and version_arn.endswith(":$LATEST"):
             raise DeeplensError("refusing to pin $LATEST", "Greengrass V1 needs a published version")
         others = [f for f in self._current_items(group, "functions") if not self._is_our_function(f)]
         return others + [{"Id": FUNCTION_ID, "FunctionArn": version_arn,
-                          "FunctionConfiguration": self._function_configuration(group)}]
+                          "FunctionConfiguration": self._function_configuration(group, device_name)}]
 
     def _gpu_resource_id(self, group: GroupState) -> str:
         for resource in self._current_items(group, "resources"):
@@ -57,7 +60,7 @@ class ProjectContent:
                 return str(resource["Id"])  # the device's own GPU resource (a DeepLens group has one): share it
         return GPU_RESOURCE_ID
 
-    def _function_configuration(self, group: GroupState) -> dict[str, Any]:
+    def _function_configuration(self, group: GroupState, device_name: str | None = None) -> dict[str, Any]:
         access = [{"ResourceId": self._gpu_resource_id(group), "Permission": "rw"}]
         if self.settings["model.s3_uri"]:
             access.append({"ResourceId": MODEL_RESOURCE_ID, "Permission": "ro"})
@@ -67,7 +70,7 @@ class ProjectContent:
             "Timeout": self.settings["function.timeout_s"],
             "EncodingType": "json",
             "Environment": {
-                "Variables": self.function_environment(),
+                "Variables": self.function_environment(device_name),
                 "ResourceAccessPolicies": access,
                 "AccessSysfs": True,
                 "Execution": {"IsolationMode": "GreengrassContainer"},

@@ -4,16 +4,79 @@ published function.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
+from typing import Any, Mapping
 
 from deeplens_cli.aws import collect, maybe
+from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.base import Device, DeviceStatus, ProjectStatus
-from deeplens_cli.targets.greengrass_v1.naming import TARGET
+from deeplens_cli.targets.greengrass_v1.naming import TARGET, group_name_for
 from deeplens_cli.targets.iot import NOT_FOUND
+
+V1_FULL_READS = 10  # V1 devices read in full by fleet views without --details (no bulk read of V1 deployments)
 
 
 class Reporting:
-    """device_status and project_status (read-only)."""
+    """device_status, fleet_statuses and project_status (read-only)."""
+
+    def _groups_by_name(self) -> dict[str, dict[str, Any]]:
+        """Every Greengrass V1 group by name: V1 has no lookup of a group by name, so this is one listing (pages
+        of groups, read once per target instance)."""
+        cached = getattr(self, "_group_listing", None)
+        if cached is None:
+            cached = {g["Name"]: g for g in collect(self.gg, "list_groups", "Groups") if "Name" in g}
+            self._group_listing = cached
+        return cached
+
+    def device_from_thing(self, thing: Mapping[str, Any]) -> Device:
+        """The device a DescribeThing entry stands for, with its group (named after the device)."""
+        device = device_iot.device_from_thing(thing, TARGET, managed=True)
+        incomplete = device.details.get("registration") == device_iot.INCOMPLETE
+        name = device.details.get("pending_name", "") if incomplete else device.name
+        group = self._groups_by_name().get(group_name_for(name))
+        return replace(device, group_id=group["Id"], group_name=group["Name"]) if group else device
+
+    def unmanaged_devices(self, name: str) -> list[Device]:
+        """A DeepLens registered by its console, named by its group: the group's core is a `deeplens_` thing."""
+        group = self._groups_by_name().get(name)
+        if group is None or not group.get("LatestVersion"):
+            return []
+        core = self._group_core(group["Id"], group["LatestVersion"])
+        thing_name = core["ThingArn"].rsplit("/", 1)[-1] if core else ""
+        if not thing_name.startswith("deeplens_"):
+            return []
+        return [Device(name=group["Name"], target=TARGET, thing_name=thing_name, thing_arn=core["ThingArn"],
+                       group_id=group["Id"], group_name=group["Name"], details={"managed": False})]
+
+    def fleet_statuses(self, devices: list[Device], details: bool = False) -> dict[str, DeviceStatus]:
+        """What the bulk reads tell about every device: the thing (ListThings, already read) and its group
+        (ListGroups: exists, has a version). Greengrass V1 has no bulk read of deployments, cores or roles - its
+        ListDeployments is per group - so the deployment state is "unknown" here; `--details` (or
+        `status --device`) reads each device in full (about eight calls a device). Up to V1_FULL_READS devices
+        are always read in full (a bounded, constant cost), so a small V1 fleet's `status` still sees a failed
+        deployment; beyond that the summary says "unknown" and `--details` reads them.
+        """
+        groups = {g["Id"]: g for g in self._groups_by_name().values()}
+        statuses: dict[str, DeviceStatus] = {}
+        details = details or len(devices) <= V1_FULL_READS  # a bounded number of full reads is a constant cost
+        for device in devices:
+            if details:
+                statuses[device.thing_name] = self.device_status(device)
+                continue
+            problems: list[str] = []
+            if device.details.get("registration") == "incomplete":
+                problems.append("registration incomplete (run register-device again)")
+            group = groups.get(device.group_id or "")
+            if group is None:
+                problems.append("no Greengrass group")
+            elif not group.get("LatestVersion"):
+                problems.append("the group has no version")
+            statuses[device.thing_name] = DeviceStatus(
+                health="ok" if not problems else "problem", problems=tuple(problems),
+                health_detail="summary: thing and group only (use --details for deployments)",
+                last_deployment_status="unknown",
+                details={"target": TARGET, "summary_only": True, "group": device.group_name})
+        return statuses
 
     def device_status(self, device: Device) -> DeviceStatus:
         """Thing, certificate, core, group role, the deployed project and the last deployment (reads only)."""

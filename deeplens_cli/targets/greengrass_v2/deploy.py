@@ -4,9 +4,11 @@ when nothing changed), then following the device's own report and the component'
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Mapping
 
 from deeplens_cli.aws import collect, maybe
+from deeplens_cli.errors import ConfigError
 from deeplens_cli.plan import Action, ApiCall, Plan, noop
 from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device
 from deeplens_cli.targets.greengrass_v2 import component as comp
@@ -40,6 +42,9 @@ class Deploying:
         target_arn = device.thing_arn or self._thing_arn(device.thing_name)
         components = comp.deployment_components(self.component_name, version, nucleus,
                                                 log_manager_version=self._log_manager_version(plan, target_arn))
+        own = self._device_configuration(device.name)
+        if own:  # this device's settings: in its own deployment, never in a component version of its own
+            components[self.component_name]["configurationUpdate"]["merge"] = json.dumps(own, sort_keys=True)
         plan.add(self._plan_deployment(plan, target_arn, f"gg-deployment/{device.thing_name}", components, None,
                                        force, device_things=[device.thing_name]))
         return plan
@@ -60,6 +65,27 @@ class Deploying:
                           f"warning: {cloudwatch_logs.LOG_MANAGER} is not published in {self.ctx.region} here; "
                           f"deploying without CloudWatch log upload (logs.cloudwatch: false silences this)"))
         return version
+
+    def _device_configuration(self, name: str) -> dict[str, Any]:
+        """What this device's `devices: {NAME: ...}` section changes in the component's configuration:
+        {"Environment": {variable: value}} for the variables whose value differs, {} when nothing does.
+
+        The deployment resets the configuration to the version's defaults and then merges this, so the device
+        runs the fleet's settings plus its own, and the component version (and its content hash) stays the
+        fleet's. Only variables the component exports can be set this way.
+        """
+        device_settings = self.settings.for_device(name)
+        if device_settings is self.settings:
+            return {}
+        fleet = self.component().environment
+        own = comp.component_environment(device_settings)
+        changed = {variable: value for variable, value in own.items() if fleet.get(variable) != value}
+        missing = sorted(set(changed) - set(fleet))
+        if missing:
+            raise ConfigError(f"devices.{name} sets {', '.join(missing)}, which the fleet's component leaves to the "
+                              f"device's defaults", "set that setting for every device too (the top-level section); "
+                              "the device's section can then change its value")
+        return {"Environment": changed} if changed else {}
 
     def _thing_arn(self, thing: str) -> str:
         return self.ctx.client("iot").describe_thing(thingName=thing)["thingArn"]
@@ -125,6 +151,8 @@ class Deploying:
                     components=versions)
 
     def _failed_on_devices(self, deployment: Mapping[str, Any], things: list[str]) -> str | None:
+        if ":thinggroup/" in str(deployment.get("targetArn", "")):
+            return self._failed_in_job(deployment)  # fleet.py: the IoT job's execution summaries, not per member
         for thing in things:
             effective = self._effective_deployment(thing, deployment["deploymentId"])
             if effective and effective.get("coreDeviceExecutionStatus") in FAILURE_STATUSES:

@@ -1,4 +1,4 @@
-"""Greengrass V2 fleets: one deployment to an IoT thing group, rolled out by an IoT job, followed per member.
+"""Greengrass V2 fleets: one deployment to an IoT thing group, rolled out by an IoT job, followed in bulk.
 """
 
 from __future__ import annotations
@@ -8,50 +8,106 @@ from typing import TYPE_CHECKING, Any, Mapping
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Plan
+from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.outcomes import FAILURE_STATUSES, SUCCESS_STATUSES, describe_failure
+from deeplens_cli.targets.greengrass_v2.status import CORE_DEVICES_PAGE
 from deeplens_cli.targets.iot import NOT_FOUND
 from deeplens_cli.targets.waiting import WaitClock, poll_until
 
 if TYPE_CHECKING:
     from deeplens_cli.output import Reporter
 
-FLEET_PIN_LIMIT = 100  # beyond this many members the nucleus is not pinned (one read per member)
+FLEET_PIN_LIMIT = 100  # a first fleet deployment reads each member's nucleus only up to this many members
+JOB_EXECUTIONS_PAGE = 250  # ListJobExecutionsForJob's maximum page (botocore's model)
+JOB_FAILURES = ("FAILED", "TIMED_OUT", "REJECTED")  # IoT job execution states of a device that did not make it
+FAILURE_DETAILS_LIMIT = 20  # failed members whose reason is read one by one at the end of a wait
 
 
 class Fleets:
-    """plan_deploy_fleet and wait_for_fleet (FleetTarget)."""
+    """plan_deploy_fleet and wait_for_fleet (FleetTarget), both in bulk reads.
+
+    A fleet deployment is one Greengrass deployment to the thing group, rolled out by one IoT job. Progress is
+    read from that job's execution summaries (250 devices a call) and ListCoreDevices filtered by the group (100
+    a call) - never one call per member per poll. Only devices that failed get a per-device read, for the
+    reason, at the end.
+    """
 
     def _fleet_members(self, fleet: str) -> list[str]:
-        return sorted(collect(self.ctx.client("iot"), "list_things_in_thing_group", "things", thingGroupName=fleet))
+        return sorted(collect(self.ctx.client("iot"), "list_things_in_thing_group", "things", thingGroupName=fleet,
+                              PaginationConfig={"PageSize": device_iot.LIST_THINGS_PAGE}))
+
+    def _fleet_size_floor(self, fleet: str) -> tuple[int, bool]:
+        """(members on the first page, more pages?): one call, whatever the fleet (enough to plan a deployment)."""
+        page = self.ctx.client("iot").list_things_in_thing_group(thingGroupName=fleet,
+                                                                  maxResults=device_iot.LIST_THINGS_PAGE)
+        return len(page.get("things") or []), bool(page.get("nextToken"))
 
     def plan_deploy_fleet(self, fleet: str, force: bool = False, rollout_per_minute: int | None = None,
                           abort_failure_percent: float | None = None) -> Plan:
+        """The deployment to the group; an unchanged re-run costs the same few calls in a fleet of any size."""
         group = maybe(lambda: self.ctx.client("iot").describe_thing_group(thingGroupName=fleet), NOT_FOUND)
         if group is None:
             raise DeeplensError(f"fleet {fleet}: no such IoT thing group",
                               "add a device to it with `deeplens-cli register-device --name N --fleet " + fleet + "`")
-        members = self._fleet_members(fleet)
-        plan = Plan(f"deploy fleet {fleet} (Greengrass V2, {len(members)} device(s))")
+        size, more = self._fleet_size_floor(fleet)
+        plan = Plan(f"deploy fleet {fleet} (Greengrass V2, {size}{'+' if more else ''} device(s))")
         version = self._plan_component(plan)
-        cores = [self._core_device(thing) for thing in members] if 0 < len(members) <= FLEET_PIN_LIMIT else [None]
-        components = comp.deployment_components(self.component_name, version, self._nucleus_pin(cores))
-        job = comp.fleet_job_configuration(rollout_per_minute, abort_failure_percent, len(members))
+        components = comp.deployment_components(self.component_name, version,
+                                                self._fleet_nucleus_pin(fleet, group["thingGroupArn"], size, more))
+        job = comp.fleet_job_configuration(rollout_per_minute, abort_failure_percent, size)
         plan.add(self._plan_deployment(plan, group["thingGroupArn"], f"gg-deployment/thinggroup/{fleet}", components,
-                                       job, force, device_things=members))
-        plan.known["fleet_members"] = members
+                                       job, force, device_things=[]))
         return plan
+
+    def _fleet_nucleus_pin(self, fleet: str, group_arn: str, size: int, more: bool) -> tuple[str, str] | None:
+        """The nucleus the fleet's deployment pins: the one the group's latest deployment pinned (no per-member
+        read); for a first deployment, the version every member reports, read for fleets of up to
+        FLEET_PIN_LIMIT members (larger fleets are not pinned)."""
+        latest = self._latest_deployment(group_arn)
+        if latest is not None:
+            pinned = [(name, spec.get("componentVersion")) for name, spec in (latest.get("components") or {}).items()
+                      if name in comp.NUCLEUS_COMPONENTS.values() and spec.get("componentVersion")]
+            return pinned[0] if len(pinned) == 1 else None
+        if size == 0 or more or size > FLEET_PIN_LIMIT:
+            return None
+        return self._nucleus_pin([self._core_device(thing) for thing in self._fleet_members(fleet)])
+
+    def _failed_in_job(self, deployment: Mapping[str, Any]) -> str | None:
+        """A member on which the fleet deployment failed, from the IoT job's execution summaries: one call per
+        failure state (a page of one is enough to know), whatever the fleet."""
+        job_id = deployment.get("iotJobId")
+        if not job_id:
+            return None
+        iot = self.ctx.client("iot")
+        for state in JOB_FAILURES:
+            page = maybe(lambda state=state: iot.list_job_executions_for_job(jobId=job_id, status=state, maxResults=1),
+                         NOT_FOUND)
+            for summary in (page or {}).get("executionSummaries") or []:
+                thing = str(summary.get("thingArn", "")).rsplit("/", 1)[-1]
+                return f"deployment {deployment['deploymentId']} ended {state} on {thing}"
+        return None
+
+    def _job_statuses(self, job_id: str) -> dict[str, str]:
+        """thing -> its IoT job execution status (QUEUED, IN_PROGRESS, SUCCEEDED, FAILED, ...): 250 a call."""
+        executions = maybe(lambda: collect(self.ctx.client("iot"), "list_job_executions_for_job", "executionSummaries",
+                                           jobId=job_id, PaginationConfig={"PageSize": JOB_EXECUTIONS_PAGE}),
+                           NOT_FOUND) or []
+        return {str(e.get("thingArn", "")).rsplit("/", 1)[-1]: (e.get("jobExecutionSummary") or {}).get("status", "")
+                for e in executions}
 
     def wait_for_fleet(self, fleet: str, deployment: DeploymentRef | None, timeout_s: float,
                        reporter: Reporter) -> DeploymentOutcome:
+        gg = self.ctx.client("greengrassv2")
+        group = self.ctx.client("iot").describe_thing_group(thingGroupName=fleet)
         deployment_id = deployment.deployment_id if deployment is not None else None
         if not deployment_id:
-            group = self.ctx.client("iot").describe_thing_group(thingGroupName=fleet)
             latest = self._latest_deployment(group["thingGroupArn"])
             deployment_id = latest["deploymentId"] if latest else None
         if not deployment_id:
             return DeploymentOutcome(None, "not_waited", f"fleet {fleet} has no deployment")
+        job_id = gg.get_deployment(deploymentId=deployment_id).get("iotJobId")
         members = self._fleet_members(fleet)
         outcomes: dict[str, dict[str, Any]] = {thing: {"status": "QUEUED"} for thing in members}
         poll = float(self.settings["deploy.poll_s"])
@@ -59,16 +115,16 @@ class Fleets:
 
         def settled() -> bool | None:
             """True once no member is pending, or the rollout stopped; None while it goes on."""
+            connected = {core["coreDeviceThingName"]: core for core in collect(
+                gg, "list_core_devices", "coreDevices", thingGroupArn=group["thingGroupArn"],
+                PaginationConfig={"PageSize": CORE_DEVICES_PAGE})}
+            statuses = self._job_statuses(job_id) if job_id else {}
             for thing, outcome in outcomes.items():
-                if outcome["status"] in SUCCESS_STATUSES + FAILURE_STATUSES:
-                    continue
-                effective = self._effective_deployment(thing, deployment_id)
-                if effective is None:
-                    continue
-                outcome["status"] = effective["coreDeviceExecutionStatus"]
-                if outcome["status"] in FAILURE_STATUSES:
-                    detail, errors = describe_failure(effective)
-                    outcome.update(reason=detail, errors=list(errors))
+                status = _DEVICE_STATUS.get(statuses.get(thing, ""), outcome["status"])
+                outcome["status"] = status
+                outcome["connected"] = thing in connected
+                if thing in connected:
+                    outcome["core_status"] = connected[thing].get("status")
             counts = _fleet_counts(outcomes)
             summary = _fleet_summary(fleet, counts)
             if summary != last["summary"]:
@@ -76,17 +132,21 @@ class Fleets:
                 last["summary"] = summary
             if counts["pending"] == 0:
                 return True
-            status = self.ctx.client("greengrassv2").get_deployment(deploymentId=deployment_id).get("deploymentStatus")
+            status = gg.get_deployment(deploymentId=deployment_id).get("deploymentStatus")
             # the IoT job was canceled (abort criteria) or failed: the pending devices will not run it
             return True if status in ("CANCELED", "FAILED") else None
 
         poll_until(settled, WaitClock(self.ctx.sleep), timeout_s, poll, whole_intervals=True)
-        deployment_status = self.ctx.client("greengrassv2").get_deployment(deploymentId=deployment_id).get(
-            "deploymentStatus")
+        deployment_status = gg.get_deployment(deploymentId=deployment_id).get("deploymentStatus")
+        failed = [thing for thing, o in outcomes.items() if o["status"] in FAILURE_STATUSES and o["status"] != "CANCELED"]
+        for thing in failed[:FAILURE_DETAILS_LIMIT]:  # why: the device's own report, only for the failed ones
+            effective = self._effective_deployment(thing, deployment_id)
+            if effective is not None:
+                detail, errors = describe_failure(effective)
+                outcomes[thing].update(reason=detail, errors=list(errors))
         counts = _fleet_counts(outcomes)
         aborted = deployment_status in ("CANCELED", "FAILED") and bool(counts["failed"] or counts["canceled"])
-        errors = tuple(f"{thing}: {o.get('reason', o['status'])}" for thing, o in outcomes.items()
-                       if o["status"] in FAILURE_STATUSES and o["status"] != "CANCELED")
+        errors = tuple(f"{thing}: {outcomes[thing].get('reason', outcomes[thing]['status'])}" for thing in failed)
         pending = [thing for thing, o in outcomes.items() if o["status"] not in SUCCESS_STATUSES + FAILURE_STATUSES]
         extra = {"fleet": fleet, "devices": outcomes, "deployment_status": deployment_status, **counts}
         tally = (f"{counts['succeeded']} of {len(members)} succeeded, {counts['failed']} failed"
@@ -95,9 +155,15 @@ class Fleets:
             why = " (rollout aborted)" if aborted else ""
             return DeploymentOutcome(deployment_id, "failed", tally + why, errors, extra=extra)
         if pending:
-            return DeploymentOutcome(deployment_id, "timed_out", f"{tally} after {timeout_s:.0f}s: {', '.join(pending)}",
+            shown = ", ".join(pending[:20]) + (f" and {len(pending) - 20} more" if len(pending) > 20 else "")
+            return DeploymentOutcome(deployment_id, "timed_out", f"{tally} after {timeout_s:.0f}s: {shown}",
                                      errors, extra=extra)
         return DeploymentOutcome(deployment_id, "succeeded", tally, extra=extra)
+
+
+# IoT job execution status -> the device's deployment status as Greengrass spells it for a thing group
+_DEVICE_STATUS = {"QUEUED": "QUEUED", "IN_PROGRESS": "IN_PROGRESS", "SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED",
+                  "TIMED_OUT": "TIMED_OUT", "REJECTED": "REJECTED", "CANCELED": "CANCELED", "REMOVED": "CANCELED"}
 
 
 def _fleet_counts(outcomes: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:

@@ -59,14 +59,9 @@ class Registration:
                                       or name not in (attributes.get(PENDING_ATTRIBUTE), attributes.get(NAME_ATTRIBUTE))):
             raise DeeplensError(f"IoT thing {thing} already exists but is not a deeplens-cli Greengrass V2 device "
                                 f"named {name}", "choose another --name, or delete that thing if it is a leftover")
-        alias_name = self.settings["greengrass.role_alias"]
-        if maybe(lambda: iot.describe_role_alias(roleAlias=alias_name), NOT_FOUND) is None:
-            raise DeeplensError(f"IoT role alias {alias_name} does not exist (devices get AWS credentials through it)",
-                                "run `deeplens-cli register-roles` first")
-        bundle = CoreBundle(
-            thing=thing, region=self.ctx.region, role_alias=alias_name,
-            data_endpoint=iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"],
-            credential_endpoint=iot.describe_endpoint(endpointType="iot:CredentialProvider")["endpointAddress"])
+        alias_name, data_endpoint, credential_endpoint = self._shared_registration_reads()
+        bundle = CoreBundle(thing=thing, region=self.ctx.region, role_alias=alias_name, data_endpoint=data_endpoint,
+                            credential_endpoint=credential_endpoint)
 
         # 1. the thing; the device name stays pending until the last step
         if described is None:
@@ -126,6 +121,21 @@ class Registration:
         plan.add(device_iot.record_name_action(thing, name))
         return plan
 
+    def _shared_registration_reads(self) -> tuple[str, str, str]:
+        """(role alias, data endpoint, credential endpoint): the same for every device, so read once per target
+        instance - registering many names in one run costs these three calls once."""
+        cached = getattr(self, "_shared_reads", None)
+        if cached is None:
+            iot = self.ctx.client("iot")
+            alias_name = self.settings["greengrass.role_alias"]
+            if maybe(lambda: iot.describe_role_alias(roleAlias=alias_name), NOT_FOUND) is None:
+                raise DeeplensError(f"IoT role alias {alias_name} does not exist (devices get AWS credentials through "
+                                    f"it)", "run `deeplens-cli register-roles` first")
+            cached = self._shared_reads = (
+                alias_name, iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"],
+                iot.describe_endpoint(endpointType="iot:CredentialProvider")["endpointAddress"])
+        return cached
+
     def _certificate_in_bundle(self, out_dir: Path) -> tuple[Certificate | None, Certificate | None]:
         """(kept, unfinished): the IoT certificate whose private key the bundle folder already holds (an
         interrupted run), else the certificate whose PEM is there without its key (a run interrupted between the
@@ -171,7 +181,9 @@ class Registration:
     def _plan_thing_group(self, fleet: str) -> Action:
         iot = self.ctx.client("iot")
         resource = f"iot-thing-group/{fleet}"
-        if maybe(lambda: iot.describe_thing_group(thingGroupName=fleet), NOT_FOUND) is not None:
+        known = getattr(self, "_known_groups", set())
+        if fleet in known or maybe(lambda: iot.describe_thing_group(thingGroupName=fleet), NOT_FOUND) is not None:
+            self._known_groups = known | {fleet}  # many names into one fleet: read once
             return noop(resource, "exists")
         return Action(resource, "create", "fleet for thing-group deployments", (
             ApiCall("iot", "create_thing_group", {"thingGroupName": fleet, "thingGroupProperties": {

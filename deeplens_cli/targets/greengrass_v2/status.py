@@ -5,10 +5,11 @@ the last effective deployment, and the published component.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
+from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.artifacts import artifact_bucket, stored_sha256
 from deeplens_cli.targets.base import Device, DeviceStatus, ProjectStatus
 from deeplens_cli.targets.greengrass_v2 import component as comp
@@ -22,11 +23,83 @@ from deeplens_cli.targets.greengrass_v2.outcomes import (
 )
 from deeplens_cli.targets.iot import NOT_FOUND
 
+CORE_DEVICES_PAGE = 100  # ListCoreDevices' maximum page (botocore's model)
+DEPLOYMENTS_PAGE = 100  # ListDeployments' maximum page
 STALE_HEALTH_NOTE = "a core reports at startup, after deployments, when a component breaks and every 24 h by default"
 
 
 class Reporting:
-    """device_status and project_status (read-only)."""
+    """device_status, fleet_statuses and project_status (read-only)."""
+
+    def device_from_thing(self, thing: Mapping[str, Any]) -> Device:
+        """The device a DescribeThing / ListThings entry stands for."""
+        return device_iot.device_from_thing(thing, TARGET)
+
+    def fleet_statuses(self, devices: list[Device], details: bool = False) -> dict[str, DeviceStatus]:
+        """Every device's status from bulk reads: ListCoreDevices (health and last report of 100 cores a page) and
+        ListDeployments (the latest deployment of 100 targets a page). Cost: pages, not devices.
+
+        A device whose summary shows something the summary cannot explain - an UNHEALTHY core, a failed or
+        canceled latest deployment - gets the per-device deep read (`device_status`), and so does every device
+        with `details`. A device that never connected or was never deployed is explained by the summary alone.
+        """
+        gg = self.ctx.client("greengrassv2")
+        cores = {core["coreDeviceThingName"]: core for core in collect(
+            gg, "list_core_devices", "coreDevices", PaginationConfig={"PageSize": CORE_DEVICES_PAGE})}
+        latest = {d["targetArn"]: d for d in collect(
+            gg, "list_deployments", "deployments", historyFilter="LATEST_ONLY",
+            PaginationConfig={"PageSize": DEPLOYMENTS_PAGE}) if d.get("deploymentName") == self.settings["project.name"]}
+        by_fleet: dict[str, Mapping[str, Any]] = {}  # thing -> its fleet's latest deployment (pages of members)
+        for arn, deployment in latest.items():
+            if ":thinggroup/" in arn:
+                for thing in collect(self.ctx.client("iot"), "list_things_in_thing_group", "things",
+                                     thingGroupName=arn.rsplit("/", 1)[-1],
+                                     PaginationConfig={"PageSize": device_iot.LIST_THINGS_PAGE}):
+                    by_fleet.setdefault(thing, deployment)
+        statuses: dict[str, DeviceStatus] = {}
+        for device in devices:
+            own = latest.get(device.thing_arn or self._thing_arn_of(device.thing_name))
+            summary = self._summary_status(device, cores.get(device.thing_name), own or by_fleet.get(device.thing_name))
+            deep = details or summary.health in ("unhealthy", "deployment failed")
+            statuses[device.thing_name] = self.device_status(device) if deep else summary
+        return statuses
+
+    def _thing_arn_of(self, thing: str) -> str:
+        return f"arn:{self.partition}:iot:{self.ctx.region}:{self.ctx.account_id}:thing/{thing}"
+
+    def _summary_status(self, device: Device, core: Mapping[str, Any] | None,
+                        deployment: Mapping[str, Any] | None) -> DeviceStatus:
+        """What one ListCoreDevices entry and the thing's latest deployment say (no per-device call)."""
+        problems: list[str] = []
+        info: dict[str, Any] = {"target": TARGET, "thing_name": device.thing_name, "summary_only": True}
+        words: list[tuple[int, str]] = []
+        if device.details.get("registration") == "incomplete":
+            problems.append("registration incomplete (run register-device again with the same --out)")
+            words.append((0, "incomplete"))
+        if core is None:
+            detail = "never connected to Greengrass"
+            problems.append("the device has never connected (install the nucleus with the bundle's install.sh)")
+            words.append((1, "never connected"))
+        else:
+            reported = core.get("lastStatusUpdateTimestamp")
+            detail = f"{core.get('status')}, reported {_age(reported) or 'at an unknown time'}"
+            info.update(core_status=core.get("status"), health_reported_at=iso_time(reported),
+                        runtime=core.get("runtime"))
+            if core.get("status") != "HEALTHY":
+                problems.append(f"core device reports {core.get('status')} ({_age(reported) or 'time unknown'})")
+                words.append((2, "unhealthy"))
+        status = (deployment or {}).get("deploymentStatus")
+        if deployment is None:
+            status = "none"
+            if core is not None:
+                problems.append(f"never deployed (run `deeplens-cli deploy --device {device.name}`)")
+        elif status in ("FAILED", "CANCELED"):
+            problems.append(f"last deployment is {status}")
+            words.append((3, "deployment failed"))
+        health = min(words)[1] if words else ("not deployed" if problems else "ok")
+        return DeviceStatus(health=health, problems=tuple(problems), health_detail=detail,
+                            last_deployment_id=(deployment or {}).get("deploymentId"),
+                            last_deployment_status=status, details=info)
 
     def device_status(self, device: Device) -> DeviceStatus:
         """Certificate, core device health (with when it was reported: it can be stale), our component's state

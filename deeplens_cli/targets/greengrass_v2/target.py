@@ -22,12 +22,13 @@ if TYPE_CHECKING:
 from deeplens_cli.targets.greengrass_v2.deploy import Deploying
 from deeplens_cli.targets.greengrass_v2.destroy import Destroying
 from deeplens_cli.targets.greengrass_v2.fleet import Fleets
+from deeplens_cli.targets.greengrass_v2.provisioning import ClaimProvisioning
 from deeplens_cli.targets.greengrass_v2.publish import Publishing
 from deeplens_cli.targets.greengrass_v2.register import Registration
 from deeplens_cli.targets.greengrass_v2.status import Reporting
 
 
-class GreengrassV2Target(Registration, Publishing, Deploying, Fleets, Reporting, Destroying):
+class GreengrassV2Target(Registration, Publishing, Deploying, Fleets, ClaimProvisioning, Reporting, Destroying):
     """Greengrass V2: IoT thing + certificate + policy per device, one component, thing/thing-group deployments."""
 
     name = TARGET
@@ -60,6 +61,6 @@ class GreengrassV2Target(Registration, Publishing, Deploying, Fleets, Reporting,
 
     def list_devices(self) -> list[Device]:
         things = collect(self.ctx.client("iot"), "list_things", "things", attributeName=TARGET_ATTRIBUTE,
-                         attributeValue=TARGET)
+                         attributeValue=TARGET, PaginationConfig={"PageSize": device_iot.LIST_THINGS_PAGE})
         return sorted((device_iot.device_from_thing(thing, TARGET) for thing in things), key=lambda d: d.name)
 

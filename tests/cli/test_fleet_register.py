@@ -1,0 +1,90 @@
+"""register-device for many cameras in one run: repeated --name or --names-file, one bundle folder per device,
+the reads every device shares made once, and a total cost linear in the number of devices (the N-th device
+costs what the first one did: no listing of every thing)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import deeplens_cli.aws as aws_module
+from deeplens_cli.devices import read_names
+from deeplens_cli.errors import ConfigError
+
+try:
+    from tests.cli.fake_greengrassv2 import v2_account  # noqa: F401 - a fixture
+except ImportError:
+    from fake_greengrassv2 import v2_account  # noqa: F401
+
+ENV = {"DEEPLENS_BUCKET": "deeplens-test-face-crops"}
+SHARED_READS = {"DescribeRoleAlias", "DescribeEndpoint", "DescribeThingGroup"}
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """Every AWS call any context makes during the test (the CLI makes its own contexts)."""
+    calls: list[str] = []
+    original = aws_module.CallRecorder.__call__
+
+    def record(self, model=None, **kwargs):
+        if model is not None:
+            calls.append(model.name)
+        return original(self, model, **kwargs)
+
+    monkeypatch.setattr(aws_module.CallRecorder, "__call__", record)
+    return calls
+
+
+def register(run_cli, *args):
+    result = run_cli("--output", "json", "register-device", *args, env=ENV)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def test_many_names_give_one_bundle_folder_each(v2_account, run_cli, tmp_path):
+    (tmp_path / "names.txt").write_text("# store 12\nCam3\n\nCam4\n")
+
+    document = register(run_cli, "--name", "Cam1", "--name", "Cam2", "--names-file", "names.txt", "--out", "bundles",
+                        "--fleet", "Lobby")
+
+    assert [d["name"] for d in document["devices"]] == ["Cam1", "Cam2", "Cam3", "Cam4"]
+    for name in ("Cam1", "Cam2", "Cam3", "Cam4"):
+        assert (tmp_path / "bundles" / name / "config.yaml").exists()
+        assert oct((tmp_path / "bundles" / name / "private.pem.key").stat().st_mode & 0o777) == "0o600"
+    members = v2_account.client("iot").list_things_in_thing_group(thingGroupName="Lobby")["things"]
+    assert sorted(members) == [f"deeplens-Cam{n}" for n in (1, 2, 3, 4)]
+
+
+def test_the_shared_reads_are_made_once_and_each_device_costs_the_same(v2_account, run_cli, recorded):
+    register(run_cli, "--name", "Cam1", "--fleet", "Lobby", "--out", "one")
+    one = list(recorded)
+    recorded.clear()
+    register(run_cli, *[arg for n in range(2, 12) for arg in ("--name", f"Cam{n}")], "--fleet", "Lobby",
+             "--out", "many")
+    ten = list(recorded)
+
+    assert "ListThings" not in one + ten
+    for shared in ("DescribeRoleAlias", "DescribeEndpoint"):
+        assert ten.count(shared) == one.count(shared)  # once per run, not per device
+    per_device = [op for op in one if op not in SHARED_READS and op != "GetCallerIdentity"]
+    assert len([op for op in ten if op not in SHARED_READS and op != "GetCallerIdentity"]) <= 10 * len(per_device)
+
+
+def test_the_hundredth_device_costs_what_the_first_did(v2_account, run_cli, recorded):
+    register(run_cli, "--name", "First", "--out", "first")
+    first = len(recorded)
+    register(run_cli, *[arg for n in range(60) for arg in ("--name", f"Bulk{n}")], "--out", "bulk")
+    recorded.clear()
+    register(run_cli, "--name", "Last", "--out", "last")
+
+    assert len(recorded) == first
+
+
+def test_names_are_checked_before_anything_is_created():
+    with pytest.raises(ConfigError, match="given twice: Cam1"):
+        read_names(["Cam1", "Cam1"], None)
+    with pytest.raises(ConfigError, match="not a valid device name"):
+        read_names(["Cam 1"], None)
+    with pytest.raises(ConfigError, match="no device name"):
+        read_names([], None)
