@@ -84,6 +84,8 @@ class Reporting:
             reported = core.get("lastStatusUpdateTimestamp")
             detail = f"{core.get('status')}, reported {_age(reported) or 'at an unknown time'}"
             info.update(core_status=core.get("status"), health_reported_at=iso_time(reported),
+                        health_caveat=f"Greengrass V2 health is what the core last reported and can be stale: "
+                                      f"{STALE_HEALTH_NOTE}",
                         runtime=core.get("runtime"))
             if core.get("status") != "HEALTHY":
                 problems.append(f"core device reports {core.get('status')} ({_age(reported) or 'time unknown'})")
