@@ -32,11 +32,11 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from deeplens_cli.simulator.greengrassv2_core_devices import SimulatedCore, check_bundle, page_of
 from deeplens_cli.simulator.greengrassv2_http import (  # noqa: F401 - ApiError, ModelCheck: public here too
     ApiError,
     HttpFront,
@@ -48,31 +48,6 @@ from deeplens_cli.simulator.greengrassv2_http import (  # noqa: F401 - ApiError,
 ACCOUNT = "123456789012"
 FINAL_OK = ("COMPLETED", "SUCCEEDED")
 FINAL = ("COMPLETED", "SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED", "REJECTED")
-
-
-@dataclass
-class SimulatedCore:
-    """A core device as the cloud sees it, and how it reacts to deployments.
-
-    behaviour: "healthy" (downloads artifacts, checks digests, runs the components), "fail" (reports `failure`),
-    "reject", "offline" (never picks the deployment up), "timeout" (the IoT job times out) or "external" (a
-    simulated nucleus elsewhere takes the deployment and reports its progress itself).
-    """
-
-    thing: str
-    nucleus_version: str = "2.14.3"
-    runtime: str = "aws_nucleus_classic"
-    architecture: str = "aarch64"
-    behaviour: str = "healthy"
-    failure: dict[str, Any] = field(default_factory=lambda: {
-        "reason": "COMPONENT_BROKEN: FAILED_ROLLBACK_COMPLETE: com.deeplens.FaceCrops is broken",
-        "errorStack": ["DEPLOYMENT_FAILURE", "COMPONENT_UPDATE_ERROR", "COMPONENT_BROKEN"],
-        "errorTypes": ["COMPONENT_ERROR"]})
-    component_state: str = "RUNNING"  # lifecycle state a healthy core reports for deployed components
-    polls_until_done: int = 2  # ListEffectiveDeployments calls that still see the deployment pending
-    status: str = "HEALTHY"
-    last_status: float = field(default_factory=time.time)
-    installed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class FakeGreengrassV2(HttpFront):
@@ -97,7 +72,7 @@ class FakeGreengrassV2(HttpFront):
     def connect_core(self, thing: str, bundle: str | Path | None = None, **options: Any) -> SimulatedCore:
         """The nucleus' first connection. With `bundle`, check it the way the device would fail to connect."""
         if bundle is not None:
-            self._check_bundle(thing, Path(bundle))
+            check_bundle(self.iot, self.region, thing, Path(bundle))
         with self.lock:
             core = SimulatedCore(thing=thing, **options)
             self.cores[thing] = core
@@ -154,26 +129,6 @@ class FakeGreengrassV2(HttpFront):
         return [c for c in self.calls if c.startswith(prefix)]
 
     # -- bundle check (what the device would need to connect) -------------------------------------------------
-
-    def _check_bundle(self, thing: str, bundle: Path) -> None:
-        import yaml
-
-        config = yaml.safe_load((bundle / "config.yaml").read_text())
-        assert config["system"]["thingName"] == thing, "config.yaml names another thing"
-        nucleus = config["services"]["aws.greengrass.Nucleus"]["configuration"]
-        assert nucleus["awsRegion"] == self.region
-        # moto invents a new endpoint prefix on every DescribeEndpoint call, so check the endpoint kinds
-        assert re.fullmatch(rf"[a-z0-9]+-ats\.iot\.{self.region}\.amazonaws\.com", nucleus["iotDataEndpoint"])
-        assert re.fullmatch(rf"[a-z0-9]+\.credentials\.iot\.{self.region}\.amazonaws\.com", nucleus["iotCredEndpoint"])
-        self.iot.describe_role_alias(roleAlias=nucleus["iotRoleAlias"])  # raises when missing
-        certificate = (bundle / "device.pem.crt").read_text()
-        principals = self.iot.list_thing_principals(thingName=thing)["principals"]
-        active = []
-        for principal in principals:
-            described = self.iot.describe_certificate(certificateId=principal.rsplit("/", 1)[-1])["certificateDescription"]
-            if described["status"] == "ACTIVE":
-                active.append(described["certificatePem"])
-        assert certificate in active, "the bundle's certificate is not an active certificate of the thing"
 
     # -- components -------------------------------------------------------------------------------------------
 
@@ -361,7 +316,7 @@ class FakeGreengrassV2(HttpFront):
                  and (query.get("historyFilter", "LATEST_ONLY") == "ALL" or d["isLatestForTarget"])]
         keys = ("targetArn", "revisionId", "deploymentId", "deploymentName", "creationTimestamp", "deploymentStatus",
                 "isLatestForTarget")
-        page, token = _page(found, query, limit=100)
+        page, token = page_of(found, query, limit=100)
         answer: dict[str, Any] = {"deployments": [{k: d[k] for k in keys} for d in page]}
         if token:
             answer["nextToken"] = token
@@ -419,7 +374,7 @@ class FakeGreengrassV2(HttpFront):
         self._sync_job_executions()
         if query.get("status"):
             things = [t for t in things if self.cores[t].status == query["status"]]
-        page, token = _page(things, query, limit=100)
+        page, token = page_of(things, query, limit=100)
         answer: dict[str, Any] = {"coreDevices": [
             {"coreDeviceThingName": t, "status": self.cores[t].status, "lastStatusUpdateTimestamp": self.cores[t].last_status,
              "platform": "linux", "architecture": "aarch64", "runtime": self.cores[t].runtime} for t in page]}
@@ -524,18 +479,6 @@ class FakeGreengrassV2(HttpFront):
                         100.0 * len(failed) / len(done) >= criterion["thresholdPercentage"]:
                     self.cancel_deployment(deployment["deploymentId"], {}, {})
                     break
-
-
-def _page(items: list[Any], query: dict[str, str], limit: int) -> tuple[list[Any], str | None]:
-    """One page as the service pages: `maxResults` (at most `limit`, the model's maximum; the service default is
-    the maximum too) from the offset in `nextToken`, and the token of the next page when there is one."""
-    size = int(query.get("maxResults") or limit)
-    if not 1 <= size <= limit:
-        raise ApiError(400, "ValidationException", f"maxResults must be between 1 and {limit}")
-    start = int(query.get("nextToken") or 0)
-    end = start + size
-    return items[start:end], (str(end) if end < len(items) else None)
-
 
 
 GreengrassV2ControlPlane = FakeGreengrassV2  # the product's name for it (the tests' older name stays)
