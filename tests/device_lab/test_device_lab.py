@@ -185,10 +185,20 @@ def builds(lab_prerequisites: None) -> Builds:
     return started
 
 
+def unmount_leftovers(folder: Path) -> None:
+    """A run that was killed mid-way (Ctrl-C, a CI time-out) leaves /proc and /dev/shm mounted inside its root
+    file system, and the folder then cannot be removed: unmount whatever is mounted below it, deepest first."""
+    points = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((p for p in points if p.startswith(f"{folder}/")), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=True)
+
+
 @pytest.fixture(scope="module", params=ROOT_FILE_SYSTEMS, ids=lambda spec: spec.name)
 def lab(request: pytest.FixtureRequest, builds: Builds, lab_cloud: LabCloud, lab_clips: LabClips) -> Iterator[LabRun]:
     work = CACHE_DIR / "runs" / request.param.name  # the last run's logs stay here for reading
-    shutil.rmtree(work, ignore_errors=True)
+    unmount_leftovers(work)
+    if work.exists():
+        shutil.rmtree(work)
     work.mkdir(parents=True)
     yield from _lab(request.param, lab_cloud, lab_clips, work, builds)
 
