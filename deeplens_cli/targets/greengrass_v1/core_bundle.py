@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from deeplens_cli.errors import ConfigError
 from deeplens_cli.targets import bundle
 from deeplens_cli.targets.registration import Certificate
 
@@ -30,7 +29,9 @@ def certificate_in_bundle(out_dir: Path, thing: str, certificates: list[Certific
         certificate = next((c for c in certificates if c.id == certificate_id), None) or describe(certificate_id)
         if certificate is None:
             return None, None
-        if (out_dir / "certs" / f"{certificate_id[:10]}.private.key").exists():
+        key_file = out_dir / "certs" / f"{certificate_id[:10]}.private.key"
+        bundle.discard_broken_key(key_file)  # a kill between creating the key file and writing it
+        if key_file.exists():
             return certificate, None
         return None, certificate
     certs_dir = out_dir / "certs"
@@ -38,7 +39,7 @@ def certificate_in_bundle(out_dir: Path, thing: str, certificates: list[Certific
         return None, None
     for cert_file in sorted(certs_dir.glob("*.cert.pem")):
         key_file = cert_file.with_name(cert_file.name.replace(".cert.pem", ".private.key"))
-        if not key_file.exists():
+        if not bundle.holds_private_key(key_file):
             continue
         pem = cert_file.read_text(encoding="utf-8").strip()
         for certificate in certificates:
@@ -47,20 +48,17 @@ def certificate_in_bundle(out_dir: Path, thing: str, certificates: list[Certific
     return None, None
 
 
+BUNDLE_NAMES = (bundle.MANIFEST, "certs", "config", "README.txt")
+
+
 def check_bundle_folder(out_dir: Path, thing: str) -> None:
     """An existing, non-empty --out is accepted only when it is this device's own bundle from an interrupted
-    registration (its manifest names the thing); anything else may hold another device's key."""
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir} is a file", "choose a folder for the device bundle")
-    if not any(out_dir.iterdir()):
-        return
-    manifest = bundle.read_manifest(out_dir)
-    if manifest is None or manifest.get("thing_name") != thing:
-        owner = f"thing {manifest.get('thing_name')}" if manifest else "something else"
-        raise ConfigError(f"--out {out_dir} already holds files of {owner}",
-                          "a bundle holds a private key issued only once: choose another --out or move the old one")
+    registration (its manifest names the thing, and it holds nothing but bundle files): checked on every
+    attempt, as anything else may hold another device's key or the user's own files."""
+    manifest = bundle.read_manifest(out_dir) if out_dir.is_dir() else None
+    owner = f"thing {manifest.get('thing_name')}" if manifest else None
+    bundle.check_folder(out_dir, BUNDLE_NAMES, manifest is not None and manifest.get("thing_name") == thing, owner)
+    bundle.check_creatable(out_dir)
 
 
 def write_bundle(out_dir: Path, variables: dict[str, Any], thing_arn: str, endpoint: str, region: str) -> dict[str, Any]:

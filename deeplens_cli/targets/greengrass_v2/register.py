@@ -4,12 +4,14 @@ bundle, then the name. Resumable: each step is found again by a re-run after an 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
+from deeplens_cli.targets import bundle as bundle_files
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE
 from deeplens_cli.targets.greengrass_v2.core_bundle import (
@@ -68,6 +70,8 @@ class Registration:
             data_endpoint=iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"],
             credential_endpoint=iot.describe_endpoint(endpointType="iot:CredentialProvider")["endpointAddress"])
 
+        kept, unfinished = self._certificate_in_bundle(Path(out_dir), thing)
+
         # 1. the thing; the device name stays pending until the last step
         if described is None:
             plan.add(device_iot.create_thing_action(
@@ -77,7 +81,6 @@ class Registration:
             plan.add(noop(f"iot-thing/{thing}", "exists (an earlier registration was interrupted)", thing=thing))
 
         # 2. the policy, 3. the fleet
-        kept, unfinished = self._certificate_in_bundle(Path(out_dir))
         plan.add(self._plan_core_policy(name, thing))
         plan.actions.extend(self._plan_orphaned_certificates(name, keep=kept.arn if kept else None))
         if fleet:
@@ -126,16 +129,34 @@ class Registration:
         plan.add(device_iot.record_name_action(thing, name))
         return plan
 
-    def _certificate_in_bundle(self, out_dir: Path) -> tuple[Certificate | None, Certificate | None]:
+    def _certificate_in_bundle(self, out_dir: Path, thing: str) -> tuple[Certificate | None, Certificate | None]:
         """(kept, unfinished): the IoT certificate whose private key the bundle folder already holds (an
         interrupted run), else the certificate whose PEM is there without its key (a run interrupted between the
         two writes: bundle.py writes the certificate first), which is to be retired.
 
-        A key whose certificate IoT does not know is refused rather than overwritten.
+        Checked on every attempt, before anything is created: the folder holds nothing but this device's bundle
+        (its config.yaml names this thing; its certificate is attached to no other thing), so a resumed
+        registration never takes over another device's certificate or writes over the user's files. A key
+        file that holds no key (a kill between creating and writing it) is removed; a key whose certificate
+        IoT does not know is refused rather than overwritten.
         """
-        certificate_file, key_file = out_dir / CERTIFICATE_FILE, out_dir / PRIVATE_KEY_FILE
-        pem = certificate_file.read_text() if certificate_file.exists() else ""
-        found = certificate_of_pem(self.ctx.client("iot"), pem) if pem.strip() else None
+        iot = self.ctx.client("iot")
+        certificate_file, key_file, config_file = (out_dir / CERTIFICATE_FILE, out_dir / PRIVATE_KEY_FILE,
+                                                   out_dir / "config.yaml")
+        is_folder = out_dir.is_dir()
+        pem = certificate_file.read_text() if is_folder and certificate_file.is_file() else ""
+        found = certificate_of_pem(iot, pem) if pem.strip() else None
+        owners = [t for t in collect(iot, "list_principal_things", "things", principal=found.arn)
+                  if t != thing] if found else []
+        config = config_file.read_text(encoding="utf-8", errors="replace") if is_folder and config_file.is_file() else None
+        names_thing = f"thingName: {json.dumps(thing)}" in config if config is not None else \
+            not (is_folder and (out_dir / "README.md").exists())
+        belongs = names_thing and not owners
+        owner = f"thing {owners[0]}" if owners else None
+        bundle_files.check_folder(out_dir, (CERTIFICATE_FILE, PRIVATE_KEY_FILE, "AmazonRootCA1.pem", *DERIVED_FILES),
+                                  belongs, owner)
+        bundle_files.check_creatable(out_dir)
+        bundle_files.discard_broken_key(key_file)
         if not key_file.exists():
             return None, found
         if found is None:
