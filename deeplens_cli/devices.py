@@ -44,6 +44,15 @@ def register_device(app: App, name: str, out_dir: str | None, target: str | None
 
     known = all_devices(app.ctx, app.settings, app.reporter)
     existing = [d for d in known if d.name == name]
+    if existing and fleet and existing[0].target == target:
+        # An existing device plus --fleet joins the fleet (its certificate and bundle are left as they are).
+        plan = make_target(target, app.ctx, app.settings).plan_join_fleet(existing[0], fleet)
+        run = run_plan(app, plan, dry_run)
+        if app.reporter.json:
+            emit_plan_run(app, run, bundle=None)
+        elif not dry_run:
+            app.reporter.line(f"device '{name}' is in fleet {fleet}")
+        return
     if existing:
         device = existing[0]
         message = f"device '{name}' is already registered ({device.target}, thing {device.thing_name}); nothing to do"

@@ -178,3 +178,24 @@ def test_a_resume_replaces_a_zero_byte_private_key(cli: Cli, target: str) -> Non
     assert keys and all("PRIVATE KEY-----" in k.read_text() for k in keys)
     assert all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in keys)
     assert len(active_certificates()) == 1
+
+
+# ---------------------------------------------------------------------------------------------- item 7
+
+
+def test_an_existing_device_plus_fleet_joins_the_fleet(cli: Cli) -> None:
+    """It printed "nothing to do" and stayed outside the group, so `deploy --fleet` found no such group."""
+    cli.ok("register-roles")
+    own = cli.tmp_path / "devices" / "Cam1"
+    cli.ok("register-device", "--name", "Cam1", "--greengrass", "v2", "--out", str(own))
+    certificates = things_of_certificates()
+    bundle = snapshot_folder(own)
+
+    cli.ok("register-device", "--name", "Cam1", "--greengrass", "v2", "--fleet", "Lobby", "--out", str(own))
+    thing = next(t["thingName"] for t in iot().list_things()["things"])
+    assert [g["groupName"] for g in iot().list_thing_groups_for_thing(thingName=thing)["thingGroups"]] == ["Lobby"]
+    assert things_of_certificates() == certificates and snapshot_folder(own) == bundle  # nothing else changed
+
+    mutations = len(cli.faults.mutating_attempts)
+    cli.ok("register-device", "--name", "Cam1", "--greengrass", "v2", "--fleet", "Lobby")
+    assert len(cli.faults.mutating_attempts) == mutations  # a member already: nothing to do

@@ -13,7 +13,7 @@ from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
 from deeplens_cli.targets import bundle as bundle_files
 from deeplens_cli.targets import iot as device_iot
-from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE
+from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, Device
 from deeplens_cli.targets.greengrass_v2.core_bundle import (
     CERTIFICATE_FILE,
     DERIVED_FILES,
@@ -119,15 +119,27 @@ class Registration:
 
         # 5. fleet membership, 6. the name: registration complete
         if fleet:
-            groups = collect(iot, "list_thing_groups_for_thing", "thingGroups", thingName=thing) if described else []
-            if fleet in [g.get("groupName") for g in groups]:
-                plan.add(noop(f"iot-thing-group-member/{fleet}/{thing}", "already a member"))
-            else:
-                plan.add(Action(f"iot-thing-group-member/{fleet}/{thing}", "create", f"add {thing} to fleet {fleet}", (
-                    ApiCall("iot", "add_thing_to_thing_group", {"thingGroupName": fleet, "thingName": thing}),
-                )))
+            plan.add(self._plan_fleet_membership(fleet, thing, described is not None))
         plan.add(device_iot.record_name_action(thing, name))
         return plan
+
+    def plan_join_fleet(self, device: Device, fleet: str) -> Plan:
+        """An already registered device plus --fleet: the fleet (created when missing) and its membership -
+        nothing else; its certificate and bundle stay as they are."""
+        plan = Plan(f"add {device.name} to fleet {fleet} (Greengrass V2)")
+        plan.add(self._plan_thing_group(fleet))
+        plan.add(self._plan_fleet_membership(fleet, device.thing_name, True))
+        return plan
+
+    def _plan_fleet_membership(self, fleet: str, thing: str, thing_exists: bool) -> Action:
+        iot = self.ctx.client("iot")
+        groups = collect(iot, "list_thing_groups_for_thing", "thingGroups", thingName=thing) if thing_exists else []
+        resource = f"iot-thing-group-member/{fleet}/{thing}"
+        if fleet in [g.get("groupName") for g in groups]:
+            return noop(resource, "already a member")
+        return Action(resource, "create", f"add {thing} to fleet {fleet}", (
+            ApiCall("iot", "add_thing_to_thing_group", {"thingGroupName": fleet, "thingName": thing}),
+        ))
 
     def _certificate_in_bundle(self, out_dir: Path, thing: str) -> tuple[Certificate | None, Certificate | None]:
         """(kept, unfinished): the IoT certificate whose private key the bundle folder already holds (an
