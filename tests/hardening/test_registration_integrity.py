@@ -199,3 +199,21 @@ def test_an_existing_device_plus_fleet_joins_the_fleet(cli: Cli) -> None:
     mutations = len(cli.faults.mutating_attempts)
     cli.ok("register-device", "--name", "Cam1", "--greengrass", "v2", "--fleet", "Lobby")
     assert len(cli.faults.mutating_attempts) == mutations  # a member already: nothing to do
+
+
+# ---------------------------------------------------------------------------------------------- item 5
+
+
+def test_destroy_with_an_unreachable_greengrass_v2_endpoint_is_an_error(cli: Cli) -> None:
+    """A connection error was read as "Greengrass V2 is not here" and destroy said there was nothing to do."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    cli.ok("register-roles")
+    result = cli.run_cli("destroy", "--yes", env={**ENV, "AWS_ENDPOINT_URL_GREENGRASSV2": f"http://127.0.0.1:{closed}",
+                                                    "DEEPLENS_AWS__MAX_ATTEMPTS": "1"})
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert error_lines(result.stderr) == 1 and "Traceback" not in result.stderr
+    assert f"127.0.0.1:{closed}" in result.stderr and "nothing to do" not in result.stdout + result.stderr
