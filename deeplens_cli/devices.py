@@ -143,9 +143,12 @@ PENDING_STATES = {"InProgress", "Building", "QUEUED", "IN_PROGRESS"}  # Greengra
 
 
 def _wait_for_pending(app: App, target: Any, device: Device, plan: Plan, timeout_s: float) -> DeploymentOutcome | None:
-    status = target.device_status(device)
-    state = status.last_deployment_status
-    deployment_id = status.last_deployment_id
+    if plan.known.get("pending_deployment_state"):  # read while planning (V2: the device has not finished it)
+        state, deployment_id = plan.known["pending_deployment_state"], plan.known.get("deployment_id")
+    else:
+        status = target.device_status(device)
+        state = status.last_deployment_status
+        deployment_id = status.last_deployment_id
     if not deployment_id or state not in PENDING_STATES:
         return None
     app.reporter.progress(f"nothing to change, but deployment {deployment_id} is still {state}: waiting for it")
