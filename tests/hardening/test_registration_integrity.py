@@ -217,3 +217,28 @@ def test_destroy_with_an_unreachable_greengrass_v2_endpoint_is_an_error(cli: Cli
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert error_lines(result.stderr) == 1 and "Traceback" not in result.stderr
     assert f"127.0.0.1:{closed}" in result.stderr and "nothing to do" not in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------------------------- item 6
+
+
+@pytest.mark.parametrize("template", ["{month}/{n:d}.jpg", "{n}_{hour:s}.jpg", "{n}/{day!z}.jpg"])
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_key_template_the_device_cannot_format_is_refused_at_publish(cli: Cli, target: str, template: str) -> None:
+    """The device formats its keys with edge_function/keys.py; a template it cannot format used to publish and
+    deploy fine, and the device then restart-looped uploading nothing."""
+    (cli.tmp_path / "deeplens.yaml").write_text(f"key_template: '{template}'\n")
+    result = cli("publish", "--greengrass", target)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert error_lines(result.stderr) == 1 and "cannot be formatted on the device" in result.stderr
+    assert cli.faults.mutating_attempts == []
+
+
+def test_the_default_key_template_passes_the_check() -> None:
+    from deeplens_cli.config import Settings, defaults
+    from deeplens_cli.targets.key_template import check_key_template
+    from edge_function.keys import DEFAULT_TEMPLATE
+
+    settings = Settings(values=defaults())
+    assert DEFAULT_TEMPLATE.startswith("{prefix}/")
+    assert check_key_template(settings).startswith(settings["prefix"].rstrip("/") + "/")
