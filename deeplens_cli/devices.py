@@ -19,6 +19,7 @@ from deeplens_cli.errors import ConfigError, DeeplensError, DeploymentFailed, De
 from deeplens_cli.pipeline import emit_plan_run, run_plan
 from deeplens_cli.plan import Plan
 from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device, DeviceStatus
+from deeplens_cli.targets.registration import registration_lock
 from deeplens_cli.targets.registry import (
     TARGET_NAMES,
     all_devices,
@@ -42,6 +43,12 @@ def register_device(app: App, name: str, out_dir: str | None, target: str | None
         raise ConfigError(f"--fleet needs --greengrass {fleet_target_name()}",
                           "IoT thing-group rollouts are a Greengrass V2 feature")
 
+    # One registration of a name at a time: the second of two concurrent runs waits, then finds it registered.
+    with registration_lock(app.ctx.account_id, app.ctx.region, name, app.reporter.progress):
+        _register_device(app, name, out_dir, target, fleet, dry_run)
+
+
+def _register_device(app: App, name: str, out_dir: str | None, target: str, fleet: str | None, dry_run: bool) -> None:
     known = all_devices(app.ctx, app.settings, app.reporter)
     existing = [d for d in known if d.name == name]
     if existing and fleet and existing[0].target == target:

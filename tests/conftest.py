@@ -296,3 +296,7 @@ def recorded_aws(monkeypatch: pytest.MonkeyPatch) -> AwsCallLog:
 
     monkeypatch.setattr(aws_module, "make_context", make_context)
     return log
+
+
+# The fault-injecting proxy between boto3 and the moto server (tests/support/fault_proxy.py): fixture `fault_proxy`.
+pytest_plugins = ["support.fault_proxy"]

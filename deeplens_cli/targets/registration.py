@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
 
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.plan import Action, ApiCall, LocalStep, Step, noop
@@ -115,3 +119,34 @@ def retire_certificate(iot: Any, certificate: Certificate, reason: str, thing: s
     steps = device_iot.certificate_teardown(certificate.arn, device_iot.attached_policies(iot, certificate.arn),
                                             thing=thing, status=certificate.status)
     return Action(certificate.resource, "delete", reason, steps, details={"certificate_id": certificate.id})
+
+
+@contextmanager
+def registration_lock(account: str, region: str, name: str, on_wait: Callable[[str], Any] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on registering `name` in this account and region, for the whole command.
+
+    Two `register-device --name X` started together (CI jobs on one runner) would otherwise both find nothing
+    and both create a group, a core definition and a certificate. With the lock the second waits, then finds
+    the device registered. The lock is a file in the user's temporary folder (fcntl.flock, released by the
+    kernel when the process ends, even on kill -9); on a system without fcntl (Windows) there is none, and
+    runs on different machines are not serialised (docs/troubleshooting.md, "two registrations at once").
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    folder = Path(tempfile.gettempdir()) / f"deeplens-cli-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"register-{account}-{region}-{name}.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait(f"another register-device --name {name} is running for this account; waiting for it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
