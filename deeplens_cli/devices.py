@@ -90,6 +90,11 @@ def _register_device(app: App, name: str, out_dir: str | None, target: str, flee
 
 def check_bundle_dir(bundle: Path) -> None:
     """Refuse to overwrite an existing bundle, and fail before any AWS call when the folder cannot be written."""
+    try:
+        bundle.exists()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise ConfigError(f"--out {bundle} cannot be created ({exc.strerror or exc})",
+                          "choose a folder you can write to") from exc
     if bundle.exists() and (not bundle.is_dir() or any(bundle.iterdir())):
         raise ConfigError(f"--out {bundle} already exists and is not empty",
                           "a bundle holds a private key issued only once: choose another --out or move the old one")

@@ -69,7 +69,12 @@ def check_folder(out_dir: Path, owns: Iterable[str], belongs: bool, owner: str |
     another tool's config); `belongs` says whether what names the device in the folder (V1 manifest, V2
     config.yaml / certificate) is this device's, `owner` names whom it belongs to otherwise.
     """
-    if not out_dir.exists():
+    try:
+        exists = out_dir.exists()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise ConfigError(f"--out {out_dir} cannot be created ({exc.strerror or exc})",
+                          "choose a folder you can write to") from exc
+    if not exists:
         return
     if not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is a file", "choose a folder for the device bundle")

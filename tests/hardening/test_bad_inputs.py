@@ -72,6 +72,20 @@ TABLE: dict[str, Row] = {
                          r" only once: choose another --out or move the old one\)"),
     "bundle-unwritable": Row("register-device --out cannot be written", 2,
                              r"error: --out \S+ is not writable .+ \(hint: choose a folder you can write to\)"),
+    "bundle-foreign": Row("register-device resumes into a folder that is not this device's bundle (a project, another"
+                          " device's bundle)", 2,
+                          r"error: --out \S+ already holds (files that are not this device's bundle \(.+\)|files of .+)"
+                          r" \(hint: a bundle holds a private key issued only once: choose another --out or move the old"
+                          r" one\)"),
+    "bundle-uncreatable": Row("register-device --out cannot be created although its parent looks writable", 2,
+                              r"error: --out \S+ cannot be created \(.+\) \(hint: choose a folder you can write to\)"),
+    "key-template-unformattable": Row("key_template the device cannot format (a format spec such as {n:d})", 2,
+                                      r"error: key_template '.+' cannot be formatted on the device: .+ \(hint: use the"
+                                      r" placeholders of edge_function/keys\.py without format specs, .+\)"),
+    "destroy-v2-endpoint-unreachable": Row("destroy while the Greengrass V2 endpoint cannot be reached", 1,
+                                           r"error: cannot reach \S+ to remove the Greengrass V2 component and fleets"
+                                           r" \(hint: check the network and AWS_ENDPOINT_URL\[_GREENGRASSV2\], then"
+                                           r" run destroy again \(nothing shared was removed\)\)"),
     "destroy-without-terminal": Row("destroy without --yes in a script (no terminal to ask)", 2,
                                     r"error: destroy needs confirmation and there is no terminal to ask"
                                     r" \(hint: re-run with --yes .+\)"),
@@ -374,6 +388,41 @@ def test_bundle_unwritable(cli: Cli) -> None:
     expect("bundle-unwritable", result.exit_code, result.stderr)
     assert len(cli.mutations) == before  # refused before any change
     assert account_snapshot()["iot"]["things"] == {}
+
+
+def test_bundle_foreign(cli: Cli) -> None:
+    cli.ok("register-roles")
+    cli.faults.fail("greengrass", "AssociateRoleToGroup", "AccessDeniedException", "injected", status=403, times=1)
+    assert cli("register-device", "--name", DEVICE, "--greengrass", "v1", "--out", "first").exit_code == 1
+    project = cli.tmp_path / "myproject"
+    project.mkdir()
+    (project / "README.md").write_text("# mine\n")
+    before = len(cli.mutations)
+    result = cli("register-device", "--name", DEVICE, "--greengrass", "v1", "--out", str(project))
+    expect("bundle-foreign", result.exit_code, result.stderr)
+    assert len(cli.mutations) == before and sorted(os.listdir(project)) == ["README.md"]
+
+
+def test_bundle_uncreatable(cli: Cli) -> None:
+    cli.ok("register-roles")
+    before = len(cli.mutations)
+    result = cli("register-device", "--name", DEVICE, "--greengrass", "v1", "--out", "x" * 300)
+    expect("bundle-uncreatable", result.exit_code, result.stderr)
+    assert len(cli.mutations) == before
+    assert account_snapshot()["iot"]["things"] == {}
+
+
+def test_key_template_unformattable(cli: Cli) -> None:
+    Path("deeplens.yaml").write_text("key_template: '{month}/{n:d}.jpg'\n")
+    result = cli("publish", "--greengrass", "v2")
+    expect("key-template-unformattable", result.exit_code, result.stderr)
+    assert cli.mutations == []
+
+
+def test_destroy_v2_endpoint_unreachable(cli: Cli) -> None:
+    cli.ok("register-roles")
+    result = cli("destroy", "--yes", env={"AWS_ENDPOINT_URL_GREENGRASSV2": f"http://127.0.0.1:{closed_port()}"})
+    expect("destroy-v2-endpoint-unreachable", result.exit_code, result.stderr)
 
 
 def test_destroy_without_terminal(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:

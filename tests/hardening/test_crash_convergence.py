@@ -232,3 +232,79 @@ def test_interruptions_are_counted_on_mutating_calls_only(interrupter: Interrupt
     assert interrupter.seen == ["iam:CreateRole", "iam:AttachRolePolicy"]
     interrupter.steps = ["call:a", "local", "call:b", "call:c"]
     assert interrupter.answer_lost_points() == [1, 3]
+
+
+# ---------------------------------------------------------------------------------------------- network faults
+
+
+@dataclass
+class NetworkConvergence:
+    """The same command through the fault proxy (tests/support/fault_proxy.py) on the session's moto server:
+    one clean run lists the mutating operations; then, in a wiped account each time, one fault on one of them.
+    botocore's retries absorb the fault, or the command fails and a plain re-run finishes the job; either way
+    the account must equal the clean run's."""
+
+    run_cli: Callable[..., Any]
+    proxy: Any
+    monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path
+
+    def snapshot(self) -> dict[str, Any]:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("AWS_ENDPOINT_URL", self.proxy.upstream)  # read moto directly, not through the faults
+            return account_snapshot()
+
+    def run(self, scenario: Scenario, workdir: str) -> tuple[Any, list[str]]:
+        from conftest import reset_moto_server
+
+        from deeplens_cli.aws import is_mutating
+
+        reset_moto_server(self.proxy.upstream)
+        folder = self.tmp_path / workdir
+        folder.mkdir()
+        self.monkeypatch.chdir(folder)
+        env = {**ENV, "DEEPLENS_ENDPOINT_URL": None}
+        for args in scenario.setup:
+            assert self.run_cli("--endpoint-url", self.proxy.url, *args, env=env).exit_code == 0
+        self.proxy.forwarded.clear()
+        return self.run_cli("--endpoint-url", self.proxy.url, *scenario.command, env=env), [
+            key for key in self.proxy.forwarded if is_mutating(key.split(":", 1)[1])]
+
+    def failures(self, scenario: Scenario, fault: str) -> tuple[int, list[str]]:
+        clean, operations = self.run(scenario, "clean")
+        assert clean.exit_code == 0, clean.stderr
+        expected = self.snapshot()
+        found = []
+        for operation in operations:
+            service, name = operation.split(":", 1)
+            self.proxy.clear()
+            getattr(self.proxy, fault)(service, name, times=1)
+            self.proxy.injected.clear()
+            first, _ = self.run(scenario, f"{fault}-{name}")
+            self.proxy.clear()
+            where = f"{fault} on {operation}"
+            assert self.proxy.injected == [(fault, operation)], where  # the fault really happened, once
+            if first.exit_code != 0:
+                again = self.run_cli("--endpoint-url", self.proxy.url, *scenario.command, env=ENV)
+                if again.exit_code != 0:
+                    found.append(f"{where}: the re-run failed with exit {again.exit_code}: {again.stderr.strip()[-200:]}")
+                    continue
+            want = with_lost_certificate(expected) if fault == "lose_answer" and operation == LOST_KEY_CALL else expected
+            found += [f"{where}: {difference}" for difference in differences(self.snapshot(), want)]
+        return len(operations), found
+
+
+@pytest.fixture
+def network_convergence(run_cli: Callable[..., Any], fault_proxy: Any, monkeypatch: pytest.MonkeyPatch,
+                        tmp_path: Path) -> NetworkConvergence:
+    return NetworkConvergence(run_cli, fault_proxy, monkeypatch, tmp_path)
+
+
+@pytest.mark.parametrize("fault", ["lose_answer", "reset", "throttle"])
+@pytest.mark.parametrize("name", ["register-device-v1", "register-device-v2"])
+def test_a_network_fault_on_any_mutating_call_converges(network_convergence: NetworkConvergence, name: str,
+                                                          fault: str) -> None:
+    """Lost answers (the request was carried out), resets (it was not) and throttling, one call at a time."""
+    tried, failures = network_convergence.failures(SCENARIOS[name], fault)
+    assert tried > 1
+    assert not failures, f"{len(failures)} of {tried} faults do not converge:\n" + "\n".join(failures)

@@ -55,7 +55,7 @@ def check_bundle_folder(out_dir: Path, thing: str) -> None:
     """An existing, non-empty --out is accepted only when it is this device's own bundle from an interrupted
     registration (its manifest names the thing, and it holds nothing but bundle files): checked on every
     attempt, as anything else may hold another device's key or the user's own files."""
-    manifest = bundle.read_manifest(out_dir) if out_dir.is_dir() else None
+    manifest = bundle.read_manifest(out_dir)
     owner = f"thing {manifest.get('thing_name')}" if manifest else None
     bundle.check_folder(out_dir, BUNDLE_NAMES, manifest is not None and manifest.get("thing_name") == thing, owner)
     bundle.check_creatable(out_dir)

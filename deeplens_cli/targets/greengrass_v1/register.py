@@ -20,7 +20,7 @@ from deeplens_cli.targets.greengrass_v1.core_bundle import (
     complete_bundle,
     write_bundle,
 )
-from deeplens_cli.targets.greengrass_v1.groups import by_id
+from deeplens_cli.targets.greengrass_v1.groups import by_id, converge_by_name
 from deeplens_cli.targets.greengrass_v1.naming import (
     TARGET,
     core_policy,
@@ -116,7 +116,8 @@ class Registration:
         if existing_core is None:
             plan.add(Action(f"greengrass-core-definition/{core_name}", "create", "the core: thing + certificate", (
                 ApiCall("greengrass", "create_core_definition", {"Name": core_name, "InitialVersion": {"Cores": cores}},
-                        outputs={"core_version_arn": "LatestVersionArn"}),
+                        outputs={"core_version_arn": "LatestVersionArn", "core_definition_id": "Id"}),
+                self._converge_step("cores", core_name, "core_definition_id"),
             )))
         elif kept and current_cores is not None and by_id(current_cores) == by_id(cores):
             plan.known["core_version_arn"] = existing_core["LatestVersionArn"]
@@ -137,6 +138,7 @@ class Registration:
                 ApiCall("greengrass", "create_group",
                         {"Name": group_name, "InitialVersion": {"CoreDefinitionVersionArn": Ref("core_version_arn")}},
                         outputs={"group_id": "Id"}),
+                self._converge_step("groups", group_name, "group_id"),
             )))
         else:
             plan.known["group_id"] = group.id
@@ -171,6 +173,12 @@ class Registration:
         # 7. done: the device name becomes findable
         plan.add(device_iot.record_name_action(thing, name, attributes))
         return plan
+
+    def _converge_step(self, kind: str, name: str, created: str) -> LocalStep:
+        """After a create: one resource of this name, the one the answer named (groups.converge_by_name)."""
+        return LocalStep(f"check that {name} exists once (a retried create can make two)",
+                         lambda variables: {f"{created}_duplicates_removed":
+                                            converge_by_name(self.gg, kind, name, str(variables[created]))})
 
     def _plan_core_policy(self, thing: str, policy: str, group_id: str | None) -> Action:
         account, region = self.ctx.account_id, self.ctx.region

@@ -155,7 +155,10 @@ class Registration:
         iot = self.ctx.client("iot")
         certificate_file, key_file, config_file = (out_dir / CERTIFICATE_FILE, out_dir / PRIVATE_KEY_FILE,
                                                    out_dir / "config.yaml")
-        is_folder = out_dir.is_dir()
+        try:
+            is_folder = out_dir.is_dir()
+        except OSError:  # a name too long for the file system: check_folder says so
+            is_folder = False
         pem = certificate_file.read_text() if is_folder and certificate_file.is_file() else ""
         found = certificate_of_pem(iot, pem) if pem.strip() else None
         owners = [t for t in collect(iot, "list_principal_things", "things", principal=found.arn)
