@@ -299,4 +299,4 @@ def recorded_aws(monkeypatch: pytest.MonkeyPatch) -> AwsCallLog:
 
 
 # The fault-injecting proxy between boto3 and the moto server (tests/support/fault_proxy.py): fixture `fault_proxy`.
-pytest_plugins = ["support.fault_proxy"]
+pytest_plugins = ["support.fault_proxy", "support.moto_csr"]

@@ -1,13 +1,13 @@
 """Writing a device bundle so that an interrupted write can always be resumed, and a key is never exposed.
 
-IoT hands out a certificate's private key exactly once, in the `CreateKeysAndCertificate` response; the bundle
-is the only place it lives afterwards. Both targets therefore write a bundle the same way:
+The device's private key is made on this machine and lives only in its bundle folder, so both targets write a
+bundle the same way:
 
-* the folder is private (0700);
-* first whatever names the certificate (V1: the manifest `deeplens-bundle.json`; V2: the certificate PEM,
-  whose SHA-256 is the certificate id), so a run interrupted before the key is written still tells the next
-  run which certificate was issued for this folder - that one is retired and a new one issued;
-* then the private key, created 0600 from the first byte (O_EXCL: an existing key is never overwritten);
+* the folder is this device's own (`check_folder`, on every attempt) and private (0700);
+* first the private key, before IoT is asked for its certificate: created 0600 from the first byte, complete
+  or absent under its final name (a private temporary file hard-linked into place), never overwritten - so a
+  lost answer leaves a key whose certificate the re-run finds;
+* then what names the certificate (V1: the manifest `deeplens-bundle.json`; V2: the certificate PEM);
 * then the derived, non-secret files, each replaced atomically (a temporary file renamed over it), so a re-run
   that completes an interrupted bundle never leaves a half-written file.
 """

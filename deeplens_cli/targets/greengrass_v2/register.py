@@ -32,9 +32,14 @@ from deeplens_cli.targets.greengrass_v2.naming import (
 from deeplens_cli.targets.iot import NOT_FOUND, PENDING_ATTRIBUTE
 from deeplens_cli.targets.registration import (
     Certificate,
+    certificate_for_key,
     certificate_of_pem,
     certificate_resource,
+    csr_for,
+    duplicates_step,
     issue_certificate_call,
+    key_fingerprint,
+    new_private_key,
     plan_kept_certificate,
     retire_certificate,
     thing_certificates,
@@ -90,15 +95,28 @@ class Registration:
         attached = thing_certificates(iot, thing) if described else []
         root_ca = amazon_root_ca_1()
         if kept is None:
+            folder = Path(out_dir)
+
+            def prepare_key(variables: dict[str, Any]) -> dict[str, Any]:
+                """The key first, on disk (0600), before IoT is asked: no key ever exists only in an answer."""
+                bundle_files.prepare_folder(folder)
+                key_file = folder / PRIVATE_KEY_FILE
+                if not bundle_files.holds_private_key(key_file):
+                    bundle_files.discard_broken_key(key_file)
+                    bundle_files.write_secret(key_file, new_private_key())
+                return {"csr": csr_for(key_file.read_text(encoding="ascii"), thing)}
 
             def write_bundle(variables: dict[str, Any]) -> dict[str, Any]:
-                private_key = variables.pop("private_key")  # kept in memory no longer than needed
-                bundle.write(out_dir, variables["certificate_pem"], private_key, root_ca)
+                bundle.complete(folder, variables["certificate_pem"], root_ca)
                 return {"bundle_dir": out_dir}
 
-            plan.add(Action(f"iot-certificate/{thing}", "create", f"new active certificate; its key goes to {out_dir}", (
-                issue_certificate_call(private_key="keyPair.PrivateKey"),
-                LocalStep(f"write the device bundle to {out_dir} (private key mode 0600)", write_bundle),
+            plan.add(Action(f"iot-certificate/{thing}", "create",
+                            f"key pair made here (its key goes to {out_dir}, 0600) and an active certificate for it", (
+                LocalStep(f"write the device's private key to {out_dir} (mode 0600) and its signing request",
+                          prepare_key),
+                issue_certificate_call(),
+                duplicates_step(iot, folder / PRIVATE_KEY_FILE),
+                LocalStep(f"write the device bundle to {out_dir}", write_bundle),
                 ApiCall("iot", "attach_thing_principal", {"thingName": thing, "principal": Ref("certificate_arn")}),
                 ApiCall("iot", "attach_policy", {"policyName": policy, "target": Ref("certificate_arn")}),
             ), details={"bundle": out_dir, "policy": policy}))
@@ -107,7 +125,7 @@ class Registration:
             folder = Path(out_dir)
             plan.add(plan_kept_certificate(
                 iot, kept, thing, any(c.id == kept.id for c in attached), out_dir,
-                [name for name in DERIVED_FILES if not (folder / name).exists()],
+                [name for name in (CERTIFICATE_FILE, *DERIVED_FILES) if not (folder / name).exists()],
                 lambda variables: bundle.complete(folder, kept.pem, root_ca), policy=policy))
         if unfinished is not None and all(c.id != unfinished.id for c in attached):
             plan.add(retire_certificate(iot, unfinished,
@@ -174,6 +192,21 @@ class Registration:
         bundle_files.discard_broken_key(key_file)
         if not key_file.exists():
             return None, found
+        if found is None and not pem.strip():
+            # The key was written before IoT was asked: the certificate issued for it, if that answer was lost.
+            try:
+                key = key_file.read_text(encoding="ascii")
+                key_fingerprint(key)  # a key this tool can use, else refused below
+                found = certificate_for_key(iot, key, key_file.stat().st_mtime, thing_certificates(iot, thing))
+            except ValueError as exc:  # not a key this tool wrote (nor can use)
+                raise DeeplensError(f"{key_file} holds a private key whose certificate this account does not have",
+                                    "choose another --out, or move that folder away if it belongs to another "
+                                    "device") from exc
+            if found is None:
+                return None, None  # never issued: the key is used for the certificate this run asks for
+            others = [t for t in collect(iot, "list_principal_things", "things", principal=found.arn) if t != thing]
+            if others:
+                bundle_files.check_folder(out_dir, (), False, f"thing {others[0]}")
         if found is None:
             raise DeeplensError(f"{key_file} holds a private key whose certificate this account does not have",
                                 "choose another --out, or move that folder away if it belongs to another device")
