@@ -241,11 +241,9 @@ class NetworkConvergence:
             return account_snapshot()
 
     def run(self, scenario: Scenario, workdir: str) -> tuple[Any, list[str]]:
-        from conftest import reset_moto_server
-
         from deeplens_cli.aws import is_mutating
 
-        reset_moto_server(self.proxy.upstream)
+        self.proxy.reset_upstream()
         folder = self.tmp_path / workdir
         folder.mkdir()
         self.monkeypatch.chdir(folder)

@@ -133,6 +133,19 @@ class FaultProxy:
         with self._lock:
             self.rules.clear()
 
+    def reset_upstream(self) -> None:
+        """Wipe the moto server behind the proxy (its documented /moto-api/reset), for a fresh account."""
+        parts = urlsplit(self.upstream)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        try:
+            connection.request("POST", "/moto-api/reset")
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"moto reset failed: HTTP {response.status}")
+        finally:
+            connection.close()
+
     def _add(self, rule: Rule) -> FaultProxy:
         with self._lock:
             self.rules.append(rule)
