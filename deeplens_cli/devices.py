@@ -19,6 +19,7 @@ from deeplens_cli.errors import ConfigError, DeploymentFailed, DeploymentTimedOu
 from deeplens_cli.pipeline import emit_plan_run, run_plan
 from deeplens_cli.plan import Plan
 from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device
+from deeplens_cli.targets.registration import registration_lock
 from deeplens_cli.targets.registry import (
     TARGET_NAMES,
     all_devices,
@@ -71,7 +72,9 @@ def register_device(app: App, name: str | list[str], out_dir: str | None, target
     targets: dict[str, Any] = {}
     documents = []
     for device_name in names:
-        document = _register_one(app, device_name, folders[device_name], target, fleet, dry_run, targets, single)
+        # One registration of a name at a time: the second of two concurrent runs waits, then finds it registered.
+        with registration_lock(app.ctx.account_id, app.ctx.region, device_name, app.reporter.progress):
+            document = _register_one(app, device_name, folders[device_name], target, fleet, dry_run, targets, single)
         if document is not None:
             documents.append(document)
     if app.reporter.json and not single:
@@ -84,6 +87,16 @@ def _register_one(app: App, name: str, bundle: Path, target: str, fleet: str | N
 
     known = lookup_device(app.ctx, app.settings, name, app.reporter, include_incomplete=True, console_groups=False)
     existing = [d for d in known if d.name == name]
+    if existing and fleet and existing[0].target == target:
+        # An existing device plus --fleet joins the fleet (its certificate and bundle are left as they are).
+        if target not in targets:
+            targets[target] = make_target(target, app.ctx, app.settings)
+        run = run_plan(app, targets[target].plan_join_fleet(existing[0], fleet), dry_run)
+        if app.reporter.json and single:
+            emit_plan_run(app, run, bundle=None)
+        elif not app.reporter.json and not dry_run:
+            app.reporter.line(f"device '{name}' is in fleet {fleet}")
+        return {"name": name, "dry_run": dry_run, "changed": run.changed, "fleet": fleet}
     if existing:
         device = existing[0]
         message = f"device '{name}' is already registered ({device.target}, thing {device.thing_name}); nothing to do"
@@ -137,6 +150,11 @@ def register_claim(app: App, fleet: str | None, out_dir: str | None, target: str
 
 def check_bundle_dir(bundle: Path) -> None:
     """Refuse to overwrite an existing bundle, and fail before any AWS call when the folder cannot be written."""
+    try:
+        bundle.exists()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise ConfigError(f"--out {bundle} cannot be created ({exc.strerror or exc})",
+                          "choose a folder you can write to") from exc
     if bundle.exists() and (not bundle.is_dir() or any(bundle.iterdir())):
         raise ConfigError(f"--out {bundle} already exists and is not empty",
                           "a bundle holds a private key issued only once: choose another --out or move the old one")
@@ -197,9 +215,12 @@ PENDING_STATES = {"InProgress", "Building", "QUEUED", "IN_PROGRESS"}  # Greengra
 
 
 def _wait_for_pending(app: App, target: Any, device: Device, plan: Plan, timeout_s: float) -> DeploymentOutcome | None:
-    status = target.device_status(device)
-    state = status.last_deployment_status
-    deployment_id = status.last_deployment_id
+    if plan.known.get("pending_deployment_state"):  # read while planning (V2: the device has not finished it)
+        state, deployment_id = plan.known["pending_deployment_state"], plan.known.get("deployment_id")
+    else:
+        status = target.device_status(device)
+        state = status.last_deployment_status
+        deployment_id = status.last_deployment_id
     if not deployment_id or state not in PENDING_STATES:
         return None
     app.reporter.progress(f"nothing to change, but deployment {deployment_id} is still {state}: waiting for it")

@@ -317,3 +317,22 @@ def test_the_device_is_found_by_name_among_both_targets(world, run_cli):
     assert "deploy Cam (Greengrass V2)" in found.stdout
     assert unknown.exit_code == 1
     assert "no device named 'Nope'" in unknown.stderr and "Cam" in unknown.stderr
+
+
+@pytest.mark.parametrize("connect", [True, False], ids=["offline", "never-connected"])
+def test_a_deploy_rerun_after_a_timeout_waits_for_the_still_pending_deployment(world, run_cli, connect):
+    """The README: a timed-out deployment stays queued and running deploy again waits for it (as V1 does).
+    It used to say "nothing changed" and exit 0 while the device had not taken the deployment."""
+    if connect:
+        world.register(behaviour="offline")
+    else:
+        world.register(connect=False)
+    first = run_cli("deploy", "--device", "Cam", "--timeout", "1", env=CLI_ENV)
+    assert first.exit_code == 4, first.stderr
+    deployments = set(world.account.gg.deployments)
+
+    again = run_cli("deploy", "--device", "Cam", "--timeout", "1", env=CLI_ENV)
+
+    assert again.exit_code == 4, (again.stdout, again.stderr)
+    assert "nothing changed" not in again.stdout and "did not finish in time" in again.stderr
+    assert set(world.account.gg.deployments) == deployments  # waited for the same one, no new deployment

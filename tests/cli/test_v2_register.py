@@ -307,28 +307,32 @@ def test_a_bundle_key_whose_certificate_is_unknown_is_refused(v2_account, settin
         _register_at_target(v2_account, settings_for, tmp_path / "Cam")
 
 
-def test_an_interruption_between_the_certificate_and_key_writes_is_resumed(v2_account, settings_for, tmp_path,
-                                                                           monkeypatch):
-    from deeplens_cli.targets import bundle
+def test_a_certificate_whose_answer_never_reached_the_bundle_is_found_by_its_key(v2_account, settings_for, tmp_path,
+                                                                                 monkeypatch):
+    """The key is written (0600) before IoT is asked; a run stopped after IoT issued the certificate but before
+    the bundle holds it (a lost answer, a kill) leaves the key, and the re-run finds and uses that certificate:
+    no orphan, no second certificate."""
+    from deeplens_cli.targets.greengrass_v2.core_bundle import CoreBundle
 
-    write_secret = bundle.write_secret
+    complete = CoreBundle.complete
 
-    def interrupted(path, text):
-        monkeypatch.setattr(bundle, "write_secret", write_secret)  # only the first run is interrupted
+    def interrupted(self, folder, certificate_pem, root_ca):
+        monkeypatch.setattr(CoreBundle, "complete", complete)  # only the first run is interrupted
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bundle, "write_secret", interrupted)
+    monkeypatch.setattr(CoreBundle, "complete", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _register_at_target(v2_account, settings_for, tmp_path / "Cam")
     iot = v2_account.client("iot")
-    [unfinished] = iot.list_certificates()["certificates"]
-    assert (tmp_path / "Cam" / "device.pem.crt").exists() and not (tmp_path / "Cam" / "private.pem.key").exists()
+    [issued] = iot.list_certificates()["certificates"]
+    assert (tmp_path / "Cam" / "private.pem.key").exists() and not (tmp_path / "Cam" / "device.pem.crt").exists()
+    assert stat.S_IMODE((tmp_path / "Cam" / "private.pem.key").stat().st_mode) == 0o600
 
     _register_at_target(v2_account, settings_for, tmp_path / "Cam")
 
     [principal] = iot.list_thing_principals(thingName="deeplens-Cam")["principals"]
     certificate = iot.describe_certificate(certificateId=principal.rsplit("/", 1)[-1])["certificateDescription"]
-    assert certificate["certificateId"] != unfinished["certificateId"]
+    assert certificate["certificateId"] == issued["certificateId"] and certificate["status"] == "ACTIVE"
     assert [c["certificateId"] for c in iot.list_certificates()["certificates"]] == [certificate["certificateId"]]
     assert (tmp_path / "Cam" / "device.pem.crt").read_text() == certificate["certificatePem"]
     assert _public_key_of_private(tmp_path / "Cam" / "private.pem.key") == \

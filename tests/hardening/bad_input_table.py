@@ -70,6 +70,20 @@ TABLE: dict[str, Row] = {
                          r" only once: choose another --out or move the old one\)"),
     "bundle-unwritable": Row("register-device --out cannot be written", 2,
                              r"error: --out \S+ is not writable .+ \(hint: choose a folder you can write to\)"),
+    "bundle-foreign": Row("register-device resumes into a folder that is not this device's bundle (a project, another"
+                          " device's bundle)", 2,
+                          r"error: --out \S+ already holds (files that are not this device's bundle \(.+\)|files of .+)"
+                          r" \(hint: a bundle holds a private key issued only once: choose another --out or move the old"
+                          r" one\)"),
+    "bundle-uncreatable": Row("register-device --out cannot be created although its parent looks writable", 2,
+                              r"error: --out \S+ cannot be created \(.+\) \(hint: choose a folder you can write to\)"),
+    "key-template-unformattable": Row("key_template the device cannot format (a format spec such as {n:d})", 2,
+                                      r"error: key_template '.+' cannot be formatted on the device: .+ \(hint: use the"
+                                      r" placeholders of edge_function/keys\.py without format specs, .+\)"),
+    "destroy-v2-endpoint-unreachable": Row("destroy while the Greengrass V2 endpoint cannot be reached", 1,
+                                           r"error: cannot reach \S+ to remove the Greengrass V2 component and fleets"
+                                           r" \(hint: check the network and AWS_ENDPOINT_URL\[_GREENGRASSV2\], then"
+                                           r" run destroy again \(nothing shared was removed\)\)"),
     "destroy-without-terminal": Row("destroy without --yes in a script (no terminal to ask)", 2,
                                     r"error: destroy needs confirmation and there is no terminal to ask"
                                     r" \(hint: re-run with --yes .+\)"),

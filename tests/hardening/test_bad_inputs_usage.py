@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from tests.hardening.bad_input_table import BUCKET, DEVICE, Cli, expect
+from tests.hardening.bad_input_table import BUCKET, DEVICE, Cli, closed_port, expect
 from tests.support.account_snapshot import account_snapshot, differences
 
 # ---------------------------------------------------------------------------------------------- configuration
@@ -78,6 +79,41 @@ def test_bundle_unwritable(cli: Cli) -> None:
     expect("bundle-unwritable", result.exit_code, result.stderr)
     assert len(cli.mutations) == before  # refused before any change
     assert account_snapshot()["iot"]["things"] == {}
+
+
+def test_bundle_foreign(cli: Cli) -> None:
+    cli.ok("register-roles")
+    cli.faults.fail("greengrass", "AssociateRoleToGroup", "AccessDeniedException", "injected", status=403, times=1)
+    assert cli("register-device", "--name", DEVICE, "--greengrass", "v1", "--out", "first").exit_code == 1
+    project = cli.tmp_path / "myproject"
+    project.mkdir()
+    (project / "README.md").write_text("# mine\n")
+    before = len(cli.mutations)
+    result = cli("register-device", "--name", DEVICE, "--greengrass", "v1", "--out", str(project))
+    expect("bundle-foreign", result.exit_code, result.stderr)
+    assert len(cli.mutations) == before and sorted(os.listdir(project)) == ["README.md"]
+
+
+def test_bundle_uncreatable(cli: Cli) -> None:
+    cli.ok("register-roles")
+    before = len(cli.mutations)
+    result = cli("register-device", "--name", DEVICE, "--greengrass", "v1", "--out", "x" * 300)
+    expect("bundle-uncreatable", result.exit_code, result.stderr)
+    assert len(cli.mutations) == before
+    assert account_snapshot()["iot"]["things"] == {}
+
+
+def test_key_template_unformattable(cli: Cli) -> None:
+    Path("deeplens.yaml").write_text("key_template: '{month}/{n:d}.jpg'\n")
+    result = cli("publish", "--greengrass", "v2")
+    expect("key-template-unformattable", result.exit_code, result.stderr)
+    assert cli.mutations == []
+
+
+def test_destroy_v2_endpoint_unreachable(cli: Cli) -> None:
+    cli.ok("register-roles")
+    result = cli("destroy", "--yes", env={"AWS_ENDPOINT_URL_GREENGRASSV2": f"http://127.0.0.1:{closed_port()}"})
+    expect("destroy-v2-endpoint-unreachable", result.exit_code, result.stderr)
 
 
 def test_destroy_without_terminal(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -155,6 +155,7 @@ def _greengrass(gg: Any) -> dict[str, Any]:
             "versions": len(_pages(gg, "list_group_versions", "Versions", GroupId=group_id)),
             "deployments": len(_pages(gg, "list_deployments", "Deployments", GroupId=group_id)),
             "role": (role or {}).get("RoleArn", "").rsplit("/", 1)[-1] or None,
+            "copies": groups.get(group["Name"], {}).get("copies", 0) + 1,  # >1: a duplicate group
         }
     definitions: dict[str, dict[str, int]] = {}
     for kind in _KINDS:

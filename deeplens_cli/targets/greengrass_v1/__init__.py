@@ -22,9 +22,10 @@ named after the thing. So a registration interrupted half way (AccessDenied, Ctr
 next run, which plans only what is missing instead of creating duplicates. A registration is marked complete
 by its last step, which moves the device name from the thing attribute `deeplens_pending` to `deeplens_name`;
 until then `list_devices` shows the device as "<name> (incomplete)" (details: registration, pending_name).
-The bundle folder carries `deeplens-bundle.json` (thing and certificate ids, no secret), written before the key:
-a re-run pointed at the same folder reuses the certificate whose key is there; a re-run pointed elsewhere issues
-a new one and retires the orphaned certificate. A folder holding anything else is never written to. Deploy
+The bundle folder carries `deeplens-bundle.json` (the thing, then the certificate id once issued; no secret),
+written before the key, which is made here before IoT is asked for its certificate: a re-run pointed at the same
+folder reuses the certificate issued for the key there (found by the key when IoT's answer was lost); a re-run
+pointed at an empty folder issues a new one and retires the other. A folder holding anything else is never written to. Deploy
 definitions are found by name the same way, so an interrupted deploy is finished, not duplicated.
 
 Deployment status seam: moto's `GetDeploymentStatus` answers `InProgress` forever, and there is no DeepLens in a

@@ -5,32 +5,52 @@ and certificate (bundle.py), and how a re-run tells which certificate a folder a
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 from deeplens_cli.errors import ConfigError
 from deeplens_cli.targets import bundle
-from deeplens_cli.targets.registration import Certificate
+from deeplens_cli.targets.registration import Certificate, csr_for, new_private_key, public_key_pem
 
 ROOT_CA_URL = "https://www.amazontrust.com/repository/AmazonRootCA1.pem"
 GREENGRASS_ROOT = "/greengrass"  # the Greengrass V1 default; a DeepLens keeps it under /opt/awscam/greengrass
 
 
+PENDING_KEY = "pending.private.key"  # certs/: the key made here, until IoT's certificate for it names the files
+
+
 def certificate_in_bundle(out_dir: Path, thing: str, certificates: list[Certificate],
-                           describe: Callable[[str], Certificate | None]) -> tuple[Certificate | None, Certificate | None]:
+                          describe: Callable[[str], Certificate | None],
+                          find_for_key: Callable[[str, float], Certificate | None] | None = None,
+                          ) -> tuple[Certificate | None, Certificate | None]:
     """(kept, unfinished): the certificate whose private key the bundle folder holds, if IoT still has it; else
     the certificate the folder was made for but whose key never reached it (an interrupted write), to retire.
 
     The manifest names the certificate; a folder without one (older bundles) is matched by its PEM files against
-    the certificates attached to the thing.
+    the certificates attached to the thing. A key made here whose certificate the folder does not name yet
+    (certs/pending.private.key: IoT's answer was lost, or the run stopped before writing it) is matched by
+    `find_for_key(key, written_at)`; none found means the key is used for the certificate this run asks for.
     """
     manifest = bundle.read_manifest(out_dir)
+    pending = out_dir / "certs" / PENDING_KEY
+    bundle.discard_broken_key(pending)
+    if manifest and manifest.get("thing_name") == thing and not manifest.get("certificate_id") and pending.exists():
+        if find_for_key is None:
+            return None, None
+        try:
+            return find_for_key(pending.read_text(encoding="ascii"), pending.stat().st_mtime), None
+        except ValueError as exc:
+            raise ConfigError(f"{pending} is not a private key this tool can use",
+                              "move that folder away, or choose another --out") from exc
     if manifest and manifest.get("thing_name") == thing and manifest.get("certificate_id"):
         certificate_id = str(manifest["certificate_id"])
         certificate = next((c for c in certificates if c.id == certificate_id), None) or describe(certificate_id)
         if certificate is None:
             return None, None
-        if (out_dir / "certs" / f"{certificate_id[:10]}.private.key").exists():
+        key_file = out_dir / "certs" / f"{certificate_id[:10]}.private.key"
+        bundle.discard_broken_key(key_file)  # a kill between creating the key file and writing it
+        if key_file.exists():
             return certificate, None
         return None, certificate
     certs_dir = out_dir / "certs"
@@ -38,7 +58,7 @@ def certificate_in_bundle(out_dir: Path, thing: str, certificates: list[Certific
         return None, None
     for cert_file in sorted(certs_dir.glob("*.cert.pem")):
         key_file = cert_file.with_name(cert_file.name.replace(".cert.pem", ".private.key"))
-        if not key_file.exists():
+        if not bundle.holds_private_key(key_file):
             continue
         pem = cert_file.read_text(encoding="utf-8").strip()
         for certificate in certificates:
@@ -47,44 +67,62 @@ def certificate_in_bundle(out_dir: Path, thing: str, certificates: list[Certific
     return None, None
 
 
+BUNDLE_NAMES = (bundle.MANIFEST, "certs", "config", "README.txt")
+
+
 def check_bundle_folder(out_dir: Path, thing: str) -> None:
     """An existing, non-empty --out is accepted only when it is this device's own bundle from an interrupted
-    registration (its manifest names the thing); anything else may hold another device's key."""
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir} is a file", "choose a folder for the device bundle")
-    if not any(out_dir.iterdir()):
-        return
+    registration (its manifest names the thing, and it holds nothing but bundle files): checked on every
+    attempt, as anything else may hold another device's key or the user's own files."""
     manifest = bundle.read_manifest(out_dir)
-    if manifest is None or manifest.get("thing_name") != thing:
-        owner = f"thing {manifest.get('thing_name')}" if manifest else "something else"
-        raise ConfigError(f"--out {out_dir} already holds files of {owner}",
-                          "a bundle holds a private key issued only once: choose another --out or move the old one")
+    owner = f"thing {manifest.get('thing_name')}" if manifest else None
+    bundle.check_folder(out_dir, BUNDLE_NAMES, manifest is not None and manifest.get("thing_name") == thing, owner)
+    bundle.check_creatable(out_dir)
+
+
+def prepare_key(out_dir: Path, thing_arn: str, region: str) -> str:
+    """Before IoT is asked for a certificate: the manifest naming the thing, then the private key made here
+    (0600, certs/pending.private.key, kept if an earlier run already wrote one); returns the key's CSR."""
+    bundle_dirs(out_dir)
+    if bundle.read_manifest(out_dir) is None:
+        bundle.write_manifest(out_dir, {"thing_arn": thing_arn, "thing_name": thing_arn.rsplit("/", 1)[-1],
+                                        "region": region})
+    pending = out_dir / "certs" / PENDING_KEY
+    if not bundle.holds_private_key(pending):
+        bundle.discard_broken_key(pending)
+        bundle.write_secret(pending, new_private_key())
+    return csr_for(pending.read_text(encoding="ascii"), thing_arn.rsplit("/", 1)[-1])
 
 
 def write_bundle(out_dir: Path, variables: dict[str, Any], thing_arn: str, endpoint: str, region: str) -> dict[str, Any]:
-    """Write the device bundle; the private key is written 0600 and then dropped from the plan variables.
+    """Write the device bundle around the key `prepare_key` made, once IoT issued its certificate.
 
     Layout (a Greengrass V1 core bundle): certs/<id>.cert.pem, certs/<id>.private.key, certs/<id>.public.key,
     config/config.json, README.txt, plus deeplens-bundle.json naming the thing and certificate. The root CA is
     a reference (ROOT_CA_URL): it is public, and fetching it here would mean a download.
-
-    The manifest is written first, so a run interrupted in the middle of this step still tells the next run
-    which certificate the folder was for. Key material is only ever created (O_EXCL, never overwritten); the
-    derived files (config, README, manifest) are replaced when a re-run issues a new certificate.
     """
-    certificate_id = str(variables["certificate_id"])
+    finish_bundle(out_dir, str(variables["certificate_id"]), str(variables["certificate_arn"]),
+                  variables["certificate_pem"], thing_arn, endpoint, region)
+    return {"bundle_dir": str(out_dir)}
+
+
+def finish_bundle(out_dir: Path, certificate_id: str, certificate_arn: str, certificate_pem: str, thing_arn: str,
+                  endpoint: str, region: str) -> None:
+    """The pending key takes the certificate's name (hard link, never overwriting), then the manifest names the
+    certificate, then the derived files. Each step is safe to repeat after an interruption."""
     prefix = certificate_id[:10]
-    key_pair = variables["key_pair"]
     bundle_dirs(out_dir)
+    pending, key_file = out_dir / "certs" / PENDING_KEY, out_dir / "certs" / f"{prefix}.private.key"
+    if bundle.holds_private_key(pending):
+        if not key_file.exists():
+            os.link(pending, key_file)
+        pending.unlink()
     bundle.write_manifest(out_dir, {
         "thing_arn": thing_arn, "thing_name": thing_arn.rsplit("/", 1)[-1], "certificate_id": certificate_id,
-        "certificate_arn": variables["certificate_arn"], "region": region})
-    bundle.write_secret(out_dir / "certs" / f"{prefix}.private.key", key_pair["PrivateKey"])
-    bundle.write_new(out_dir / "certs" / f"{prefix}.public.key", key_pair["PublicKey"], 0o644)
-    complete_bundle(out_dir, certificate_id, variables["certificate_pem"], thing_arn, endpoint, region)
-    return {"key_pair": "<written to the device bundle>", "bundle_dir": str(out_dir)}
+        "certificate_arn": certificate_arn, "region": region})
+    if bundle.holds_private_key(key_file):
+        bundle.replace_file(out_dir / "certs" / f"{prefix}.public.key", public_key_pem(key_file.read_text(encoding="ascii")))
+    complete_bundle(out_dir, certificate_id, certificate_pem, thing_arn, endpoint, region)
 
 
 def complete_bundle(out_dir: Path, certificate_id: str, certificate_pem: str, thing_arn: str, endpoint: str, region: str) -> None:

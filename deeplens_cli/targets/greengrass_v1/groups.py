@@ -109,3 +109,26 @@ class GroupReading:
             if definition.get("Name") == name:
                 return definition
         return None
+
+
+def converge_by_name(gg: Any, kind: str, name: str, created_id: str) -> list[str]:
+    """Delete the other resources named `name` next to the one just created (`created_id`); their ids.
+
+    A create whose answer was lost on the way back (a connection reset after Greengrass carried it out) is sent
+    again by botocore's retry, and Greengrass V1 has no idempotency for it: `AmznClientToken` only correlates
+    requests and responses, and the emulator ignores it. So the first copy is found again by its name, right
+    after the create, and removed - it is brand new, holds nothing else, and no one else creates this device's
+    names while the registration lock is held (registration.registration_lock).
+    """
+    if kind == "groups":
+        listed, delete = collect(gg, "list_groups", "Groups"), lambda i: gg.delete_group(GroupId=i)
+    else:
+        label = DEFINITION_KINDS[kind]
+        listed = collect(gg, f"list_{label.lower()}_definitions", "Definitions")
+        delete = lambda i: getattr(gg, f"delete_{label.lower()}_definition")(**{f"{label}DefinitionId": i})  # noqa: E731
+    removed = []
+    for item in listed:
+        if item.get("Name") == name and item.get("Id") != created_id:
+            maybe(lambda duplicate=item["Id"]: delete(duplicate), NOT_FOUND + ("IdNotFoundException",))
+            removed.append(item["Id"])
+    return removed

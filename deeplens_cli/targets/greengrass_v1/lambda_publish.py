@@ -13,6 +13,7 @@ from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Action, ApiCall, Plan, Ref, Retry, Step, Wait, noop
 from deeplens_cli.targets.artifacts import artifact_bucket, require_bucket, stored_sha256, upload_call
 from deeplens_cli.targets.greengrass_v1.naming import LAMBDA_ROLE
+from deeplens_cli.targets.key_template import check_key_template
 
 if TYPE_CHECKING:
     from deeplens_cli.package import Package
@@ -60,6 +61,7 @@ class LambdaPublishing:
 
     def add_publish_actions(self, plan: Plan) -> PublishedFunction:
         """The function action(s) of a plan; returns the version ARN to pin (a Ref when one is being published)."""
+        check_key_template(self.settings)  # before any AWS call: the device must be able to name its crops
         function_name = self.settings["function.name"]
         package = self.package()
         desired = self.desired_function_configuration(self.role_arn(LAMBDA_ROLE))

@@ -14,13 +14,16 @@ from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
 from deeplens_cli.roles import GROUP_ROLE
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.base import TARGET_ATTRIBUTE
+from deeplens_cli.targets.bundle import MANIFEST, read_manifest
 from deeplens_cli.targets.greengrass_v1.core_bundle import (
+    PENDING_KEY,
     certificate_in_bundle,
     check_bundle_folder,
-    complete_bundle,
+    finish_bundle,
+    prepare_key,
     write_bundle,
 )
-from deeplens_cli.targets.greengrass_v1.groups import by_id
+from deeplens_cli.targets.greengrass_v1.groups import by_id, converge_by_name
 from deeplens_cli.targets.greengrass_v1.naming import (
     TARGET,
     core_policy,
@@ -32,7 +35,9 @@ from deeplens_cli.targets.greengrass_v1.naming import (
 from deeplens_cli.targets.iot import NOT_FOUND
 from deeplens_cli.targets.registration import (
     Certificate,
+    certificate_for_key,
     describe_certificate,
+    duplicates_step,
     issue_certificate_call,
     plan_kept_certificate,
     retire_certificate,
@@ -77,24 +82,32 @@ class Registration:
 
         # 2. the certificate: reuse the one whose key is in the bundle folder, else issue one and write the bundle
         certificates = self._certificates(thing) if described else []
-        kept, unfinished = certificate_in_bundle(Path(out_dir), thing, certificates,
-                                               lambda cid: describe_certificate(self.iot, cid))
+        kept, unfinished = certificate_in_bundle(
+            Path(out_dir), thing, certificates, lambda cid: describe_certificate(self.iot, cid),
+            lambda key, written_at: certificate_for_key(self.iot, key, written_at, certificates))
         if kept:
             plan.known.update(certificate_arn=kept.arn, certificate_id=kept.id)
             attached_policies = set(device_iot.attached_policies(self.iot, kept.arn))
             folder, prefix = Path(out_dir), kept.id[:10]
-            missing = [name for name in (f"certs/{prefix}.cert.pem", "config/config.json", "README.txt")
-                       if not (folder / name).exists()]
+            manifest = read_manifest(folder) or {}
+            missing = [name for name in (f"certs/{prefix}.private.key", f"certs/{prefix}.cert.pem", "config/config.json",
+                                         "README.txt") if not (folder / name).exists()]
+            if manifest.get("certificate_id") != kept.id:
+                missing.append(f"{MANIFEST} (certificate)")
             plan.add(plan_kept_certificate(
                 self.iot, kept, thing, any(c.id == kept.id for c in certificates), f"{out_dir}/", missing,
-                lambda variables: complete_bundle(folder, kept.id, kept.pem, thing_arn, endpoint, region)))
+                lambda variables: finish_bundle(folder, kept.id, kept.arn, kept.pem, thing_arn, endpoint, region)))
         else:
             attached_policies = set()
-            write = LocalStep(f"write the device bundle to {out_dir}/ (private key mode 0600)",
+            key = LocalStep(f"write the device's private key to {out_dir}/certs (mode 0600) and its signing request",
+                            lambda variables: {"csr": prepare_key(Path(out_dir), thing_arn, region)})
+            write = LocalStep(f"write the device bundle to {out_dir}/",
                               lambda variables: write_bundle(Path(out_dir), variables, thing_arn, endpoint, region))
             plan.add(Action("iot-certificate/new", "create",
-                            f"key pair and active certificate for {thing}; the bundle goes to {out_dir}/", (
-                                issue_certificate_call(key_pair="keyPair"),
+                            f"key pair made here and an active certificate for {thing}; the bundle goes to {out_dir}/", (
+                                key,
+                                issue_certificate_call(),
+                                duplicates_step(self.iot, Path(out_dir) / "certs" / PENDING_KEY),
                                 write,
                                 ApiCall("iot", "attach_thing_principal",
                                         {"thingName": thing, "principal": Ref("certificate_arn")}),
@@ -116,7 +129,8 @@ class Registration:
         if existing_core is None:
             plan.add(Action(f"greengrass-core-definition/{core_name}", "create", "the core: thing + certificate", (
                 ApiCall("greengrass", "create_core_definition", {"Name": core_name, "InitialVersion": {"Cores": cores}},
-                        outputs={"core_version_arn": "LatestVersionArn"}),
+                        outputs={"core_version_arn": "LatestVersionArn", "core_definition_id": "Id"}),
+                self._converge_step("cores", core_name, "core_definition_id"),
             )))
         elif kept and current_cores is not None and by_id(current_cores) == by_id(cores):
             plan.known["core_version_arn"] = existing_core["LatestVersionArn"]
@@ -137,6 +151,7 @@ class Registration:
                 ApiCall("greengrass", "create_group",
                         {"Name": group_name, "InitialVersion": {"CoreDefinitionVersionArn": Ref("core_version_arn")}},
                         outputs={"group_id": "Id"}),
+                self._converge_step("groups", group_name, "group_id"),
             )))
         else:
             plan.known["group_id"] = group.id
@@ -171,6 +186,12 @@ class Registration:
         # 7. done: the device name becomes findable
         plan.add(device_iot.record_name_action(thing, name, attributes))
         return plan
+
+    def _converge_step(self, kind: str, name: str, created: str) -> LocalStep:
+        """After a create: one resource of this name, the one the answer named (groups.converge_by_name)."""
+        return LocalStep(f"check that {name} exists once (a retried create can make two)",
+                         lambda variables: {f"{created}_duplicates_removed":
+                                            converge_by_name(self.gg, kind, name, str(variables[created]))})
 
     def _plan_core_policy(self, thing: str, policy: str, group_id: str | None) -> Action:
         account, region = self.ctx.account_id, self.ctx.region

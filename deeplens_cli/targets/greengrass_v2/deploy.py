@@ -24,6 +24,8 @@ from deeplens_cli.targets.greengrass_v2.outcomes import (
 from deeplens_cli.targets.iot import NOT_FOUND
 from deeplens_cli.targets.waiting import WaitClock, poll_until
 
+PENDING_EXECUTION_STATES = ("QUEUED", "IN_PROGRESS")  # the device has not finished the deployment
+
 if TYPE_CHECKING:
     from deeplens_cli.output import Reporter
 
@@ -147,6 +149,13 @@ class Deploying:
             why = failed or f"deployment {previous} is {latest.get('deploymentStatus')}"
             return Action(resource, "update", f"{why}; deploying again", (step,), details={"components": versions})
         plan.known["deployment_id"] = previous
+        if len(device_things) == 1 and job is None:
+            # Nothing to change, but the device may not have finished (or even taken) this deployment: a deploy
+            # that timed out leaves it queued, and the re-run waits for it, as the README promises.
+            effective = self._effective_deployment(device_things[0], previous)
+            state = effective.get("coreDeviceExecutionStatus") if effective else "QUEUED"
+            if state in PENDING_EXECUTION_STATES and latest.get("deploymentStatus") == "ACTIVE":
+                plan.known["pending_deployment_state"] = state
         return noop(resource, f"deployment {previous} already has this component set", deployment_id=previous,
                     components=versions)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from deeplens_cli.aws import collect, maybe
+from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Action, ApiCall, Plan, Step, noop
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.artifacts import artifact_bucket
@@ -56,6 +57,20 @@ class Destroying:
         return plan
 
     def _plan_shared_teardown(self) -> Plan:
+        """The shared teardown, where an endpoint that cannot be reached is an error - never read as "this API is
+        not here" (which devices.destroy skips quietly), or the component and its artifacts would be left behind
+        by a run that says there was nothing to do."""
+        import botocore.exceptions as bce
+
+        try:
+            return self._plan_shared_resources()
+        except (bce.EndpointConnectionError, bce.ConnectTimeoutError, bce.ReadTimeoutError) as exc:
+            url = getattr(exc, "kwargs", {}).get("endpoint_url") or "the Greengrass V2 endpoint"
+            raise DeeplensError(f"cannot reach {url} to remove the Greengrass V2 component and fleets",
+                                "check the network and AWS_ENDPOINT_URL[_GREENGRASSV2], then run destroy again "
+                                "(nothing shared was removed)") from exc
+
+    def _plan_shared_resources(self) -> Plan:
         """With no V2 device left (devices.destroy plans this after every device's own teardown, in the same run):
         fleet deployments, fleets we created that hold no other thing, component versions, artifacts."""
         iot = self.ctx.client("iot")

@@ -13,6 +13,7 @@ from deeplens_cli.targets.artifacts import artifact_bucket, require_bucket, stor
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.naming import MANAGED
 from deeplens_cli.targets.iot import NOT_FOUND
+from deeplens_cli.targets.key_template import check_key_template
 from deeplens_cli.targets.waiting import WaitClock, poll_until
 
 COMPONENT_READY_WAIT_S = 300.0
@@ -29,6 +30,7 @@ class Publishing:
 
     def _plan_component(self, plan: Plan) -> str:
         """Add the artifact upload and component version actions; returns the version devices should run."""
+        check_key_template(self.settings)  # before any AWS call: the device must be able to name its crops
         gg = self.ctx.client("greengrassv2")
         build = self.component()
         bucket = artifact_bucket(self.settings)

@@ -4,14 +4,16 @@ bundle, then the name. Resumable: each step is found again by a re-run after an 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
+from deeplens_cli.targets import bundle as bundle_files
 from deeplens_cli.targets import iot as device_iot
-from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE
+from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, Device
 from deeplens_cli.targets.greengrass_v2.core_bundle import (
     CERTIFICATE_FILE,
     DERIVED_FILES,
@@ -30,9 +32,14 @@ from deeplens_cli.targets.greengrass_v2.naming import (
 from deeplens_cli.targets.iot import NOT_FOUND, PENDING_ATTRIBUTE
 from deeplens_cli.targets.registration import (
     Certificate,
+    certificate_for_key,
     certificate_of_pem,
     certificate_resource,
+    csr_for,
+    duplicates_step,
     issue_certificate_call,
+    key_fingerprint,
+    new_private_key,
     plan_kept_certificate,
     retire_certificate,
     thing_certificates,
@@ -63,6 +70,8 @@ class Registration:
         bundle = CoreBundle(thing=thing, region=self.ctx.region, role_alias=alias_name, data_endpoint=data_endpoint,
                             credential_endpoint=credential_endpoint)
 
+        kept, unfinished = self._certificate_in_bundle(Path(out_dir), thing)
+
         # 1. the thing; the device name stays pending until the last step
         if described is None:
             plan.add(device_iot.create_thing_action(
@@ -72,7 +81,6 @@ class Registration:
             plan.add(noop(f"iot-thing/{thing}", "exists (an earlier registration was interrupted)", thing=thing))
 
         # 2. the policy, 3. the fleet
-        kept, unfinished = self._certificate_in_bundle(Path(out_dir))
         plan.add(self._plan_core_policy(name, thing))
         plan.actions.extend(self._plan_orphaned_certificates(name, keep=kept.arn if kept else None))
         if fleet:
@@ -82,15 +90,28 @@ class Registration:
         attached = thing_certificates(iot, thing) if described else []
         root_ca = amazon_root_ca_1()
         if kept is None:
+            folder = Path(out_dir)
+
+            def prepare_key(variables: dict[str, Any]) -> dict[str, Any]:
+                """The key first, on disk (0600), before IoT is asked: no key ever exists only in an answer."""
+                bundle_files.prepare_folder(folder)
+                key_file = folder / PRIVATE_KEY_FILE
+                if not bundle_files.holds_private_key(key_file):
+                    bundle_files.discard_broken_key(key_file)
+                    bundle_files.write_secret(key_file, new_private_key())
+                return {"csr": csr_for(key_file.read_text(encoding="ascii"), thing)}
 
             def write_bundle(variables: dict[str, Any]) -> dict[str, Any]:
-                private_key = variables.pop("private_key")  # kept in memory no longer than needed
-                bundle.write(out_dir, variables["certificate_pem"], private_key, root_ca)
+                bundle.complete(folder, variables["certificate_pem"], root_ca)
                 return {"bundle_dir": out_dir}
 
-            plan.add(Action(f"iot-certificate/{thing}", "create", f"new active certificate; its key goes to {out_dir}", (
-                issue_certificate_call(private_key="keyPair.PrivateKey"),
-                LocalStep(f"write the device bundle to {out_dir} (private key mode 0600)", write_bundle),
+            plan.add(Action(f"iot-certificate/{thing}", "create",
+                            f"key pair made here (its key goes to {out_dir}, 0600) and an active certificate for it", (
+                LocalStep(f"write the device's private key to {out_dir} (mode 0600) and its signing request",
+                          prepare_key),
+                issue_certificate_call(),
+                duplicates_step(iot, folder / PRIVATE_KEY_FILE),
+                LocalStep(f"write the device bundle to {out_dir}", write_bundle),
                 ApiCall("iot", "attach_thing_principal", {"thingName": thing, "principal": Ref("certificate_arn")}),
                 ApiCall("iot", "attach_policy", {"policyName": policy, "target": Ref("certificate_arn")}),
             ), details={"bundle": out_dir, "policy": policy}))
@@ -99,7 +120,7 @@ class Registration:
             folder = Path(out_dir)
             plan.add(plan_kept_certificate(
                 iot, kept, thing, any(c.id == kept.id for c in attached), out_dir,
-                [name for name in DERIVED_FILES if not (folder / name).exists()],
+                [name for name in (CERTIFICATE_FILE, *DERIVED_FILES) if not (folder / name).exists()],
                 lambda variables: bundle.complete(folder, kept.pem, root_ca), policy=policy))
         if unfinished is not None and all(c.id != unfinished.id for c in attached):
             plan.add(retire_certificate(iot, unfinished,
@@ -111,13 +132,7 @@ class Registration:
 
         # 5. fleet membership, 6. the name: registration complete
         if fleet:
-            groups = collect(iot, "list_thing_groups_for_thing", "thingGroups", thingName=thing) if described else []
-            if fleet in [g.get("groupName") for g in groups]:
-                plan.add(noop(f"iot-thing-group-member/{fleet}/{thing}", "already a member"))
-            else:
-                plan.add(Action(f"iot-thing-group-member/{fleet}/{thing}", "create", f"add {thing} to fleet {fleet}", (
-                    ApiCall("iot", "add_thing_to_thing_group", {"thingGroupName": fleet, "thingName": thing}),
-                )))
+            plan.add(self._plan_fleet_membership(fleet, thing, described is not None))
         plan.add(device_iot.record_name_action(thing, name))
         return plan
 
@@ -136,18 +151,72 @@ class Registration:
                 iot.describe_endpoint(endpointType="iot:CredentialProvider")["endpointAddress"])
         return cached
 
-    def _certificate_in_bundle(self, out_dir: Path) -> tuple[Certificate | None, Certificate | None]:
+    def plan_join_fleet(self, device: Device, fleet: str) -> Plan:
+        """An already registered device plus --fleet: the fleet (created when missing) and its membership -
+        nothing else; its certificate and bundle stay as they are."""
+        plan = Plan(f"add {device.name} to fleet {fleet} (Greengrass V2)")
+        plan.add(self._plan_thing_group(fleet))
+        plan.add(self._plan_fleet_membership(fleet, device.thing_name, True))
+        return plan
+
+    def _plan_fleet_membership(self, fleet: str, thing: str, thing_exists: bool) -> Action:
+        iot = self.ctx.client("iot")
+        groups = collect(iot, "list_thing_groups_for_thing", "thingGroups", thingName=thing) if thing_exists else []
+        resource = f"iot-thing-group-member/{fleet}/{thing}"
+        if fleet in [g.get("groupName") for g in groups]:
+            return noop(resource, "already a member")
+        return Action(resource, "create", f"add {thing} to fleet {fleet}", (
+            ApiCall("iot", "add_thing_to_thing_group", {"thingGroupName": fleet, "thingName": thing}),
+        ))
+
+    def _certificate_in_bundle(self, out_dir: Path, thing: str) -> tuple[Certificate | None, Certificate | None]:
         """(kept, unfinished): the IoT certificate whose private key the bundle folder already holds (an
         interrupted run), else the certificate whose PEM is there without its key (a run interrupted between the
         two writes: bundle.py writes the certificate first), which is to be retired.
 
-        A key whose certificate IoT does not know is refused rather than overwritten.
+        Checked on every attempt, before anything is created: the folder holds nothing but this device's bundle
+        (its config.yaml names this thing; its certificate is attached to no other thing), so a resumed
+        registration never takes over another device's certificate or writes over the user's files. A key
+        file that holds no key (a kill between creating and writing it) is removed; a key whose certificate
+        IoT does not know is refused rather than overwritten.
         """
-        certificate_file, key_file = out_dir / CERTIFICATE_FILE, out_dir / PRIVATE_KEY_FILE
-        pem = certificate_file.read_text() if certificate_file.exists() else ""
-        found = certificate_of_pem(self.ctx.client("iot"), pem) if pem.strip() else None
+        iot = self.ctx.client("iot")
+        certificate_file, key_file, config_file = (out_dir / CERTIFICATE_FILE, out_dir / PRIVATE_KEY_FILE,
+                                                   out_dir / "config.yaml")
+        try:
+            is_folder = out_dir.is_dir()
+        except OSError:  # a name too long for the file system: check_folder says so
+            is_folder = False
+        pem = certificate_file.read_text() if is_folder and certificate_file.is_file() else ""
+        found = certificate_of_pem(iot, pem) if pem.strip() else None
+        owners = [t for t in collect(iot, "list_principal_things", "things", principal=found.arn)
+                  if t != thing] if found else []
+        config = config_file.read_text(encoding="utf-8", errors="replace") if is_folder and config_file.is_file() else None
+        names_thing = f"thingName: {json.dumps(thing)}" in config if config is not None else \
+            not (is_folder and (out_dir / "README.md").exists())
+        belongs = names_thing and not owners
+        owner = f"thing {owners[0]}" if owners else None
+        bundle_files.check_folder(out_dir, (CERTIFICATE_FILE, PRIVATE_KEY_FILE, "AmazonRootCA1.pem", *DERIVED_FILES),
+                                  belongs, owner)
+        bundle_files.check_creatable(out_dir)
+        bundle_files.discard_broken_key(key_file)
         if not key_file.exists():
             return None, found
+        if found is None and not pem.strip():
+            # The key was written before IoT was asked: the certificate issued for it, if that answer was lost.
+            try:
+                key = key_file.read_text(encoding="ascii")
+                key_fingerprint(key)  # a key this tool can use, else refused below
+                found = certificate_for_key(iot, key, key_file.stat().st_mtime, thing_certificates(iot, thing))
+            except ValueError as exc:  # not a key this tool wrote (nor can use)
+                raise DeeplensError(f"{key_file} holds a private key whose certificate this account does not have",
+                                    "choose another --out, or move that folder away if it belongs to another "
+                                    "device") from exc
+            if found is None:
+                return None, None  # never issued: the key is used for the certificate this run asks for
+            others = [t for t in collect(iot, "list_principal_things", "things", principal=found.arn) if t != thing]
+            if others:
+                bundle_files.check_folder(out_dir, (), False, f"thing {others[0]}")
         if found is None:
             raise DeeplensError(f"{key_file} holds a private key whose certificate this account does not have",
                                 "choose another --out, or move that folder away if it belongs to another device")
