@@ -135,16 +135,9 @@ class FaultProxy:
 
     def reset_upstream(self) -> None:
         """Wipe the moto server behind the proxy (its documented /moto-api/reset), for a fresh account."""
-        parts = urlsplit(self.upstream)
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-        try:
-            connection.request("POST", "/moto-api/reset")
-            response = connection.getresponse()
-            response.read()
-            if response.status != 200:
-                raise RuntimeError(f"moto reset failed: HTTP {response.status}")
-        finally:
-            connection.close()
+        from tests.support.moto_server import reset_moto_server
+
+        reset_moto_server(self.upstream)
 
     def _add(self, rule: Rule) -> FaultProxy:
         with self._lock:
