@@ -57,7 +57,7 @@ def test_uploads_with_metadata_and_never_an_acl(s3, bucket, record_puts, tmp_pat
     up = SpoolingUploader(bucket, str(tmp_path / "spool"), client=s3)
     for n in range(3):
         up.submit(item(n))
-    assert up.close(5.0)
+    assert up.close(30.0)  # returns as soon as the last crop is up; the budget is for a loaded 2-core machine
     assert sorted(puts.keys()) == sorted(item(n).key for n in range(3))
     assert all("ACL" not in params for params in puts.params)
     assert all(not any(name.startswith("x-amz-acl") or name.startswith("x-amz-grant") for name in headers)
@@ -78,7 +78,7 @@ def test_outage_spools_then_every_crop_is_uploaded_exactly_once(s3, bucket, buck
     assert not up.stats()["online"] and up.stats()["failed"] >= 1
     flaky.down = False  # the network is back
     assert wait_for(lambda: up.stats()["uploaded"] == 20)
-    assert up.close(5.0)
+    assert up.close(30.0)  # returns as soon as the last crop is up; the budget is for a loaded 2-core machine
     assert bucket_keys(s3) == sorted(item(n).key for n in range(20))
     assert set(flaky.successes.values()) == {1}
     assert os.listdir(str(tmp_path / "spool")) == [".deeplens-spool"]  # the spool's own marker, nothing else
@@ -162,7 +162,7 @@ def test_a_permanent_rejection_is_quarantined_not_retried_forever(s3, bucket, tm
     up = SpoolingUploader(bucket, str(tmp_path / "spool"), client=RejectingS3(), **FAST_RETRY)
     up.submit(item(1))
     up.submit(item(2))
-    assert up.close(5.0)
+    assert up.close(30.0)  # returns as soon as the last crop is up; the budget is for a loaded 2-core machine
     stats = up.stats()
     assert (stats["uploaded"], stats["quarantined"], stats["dropped"], stats["spooled"]) == (1, 1, 0, 0)
     assert RejectingS3.calls == 2
@@ -205,7 +205,7 @@ def test_counters_add_up(s3, bucket, tmp_path, down_for):
         up.submit(item(n))
     time.sleep(down_for)
     flaky.down = False
-    assert up.close(5.0)
+    assert up.close(30.0)  # returns as soon as the last crop is up; the budget is for a loaded 2-core machine
     stats = up.stats()
     assert stats["captured"] == 30 and stats["uploaded"] == 30 and stats["dropped"] == 0
     assert stats["queue_depth"] == 0 and stats["spool_bytes"] == 0
@@ -229,7 +229,7 @@ def test_a_spooled_crop_evicted_while_its_upload_succeeds_counts_as_uploaded_not
                                          start=False, **FAST_RETRY)
     up.start()
     assert wait_for(lambda: up.stats()["uploaded"] == 2)
-    assert up.close(5.0)
+    assert up.close(30.0)  # returns as soon as the last crop is up; the budget is for a loaded 2-core machine
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
     assert keys == sorted([item(0).key, item(1).key])
     assert up.stats()["dropped"] == 0
@@ -252,5 +252,5 @@ def test_an_unexpected_error_does_not_end_the_upload_worker(s3, bucket, tmp_path
     for n in (1, 2):
         up.submit(item(n))
     assert wait_for(lambda: up.stats()["uploaded"] == 2)
-    assert up.close(5.0)
+    assert up.close(30.0)  # returns as soon as the last crop is up; the budget is for a loaded 2-core machine
     assert {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]} == {item(1).key, item(2).key}
