@@ -8,41 +8,20 @@ show the demo never uses them.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import re
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-KEY_LAYOUT = re.compile(r"^faces/\d{1,2}_\d{1,2}/\d{1,2}_\d{1,2}/\d{10}_[a-z2-7]{6}-\d+\.jpg$")  # workshop layout
+from tests.demo.demo_runs import KEY_LAYOUT, port_is_closed, run_main
+
 FRAMES = 40
 TIME_LIMIT_S = 60
-
-
-def _run_main(argv: list[str]) -> tuple[int, str, str]:
-    from deeplens_cli.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(argv)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return code, out.getvalue(), err.getvalue()
-
-
-def _port_is_closed(endpoint: str) -> bool:
-    host, port = endpoint.removeprefix("http://").split(":")
-    with socket.socket() as probe:
-        probe.settimeout(1)
-        return probe.connect_ex((host, int(port))) != 0
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +37,7 @@ def demo(small_clip, tmp_path_factory, child_pids) -> dict[str, Any]:
         patch.setenv("DEEPLENS_BUCKET", "someone-elses-bucket")
         environment_before = dict(os.environ)
         started = time.monotonic()
-        code, stdout, stderr = _run_main(["--output", "json", "demo", "--greengrass", "v1",
+        code, stdout, stderr = run_main(["--output", "json", "demo", "--greengrass", "v1",
                                           "--source", str(small_clip.directory),
                                           "--out", str(out), "--max-frames", str(FRAMES)])
         seconds = time.monotonic() - started
@@ -142,7 +121,7 @@ def test_out_dir_holds_the_crops_a_contact_sheet_and_annotated_frames(demo, docu
 
 
 def test_leaves_no_process_port_or_environment_behind(demo, document):
-    assert _port_is_closed(document["emulator"]["endpoint"])
+    assert port_is_closed(document["emulator"]["endpoint"])
     assert demo["children"] == [], "no device process (or anything else) is still running"
     assert not Path(f"/proc/{document['device_run']['pid']}").exists(), "the device process is gone"
     assert demo["environment_after"] == demo["environment_before"], "the user's AWS settings are restored"
@@ -150,10 +129,10 @@ def test_leaves_no_process_port_or_environment_behind(demo, document):
 
 
 def test_a_second_run_may_reuse_its_own_output_folder_but_not_someone_elses(demo, tmp_path):
-    code, _, stderr = _run_main(["demo", "--out", str(tmp_path), "--source", str(tmp_path / "missing")])
+    code, _, stderr = run_main(["demo", "--out", str(tmp_path), "--source", str(tmp_path / "missing")])
     assert code == 2 and "does not exist" in stderr
     (tmp_path / "notes.txt").write_text("mine")
-    code, _, stderr = _run_main(["demo", "--out", str(tmp_path)])
+    code, _, stderr = run_main(["demo", "--out", str(tmp_path)])
     assert code == 2 and "is not a previous demo's output" in stderr
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
@@ -185,5 +164,5 @@ def test_keep_running_serves_the_emulator_until_interrupted(tmp_path, aws_env, c
     assert seen["endpoint"] == result.endpoint
     assert [k for k in seen["keys"] if k.startswith("faces/")] == [k["key"] for k in result.keys]
     assert "Lobby-Cam" in stdout.getvalue() and "Press Ctrl-C" in stdout.getvalue()
-    assert _port_is_closed(result.endpoint)
+    assert port_is_closed(result.endpoint)
     assert child_pids() == []

@@ -7,41 +7,18 @@ target is what runs) is shared by the tests of this module; each asserts one pro
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
-import re
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-KEY_LAYOUT = re.compile(r"^faces/\d{1,2}_\d{1,2}/\d{1,2}_\d{1,2}/\d{10}_[a-z2-7]{6}-\d+\.jpg$")
+from tests.demo.demo_runs import KEY_LAYOUT, port_is_closed, run_main
+
 FRAMES = 40
 TIME_LIMIT_S = 60
-
-
-def _run_main(argv: list[str]) -> tuple[int, str, str]:
-    from deeplens_cli.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(argv)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return code, out.getvalue(), err.getvalue()
-
-
-def _port_is_closed(endpoint: str) -> bool:
-    host, port = endpoint.removeprefix("http://").split(":")
-    with socket.socket() as probe:
-        probe.settimeout(1)
-        return probe.connect_ex((host, int(port))) != 0
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +31,7 @@ def demo(small_clip, tmp_path_factory, child_pids) -> dict[str, Any]:
         patch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # an Install that downloads would fail
         environment_before = dict(os.environ)
         started = time.monotonic()
-        code, stdout, stderr = _run_main(["--output", "json", "demo", "--source", str(small_clip.directory),
+        code, stdout, stderr = run_main(["--output", "json", "demo", "--source", str(small_clip.directory),
                                           "--out", str(out), "--max-frames", str(FRAMES)])
         seconds = time.monotonic() - started
         environment_after = dict(os.environ)
@@ -129,7 +106,7 @@ def test_ipc_messages_reach_the_local_stand_in_on_the_v2_topic(demo, document):
 
 
 def test_leaves_no_process_port_or_environment_behind(demo, document):
-    assert _port_is_closed(document["emulator"]["endpoint"])
-    assert _port_is_closed(document["emulator"]["greengrassv2_endpoint"])
+    assert port_is_closed(document["emulator"]["endpoint"])
+    assert port_is_closed(document["emulator"]["greengrassv2_endpoint"])
     assert demo["children"] == [], "no component process (or anything else) is still running"
     assert demo["environment_after"] == demo["environment_before"]
