@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
-from deeplens_cli.config import check_endpoint_url, check_region
 from deeplens_cli.errors import ConfigError, DeeplensError
+from deeplens_cli.settings_schema import check_endpoint_url, check_region
 
 if TYPE_CHECKING:
     from deeplens_cli.config import Settings

@@ -51,19 +51,24 @@ TABLE: dict[str, Row] = {
                                r"error: config file deeplens\.yaml: invalid YAML at line \d+, column \d+: .+"
                                r" \(hint: fix the YAML syntax \(indentation, quotes, colons\)\)"),
     "config-unknown-key": Row("deeplens.yaml has a key deeplens-cli does not know (a typo)", 2,
-                              r"error: config file deeplens\.yaml: unknown key 'bucket_name' \(hint: did you mean 'bucket'\?\)"),
+                              r"error: config file deeplens\.yaml: unknown key 'bucket_name' \(hint: did you mean "
+                              r"'bucket'\?\)"),
     "config-wrong-type": Row("a setting has the wrong type", 2,
-                             r"error: setting 'function\.memory_mb' \(from deeplens\.yaml\) is 'lots', expected an integer"
+                             r"error: setting 'function\.memory_mb' \(from deeplens\.yaml\) is 'lots', expected an "
+                             r"integer"
                              r" \(hint: fix function\.memory_mb; default is 1024\)"),
     "config-file-missing": Row("--config names a file that does not exist", 2,
                                r"error: config file nowhere\.yaml (does not exist|not found|cannot be read).*" + HINT),
     "bucket-name-invalid": Row("the bucket name breaks the S3 naming rules", 2,
-                               r"error: (setting 'bucket'|--bucket) .*'My_Crops', expected lowercase letters, digits, dots"
+                               r"error: (setting 'bucket'|--bucket) .*'My_Crops', expected lowercase letters, digits, "
+                               r"dots"
                                r" and hyphens.*" + HINT),
     "bucket-missing": Row("no bucket configured", 2,
-                          r"error: missing required setting 'bucket' \(hint: set bucket in .+, or DEEPLENS_BUCKET, or --bucket.*\)"),
+                          r"error: missing required setting 'bucket' \(hint: set bucket in .+, or DEEPLENS_BUCKET, or "
+                          r"--bucket.*\)"),
     "device-name-invalid": Row("register-device --name with characters a device name cannot have", 2,
-                               r"error: --name 'my cam' is not a valid device name \(hint: use 1-100 letters, digits and"
+                               r"error: --name 'my cam' is not a valid device name \(hint: use 1-100 letters, digits "
+                               r"and"
                                r" hyphens, starting with a letter or digit\)"),
     "bundle-exists": Row("register-device --out points at a folder that already holds files", 2,
                          r"error: --out \S+ already exists and is not empty \(hint: a bundle holds a private key issued"
@@ -73,7 +78,8 @@ TABLE: dict[str, Row] = {
     "bundle-foreign": Row("register-device resumes into a folder that is not this device's bundle (a project, another"
                           " device's bundle)", 2,
                           r"error: --out \S+ already holds (files that are not this device's bundle \(.+\)|files of .+)"
-                          r" \(hint: a bundle holds a private key issued only once: choose another --out or move the old"
+                          r" \(hint: a bundle holds a private key issued only once: choose another --out or move the "
+                          r"old"
                           r" one\)"),
     "bundle-uncreatable": Row("register-device --out cannot be created although its parent looks writable", 2,
                               r"error: --out \S+ cannot be created \(.+\) \(hint: choose a folder you can write to\)"),
@@ -92,7 +98,8 @@ TABLE: dict[str, Row] = {
                           r"error: no AWS credentials found.* \(hint: run `aws configure`, pass --profile, or set"
                           r" AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\)"),
     "no-credentials-deploy": Row("no AWS credentials anywhere (deploy, which first looks the device up)", 1,
-                                 r"error: no AWS credentials found.* \(hint: run `aws configure`, pass --profile, or set"
+                                 r"error: no AWS credentials found.* \(hint: run `aws configure`, pass --profile, or "
+                                 r"set"
                                  r" AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\)"),
     "expired-token": Row("the session token has expired", 1,
                          r"error: AWS credentials expired.* \(ExpiredToken\w*\) \(hint: refresh them .+\)"),
@@ -101,10 +108,13 @@ TABLE: dict[str, Row] = {
                                 r" \(hint: check the network, --endpoint-url / AWS_ENDPOINT_URL and the region\)"),
     "endpoint-unreachable-deploy": Row("the endpoint cannot be reached (deploy)", 1,
                                        r"error: cannot reach the AWS endpoint http://127\.0\.0\.1:\d+\S*.*"
-                                       r" \(hint: check the network, --endpoint-url / AWS_ENDPOINT_URL and the region\)"),
+                                       r" \(hint: check the network, --endpoint-url / AWS_ENDPOINT_URL and the "
+                                       r"region\)"),
     "throttled-beyond-retries": Row("AWS keeps throttling after every retry botocore makes", 1,
-                                    r"error: AWS kept throttling GetRole while reading role \S+ after retries \(Throttling\)"
-                                    r" \(hint: wait and re-run; raise aws\.max_attempts or use aws\.retry_mode: adaptive\)"),
+                                    r"error: AWS kept throttling GetRole while reading role \S+ after retries "
+                                    r"\(Throttling\)"
+                                    r" \(hint: wait and re-run; raise aws\.max_attempts or use aws\.retry_mode: "
+                                    r"adaptive\)"),
     "access-denied": Row("AccessDenied on a mutating step (any of them)", 1,
                          r"error: \S+: access denied: [\w:-]+( on \S+)? while \w+:\w+(; \d+ earlier change\(s\) were"
                          r" applied, re-running converges)? \(hint: grant [\w:-]+ to the calling identity, or use a"
@@ -135,8 +145,10 @@ TABLE: dict[str, Row] = {
                                  r"error: (--name '\S+\\n' is not a valid device name|setting '(bucket|region)'"
                                  r" \(--\w+\) is '\S+\\n', expected .+) \(hint: .+\)"),
     "endpoint-plain-web-server": Row("--endpoint-url points at a web server, not AWS or an emulator", 1,
-                                     r"error: http://127\.0\.0\.1:\d+ is not an AWS endpoint: it answered \w+ with a web"
-                                     r" page \(HTTP \d+\) \(hint: check --endpoint-url / AWS_ENDPOINT_URL\[_<SERVICE>\]:"
+                                     r"error: http://127\.0\.0\.1:\d+ is not an AWS endpoint: it answered \w+ with a "
+                                     r"web"
+                                     r" page \(HTTP \d+\) \(hint: check --endpoint-url / "
+                                     r"AWS_ENDPOINT_URL\[_<SERVICE>\]:"
                                      r" it must be AWS or an AWS emulator such as moto\)"),
     "endpoint-text-5xx": Row("IAM/STS answer 500/503 with a plain-text body (a proxy), on every retry", 1,
                              r"error: the AWS endpoint kept failing \w+ after retries \(HTTP 5\d\d: [\w ]+\)"
@@ -151,11 +163,13 @@ TABLE: dict[str, Row] = {
                              r" \(hint: write the values out, or use fewer &anchors/\*aliases\)"),
     # -- the bucket ------------------------------------------------------------------------------------------
     "bucket-foreign": Row("the bucket name is taken by another account", 1,
-                          r"error: bucket deeplens-hardening-crops exists but this account cannot use it \(HTTP 403: .+\)"
+                          r"error: bucket deeplens-hardening-crops exists but this account cannot use it \(HTTP 403: "
+                          r".+\)"
                           r" \(hint: bucket names are global: choose another bucket name, or use the owning account's"
                           r" profile\)"),
     "bucket-other-region": Row("the bucket exists in another region", 1,
-                               r"error: bucket deeplens-hardening-crops is in (region )?eu-west-1, not us-east-1" + HINT),
+                               r"error: bucket deeplens-hardening-crops is in (region )?eu-west-1, not "
+                               r"us-east-1" + HINT),
     # -- devices ---------------------------------------------------------------------------------------------
     "roles-missing": Row("register-device before register-roles", 1,
                          r"error: IAM role AWSDeepLensGreengrassGroupRole does not exist"
@@ -164,7 +178,8 @@ TABLE: dict[str, Row] = {
                           r"error: no device named 'Nope' \(registered devices: Cam1\) \(hint: check the name, or"
                           r" register it with `deeplens-cli register-device --name NAME`\)"),
     "device-ambiguous": Row("two registrations answer to the same device name", 1,
-                            r"error: device name 'Cam1' is ambiguous: \S+ \(v1\), \S+ \(v2\) \(hint: pass the thing name"
+                            r"error: device name 'Cam1' is ambiguous: \S+ \(v1\), \S+ \(v2\) \(hint: pass the thing "
+                            r"name"
                             r" instead, or destroy the stale registration\)"),
     "device-without-core": Row("the device's Greengrass group has no core", 1,
                                r"error: Greengrass group deeplens-Cam1 has no core, so it cannot be deployed"
@@ -176,7 +191,8 @@ TABLE: dict[str, Row] = {
                                    r" re-running converges)? \(hint: set function\.lambda_runtime:"
                                    r" python3\.12 - .+FunctionRuntimeOverride\)\)?"),
     "deployment-failed": Row("the device reports the deployment failed", 3,
-                             r"error: deployment \S+ failed: .+ \[GG-402: .+\] \(hint: fix the cause shown, then run deploy"
+                             r"error: deployment \S+ failed: .+ \[GG-402: .+\] \(hint: fix the cause shown, then run "
+                             r"deploy"
                              r" again \(see `deeplens-cli status`\)\)"),
     "deployment-timeout": Row("the device does not answer before --timeout", 4,
                               r"error: deployment \S+ did not finish in time \(still InProgress after \d+s\)"
@@ -189,9 +205,11 @@ TABLE: dict[str, Row] = {
     "edge-setting-not-a-number": Row("a DEEPLENS_* variable that is not a number", 2,
                                      r"error: invalid DEEPLENS_THRESHOLD 'high': expected a number from 0 to 1"),
     "edge-bucket-missing": Row("no bucket for the crops", 2,
-                               r"error: missing bucket: set --bucket or DEEPLENS_BUCKET to the S3 bucket for face crops"),
+                               r"error: missing bucket: set --bucket or DEEPLENS_BUCKET to the S3 bucket for face "
+                               r"crops"),
     "edge-unknown-source": Row("--source names nothing that exists", 2,
-                               r"error: source \S+ does not exist; expected awscam, webcam:N, a video file, an image file"
+                               r"error: source \S+ does not exist; expected awscam, webcam:N, a video file, an image "
+                               r"file"
                                r" or a directory of images"),
     "edge-unreadable-video": Row("--source is a file OpenCV cannot decode", 2,
                                  r"error: cannot read video \S+: not a video OpenCV can decode \(images need a known"
@@ -203,16 +221,19 @@ TABLE: dict[str, Row] = {
                                 r"edge loop failed \(restart 1 in [\d.]+ s\): RuntimeError: no frame from awscam after"
                                 r" \d+ tries"),
     "edge-s3-slowdown": Row("S3 answers SlowDown (throttling) to the device", None,
-                            r"upload of faces/\S+ failed, spooling until S3 is reachable: An error occurred \(SlowDown\)"
+                            r"upload of faces/\S+ failed, spooling until S3 is reachable: An error occurred "
+                            r"\(SlowDown\)"
                             r" when calling the PutObject operation \(reached max retries: \d+\): .+"),
     "edge-spool-in-source": Row("--spool-dir is the --source folder or inside it", 2,
-                                r"error: invalid DEEPLENS_SPOOL_DIR/--spool-dir '\S+': it is (inside )?the --source folder"
+                                r"error: invalid DEEPLENS_SPOOL_DIR/--spool-dir '\S+': it is (inside )?the --source "
+                                r"folder"
                                 r" '\S+'; expected a dedicated folder outside it"),
     "edge-s3-refused-crop": Row("S3 refuses one crop for good (403 after a prefix change)", None,
                                 r"spooled crop \S+ refused, quarantined in \S+/quarantine: An error occurred"
                                 r" \(AccessDenied\) when calling the PutObject operation: .+"),
     "edge-spool-disk-full": Row("the disk under the spool is full", None,
-                                r"spool write failed, crop faces/\S+ dropped \(.+\): \[Errno 28\] No space left on device; "
+                                r"spool write failed, crop faces/\S+ dropped \(.+\): \[Errno 28\] No space left on "
+                                r"device; "
                                 r"check DEEPLENS_SPOOL_DIR \(--spool-dir\)"),
 }
 
