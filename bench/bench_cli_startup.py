@@ -60,9 +60,19 @@ def heavy_modules_after(args: list[str]) -> list[str]:
 
 def slowest_imports(args: list[str], top: int = 8) -> list[tuple[int, str]]:
     """(cumulative microseconds, module) of the slowest imports at any depth under `python -X importtime`."""
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c",
-                           f"from deeplens_cli.cli import main\ntry:\n    main({args!r})\nexcept SystemExit:\n    pass"],
-                          check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            f"from deeplens_cli.cli import main\ntry:\n    main({args!r})\nexcept SystemExit:\n    pass",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     rows = []
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:

@@ -6,10 +6,10 @@ Run from the repository root:
 Each run is the full demo (embedded emulator, register-roles, register-device, deploy, the simulated device
 processing the built-in clip, status, outputs) driven through `run_demo`, exactly as
 `deeplens-cli --output json demo --greengrass X` runs it: v2 (the default) is a Greengrass V2 core device whose
-simulated nucleus installs and runs the published component, v1 a simulated DeepLens. Printed per run: the time of every stage and the total (the issue's
-target: <= 60 s on a 2-core machine), frames processed and the device's effective frames per second, crops
-uploaded, the device process's peak resident memory; then the peak of this process (emulator + CLI).
-No assertions: figures vary with the machine and its load; compare runs on the same machine.
+simulated nucleus installs and runs the published component, v1 a simulated DeepLens. Printed per run: the time
+of every stage and the total (the issue's target: <= 60 s on a 2-core machine), frames processed and the device's
+effective frames per second, crops uploaded, the device process's peak resident memory; then the peak of this process
+(emulator + CLI). No assertions: figures vary with the machine and its load; compare runs on the same machine.
 """
 
 import argparse

@@ -207,13 +207,24 @@ class OutageFigures:
         return {
             "spool_cap_bytes": self.spool_cap_bytes,
             "run1": {"seconds": self.run1_seconds, **self.run1.to_dict(), "left_by_kill": self.left_by_kill},
-            "run2": {"outage_seconds": self.run2_outage_seconds, **self.run2.to_dict(), "exit_code": self.run2_exit_code,
-                     "frames": self.run2_frames, "fps": self.run2_fps, "counters": self.run2_stats,
-                     "recovery_seconds": self.recovery_seconds},
-            "bucket": {"objects": len(self.bucket_versions), "duplicates": self.duplicates,
-                       "from_run1_uploaded": len(recovered_uploaded),
-                       "from_run1_dropped": len(self.recovered_keys) - len(recovered_uploaded)},
-            "crops": self.crops, "lost_keys": self.lost_keys, "quarantined_keys": self.quarantined_keys,
+            "run2": {
+                "outage_seconds": self.run2_outage_seconds,
+                **self.run2.to_dict(),
+                "exit_code": self.run2_exit_code,
+                "frames": self.run2_frames,
+                "fps": self.run2_fps,
+                "counters": self.run2_stats,
+                "recovery_seconds": self.recovery_seconds,
+            },
+            "bucket": {
+                "objects": len(self.bucket_versions),
+                "duplicates": self.duplicates,
+                "from_run1_uploaded": len(recovered_uploaded),
+                "from_run1_dropped": len(self.recovered_keys) - len(recovered_uploaded),
+            },
+            "crops": self.crops,
+            "lost_keys": self.lost_keys,
+            "quarantined_keys": self.quarantined_keys,
         }
 
 
@@ -445,7 +456,9 @@ def run_outage(work: Path, outage_s: float = 4.0, restart_outage_s: float = 1.5,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--outage-s", type=float, default=60.0, help="run 1: seconds of outage before kill -9")
-    parser.add_argument("--restart-outage-s", type=float, default=5.0, help="run 2: seconds of outage before S3 returns")
+    parser.add_argument(
+        "--restart-outage-s", type=float, default=5.0, help="run 2: seconds of outage before S3 returns"
+    )
     parser.add_argument("--spool-max-mb", type=float, default=2.0)
     parser.add_argument("--run2-faces", type=int, default=1, help="faces per appearance in run 2 (run 1: 4)")
     options = parser.parse_args()
@@ -456,16 +469,20 @@ def main() -> None:
     run1, run2, bucket = report["run1"], report["run2"], report["bucket"]
     counters = run2["counters"]
     print(f"spool cap: {figures.spool_cap_bytes} bytes ({options.spool_max_mb:g} MB)")
-    print(f"run 1  outage {run1['seconds']:g} s, then kill -9: RSS max {run1['rss_mb_max']} MB "
-          f"(+{run1['rss_growth_mb_second_half']} MB over the second half), "
-          f"spool max {run1['spool_bytes_max']} bytes; left {run1['left_by_kill']['complete_entries']} complete entries "
-          f"and {run1['left_by_kill']['other_files']} other files")
-    print(f"run 2  outage {run2['outage_seconds']:g} s more, then S3 back: {run2['frames']} frames at {run2['fps']} fps; "
-          f"captured {counters['captured']}, spooled {counters['spooled']}, uploaded {counters['uploaded']}, "
-          f"dropped {counters['dropped']} (spool left {counters['spool_items']}); RSS max {run2['rss_mb_max']} MB "
-          f"(+{run2['rss_growth_mb_second_half']} MB over the second half); "
-          f"spool max {run2['spool_bytes_max']} bytes; spool empty {run2['recovery_seconds']} s after S3 returned; "
-          f"exit {run2['exit_code']}")
+    print(
+        f"run 1  outage {run1['seconds']:g} s, then kill -9: RSS max {run1['rss_mb_max']} MB "
+        f"(+{run1['rss_growth_mb_second_half']} MB over the second half), "
+        f"spool max {run1['spool_bytes_max']} bytes; left {run1['left_by_kill']['complete_entries']} complete entries "
+        f"and {run1['left_by_kill']['other_files']} other files"
+    )
+    print(
+        f"run 2  outage {run2['outage_seconds']:g} s more, then S3 back: {run2['frames']} frames at {run2['fps']} fps; "
+        f"captured {counters['captured']}, spooled {counters['spooled']}, uploaded {counters['uploaded']}, "
+        f"dropped {counters['dropped']} (spool left {counters['spool_items']}); RSS max {run2['rss_mb_max']} MB "
+        f"(+{run2['rss_growth_mb_second_half']} MB over the second half); "
+        f"spool max {run2['spool_bytes_max']} bytes; spool empty {run2['recovery_seconds']} s after S3 returned; "
+        f"exit {run2['exit_code']}"
+    )
     print(f"bucket {bucket['objects']} objects, {bucket['duplicates']} uploaded twice; of run 1's entries "
           f"{bucket['from_run1_uploaded']} uploaded, {bucket['from_run1_dropped']} dropped (oldest first)")
     crops = report["crops"]

@@ -123,7 +123,9 @@ def make_context(settings: Settings, sleep: Callable[[float], None] | None = Non
     except botocore.exceptions.ConfigParseError as exc:
         raise _config_parse_error(exc) from None
     credentials_problem(session)
-    return AwsContext(session, settings["endpoint_url"], settings["aws.retry_mode"], settings["aws.max_attempts"], sleep)
+    return AwsContext(
+        session, settings["endpoint_url"], settings["aws.retry_mode"], settings["aws.max_attempts"], sleep
+    )
 
 
 def _config_parse_error(exc: BaseException) -> DeeplensError:
@@ -138,9 +140,9 @@ def _config_parse_error(exc: BaseException) -> DeeplensError:
 class _AnswerCheck:
     """botocore `before-parse` handler: answers that do not come from AWS become one clear line or a retry.
 
-    * A web page (HTML) as a success, a 501 or (from an XML API) a 4xx means the endpoint is a plain web server: botocore would
-      raise a ResponseParserError quoting the whole page. Said in one line, not retried (it will not change).
-      A 404 page from a JSON API is left alone: that is how a service missing from an emulator answers, and
+    * A web page (HTML) as a success, a 501 or (from an XML API) a 4xx means the endpoint is a plain web server:
+      botocore would raise a ResponseParserError quoting the whole page. Said in one line, not retried (it will not
+      change). A 404 page from a JSON API is left alone: that is how a service missing from an emulator answers, and
       `service_unavailable` relies on it.
     * A 5xx with a plain-text or HTML body (a proxy or load balancer page): botocore's XML parsers crash on it before
       the retry logic sees it. Emptying the body makes botocore read it as the generic HTTP error it is, which
@@ -164,8 +166,10 @@ class _AnswerCheck:
                 raise DeeplensError(
                     f"{self.endpoint_url} is not an AWS endpoint: it answered {operation_model.name} with a web page "
                     f"(HTTP {status})",
-                    "check --endpoint-url / AWS_ENDPOINT_URL[_<SERVICE>]: it must be AWS or an AWS emulator such as moto",
-                    code="not_an_aws_endpoint")
+                    "check --endpoint-url / AWS_ENDPOINT_URL[_<SERVICE>]: it must be AWS or an AWS emulator such as "
+                    "moto",
+                    code="not_an_aws_endpoint",
+                )
         if status >= 500 and body and not start.startswith((b"<?xml", b"<error", b"<errorresponse", b"{")):
             response_dict["body"] = b""  # text or an HTML error page from a proxy: a generic HTTP error, retried
 
@@ -194,8 +198,16 @@ _ACCESS_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOp
 _EXPIRED_CODES = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
 _INVALID_CREDENTIAL_CODES = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
                              "InvalidAccessKeyId", "IncompleteSignature"}
-_THROTTLING_CODES = {"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
-                     "TooManyRequestsException", "SlowDown", "RequestThrottled", "ProvisionedThroughputExceededException"}
+_THROTTLING_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "SlowDown",
+    "RequestThrottled",
+    "ProvisionedThroughputExceededException",
+}
 
 
 def translate_error(exc: BaseException, doing: str | None = None) -> DeeplensError | None:
@@ -213,8 +225,11 @@ def translate_error(exc: BaseException, doing: str | None = None) -> DeeplensErr
         return DeeplensError(f"no AWS region configured{context}", REGION_HINT, code="no_region")
     if isinstance(exc, bce.ProfileNotFound):
         profile = getattr(exc, "kwargs", {}).get("profile", "?")
-        return DeeplensError(f"AWS profile '{profile}' not found{context}", "check --profile / AWS_PROFILE against ~/.aws/config",
-                             code="profile_not_found")
+        return DeeplensError(
+            f"AWS profile '{profile}' not found{context}",
+            "check --profile / AWS_PROFILE against ~/.aws/config",
+            code="profile_not_found",
+        )
     if isinstance(exc, bce.ConfigParseError):
         return _config_parse_error(exc)
     if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectTimeoutError, bce.ConnectionClosedError,
@@ -223,15 +238,24 @@ def translate_error(exc: BaseException, doing: str | None = None) -> DeeplensErr
         return DeeplensError(f"cannot reach the AWS endpoint {url}{context}".replace("  ", " "),
                              "check the network, --endpoint-url / AWS_ENDPOINT_URL and the region",
                              code="endpoint_unreachable")
-    refresh_errors = tuple(getattr(bce, name) for name in ("TokenRetrievalError", "SSOTokenLoadError", "CredentialRetrievalError")
-                           if hasattr(bce, name))
+    refresh_errors = tuple(
+        getattr(bce, name)
+        for name in ("TokenRetrievalError", "SSOTokenLoadError", "CredentialRetrievalError")
+        if hasattr(bce, name)
+    )
     if isinstance(exc, refresh_errors):
-        return DeeplensError(f"AWS credentials could not be refreshed{context}: {exc}", "log in again (e.g. `aws sso login`)",
-                             code="credentials_refresh_failed")
+        return DeeplensError(
+            f"AWS credentials could not be refreshed{context}: {exc}",
+            "log in again (e.g. `aws sso login`)",
+            code="credentials_refresh_failed",
+        )
     if isinstance(exc, bce.ClientError):
         return _translate_client_error(exc, context)
     if isinstance(exc, bce.ParamValidationError):
-        return DeeplensError(f"invalid request{context}: {' '.join(str(exc).split())}", "this is a bug in deeplens-cli; rerun with -v and report it")
+        return DeeplensError(
+            f"invalid request{context}: {' '.join(str(exc).split())}",
+            "this is a bug in deeplens-cli; rerun with -v and report it",
+        )
     return None
 
 
@@ -247,19 +271,28 @@ def _translate_client_error(exc: Any, context: str) -> DeeplensError:
                              f"grant {action or operation} to the calling identity, or use a profile that has it",
                              code="access_denied")
     if code in _EXPIRED_CODES:
-        return DeeplensError(f"AWS credentials expired{context} ({code})", "refresh them (e.g. `aws sso login` or new session keys)",
-                             code="credentials_expired")
+        return DeeplensError(
+            f"AWS credentials expired{context} ({code})",
+            "refresh them (e.g. `aws sso login` or new session keys)",
+            code="credentials_expired",
+        )
     if code in _INVALID_CREDENTIAL_CODES:
         return DeeplensError(f"AWS rejected the credentials{context} ({code}: {message})",
                              "check the access key, the profile and that the region is enabled for the account",
                              code="credentials_rejected")
     if code in _THROTTLING_CODES:
-        return DeeplensError(f"AWS kept throttling {operation}{context} after retries ({code})",
-                             "wait and re-run; raise aws.max_attempts or use aws.retry_mode: adaptive", code="throttled")
+        return DeeplensError(
+            f"AWS kept throttling {operation}{context} after retries ({code})",
+            "wait and re-run; raise aws.max_attempts or use aws.retry_mode: adaptive",
+            code="throttled",
+        )
     if code.isdigit() and code.startswith("5"):
-        return DeeplensError(f"the AWS endpoint kept failing {operation}{context} after retries (HTTP {code}: {message})",
-                             "a temporary fault at AWS or at the endpoint: wait and re-run; check --endpoint-url / "
-                             "AWS_ENDPOINT_URL if it persists", code="service_error")
+        return DeeplensError(
+            f"the AWS endpoint kept failing {operation}{context} after retries (HTTP {code}: {message})",
+            "a temporary fault at AWS or at the endpoint: wait and re-run; check --endpoint-url / "
+            "AWS_ENDPOINT_URL if it persists",
+            code="service_error",
+        )
     if code in ("AuthorizationHeaderMalformed", "IllegalLocationConstraintException", "PermanentRedirect",
                 "InvalidRegion"):
         return DeeplensError(f"region mismatch{context}: {message or code}",

@@ -114,7 +114,9 @@ def read_bucket(ctx: AwsContext, name: str) -> BucketState:
     encryption = _read(lambda: s3.get_bucket_encryption(Bucket=name), f"reading default encryption of {name}",
                        ("ServerSideEncryptionConfigurationNotFoundError",))
     enc_rules = (encryption or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
-    state.encryption = enc_rules[0].get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") if enc_rules else None
+    state.encryption = (
+        enc_rules[0].get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") if enc_rules else None
+    )
     lifecycle = _read(lambda: s3.get_bucket_lifecycle_configuration(Bucket=name), f"reading lifecycle rules of {name}",
                       ("NoSuchLifecycleConfiguration",))
     state.lifecycle_rules = list((lifecycle or {}).get("Rules", []))
@@ -135,9 +137,11 @@ def _read(call: Callable[[], dict[str, Any]], doing: str, missing_codes: tuple[s
         if code in missing_codes:
             return None
         if bucket is not None and code in ("403", "AccessDenied"):
-            raise DeeplensError(f"bucket {bucket} exists but this account cannot use it (HTTP 403: it belongs to "
-                                f"another account, or access is denied)",
-                                "bucket names are global: choose another bucket name, or use the owning account's profile") from None
+            raise DeeplensError(
+                f"bucket {bucket} exists but this account cannot use it (HTTP 403: it belongs to "
+                f"another account, or access is denied)",
+                "bucket names are global: choose another bucket name, or use the owning account's profile",
+            ) from None
         if bucket is not None and code in ("301", "PermanentRedirect", "AuthorizationHeaderMalformed",
                                            "IllegalLocationConstraintException"):
             headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
@@ -172,7 +176,9 @@ def differences(state: BucketState, desired: DesiredBucket) -> list[str]:
     if wanted is not None and ours is None:
         found.append(f"no lifecycle rule expiring {desired.prefix}* after {desired.retention_days} days")
     elif wanted is not None and ours is not None and _rule_fields(ours) != _rule_fields(wanted):
-        found.append(f"lifecycle rule {LIFECYCLE_RULE_ID} differs (want {desired.prefix}* after {desired.retention_days} days)")
+        found.append(
+            f"lifecycle rule {LIFECYCLE_RULE_ID} differs (want {desired.prefix}* after {desired.retention_days} days)"
+        )
     elif wanted is None and ours is not None:
         found.append(f"lifecycle rule {LIFECYCLE_RULE_ID} present but retention_days is unset")
     return found
@@ -289,7 +295,11 @@ def plan_bucket_teardown(ctx: AwsContext, settings: Settings) -> Plan:
         return plan
     keys = _all_object_versions(ctx, name)
     steps: list[Step] = [
-        ApiCall("s3", "delete_objects", {"Bucket": name, "Delete": {"Objects": keys[i:i + DELETE_BATCH], "Quiet": True}})
+        ApiCall(
+            "s3",
+            "delete_objects",
+            {"Bucket": name, "Delete": {"Objects": keys[i : i + DELETE_BATCH], "Quiet": True}},
+        )
         for i in range(0, len(keys), DELETE_BATCH)
     ]
     steps.append(ApiCall("s3", "delete_bucket", {"Bucket": name}, ignore_codes=("NoSuchBucket",)))

@@ -99,7 +99,9 @@ def build_package(source_dir: str | os.PathLike[str] | None = None, vendor_requi
     """
     source = Path(source_dir) if source_dir is not None else edge_function_dir()
     if not source.is_dir():
-        raise DeeplensError(f"cannot package {source}: not a directory", "point source_dir at the edge_function package")
+        raise DeeplensError(
+            f"cannot package {source}: not a directory", "point source_dir at the edge_function package"
+        )
     entries: dict[str, Path] = {}
     for arcname, path in _package_files(source, prefix=source.name + "/", skip_tests=True):
         entries[arcname] = path
@@ -308,7 +310,9 @@ def _pins_for(problems: list[FitProblem]) -> list[str]:
 # ---------------------------------------------------------------------------------------------- settings
 
 
-def edge_environment(settings: Settings, on_deeplens: bool | None = True, model_path: str | None = None) -> dict[str, str]:
+def edge_environment(
+    settings: Settings, on_deeplens: bool | None = True, model_path: str | None = None
+) -> dict[str, str]:
     """The `DEEPLENS_*` variables the edge function reads (edge_function/settings.py), from the CLI settings.
 
     `on_deeplens` resolves the `auto` detector/source: the awscam SSD and camera on a DeepLens, the offline

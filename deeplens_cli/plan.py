@@ -8,9 +8,9 @@ The pipeline (after aws/chalice's deployer): desired state -> local build -> pla
   reason, and the `steps` that would make it so. Steps are data: `ApiCall(service, operation, params)`, a
   `Wait` on a botocore waiter, or a `LocalStep` for local side effects (writing a device bundle).
 * `--dry-run` is "stop after plan": render it and exit. Nothing in a plan has run.
-* `Executor.execute(plan)` (executor.py) is the only code that performs mutating calls. Values produced by one step and needed
-  by a later one (a certificate ARN, a new version id) flow through named variables: `outputs={"certificate_arn":
-  "certificateArn"}` stores them, `Ref("certificate_arn")` in later params reads them.
+* `Executor.execute(plan)` (executor.py) is the only code that performs mutating calls. Values produced by one step
+  and needed by a later one (a certificate ARN, a new version id) flow through named variables:
+  `outputs={"certificate_arn": "certificateArn"}` stores them, `Ref("certificate_arn")` in later params reads them.
 
 A plan whose actions are all `noop` has no steps, so re-running a command whose desired state already holds
 makes zero mutating calls by construction.
@@ -59,7 +59,10 @@ class Retry:
         error = response.get("Error", {}) if isinstance(response, dict) else {}
         if error.get("Code") not in self.codes:
             return False
-        return not self.message_pattern or re.search(self.message_pattern, str(error.get("Message", "")), re.I) is not None
+        return (
+            not self.message_pattern
+            or re.search(self.message_pattern, str(error.get("Message", "")), re.I) is not None
+        )
 
 
 @dataclass(frozen=True)

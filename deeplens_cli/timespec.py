@@ -15,7 +15,8 @@ from deeplens_cli.errors import ConfigError
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d|day|w|wk)s?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400, "day": 86400,
                  "w": 604800, "wk": 604800}
-EXPECTED = "a duration such as 90s, 10m, 1h, 2d, 1w or an ISO time such as 2026-11-30T10:00 (UTC) or 2026-11-30T10:00+02:00"
+EXPECTED = ("a duration such as 90s, 10m, 1h, 2d, 1w or an ISO time such as 2026-11-30T10:00 (UTC) or "
+            "2026-11-30T10:00+02:00")
 
 
 def parse_since(text: str, now: dt.datetime, flag: str = "--since") -> dt.datetime:

@@ -53,9 +53,14 @@ _GATE_FIELDS = ("threshold", "min_face_px", "margin", "track_iou", "track_lost_s
 # Defaults come from the settings (the threshold: the CPU detector's), so a gate built without settings -
 # tests, benchmarks - behaves like the deployed one and no default is written twice.
 GateConfig = collections.namedtuple(
-    "GateConfig", _GATE_FIELDS,
-    defaults=tuple(settings.DEFAULT_THRESHOLDS["opencv"] if name == "threshold" else settings.OPTIONS_BY_NAME[name].default
-                   for name in _GATE_FIELDS),
+    "GateConfig",
+    _GATE_FIELDS,
+    defaults=tuple(
+        settings.DEFAULT_THRESHOLDS["opencv"]
+        if name == "threshold"
+        else settings.OPTIONS_BY_NAME[name].default
+        for name in _GATE_FIELDS
+    ),
 )
 GateConfig.__doc__ = """Gate parameters; ``min_face_px`` None means 40 px at 1080p scaled by frame height."""
 

@@ -13,9 +13,9 @@ periodic full detection confirms or drops them.
 ``EdgeLoop`` owns the parts that live as long as the process - gate, key factory, uploader (one worker
 thread), publisher, preview (one writer thread), detector - and re-opens only the frame source when a
 run fails. The detector is rebuilt only when it is what failed (``MAX_DETECT_FAILURES`` in a row): on a
-DeepLens building it loads the model onto the GPU, which a silent camera is no reason to redo. ``Supervisor`` restarts a failed run after a backoff (1 s doubling to 60 s, reset
-after a healthy minute) in the SAME thread: the seed rescheduled itself with ``Timer(15, ...)``, which
-started a new thread, and a new FIFO writer thread, on every restart.
+DeepLens building it loads the model onto the GPU, which a silent camera is no reason to redo. ``Supervisor``
+restarts a failed run after a backoff (1 s doubling to 60 s, reset after a healthy minute) in the SAME thread: the seed
+rescheduled itself with ``Timer(15, ...)``, which started a new thread, and a new FIFO writer thread, on every restart.
 
 A failed frame read is not a crash: it is retried with a short doubling backoff, and only a source that
 stays silent for about half a minute is treated as broken (the supervisor then re-opens it). A detector

@@ -25,9 +25,21 @@ def prepare_v2_account(aws_clients: Callable[[str], Any], bucket: str = "deeplen
     """What `register-roles` leaves behind for V2 (the bucket, the token exchange role and its alias), made
     directly so target tests do not depend on roles.py."""
     aws_clients("s3").create_bucket(Bucket=bucket)
-    arn = aws_clients("iam").create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                "Principal": {"Service": "credentials.iot.amazonaws.com"}}]}))["Role"]["Arn"]
+    arn = aws_clients("iam").create_role(
+        RoleName=role,
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Principal": {"Service": "credentials.iot.amazonaws.com"},
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
     aws_clients("iot").create_role_alias(roleAlias=alias, roleArn=arn, credentialDurationSeconds=3600)
 
 

@@ -60,7 +60,9 @@ def test_expired_credentials(code):
 
 
 def test_rejected_credentials():
-    error = translate_error(client_error("InvalidClientTokenId", "The security token included in the request is invalid."))
+    error = translate_error(
+        client_error("InvalidClientTokenId", "The security token included in the request is invalid.")
+    )
 
     assert error.message.startswith("AWS rejected the credentials (InvalidClientTokenId:")
 
@@ -73,7 +75,9 @@ def test_throttling_after_botocore_retries(code):
     assert "aws.retry_mode: adaptive" in error.hint
 
 
-@pytest.mark.parametrize("code", ["AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException"])
+@pytest.mark.parametrize(
+    "code", ["AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException"]
+)
 def test_region_mismatch(code):
     error = translate_error(client_error(code, "the region 'us-east-1' is wrong; expecting 'eu-west-1'"))
 

@@ -116,7 +116,10 @@ class TestRetention:
                   "Expiration": {"Days": 400}}
 
     def rules(self, aws):
-        return {rule["ID"]: rule for rule in aws.client("s3").get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]}
+        return {
+            rule["ID"]: rule
+            for rule in aws.client("s3").get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+        }
 
     def test_retention_expires_crops_under_the_prefix_only(self, aws, settings_for):
         apply(aws, settings_for(retention_days=30, prefix="faces/"))

@@ -185,7 +185,9 @@ def test_flag_beats_environment_beats_file_beats_default(tmp_path):
 
 
 def test_a_flag_replaces_a_bad_environment_value_before_validation(tmp_path):
-    settings = load_settings(str(_empty(tmp_path)), environ={"DEEPLENS_REGION": "mars-1"}, flags={"region": "us-west-2"})
+    settings = load_settings(
+        str(_empty(tmp_path)), environ={"DEEPLENS_REGION": "mars-1"}, flags={"region": "us-west-2"}
+    )
 
     assert settings["region"] == "us-west-2"
 

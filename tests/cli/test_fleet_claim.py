@@ -154,8 +154,11 @@ def test_the_claim_policy_allows_only_the_provisioning_topics():
 
     assert all("$aws/certificates/create/" in r or f"$aws/provisioning-templates/{NAMES.template}/provision/" in r
                for r in resources)
-    assert {a for s in document["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])} \
-        == {"iot:Connect", "iot:Publish", "iot:Receive", "iot:Subscribe"}
+    assert {
+        a
+        for s in document["Statement"]
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    } == {"iot:Connect", "iot:Publish", "iot:Receive", "iot:Subscribe"}
 
 
 def test_claim_needs_a_fleet_and_no_names(run_cli, aws_env):

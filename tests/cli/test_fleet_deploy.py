@@ -78,7 +78,8 @@ def test_the_cost_of_a_wait_does_not_grow_with_the_fleet(v2_account, settings_fo
     _, outcome, _ = deploy_and_wait(v2_account, settings, package, large, force=True)
 
     assert outcome.status == "succeeded" and outcome.extra["succeeded"] == 120
-    # 110 more members: one more page of ListCoreDevices per poll (100 a page) and of the member list, nothing per member
+    # 110 more members: one more page of ListCoreDevices per poll (100 a page) and of the member list,
+    # nothing per member
     assert large[0] - small[0] <= 120 // 25
 
 

@@ -111,7 +111,9 @@ def test_alternating_deploys_of_two_cameras_publish_no_new_component_version(v2_
 
 
 def test_a_device_cannot_set_what_the_fleet_leaves_to_the_device_defaults(v2_account, package, tmp_path):
-    settings = settings_from(tmp_path, "bucket: deeplens-test-face-crops\ndevices: {CamA: {detection: {threshold: 0.7}}}\n")
+    settings = settings_from(
+        tmp_path, "bucket: deeplens-test-face-crops\ndevices: {CamA: {detection: {threshold: 0.7}}}\n"
+    )
     target = GreengrassV2Target(v2_account.context(settings), settings, package)
 
     with pytest.raises(ConfigError, match="DEEPLENS_THRESHOLD"):

@@ -40,7 +40,9 @@ def test_init_never_overwrites_without_force(run_cli):
 
     refused = run_cli("init", "--bucket", BUCKET)
     assert refused.exit_code == 2
-    assert refused.stderr.strip().endswith("error: deeplens.yaml already exists (hint: edit it, or pass --force to replace it)")
+    assert refused.stderr.strip().endswith(
+        "error: deeplens.yaml already exists (hint: edit it, or pass --force to replace it)"
+    )
     assert Path("deeplens.yaml").read_text() == "bucket: mine-and-precious\n"
 
     forced = run_cli("init", "--bucket", BUCKET, "--force")

@@ -141,7 +141,13 @@ class TestVendoring:
             (target / "dep" / "__init__.py").write_text("")
             return subprocess.CompletedProcess(command, 0, "", "")
 
-        build_package(make_source(tmp_path), ["dep==2"], python_version="3.7", cache_dir=tmp_path / "cache", run=fake_pip)
+        build_package(
+            make_source(tmp_path),
+            ["dep==2"],
+            python_version="3.7",
+            cache_dir=tmp_path / "cache",
+            run=fake_pip,
+        )
         (command,) = seen
         assert command[command.index("--python-version") + 1] == "3.7"
         assert command[command.index("--platform") + 1] == "manylinux2014_x86_64"
@@ -241,7 +247,10 @@ class TestVendoringForTheDevicePython:
             info = site / f"{name}-{version}.dist-info"
             info.mkdir(parents=True)
             (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{metadata}")
-        texts = [problem.text for problem in target_problems(site, TargetPython.for_device("3.7", "manylinux2014_x86_64"))]
+        texts = [
+            problem.text
+            for problem in target_problems(site, TargetPython.for_device("3.7", "manylinux2014_x86_64"))
+        ]
         assert texts == ["modern 3.0 requires Python >=3.8",
                          'needsback 1.0 needs backport on python_version < "3.8", which is not vendored']
         assert target_problems(site, TargetPython.for_device("3.11", "manylinux2014_x86_64")) == []

@@ -21,8 +21,11 @@ LAMBDA_RETRY = Retry(codes=("InvalidParameterValueException",), message_pattern=
                      budget_s=30, first_delay_s=2, max_delay_s=8)
 CREATE_FUNCTION = {"FunctionName": "deeplens-face-crops", "Role": "arn:aws:iam::123456789012:role/r",
                    "Runtime": "python3.12", "Handler": "h.h", "Code": {"ZipFile": b"zip"}}
-FUNCTION = {"FunctionName": "deeplens-face-crops", "FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:deeplens-face-crops",
-            "Version": "$LATEST"}
+FUNCTION = {
+    "FunctionName": "deeplens-face-crops",
+    "FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:deeplens-face-crops",
+    "Version": "$LATEST",
+}
 
 
 @pytest.fixture
@@ -64,7 +67,11 @@ def test_outputs_flow_into_later_steps_through_refs(ctx):
                      {"setAsActive": True})
     iot.add_response("attach_thing_principal", {},
                      {"thingName": "cam", "principal": "arn:aws:iot:us-east-1:123456789012:cert/abc"})
-    iot.add_response("attach_policy", {}, {"policyName": "deeplens-cam", "target": "arn:aws:iot:us-east-1:123456789012:cert/abc"})
+    iot.add_response(
+        "attach_policy",
+        {},
+        {"policyName": "deeplens-cam", "target": "arn:aws:iot:us-east-1:123456789012:cert/abc"},
+    )
     plan = Plan("register", [Action("iot-thing/cam", "create", "missing", (
         ApiCall("iot", "create_keys_and_certificate", {"setAsActive": True},
                 outputs={"cert": "", "cert_arn": "certificateArn"}),
@@ -141,8 +148,10 @@ def test_retry_budget_exhausted_is_an_error_naming_the_resource(ctx, sleeps, rep
 
     assert sleeps == [2, 4, 8, 8, 8]  # 30 s budget: a sixth wait would exceed it
     assert sum(sleeps) <= LAMBDA_RETRY.budget_s
-    assert error.value.message.startswith("lambda/deeplens-face-crops: CreateFunction failed while lambda:create_function: "
-                                          "InvalidParameterValueException")
+    assert error.value.message.startswith(
+        "lambda/deeplens-face-crops: CreateFunction failed while lambda:create_function: "
+        "InvalidParameterValueException"
+    )
 
 
 def test_errors_that_do_not_match_the_retry_are_not_retried(ctx, sleeps):

@@ -92,10 +92,23 @@ class TestSemanticComparison:
         assert same_policy(self.base, spelled)
 
     def test_statement_order_and_sids_do_not_matter(self):
-        reordered = {"Version": "2012-10-17", "Statement": [
-            {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:PutLogEvents", "logs:CreateLogStream"], "Resource": "*"},
-            {"Sid": "Crops", "Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::b/faces/*"},
-        ]}
+        reordered = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "Logs",
+                    "Effect": "Allow",
+                    "Action": ["logs:PutLogEvents", "logs:CreateLogStream"],
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "Crops",
+                    "Effect": "Allow",
+                    "Action": "s3:PutObject",
+                    "Resource": "arn:aws:s3:::b/faces/*",
+                },
+            ],
+        }
         assert same_policy(self.base, reordered)
 
     def test_json_text_and_url_encoded_json_parse_to_the_same_document(self):
@@ -104,7 +117,10 @@ class TestSemanticComparison:
 
     def test_a_single_statement_object_equals_a_list_of_one(self):
         single = {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}}
-        listed = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}]}
+        listed = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}],
+        }
         assert normalise_policy(single) == normalise_policy(listed)
 
     @pytest.mark.parametrize("change", [

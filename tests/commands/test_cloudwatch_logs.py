@@ -50,11 +50,19 @@ def test_a_redeploy_with_the_same_log_manager_is_not_a_change():
 def test_latest_log_manager_version_asks_for_the_public_component_highest_first():
     client = boto3.client("greengrassv2", region_name="eu-west-1")
     with Stubber(client) as stub:
-        stub.add_response("list_component_versions",
-                          {"componentVersions": [{"componentName": cwl.LOG_MANAGER, "componentVersion": "2.3.10",
-                                                  "arn": "arn:aws:greengrass:eu-west-1:aws:components:x:versions:2.3.10"}]},
-                          {"arn": "arn:aws:greengrass:eu-west-1:aws:components:aws.greengrass.LogManager",
-                           "maxResults": 1})
+        stub.add_response(
+            "list_component_versions",
+            {
+                "componentVersions": [
+                    {
+                        "componentName": cwl.LOG_MANAGER,
+                        "componentVersion": "2.3.10",
+                        "arn": "arn:aws:greengrass:eu-west-1:aws:components:x:versions:2.3.10",
+                    }
+                ]
+            },
+            {"arn": "arn:aws:greengrass:eu-west-1:aws:components:aws.greengrass.LogManager", "maxResults": 1},
+        )
         assert cwl.latest_log_manager_version(client, "aws", "eu-west-1") == "2.3.10"
 
 
@@ -70,8 +78,14 @@ def test_the_v1_logger_definition_passes_botocores_request_validation(cloudwatch
     gg = boto3.client("greengrass", region_name="us-east-1")
     version_arn = "arn:aws:greengrass:us-east-1:123456789012:/greengrass/definition/loggers/L1/versions/V1"
     with Stubber(gg) as stub:
-        stub.add_response("create_logger_definition", {"LatestVersionArn": version_arn},
-                          {"Name": "deeplens-cam-a-loggers", "InitialVersion": cwl.v1_logger_definition_version(cloudwatch)})
+        stub.add_response(
+            "create_logger_definition",
+            {"LatestVersionArn": version_arn},
+            {
+                "Name": "deeplens-cam-a-loggers",
+                "InitialVersion": cwl.v1_logger_definition_version(cloudwatch),
+            },
+        )
         assert cwl.create_v1_logger_definition(gg, "deeplens-cam-a-loggers", cloudwatch) == version_arn
     loggers = cwl.v1_logger_definition_version(cloudwatch)["Loggers"]
     to_cloud = {(lg["Component"], lg["Level"]) for lg in loggers if lg["Type"] == "AWSCloudWatch"}

@@ -101,7 +101,9 @@ def test_ssd_drops_labels_other_than_face_and_sorts_by_score():
 
 def test_ssd_face_label_is_configurable():
     detector = AwscamSsdDetector(
-        "m.xml", face_label=3, awscam_module=_fake_with([ssd_result(1, 0.9, 0, 0, 9, 9), ssd_result(3, 0.7, 0, 0, 9, 9)])
+        "m.xml",
+        face_label=3,
+        awscam_module=_fake_with([ssd_result(1, 0.9, 0, 0, 9, 9), ssd_result(3, 0.7, 0, 0, 9, 9)]),
     )
     assert [d.score for d in detector.detect(numpy.zeros((300, 300, 3), numpy.uint8))] == pytest.approx([0.7])
 
@@ -369,7 +371,11 @@ def test_each_detector_gets_its_own_default_threshold(monkeypatch):
     for kind, expected in (("awscam", 0.6), ("centerface", 0.5), ("yunet", 0.7)):
         assert settings.load_settings(dict(base, DEEPLENS_DETECTOR=kind)).threshold == expected
     for kind, expected in (("yunet", 0.7), ("centerface", 0.5)):
-        monkeypatch.setattr(detector_choice, "choose_cpu_detector", lambda *a, k=kind: detector_choice.CpuDetectorChoice(k, "test"))
+        monkeypatch.setattr(
+            detector_choice,
+            "choose_cpu_detector",
+            lambda *a, k=kind: detector_choice.CpuDetectorChoice(k, "test"),
+        )
         assert settings.load_settings(dict(base, DEEPLENS_DETECTOR="opencv")).threshold == expected
     assert settings.load_settings(dict(base, DEEPLENS_DETECTOR="yunet", DEEPLENS_THRESHOLD="0.55")).threshold == 0.55
 

@@ -232,7 +232,9 @@ def test_edge_s3_refused_crop(caplog: pytest.LogCaptureFixture, tmp_path: Path, 
     assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
 
 
-def test_edge_spool_disk_full(caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_edge_spool_disk_full(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """S3 is down, so crops go to the spool, and the disk is full: the spool's sidecar write hits the real
     ENOSPC of /dev/full. The crop is dropped and counted, no half-written entry stays, capture goes on."""
     import builtins

@@ -271,7 +271,9 @@ class NetworkConvergence:
             if first.exit_code != 0:
                 again = self.run_cli("--endpoint-url", self.proxy.url, *scenario.command, env=ENV)
                 if again.exit_code != 0:
-                    found.append(f"{where}: the re-run failed with exit {again.exit_code}: {again.stderr.strip()[-200:]}")
+                    found.append(
+                        f"{where}: the re-run failed with exit {again.exit_code}: {again.stderr.strip()[-200:]}"
+                    )
                     continue
             found += [f"{where}: {difference}" for difference in differences(self.snapshot(), expected)]
         return len(operations), found

@@ -66,7 +66,10 @@ def oldest_first_but_for_one_in_flight(kept: list[bool]) -> bool:
     back) at the moment the cap evicts it: that upload still lands, while the next-oldest entry is dropped."""
     if kept == sorted(kept):
         return True
-    return any(rest == sorted(rest) for rest in (kept[:i] + kept[i + 1:] for i, was_kept in enumerate(kept) if was_kept))
+    return any(
+        rest == sorted(rest)
+        for rest in (kept[:i] + kept[i + 1 :] for i, was_kept in enumerate(kept) if was_kept)
+    )
 
 
 def test_the_drop_order_check_can_fail() -> None:

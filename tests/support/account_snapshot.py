@@ -84,9 +84,13 @@ def _s3(s3: Any) -> dict[str, Any]:
         encryption = _or_none(lambda name=name: s3.get_bucket_encryption(Bucket=name))
         buckets[name] = {
             "public_access_block": (block or {}).get("PublicAccessBlockConfiguration"),
-            "ownership": [r["ObjectOwnership"] for r in (ownership or {}).get("OwnershipControls", {}).get("Rules", [])],
-            "encryption": [r["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] for r in
-                           (encryption or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])],
+            "ownership": [
+                r["ObjectOwnership"] for r in (ownership or {}).get("OwnershipControls", {}).get("Rules", [])
+            ],
+            "encryption": [
+                r["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
+                for r in (encryption or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+            ],
             "objects": sorted(o["Key"] for o in _pages(s3, "list_objects_v2", "Contents", Bucket=name)),
         }
     return buckets

@@ -1,10 +1,11 @@
 """Wrong answers from AWS, on demand: errors injected into the clients the CLI builds, below botocore's parser.
 
-The `faults` fixture installs one on every AwsContext the CLI builds. A `Faults` object answers chosen operations with an HTTP error in the wire format of the service's protocol
-(query XML for IAM/STS, REST-XML for S3, REST-JSON with `x-amzn-ErrorType` for IoT, Greengrass and Lambda).
-It hooks botocore's `before-send` event, ahead of moto's own handler, so the error goes through everything a
-real one would: botocore's retry modes (throttling is retried, AccessDenied is not), its parser, the CLI's
-after-call hooks and its error translation. Every other call goes on to moto.
+The `faults` fixture installs one on every AwsContext the CLI builds. A `Faults` object answers chosen operations
+with an HTTP error in the wire format of the service's protocol (query XML for IAM/STS, REST-XML for S3, REST-JSON with
+`x-amzn-ErrorType` for IoT, Greengrass and Lambda). It hooks botocore's `before-send` event, ahead of moto's own
+handler, so the error goes through everything a real one would: botocore's retry modes (throttling is retried,
+AccessDenied is not), its parser, the CLI's after-call hooks and its error translation. Every other call goes on to
+moto.
 
 botocore calls every `before-send` handler and uses the first answer, so moto would still carry out a request
 whose answer we replaced (a "denied" CreateFunction would create the function). While an injected answer is

@@ -94,7 +94,9 @@ def identify(method: str, path: str, headers: Any, body: bytes) -> tuple[str, st
     for service in SIGNING_SERVICES.get(signing, (signing,)):
         protocol = _protocol(service)
         if protocol in ("query", "ec2"):
-            action = parse_qs(body.decode("utf-8", "replace")).get("Action") or parse_qs(urlsplit(path).query).get("Action")
+            action = parse_qs(body.decode("utf-8", "replace")).get("Action") or parse_qs(
+                urlsplit(path).query
+            ).get("Action")
             return service, action[0] if action else "?"
         bare = urlsplit(path).path
         for route_method, pattern, _, name in _rest_routes(service):

@@ -22,14 +22,18 @@ def _certify(csr_pem: str, ca: Any) -> str:
 
     request = x509.load_pem_x509_csr(csr_pem.encode("utf-8"))
     now = dt.datetime.now(dt.timezone.utc)
-    certificate = (x509.CertificateBuilder()
-                   .subject_name(request.subject)
-                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "moto test CA (deeplens-cli tests)")]))
-                   .public_key(request.public_key())
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - dt.timedelta(minutes=5))
-                   .not_valid_after(now + dt.timedelta(days=365))
-                   .sign(ca, hashes.SHA256()))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(request.subject)
+        .issuer_name(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "moto test CA (deeplens-cli tests)")])
+        )
+        .public_key(request.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .sign(ca, hashes.SHA256())
+    )
     return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
