@@ -243,9 +243,17 @@ class SpoolingUploader:
         try:
             item = self._queue.get(timeout=0.1)
         except queue.Empty:
-            return not self._stopping.is_set()  # the spool had nothing left to send either
+            return self._keep_going()
         self._send_item(item)
         return True
+
+    def _keep_going(self) -> bool:
+        """Whether the worker goes on when it found nothing to do: until stopped, and once stopped only while the
+        spool still holds a crop. The spool is looked at again *after* the stop is seen, because the worker's last
+        look came before its 0.1 s wait on the queue: a crop spooled meanwhile (queue full, or an upload stalled)
+        by a ``submit()`` that returned before ``close()`` was otherwise left behind, and ``close()`` reported
+        False with its deadline unused."""
+        return not self._stopping.is_set() or self._spool.oldest() is not None
 
     def _probe(self) -> bool:
         """Offline: park queued crops on disk, wait, then try the oldest waiting crop. Only a crop S3 accepts turns
@@ -264,7 +272,7 @@ class SpoolingUploader:
                     try:
                         self._held = self._queue.get_nowait()
                     except queue.Empty:
-                        return not self._stopping.is_set()  # nothing to probe with: stay offline
+                        return self._keep_going()  # nothing to probe with: stay offline
                 outcome = self._send_item(self._held, held=True)
             if outcome != _REFUSED:
                 break

@@ -3,6 +3,7 @@
 import collections
 import json
 import os
+import queue
 import socket
 import threading
 import time
@@ -210,6 +211,31 @@ def test_counters_add_up(s3, bucket, tmp_path, down_for):
     assert stats["captured"] == 30 and stats["uploaded"] == 30 and stats["dropped"] == 0
     assert stats["queue_depth"] == 0 and stats["spool_bytes"] == 0
 
+
+
+def test_close_uploads_a_crop_spooled_while_the_worker_waited_for_the_queue(s3, bucket, bucket_keys, tmp_path):
+    """The worker looks at the spool, then waits up to 0.1 s on the empty queue. A crop the capture thread spools in
+    that wait (the queue was full, or an upload stalled) and a close() right after it: the worker sees the stop when
+    its wait ends, and must still send that crop rather than leave it for the next start (the race behind
+    test_counters_add_up[0.0] failing under Python 3.7). The wait is held open until close() so it is not luck."""
+    waiting = threading.Event()
+    holder = {}
+
+    class HeldOpenQueue(queue.Queue):
+        def get(self, block=True, timeout=None):
+            if timeout is not None and not waiting.is_set():  # the worker's first wait on the empty queue
+                waiting.set()
+                holder["up"]._stopping.wait(10)  # ... lasts until close() has asked the worker to stop
+            return super().get(block, timeout)
+
+    holder["up"] = up = SpoolingUploader(bucket, str(tmp_path / "spool"), client=s3, start=False, **FAST_RETRY)
+    up._queue = HeldOpenQueue(maxsize=up.queue_size)
+    up.start()
+    assert waiting.wait(5)
+    assert up._spool.add(item(7))  # what submit() does with a crop when the queue is full
+    assert up.close(30.0)  # returns as soon as the last crop is up; the budget is for a loaded 2-core machine
+    assert bucket_keys(s3) == [item(7).key]
+    assert up.stats()["uploaded"] == 1 and up.stats()["spool_items"] == 0
 
 def test_a_spooled_crop_evicted_while_its_upload_succeeds_counts_as_uploaded_not_dropped(s3, bucket, tmp_path):
     """The cap may evict the very entry the worker is uploading; if that upload succeeds, nothing was lost."""
