@@ -1,9 +1,12 @@
 """Re-deploy with nothing changed, Greengrass V1, against a moto server (goal: 0 mutating calls, <= 1 s).
 
 Sets up the classic flow once through the real CLI (`--endpoint-url` to a local moto server):
-register-roles, register-device --greengrass v1, deploy --no-wait. Then runs `deploy --device Cam` again
-`--runs` times with nothing changed and reports, per run, the wall time and the AWS API calls made
-(all of them, and the mutating ones: anything but Get/List/Describe/Head/Search).
+register-roles, register-device --greengrass v1, deploy --no-wait, and then reports that deployment Success
+as the device would (moto never finishes a V1 deployment by itself, and `deploy` with nothing to change waits
+for a last deployment that is still InProgress, up to deploy.timeout_s = 600 s: without the report every
+re-deploy below would time out instead of being measured). Then runs `deploy --device Cam` again `--runs`
+times with nothing changed and reports, per run, the wall time and the AWS API calls made (all of them, and
+the mutating ones: anything but Get/List/Describe/Head/Search).
 
 Two timings:
   in-process   `deeplens_cli.cli.main([...])` in this interpreter: the command itself (a fresh boto3 session,
@@ -42,6 +45,27 @@ def run_cli(args: list[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+def report_deployments_succeeded(endpoint: str) -> list[str]:
+    """Every deployment moto holds, reported Success through the simulated core's reporter (see the module doc);
+    their ids."""
+    import boto3
+
+    from deeplens_cli.simulator.moto_internals import MotoDeploymentReporter
+
+    greengrass = boto3.client("greengrass", endpoint_url=endpoint)
+    account = boto3.client("sts", endpoint_url=endpoint).get_caller_identity()["Account"]
+    reporter = MotoDeploymentReporter(account, os.environ["AWS_REGION"])
+    reported = []
+    for group in greengrass.list_groups()["Groups"]:
+        for deployment in greengrass.list_deployments(GroupId=group["Id"])["Deployments"]:
+            reporter.report(group["Id"], deployment["DeploymentId"], "Success")
+            status = greengrass.get_deployment_status(GroupId=group["Id"], DeploymentId=deployment["DeploymentId"])
+            if status["DeploymentStatus"] != "Success":
+                raise SystemExit(f"could not report deployment {deployment['DeploymentId']} Success: {status}")
+            reported.append(deployment["DeploymentId"])
+    return reported
 
 
 def main() -> None:
@@ -85,6 +109,8 @@ def main() -> None:
             setup_times.append(time.perf_counter() - started)
             if code != 0:
                 raise SystemExit(f"setup step {args} failed with exit code {code}")
+        if not report_deployments_succeeded(endpoint):
+            raise SystemExit("setup left no deployment to report Success")
 
         timings, calls, mutating = [], [], []
         services: collections.Counter[str] = collections.Counter()

@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from deeplens_cli.demo.frames import FrameSource
 from deeplens_cli.demo.outputs import DEVICE_LOG, INSTALL_LOG, count_lines
@@ -132,14 +132,24 @@ def simulated_v1_device(child: App, device_name: str, work: Path, frames: FrameS
     device_root.mkdir(parents=True, exist_ok=True)
     simulated = V1Device(core)
     simulated.thing_name, simulated.group_id = device.thing_name, device.group_id
+    with _core_running(core, out, lambda run: {DEVICE_LOG: run.log_path}):
+        yield simulated
+
+
+@contextmanager
+def _core_running(core: Any, out: Path, logs_of: Callable[[Any], dict[str, Path]]) -> Iterator[None]:
+    """Either simulated core, started for the block and stopped however it ends; then the logs `logs_of` names
+    for the last run ({file name in `out`: log on the device}) are kept in the output folder."""
     core.start()
     try:
-        yield simulated
+        yield
     finally:
         core.stop()
         run = core.current_run()
-        if run is not None and run.log_path.exists():
-            shutil.copyfile(run.log_path, out / DEVICE_LOG)
+        if run is not None:
+            for name, log_path in logs_of(run).items():
+                if log_path.exists():
+                    shutil.copyfile(log_path, out / name)
 
 
 # ---------------------------------------------------------------------------------------------- Greengrass V2
@@ -256,16 +266,8 @@ def simulated_v2_device(child: App, greengrass: EmbeddedGreengrassV2, device_nam
                            nucleus, poll_s=0.1, log=child.reporter.progress)
     simulated = V2Device(core, messages)
     simulated.thing_name = thing
-    core.start()
-    try:
+    with _core_running(core, out, lambda run: {DEVICE_LOG: run.log_path, INSTALL_LOG: run.install_log_path}):
         yield simulated
-    finally:
-        core.stop()
-        run = core.current_run()
-        if run is not None and run.log_path.exists():
-            shutil.copyfile(run.log_path, out / DEVICE_LOG)
-        if run is not None and run.install_log_path.exists():
-            shutil.copyfile(run.install_log_path, out / INSTALL_LOG)
 
 
 def _architecture() -> str:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from deeplens_cli.simulator.device_process import StartedDeviceProcess
 from deeplens_cli.simulator.lambda_package import (  # noqa: F401 - also this module's public names
     CodeRefused,
     code_sha256,
@@ -63,8 +64,8 @@ _HOST_ENV_PASSED = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT")
 
 
 @dataclass
-class DeviceRun:
-    """One started function process and the files it writes."""
+class DeviceRun(StartedDeviceProcess):
+    """One started function process and the files it writes (`wait`, `log_tail`: device_process)."""
 
     deployment_id: str
     function: DeployedFunction
@@ -96,14 +97,6 @@ class DeviceRun:
             time.sleep(0.05)
         return {"state": "failed", "error": f"did not start within {timeout_s:.0f} s"}
 
-    def wait(self, timeout_s: float) -> int | None:
-        try:
-            code = self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return None
-        self.ended_at = self.ended_at or time.monotonic()
-        return code
-
     def terminate(self, grace_s: float = 5.0) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -113,13 +106,6 @@ class DeviceRun:
                 self.process.kill()
                 self.process.wait()
         self.ended_at = self.ended_at or time.monotonic()
-
-    def log_tail(self, lines: int = 5) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return " | ".join(text[-lines:])
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from deeplens_cli.simulator.greengrassv2_http import ApiError
 
 
 @dataclass
-class SimulatedCore:
+class CoreDeviceRecord:
     """A core device as the cloud sees it, and how it reacts to deployments.
 
     behaviour: "healthy" (downloads artifacts, checks digests, runs the components), "fail" (reports `failure`),

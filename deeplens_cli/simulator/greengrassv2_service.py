@@ -36,7 +36,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from deeplens_cli.simulator.greengrassv2_core_devices import SimulatedCore, check_bundle, page_of
+from deeplens_cli.simulator.greengrassv2_core_devices import CoreDeviceRecord, check_bundle, page_of
 from deeplens_cli.simulator.greengrassv2_http import (  # noqa: F401 - ApiError, ModelCheck: public here too
     ApiError,
     HttpFront,
@@ -58,7 +58,7 @@ class FakeGreengrassV2(HttpFront):
         self.lock = threading.RLock()
         self.components: dict[tuple[str, str], dict[str, Any]] = {}
         self.deployments: dict[str, dict[str, Any]] = {}
-        self.cores: dict[str, SimulatedCore] = {}
+        self.cores: dict[str, CoreDeviceRecord] = {}
         self.effective: dict[str, dict[str, dict[str, Any]]] = {}  # thing -> deployment id -> record
         self.calls: list[str] = []  # operation names, in order
         self.denied: set[str] = set()  # operations answered with AccessDeniedException (403)
@@ -69,12 +69,12 @@ class FakeGreengrassV2(HttpFront):
 
     # -- test API -------------------------------------------------------------------------------------------
 
-    def connect_core(self, thing: str, bundle: str | Path | None = None, **options: Any) -> SimulatedCore:
+    def connect_core(self, thing: str, bundle: str | Path | None = None, **options: Any) -> CoreDeviceRecord:
         """The nucleus' first connection. With `bundle`, check it the way the device would fail to connect."""
         if bundle is not None:
             check_bundle(self.iot, self.region, thing, Path(bundle))
         with self.lock:
-            core = SimulatedCore(thing=thing, **options)
+            core = CoreDeviceRecord(thing=thing, **options)
             self.cores[thing] = core
             for deployment in self.deployments.values():  # deployments are continuous: it gets the latest one
                 if deployment["isLatestForTarget"] and thing in self._things_of(deployment["targetArn"]):
@@ -346,7 +346,7 @@ class FakeGreengrassV2(HttpFront):
 
     # -- core devices -----------------------------------------------------------------------------------------
 
-    def _core(self, thing: str) -> SimulatedCore:
+    def _core(self, thing: str) -> CoreDeviceRecord:
         if thing not in self.cores:
             raise not_found("CORE_DEVICE", thing)
         return self.cores[thing]
@@ -401,7 +401,7 @@ class FakeGreengrassV2(HttpFront):
         return {"effectiveDeployments": [{k: v for k, v in r.items() if not k.startswith("_")}
                                          for r in self.effective.get(thing, {}).values()]}
 
-    def _advance(self, core: SimulatedCore, record: dict[str, Any]) -> None:
+    def _advance(self, core: CoreDeviceRecord, record: dict[str, Any]) -> None:
         """One more look at an effective deployment: the simulated core makes progress."""
         if record["coreDeviceExecutionStatus"] in FINAL or core.behaviour in ("offline", "external"):
             return

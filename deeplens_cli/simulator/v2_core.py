@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from deeplens_cli.simulator.device_process import StartedDeviceProcess
 from deeplens_cli.simulator.nucleus import (
     Deployed,
     Nucleus,
@@ -35,8 +36,8 @@ from deeplens_cli.simulator.nucleus import (
 
 
 @dataclass
-class ComponentRun:
-    """Our component, started by the simulated nucleus for one deployment."""
+class ComponentRun(StartedDeviceProcess):
+    """Our component, started by the simulated nucleus for one deployment (`wait`, `log_tail`: device_process)."""
 
     deployment_id: str
     component: Deployed
@@ -49,23 +50,6 @@ class ComponentRun:
     @property
     def process(self) -> Any:
         return self.running.script.process
-
-    def wait(self, timeout_s: float) -> int | None:
-        import subprocess
-
-        try:
-            code = self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return None
-        self.ended_at = self.ended_at or time.monotonic()
-        return code
-
-    def log_tail(self, lines: int = 5) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return " | ".join(text[-lines:])
 
 
 class SimulatedV2Core:

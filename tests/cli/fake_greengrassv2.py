@@ -14,8 +14,8 @@ import pytest
 
 from deeplens_cli.simulator.greengrassv2_service import (  # noqa: F401 - re-exported for the tests
     ACCOUNT,
+    CoreDeviceRecord,
     FakeGreengrassV2,
-    SimulatedCore,
 )
 
 

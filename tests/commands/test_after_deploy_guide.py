@@ -51,16 +51,6 @@ def provoke(situation: str, run_cli, broker_url: str | None):
     raise AssertionError(f"no provocation for the guide's row: {situation}")
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    from mosquitto_broker import start_broker
-
-    process, running = start_broker(tmp_path_factory.mktemp("mosquitto"))
-    yield running
-    process.terminate()
-    process.wait(10)
-
-
 def test_the_section_has_its_rows():
     assert len(guide_examples()) == 6
 

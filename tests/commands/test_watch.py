@@ -17,22 +17,12 @@ import time
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import boto3
-import pytest
-from mosquitto_broker import start_broker
 
 import deeplens_cli.commands.watch as watch
 from edge_function.publish import build_message, encode_message
 
 REGION = "us-east-1"
 ENV = {"DEEPLENS_BUCKET": "deeplens-test-face-crops", "DEEPLENS_REGION": REGION}
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    process, running = start_broker(tmp_path_factory.mktemp("mosquitto"))
-    yield running
-    process.terminate()
-    process.wait(10)
 
 
 class Face:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from deeplens_cli.simulator.core import (
     unpack_code,
     verify_code,
 )
+from tests.support.archives import zip_of
 from tests.support.polling import wait_for
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -59,14 +58,6 @@ def handler(event, context):
     return None
 '''
 BROKEN = "raise RuntimeError('boom at import')\n"
-
-
-def make_zip(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return buffer.getvalue()
 
 
 class Emulated:
@@ -167,7 +158,7 @@ def test_code_sha256_is_what_lambda_reports():
 
 
 def test_verify_accepts_the_published_bytes_and_refuses_any_other():
-    package = make_zip({"a.py": "x = 1\n"})
+    package = zip_of({"a.py": "x = 1\n"})
     verify_code(package, code_sha256(package))
     with pytest.raises(CodeRefused, match="does not match"):
         verify_code(package + b"\0", code_sha256(package))
@@ -178,12 +169,12 @@ def test_verify_accepts_the_published_bytes_and_refuses_any_other():
 @pytest.mark.parametrize("name", ["../escape.py", "/etc/evil.py", "pkg/../../escape.py"])
 def test_unpack_refuses_entries_outside_the_destination(tmp_path, name):
     with pytest.raises(CodeRefused, match="unsafe entry"):
-        unpack_code(make_zip({"ok.py": "", name: ""}), tmp_path / "code")
+        unpack_code(zip_of({"ok.py": "", name: ""}), tmp_path / "code")
     assert not (tmp_path / "escape.py").exists()
 
 
 def test_unpack_extracts_the_package(tmp_path):
-    names = unpack_code(make_zip({"pkg/__init__.py": "", "pkg/mod.py": "y = 2\n"}), tmp_path / "code")
+    names = unpack_code(zip_of({"pkg/__init__.py": "", "pkg/mod.py": "y = 2\n"}), tmp_path / "code")
     assert sorted(names) == ["pkg/__init__.py", "pkg/mod.py"]
     assert (tmp_path / "code" / "pkg" / "mod.py").read_text() == "y = 2\n"
 
@@ -197,7 +188,7 @@ def test_unpack_refuses_what_is_not_a_zip(tmp_path):
 
 
 def test_runs_the_deployed_package_in_its_own_process_and_reports_success(emulated, core, small_clip, tmp_path):
-    version = emulated.publish("deeplens-probe", make_zip({"probe.py": PROBE}), "probe.handler",
+    version = emulated.publish("deeplens-probe", zip_of({"probe.py": PROBE}), "probe.handler",
                                env={"PROBE_SETTING": "from the group"})
     deployment = emulated.deploy(version)
 
@@ -218,8 +209,8 @@ def test_runs_the_deployed_package_in_its_own_process_and_reports_success(emulat
 
 
 def test_refuses_a_package_whose_sha256_does_not_match(emulated, core):
-    package = make_zip({"probe.py": PROBE})
-    tampered = make_zip({"probe.py": PROBE + "\nprint('injected')\n"})
+    package = zip_of({"probe.py": PROBE})
+    tampered = zip_of({"probe.py": PROBE + "\nprint('injected')\n"})
     deployment = emulated.deploy(emulated.publish("deeplens-probe", package, "probe.handler", stored=tampered))
 
     status = emulated.wait_for_verdict(deployment)
@@ -230,7 +221,7 @@ def test_refuses_a_package_whose_sha256_does_not_match(emulated, core):
 
 
 def test_reports_failure_when_the_function_cannot_be_imported(emulated, core):
-    deployment = emulated.deploy(emulated.publish("deeplens-broken", make_zip({"broken.py": BROKEN}), "broken.handler"))
+    deployment = emulated.deploy(emulated.publish("deeplens-broken", zip_of({"broken.py": BROKEN}), "broken.handler"))
 
     status = emulated.wait_for_verdict(deployment)
     assert status["DeploymentStatus"] == "Failure"
@@ -239,7 +230,7 @@ def test_reports_failure_when_the_function_cannot_be_imported(emulated, core):
 
 
 def test_a_missing_package_is_a_failed_download(emulated, core):
-    version = emulated.publish("deeplens-probe", make_zip({"probe.py": PROBE}), "probe.handler")
+    version = emulated.publish("deeplens-probe", zip_of({"probe.py": PROBE}), "probe.handler")
     for item in emulated.clients["s3"].list_objects_v2(Bucket=BUCKET)["Contents"]:
         emulated.clients["s3"].delete_object(Bucket=BUCKET, Key=item["Key"])
 
@@ -250,7 +241,7 @@ def test_a_missing_package_is_a_failed_download(emulated, core):
 
 def test_deployments_made_before_the_core_started_are_not_replayed(emulated, core):
     assert core.outcomes == {}
-    version = emulated.publish("deeplens-probe", make_zip({"probe.py": PROBE}), "probe.handler")
+    version = emulated.publish("deeplens-probe", zip_of({"probe.py": PROBE}), "probe.handler")
     emulated.deploy(version)
     emulated.wait_for_verdict(emulated.deploy(version))
     later = SimulatedCore(emulated.session, emulated.endpoint, emulated.group_id, THING, BUCKET, core.root / "again",
@@ -267,7 +258,7 @@ def test_stopping_restores_moto_and_ends_the_function(emulated, core, child_pids
     from moto.greengrass.models import GreengrassBackend
 
     original = GreengrassBackend.get_deployment_status
-    emulated.wait_for_verdict(emulated.deploy(emulated.publish("deeplens-broken", make_zip({"broken.py": BROKEN}),
+    emulated.wait_for_verdict(emulated.deploy(emulated.publish("deeplens-broken", zip_of({"broken.py": BROKEN}),
                                                                "broken.handler")))
     assert GreengrassBackend.get_deployment_status is not original, "error details are being served"
     core.stop()

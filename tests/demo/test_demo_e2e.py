@@ -10,61 +10,45 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.demo.demo_runs import KEY_LAYOUT, port_is_closed, run_main
+from tests.demo.demo_runs import KEY_LAYOUT, DemoRun, port_is_closed, run_demo, run_main
 
 FRAMES = 40
 TIME_LIMIT_S = 60
 
 
 @pytest.fixture(scope="module")
-def demo(small_clip, tmp_path_factory, child_pids) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("demo") / "out"
+def demo(small_clip, tmp_path_factory, child_pids) -> DemoRun:
     bogus = tmp_path_factory.mktemp("bogus-aws")
     (bogus / "config").write_text("[profile broken]\ncredential_process = /bin/false\n")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_PROFILE", "broken")  # would fail every call if the demo used it
-        patch.setenv("AWS_CONFIG_FILE", str(bogus / "config"))
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(bogus / "credentials"))
-        patch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # and this would send every call nowhere
-        patch.setenv("DEEPLENS_BUCKET", "someone-elses-bucket")
-        environment_before = dict(os.environ)
-        started = time.monotonic()
-        code, stdout, stderr = run_main(["--output", "json", "demo", "--greengrass", "v1",
-                                          "--source", str(small_clip.directory),
-                                          "--out", str(out), "--max-frames", str(FRAMES)])
-        seconds = time.monotonic() - started
-        environment_after = dict(os.environ)
-        children = child_pids()
-    return {"code": code, "stdout": stdout, "stderr": stderr, "seconds": seconds, "out": out,
-            "environment_before": environment_before, "environment_after": environment_after,
-            "children": children}
+    return run_demo(["--greengrass", "v1", "--source", str(small_clip.directory), "--max-frames", str(FRAMES)],
+                    tmp_path_factory.mktemp("demo") / "out", {
+                        "AWS_PROFILE": "broken",  # would fail every call if the demo used it
+                        "AWS_CONFIG_FILE": str(bogus / "config"),
+                        "AWS_SHARED_CREDENTIALS_FILE": str(bogus / "credentials"),
+                        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # and this would send every call nowhere
+                        "DEEPLENS_BUCKET": "someone-elses-bucket"}, child_pids)
 
 
 @pytest.fixture(scope="module")
 def document(demo) -> dict[str, Any]:
-    assert demo["code"] == 0, demo["stderr"][-3000:]
-    return json.loads(demo["stdout"])  # stdout is exactly one JSON document, or this raises
+    return demo.document()
 
 
 def test_succeeds_within_the_time_limit(demo, document):
-    assert demo["seconds"] < TIME_LIMIT_S
+    assert demo.seconds < TIME_LIMIT_S
     assert document["ok"] is True
     assert document["timings_s"]["total"] < TIME_LIMIT_S
 
 
 def test_runs_the_real_commands_with_progress_on_stderr(demo):
-    stderr = demo["stderr"]
-    for step in ("register-roles", "register-device --name MyDevice --greengrass v1", "deploy --device MyDevice",
-                 "status --device MyDevice"):
-        assert f"deeplens-cli {step}" in stderr
+    stderr = demo.stderr
+    assert demo.commands_not_run("v1") == []
     assert "create\tiam-role/AWSDeepLensGreengrassGroupRole\t" in stderr, "the sub-step's plan, as plain rows"
     assert stderr.count("iam-role/AWSDeepLensGreengrassGroupRole") == 1, "each plan is printed once"
     assert "matches CodeSha256" in stderr, "the device checked the package before running it"
@@ -106,7 +90,7 @@ def test_out_dir_holds_the_crops_a_contact_sheet_and_annotated_frames(demo, docu
     import cv2
 
     outputs = document["outputs"]
-    assert Path(outputs["dir"]) == demo["out"]
+    assert Path(outputs["dir"]) == demo.out
     crops = [Path(p) for p in outputs["crops"]]
     assert len(crops) == len(document["keys"])
     assert all(cv2.imread(str(p)) is not None for p in crops)
@@ -122,9 +106,9 @@ def test_out_dir_holds_the_crops_a_contact_sheet_and_annotated_frames(demo, docu
 
 def test_leaves_no_process_port_or_environment_behind(demo, document):
     assert port_is_closed(document["emulator"]["endpoint"])
-    assert demo["children"] == [], "no device process (or anything else) is still running"
+    assert demo.children == [], "no device process (or anything else) is still running"
     assert not Path(f"/proc/{document['device_run']['pid']}").exists(), "the device process is gone"
-    assert demo["environment_after"] == demo["environment_before"], "the user's AWS settings are restored"
+    assert demo.environment_after == demo.environment_before, "the user's AWS settings are restored"
     assert document["bucket"] == "deeplens-demo-faces", "the demo's own bucket, not DEEPLENS_BUCKET"
 
 

@@ -4,12 +4,10 @@ device lab runs the same code inside Debian root file systems."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat
 import time
-import zipfile
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -24,16 +22,9 @@ from deeplens_cli.simulator.nucleus import (
     NucleusError,
     fetch_artifacts,
 )
+from tests.support.archives import zip_of
 
 URI = "s3://bucket/com.example.Thing/1.0.0/thing.zip"
-
-
-def zipped(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return buffer.getvalue()
 
 
 def component(install: str | None = None, run: str = "true", timeout: float | None = None,
@@ -49,7 +40,7 @@ def component(install: str | None = None, run: str = "true", timeout: float | No
         "Manifests": [{"Platform": {"os": "linux"}, "Lifecycle": lifecycle,
                        "Artifacts": [{"URI": URI, "Unarchive": "ZIP", "Permission": {"Read": "OWNER"}}]}],
     }
-    return Deployed(recipe=recipe, artifacts={URI: zipped({"pkg/mod.py": "X = 1\n"})})
+    return Deployed(recipe=recipe, artifacts={URI: zip_of({"pkg/mod.py": "X = 1\n"})})
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import os
 import time
-import zipfile
 from pathlib import PurePosixPath
 
 import pytest
@@ -16,22 +14,16 @@ import pytest
 from deeplens_cli.simulator.greengrassv2_service import FakeGreengrassV2
 from deeplens_cli.simulator.nucleus import ComponentUser, DeviceIdentity, HostRunner, Nucleus
 from deeplens_cli.simulator.v2_core import SimulatedV2Core
+from tests.support.archives import zip_of
 
 THING = "deeplens-Cam"
 THING_ARN = f"arn:aws:iot:us-east-1:123456789012:thing/{THING}"
 URI = "s3://bucket/com.example.Thing/1.0.0/thing.zip"
 
 
-def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("thing/run.sh", "echo running\n")
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def cloud() -> tuple[FakeGreengrassV2, dict[str, bytes]]:
-    bucket = {URI: _zip()}
+    bucket = {URI: zip_of({"thing/run.sh": "echo running\n"})}
     service = FakeGreengrassV2(s3=None, iot=None)
     recipe = {"RecipeFormatVersion": "2020-01-25", "ComponentName": "com.example.Thing", "ComponentVersion": "1.0.0",
               "Manifests": [{"Platform": {"os": "linux"},

@@ -79,7 +79,8 @@ class PaintingPreview:
         self.closed = True
 
 
-def make_settings(tmp_path, bucket, **env):
+def edge_settings(tmp_path, bucket, **env):
+    """The edge function's Settings from its environment variables (edge_function.settings), for a loop test."""
     values = {"DEEPLENS_BUCKET": bucket, "DEEPLENS_SPOOL_DIR": str(tmp_path / "spool"),
               "AWS_IOT_THING_NAME": "deeplens_test", "DEEPLENS_PUBLISH_INTERVAL_S": "0",
               "DEEPLENS_DETECTOR": "centerface", "DEEPLENS_MOTION_GATE": "off"}  # motion tests turn it on
@@ -119,7 +120,7 @@ def smooth_frame():
 def test_a_static_face_becomes_one_clean_crop_in_s3(tmp_path, s3, bucket, bucket_keys, record_puts):
     clock = FakeClock(5000.0)
     clean = smooth_frame()
-    config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="30")
+    config = edge_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="30")
     preview = PaintingPreview()
     stdout = io.StringIO()
     puts = record_puts(s3)
@@ -152,7 +153,7 @@ def test_every_message_is_json_with_the_label_pair_and_fps(tmp_path, s3, bucket,
     clock = FakeClock(5000.0)
     stdout = io.StringIO()
     frame = make_frame(boxes=[FACE])
-    config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="10")
+    config = edge_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="10")
     edge, _, _ = make_loop(config, s3, clock, lambda: ListSource([frame] * 10), lambda: FixedDetector([FACE], clock),
                         stdout=stdout)
     loop.Supervisor(edge.run_once, threading.Event()).run()
@@ -169,7 +170,7 @@ def test_messages_are_throttled_to_the_publish_interval(tmp_path, s3, bucket, ma
     clock = FakeClock(5000.0)
     stdout = io.StringIO()
     frame = make_frame()
-    config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="50", DEEPLENS_PUBLISH_INTERVAL_S="1")
+    config = edge_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="50", DEEPLENS_PUBLISH_INTERVAL_S="1")
     edge, _, _ = make_loop(config, s3, clock, lambda: ListSource([frame] * 50), lambda: FixedDetector([], clock),
                         stdout=stdout)
     loop.Supervisor(edge.run_once, threading.Event()).run()
@@ -181,7 +182,7 @@ def test_failed_reads_are_retried_not_fatal(tmp_path, s3, bucket, make_frame, mo
     monkeypatch.setattr(loop, "READ_BACKOFF_INITIAL_S", 0.001)
     clock = FakeClock(5000.0)
     frame = make_frame()
-    config = make_settings(tmp_path, bucket)
+    config = edge_settings(tmp_path, bucket)
     frames = [frame, None, None, frame, None, frame]
     edge, opened, _ = make_loop(config, s3, clock, lambda: ListSource(frames), lambda: FixedDetector([], clock))
     supervisor = loop.Supervisor(edge.run_once, threading.Event())
@@ -197,7 +198,7 @@ def test_a_silent_source_is_reopened_by_the_supervisor(tmp_path, s3, bucket, mak
     monkeypatch.setattr(loop, "MAX_READ_FAILURES", 3)
     clock = FakeClock(5000.0)
     frame = make_frame()
-    config = make_settings(tmp_path, bucket)
+    config = edge_settings(tmp_path, bucket)
     sources = iter([ListSource([frame], endless=True), ListSource([frame, frame])])
     edge, opened, built = make_loop(config, s3, clock, lambda: next(sources), lambda: FixedDetector([], clock))
     supervisor = loop.Supervisor(edge.run_once, threading.Event(), initial_backoff_s=0.01)
@@ -212,7 +213,7 @@ def test_a_silent_source_is_reopened_by_the_supervisor(tmp_path, s3, bucket, mak
 def test_a_detector_failing_five_frames_in_a_row_is_rebuilt_for_the_next_run(tmp_path, s3, bucket, make_frame):
     clock = FakeClock(5000.0)
     frame = make_frame()
-    config = make_settings(tmp_path, bucket)
+    config = edge_settings(tmp_path, bucket)
     sources = iter([ListSource([frame] * 10), ListSource([frame] * 2)])
     failing = iter([{1, 2, 3, 4, 5}, set()])
     edge, opened, built = make_loop(config, s3, clock, lambda: next(sources),
@@ -228,7 +229,7 @@ def test_a_detector_failing_five_frames_in_a_row_is_rebuilt_for_the_next_run(tmp
 def test_adopted_components_are_used_first_and_the_detector_is_kept(tmp_path, s3, bucket, make_frame):
     clock = FakeClock(5000.0)
     frame = make_frame()
-    config = make_settings(tmp_path, bucket)
+    config = edge_settings(tmp_path, bucket)
     adopted_source, adopted_detector = ListSource([frame]), FixedDetector([], clock)
     edge, opened, built = make_loop(config, s3, clock, lambda: ListSource([frame] * 2),
                                     lambda: FixedDetector([], clock))
@@ -243,7 +244,7 @@ def test_adopted_components_are_used_first_and_the_detector_is_kept(tmp_path, s3
 def test_a_detector_error_skips_one_frame_and_five_in_a_row_fail_the_run(tmp_path, s3, bucket, make_frame):
     clock = FakeClock(5000.0)
     frame = make_frame()
-    config = make_settings(tmp_path, bucket)
+    config = edge_settings(tmp_path, bucket)
     edge, _, _ = make_loop(config, s3, clock, lambda: ListSource([frame] * 4), lambda: FixedDetector([], clock, {2}))
     edge.run_once(threading.Event())
     assert edge.frames == 3
@@ -280,7 +281,7 @@ def test_the_supervisor_restarts_with_backoff_in_one_thread():
 def test_stop_ends_an_endless_run_and_finish_flushes(tmp_path, s3, bucket, bucket_keys, make_frame):
     clock = FakeClock(5000.0)
     frame = make_frame(boxes=[FACE])
-    config = make_settings(tmp_path, bucket, DEEPLENS_LOOP_SOURCE="true")
+    config = edge_settings(tmp_path, bucket, DEEPLENS_LOOP_SOURCE="true")
 
     class Endless(ListSource):
         def read(self):
@@ -306,7 +307,7 @@ def test_the_capture_loop_does_not_wait_for_slow_uploads(tmp_path, s3, bucket, m
     clock = FakeClock(5000.0)
     boxes = [(50.0 + 180 * i, 100.0, 190.0 + 180 * i, 280.0) for i in range(10)]
     frame = make_frame(boxes=boxes)
-    config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="30", DEEPLENS_BEST_FACE_TIMEOUT_S="0.05",
+    config = edge_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="30", DEEPLENS_BEST_FACE_TIMEOUT_S="0.05",
                            DEEPLENS_MAX_UPLOADS_PER_TRACK="100", DEEPLENS_COOLDOWN_S="0",
                            DEEPLENS_MAX_UPLOADS_PER_MINUTE="1000")
     edge, _, _ = make_loop(config, SlowS3(), clock, lambda: ListSource([frame] * 30),
@@ -354,7 +355,7 @@ def test_the_capture_loop_does_not_wait_for_a_slow_publisher(tmp_path, s3, bucke
     ipc = types.SimpleNamespace(GreengrassCoreIPCClientV2=SlowIpcClient,
                                 QOS=types.SimpleNamespace(AT_MOST_ONCE="0"))
     env = {"AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT": "/ipc.socket", "SVCUID": "token"}
-    config = make_settings(tmp_path, bucket)  # publish interval 0: a message for every frame
+    config = edge_settings(tmp_path, bucket)  # publish interval 0: a message for every frame
     edge = loop.build_edge_loop(config, env, ipc_module=ipc, s3_client=s3)
     frame = make_frame()
     started = time.monotonic()
@@ -370,7 +371,7 @@ def test_the_capture_loop_does_not_wait_for_a_slow_publisher(tmp_path, s3, bucke
 def test_publisher_and_preview_get_the_faces_above_the_threshold(tmp_path, s3, bucket, make_frame):
     clock = FakeClock(5000.0)
     frame = make_frame()
-    config = make_settings(tmp_path, bucket, DEEPLENS_THRESHOLD="0.8")
+    config = edge_settings(tmp_path, bucket, DEEPLENS_THRESHOLD="0.8")
     stdout = io.StringIO()
     preview = PaintingPreview()
     seen = []
@@ -418,7 +419,7 @@ class RecordingDetector:
 def test_a_person_standing_still_is_kept_between_periodic_full_detections(tmp_path, s3, bucket, bucket_keys):
     clock = FakeClock(5000.0)
     stdout = io.StringIO()
-    config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="60", DEEPLENS_MOTION_GATE="on",
+    config = edge_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="60", DEEPLENS_MOTION_GATE="on",
                            DEEPLENS_MOTION_FULL_DETECTION_S="2", DEEPLENS_PUBLISH_INTERVAL_S="0")
     frame = smooth_frame()
     source = TickingSource([frame.copy() for _ in range(60)], clock)
@@ -438,7 +439,7 @@ def test_a_person_standing_still_is_kept_between_periodic_full_detections(tmp_pa
 
 def test_the_detector_runs_on_frames_that_moved_and_in_regions_mode_only_on_the_regions(tmp_path, s3, bucket):
     clock = FakeClock(5000.0)
-    config = make_settings(tmp_path, bucket, DEEPLENS_MOTION_GATE="on", DEEPLENS_MOTION_REGIONS="on", DEEPLENS_MOTION_FULL_DETECTION_S="100")
+    config = edge_settings(tmp_path, bucket, DEEPLENS_MOTION_GATE="on", DEEPLENS_MOTION_REGIONS="on", DEEPLENS_MOTION_FULL_DETECTION_S="100")
     still = smooth_frame()
     frames = []
     for index in range(30):
@@ -468,7 +469,7 @@ def test_the_start_up_line_names_the_detector_auto_picked_and_why(tmp_path, buck
 
     monkeypatch.setattr(detector_choice, "choose_cpu_detector",
                         lambda *a: detector_choice.CpuDetectorChoice("centerface", "the CPU lacks AVX2, which YuNet's library needs"))
-    config = make_settings(tmp_path, bucket, DEEPLENS_DETECTOR="opencv", DEEPLENS_MOTION_GATE="on")
+    config = edge_settings(tmp_path, bucket, DEEPLENS_DETECTOR="opencv", DEEPLENS_MOTION_GATE="on")
     with caplog.at_level("INFO", logger="edge_function.loop"):
         detector = loop.open_detector_for(config)
     assert detector.name == "centerface"

@@ -1,5 +1,6 @@
 """preview: an MJPEG FIFO (or snapshot file) that never holds up the caller."""
 
+import contextlib
 import os
 import stat
 import time
@@ -52,6 +53,22 @@ class _Reader(object):
         os.close(self.fd)
 
 
+@contextlib.contextmanager
+def _viewed_writer(path, width):
+    """A writer at any frame rate and a viewer on its FIFO, both closed when the block ends however it ends."""
+    writer = PreviewWriter(path, max_fps=1e6, width=width)
+    reader = _Reader(path)
+    try:
+        yield writer, reader
+    finally:
+        writer.close()
+        reader.close()
+
+
+def _decoded(jpeg):
+    return cv2.imdecode(numpy.frombuffer(jpeg, numpy.uint8), cv2.IMREAD_COLOR)
+
+
 @pytest.fixture
 def fifo_path(tmp_path):
     return str(tmp_path / "results.mjpeg")
@@ -82,68 +99,48 @@ def test_submit_never_blocks_without_a_reader(fifo_path):
 
 
 def test_a_reader_receives_jpegs_shrunk_to_the_preview_width(fifo_path):
-    writer = PreviewWriter(fifo_path, max_fps=1e6, width=858)
-    reader = _Reader(fifo_path)
-    try:
+    with _viewed_writer(fifo_path, width=858) as (writer, reader):
         writer.submit(_frame(), [])
         assert reader.wait_for_jpegs(1)
         (jpeg,) = reader.jpegs()
         assert jpeg.startswith(SOI)
-        image = cv2.imdecode(numpy.frombuffer(jpeg, numpy.uint8), cv2.IMREAD_COLOR)
+        image = _decoded(jpeg)
         assert image.shape == (483, 858, 3)
-    finally:
-        writer.close()
-        reader.close()
 
 
 def test_boxes_are_drawn_on_the_preview_but_not_on_the_caller_s_frame(fifo_path):
-    writer = PreviewWriter(fifo_path, max_fps=1e6, width=1280)
-    reader = _Reader(fifo_path)
     frame = _frame(2560, 1440)
     original = frame.copy()
-    try:
+    with _viewed_writer(fifo_path, width=1280) as (writer, reader):
         writer.submit(frame, [Detection("face", 0.93, (400.0, 400.0, 1200.0, 1200.0))])
         assert reader.wait_for_jpegs(1)
-        image = cv2.imdecode(numpy.frombuffer(reader.jpegs()[0], numpy.uint8), cv2.IMREAD_COLOR)
+        image = _decoded(reader.jpegs()[0])
         # At half scale the box's left edge is the column x = 200, from y = 200 to 600.
         edge = image[250:550, 200].astype(float).mean(axis=0)
         inside = image[250:550, 240].astype(float).mean(axis=0)
         assert numpy.abs(edge - numpy.array(BOX_COLOUR)).max() < 40
         assert numpy.abs(inside - 90).max() < 5
         assert numpy.array_equal(frame, original)
-    finally:
-        writer.close()
-        reader.close()
 
 
 def test_the_caller_may_reuse_its_buffer_right_after_submit(fifo_path):
-    writer = PreviewWriter(fifo_path, max_fps=1e6, width=640)
-    reader = _Reader(fifo_path)
     frame = _frame(640, 480, value=200)
-    try:
+    with _viewed_writer(fifo_path, width=640) as (writer, reader):
         writer.submit(frame, [])
         frame[:] = 0  # the capture loop overwrites its buffer with the next frame
         assert reader.wait_for_jpegs(1)
-        image = cv2.imdecode(numpy.frombuffer(reader.jpegs()[0], numpy.uint8), cv2.IMREAD_COLOR)
+        image = _decoded(reader.jpegs()[0])
         assert image.mean() == pytest.approx(200, abs=3)
-    finally:
-        writer.close()
-        reader.close()
 
 
 def test_a_frame_is_written_once_not_rewritten_in_a_loop(fifo_path):
-    writer = PreviewWriter(fifo_path, max_fps=1e6, width=320)
-    reader = _Reader(fifo_path)
-    try:
+    with _viewed_writer(fifo_path, width=320) as (writer, reader):
         writer.submit(_frame(640, 480), [])
         assert reader.wait_for_jpegs(1)
         time.sleep(0.2)
         reader.drain()
         assert len(reader.jpegs()) == 1
         assert writer.frames_written == 1
-    finally:
-        writer.close()
-        reader.close()
 
 
 def test_frames_over_max_fps_are_skipped_before_any_work(fifo_path):
@@ -171,7 +168,7 @@ def test_a_reader_can_leave_and_a_new_one_gets_frames_again(fifo_path):
             wait_for(lambda: writer._fd is None, 3.0)
             writer.submit(_frame(640, 480, value=33), [])
             assert second.wait_for_jpegs(1)
-            image = cv2.imdecode(numpy.frombuffer(second.jpegs()[-1], numpy.uint8), cv2.IMREAD_COLOR)
+            image = _decoded(second.jpegs()[-1])
             assert image.mean() == pytest.approx(33, abs=3)
         finally:
             second.close()
@@ -193,7 +190,7 @@ def test_an_existing_regular_file_holds_the_newest_frame_as_one_jpeg(tmp_path):
         writer.close()
     data = path.read_bytes()
     assert data.startswith(SOI) and data.endswith(EOI) and data.count(SOI) == 1
-    image = cv2.imdecode(numpy.frombuffer(data, numpy.uint8), cv2.IMREAD_COLOR)
+    image = _decoded(data)
     assert image.mean() == pytest.approx(220, abs=3)
 
 

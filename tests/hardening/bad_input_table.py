@@ -294,6 +294,14 @@ class Cli:
         assert result.exit_code == 0, result.stderr
         return result
 
+    def refused_up_front(self, row_id: str, *args: str, env: dict[str, str | None] | None = None) -> Any:
+        """Runs the CLI and checks that it refused with the row's line and exit code before sending one AWS
+        request (input that can be checked up front); the result, for what a test checks besides."""
+        result = self(*args, env=env)
+        expect(row_id, result.exit_code, result.stderr)
+        assert self.faults.sends == {}, "not one AWS request"
+        return result
+
     @property
     def mutations(self) -> list[tuple[str, str]]:
         return self.faults.mutating_attempts

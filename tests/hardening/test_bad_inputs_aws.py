@@ -76,9 +76,8 @@ def aws_config_file(text: str) -> dict[str, str]:
 
 
 def test_aws_config_malformed(cli: Cli) -> None:
-    result = cli("register-roles", env=aws_config_file("[default\nregion = us-east-1\n"))
-    expect("aws-config-malformed", result.exit_code, result.stderr)
-    assert cli.faults.sends == {}
+    cli.refused_up_front("aws-config-malformed", "register-roles",
+                         env=aws_config_file("[default\nregion = us-east-1\n"))
 
 
 def test_doctor_aws_environment(cli: Cli) -> None:
@@ -99,10 +98,8 @@ def test_credential_process_missing(cli: Cli) -> None:
 
 
 def test_access_key_without_secret(cli: Cli) -> None:
-    result = cli("register-roles", env={"AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None,
-                                        "AWS_SECURITY_TOKEN": None})
-    expect("access-key-without-secret", result.exit_code, result.stderr)
-    assert cli.faults.sends == {}
+    cli.refused_up_front("access-key-without-secret", "register-roles",
+                         env={"AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None, "AWS_SECURITY_TOKEN": None})
 
 
 @pytest.mark.parametrize("variable, value", [

@@ -17,47 +17,33 @@ from tests.support.account_snapshot import account_snapshot, differences
 
 def test_config_invalid_yaml(cli: Cli) -> None:
     Path("deeplens.yaml").write_text("bucket: [deeplens-hardening-crops\nregion: us-east-1\n")
-    result = cli("register-roles", env={"DEEPLENS_BUCKET": None})
-    expect("config-invalid-yaml", result.exit_code, result.stderr)
-    assert cli.faults.sends == {}  # not one AWS request
+    cli.refused_up_front("config-invalid-yaml", "register-roles", env={"DEEPLENS_BUCKET": None})
 
 
 def test_config_unknown_key(cli: Cli) -> None:
     Path("deeplens.yaml").write_text("bucket_name: deeplens-hardening-crops\n")
-    result = cli("register-roles", env={"DEEPLENS_BUCKET": None})
-    expect("config-unknown-key", result.exit_code, result.stderr)
-    assert cli.faults.sends == {}
+    cli.refused_up_front("config-unknown-key", "register-roles", env={"DEEPLENS_BUCKET": None})
 
 
 def test_config_wrong_type(cli: Cli) -> None:
     Path("deeplens.yaml").write_text("bucket: deeplens-hardening-crops\nfunction:\n  memory_mb: lots\n")
-    result = cli("register-roles", env={"DEEPLENS_BUCKET": None})
-    expect("config-wrong-type", result.exit_code, result.stderr)
-    assert cli.faults.sends == {}
+    cli.refused_up_front("config-wrong-type", "register-roles", env={"DEEPLENS_BUCKET": None})
 
 
 def test_config_file_missing(cli: Cli) -> None:
-    result = cli("--config", "nowhere.yaml", "register-roles")
-    expect("config-file-missing", result.exit_code, result.stderr)
-    assert cli.faults.sends == {}
+    cli.refused_up_front("config-file-missing", "--config", "nowhere.yaml", "register-roles")
 
 
 def test_bucket_name_invalid(cli: Cli) -> None:
-    result = cli("register-roles", "--bucket", "My_Crops")
-    expect("bucket-name-invalid", result.exit_code, result.stderr)
-    assert cli.faults.sends == {}
+    cli.refused_up_front("bucket-name-invalid", "register-roles", "--bucket", "My_Crops")
 
 
 def test_bucket_missing(cli: Cli) -> None:
-    result = cli("register-roles", env={"DEEPLENS_BUCKET": None})
-    expect("bucket-missing", result.exit_code, result.stderr)
-    assert cli.faults.sends == {}
+    cli.refused_up_front("bucket-missing", "register-roles", env={"DEEPLENS_BUCKET": None})
 
 
 def test_device_name_invalid(cli: Cli) -> None:
-    result = cli("register-device", "--name", "my cam")
-    expect("device-name-invalid", result.exit_code, result.stderr)
-    assert cli.faults.sends == {}
+    cli.refused_up_front("device-name-invalid", "register-device", "--name", "my cam")
 
 
 def test_bundle_exists(cli: Cli) -> None:
@@ -132,9 +118,7 @@ def test_destroy_without_terminal(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> 
 def test_config_vendor_nested(cli: Cli) -> None:
     Path("deeplens.yaml").write_text(f"bucket: {BUCKET}\nfunction:\n  vendor:\n    - boto3==1.33.13\n"
                                      f"    - [numpy, {{pinned: 1.21}}]\n")
-    result = cli("publish", "--greengrass", "v1", env={"DEEPLENS_BUCKET": None})
-    expect("config-vendor-nested", result.exit_code, result.stderr)
-    assert cli.faults.sends == {}
+    cli.refused_up_front("config-vendor-nested", "publish", "--greengrass", "v1", env={"DEEPLENS_BUCKET": None})
 
 
 BILLION_LAUGHS = """\
