@@ -9,7 +9,12 @@ unexpected start-up error (one line; the traceback with ``--log-level DEBUG``); 
 or a bad ``--source``/``--detector`` (one line naming it).
 
 Signal handlers are installed here only: this is the one entry point that owns the main thread (the
-Greengrass V1 Lambda runtime owns it in ``lambda_function.py``).
+Greengrass V1 Lambda runtime owns it in ``lambda_function.py``). The loop runs in its own thread and the main
+thread only waits (``loop.run_until_stop``), so SIGTERM/SIGINT stops the process within about
+``flush_timeout_s`` even while the detector spends seconds on one frame; the Greengrass V2 nucleus kills the
+component 5 s after SIGTERM and Run sets ``DEEPLENS_FLUSH_TIMEOUT_S=3``. When the loop thread is still inside a
+detector call at exit, the process ends with ``os._exit`` (after flushing its output) instead of the interpreter's
+shutdown, which would have to stop a thread inside native (OpenCV) code.
 """
 
 import argparse
@@ -105,13 +110,26 @@ def main(argv: Optional[List[str]] = None, env: Optional[Mapping[str, str]] = No
     signal.signal(signal.SIGINT, request_stop)
     LOG.info("edge loop %s: source=%s detector=%s bucket=%s device=%s", __version__, config.source,
              config.detector, config.bucket, config.device)
-    loop.Supervisor(edge.run_once, stop).run()
-    if edge.finish(config.flush_timeout_s):
+    if loop.run_until_stop(edge, stop, config.flush_timeout_s):
         return 0
     print("error: %d crops not uploaded; they wait in %s for the next run"
           % (edge.uploader.stats()["spool_items"], config.spool_dir), file=sys.stderr)
     return 1
 
 
+def exit_process(code: int) -> None:
+    """Exit with ``code``; at once (``os._exit``, output flushed first) if the loop thread is still in a frame."""
+    loop = sys.modules.get("edge_function.loop")
+    if loop is not None and loop.loop_thread_running():
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a closed pipe must not change the exit code
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -17,6 +17,14 @@ DeepLens building it loads the model onto the GPU, which a silent camera is no r
 restarts a failed run after a backoff (1 s doubling to 60 s, reset after a healthy minute) in the SAME thread: the seed
 rescheduled itself with ``Timer(15, ...)``, which started a new thread, and a new FIFO writer thread, on every restart.
 
+Stopping (``run_until_stop``, used by ``python -m edge_function run``): the loop runs in its own daemon thread and the
+main thread only waits, so SIGTERM is acted on at once even while the detector spends seconds on one frame (CenterFace
+under qemu: 3-7 s; the Greengrass V2 nucleus kills 5 s after SIGTERM). The frame in progress gets a short grace to
+finish, then ``finish`` flushes uploads within the rest of the flush deadline and the process exits; a detection that
+returns after that is dropped (counted in ``frames_dropped_at_stop``), never handed to the closed uploader. One lock
+covers everything after detection (``process_frame``) and ``finish``'s gate flush, so the gate, uploader, publisher
+and preview are never used by two threads at once.
+
 A failed frame read is not a crash: it is retried with a short doubling backoff, and only a source that
 stays silent for about half a minute is treated as broken (the supervisor then re-opens it). A detector
 error on one frame is logged and the frame skipped; five in a row fail the run and the detector is
@@ -43,6 +51,11 @@ READ_BACKOFF_MAX_S = 2.0
 MAX_READ_FAILURES = 20  # about 30 s of silence with the backoff above
 MAX_DETECT_FAILURES = 5
 STATS_LOG_INTERVAL_S = 60.0
+# On stop, how long the frame in progress may still take so its crops are submitted (at most a third of the flush
+# deadline, which it shares: SIGTERM to exit stays within flush_timeout_s).
+STOP_FRAME_GRACE_S = 1.0
+STOP_POLL_S = 0.1  # how often the waiting main thread looks at the stop flag
+LOOP_THREAD_NAME = "edge-loop"  # Supervisor.start_thread's default name
 
 
 def encode_jpeg(image, quality: int = JPEG_QUALITY) -> bytes:
@@ -106,6 +119,9 @@ class EdgeLoop:
         self.frames = 0
         self._last_publish = float("-inf")
         self._last_stats_log = clock()
+        self._frame_lock = threading.Lock()  # process_frame vs finish: never both at once
+        self._closed = False  # set by finish under the lock: later frames are dropped
+        self.frames_dropped_at_stop = 0
 
     # --- components -----------------------------------------------------------------------------------
 
@@ -192,7 +208,18 @@ class EdgeLoop:
         return found + motion.outside_regions(self._last_detections, decision.regions)
 
     def process_frame(self, frame, detections) -> None:
-        """Everything after detection for one frame: gate, crops to the uploader, publish, preview."""
+        """Everything after detection for one frame: gate, crops to the uploader, publish, preview.
+
+        Dropped (counted) once ``finish`` has begun: the uploader may be closed and the publisher gone.
+        """
+        with self._frame_lock:
+            if self._closed:
+                self.frames_dropped_at_stop += 1
+                LOG.info("a frame detected after shutdown began was dropped (%d so far)", self.frames_dropped_at_stop)
+                return
+            self._process_frame(frame, detections)
+
+    def _process_frame(self, frame, detections) -> None:
         for crop in self.gate.process(frame, detections):
             self._submit(crop)
         now = self._clock()
@@ -223,10 +250,25 @@ class EdgeLoop:
                  dict(self.gate.counters), dict(self.motion.counters), self.uploader.stats())
 
     def finish(self, deadline_s: float) -> bool:
-        """Shutdown: send what live tracks are owed, flush uploads until the deadline, stop the threads."""
-        for crop in self.gate.flush():
-            self._submit(crop)
-        flushed = self.uploader.close(deadline_s)
+        """Shutdown: send what live tracks are owed, flush uploads until the deadline, stop the threads.
+
+        Safe to call while the loop thread is still inside a detector call: it waits (bounded) for a
+        ``process_frame`` in progress, then marks the loop closed so no later frame reaches the parts it closes.
+        """
+        started = time.monotonic()
+        locked = self._frame_lock.acquire(timeout=max(0.0, deadline_s) / 2)
+        try:
+            self._closed = True
+            if locked:
+                for crop in self.gate.flush():
+                    self._submit(crop)
+            else:  # a frame is stuck after detection (a blocked publisher?): its gate is not ours to touch
+                LOG.warning("a frame still in progress after %.1f s; closing without the live tracks' crops",
+                            deadline_s / 2)
+        finally:
+            if locked:
+                self._frame_lock.release()
+        flushed = self.uploader.close(max(0.0, deadline_s - (time.monotonic() - started)))
         if not flushed:
             LOG.warning("upload flush incomplete after %.1f s; the rest waits in %s", deadline_s,
                         self.settings.spool_dir)
@@ -294,6 +336,37 @@ class Supervisor:
                 self._thread = threading.Thread(target=body, name=name, daemon=True)
                 self._thread.start()
             return self._thread
+
+
+def run_until_stop(edge: EdgeLoop, stop: threading.Event, flush_timeout_s: float,
+                   frame_grace_s: float = STOP_FRAME_GRACE_S, poll_s: float = STOP_POLL_S) -> bool:
+    """Run the supervised loop in its own daemon thread until it ends or ``stop`` is set, then ``finish``.
+
+    The calling (main) thread only waits, so a stop is acted on within ``poll_s`` even while the detector is inside
+    a long call. On stop the frame in progress gets ``frame_grace_s`` (at most a third of ``flush_timeout_s``) to
+    finish, and ``finish`` flushes with what is left of ``flush_timeout_s``: SIGTERM to return takes at most about
+    ``flush_timeout_s``. The loop thread may still be running afterwards (inside the detector); it is a daemon
+    thread, and whatever it detects later is dropped. Returns ``finish``'s result (True: every crop uploaded).
+
+    The main thread never waits on ``stop`` itself (it polls ``is_set``): a signal handler that sets ``stop``
+    while the main thread held the event's internal lock would deadlock.
+    """
+    thread = Supervisor(edge.run_once, stop).start_thread()
+    while thread.is_alive() and not stop.is_set():
+        thread.join(poll_s)
+    budget_started = time.monotonic()
+    if thread.is_alive():
+        grace = max(0.0, min(frame_grace_s, flush_timeout_s / 3.0))
+        thread.join(grace)
+        if thread.is_alive():
+            LOG.warning("stopping without the frame in progress (detector or camera still busy after %.1f s); "
+                        "its result will be dropped", grace)
+    return edge.finish(max(0.0, flush_timeout_s - (time.monotonic() - budget_started)))
+
+
+def loop_thread_running() -> bool:
+    """True while a loop thread (see ``Supervisor.start_thread``) is alive, e.g. still inside a detector call."""
+    return any(thread.name == LOOP_THREAD_NAME and thread.is_alive() for thread in threading.enumerate())
 
 
 def open_detector_for(settings: Any, awscam_module: Any = None) -> Any:

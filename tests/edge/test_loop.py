@@ -475,3 +475,148 @@ def test_the_start_up_line_names_the_detector_auto_picked_and_why(tmp_path, buck
     assert detector.name == "centerface"
     assert ("detector centerface (auto: the CPU lacks AVX2, which YuNet's library needs), threshold 0.50, "
             "motion gate on") in caplog.text
+
+
+# -- stopping while the detector is busy (loop.run_until_stop) ------------------------------------------
+
+
+class EndlessSource(ListSource):
+    """The same frame forever, like a camera."""
+
+    def __init__(self, frame):
+        super().__init__([])
+        self.frame = frame
+
+    def read(self):
+        return True, self.frame
+
+
+class BusyDetector:
+    """Finds FACE, but every call first blocks until ``finish_call`` is set: a detector inside a long native call
+    (CenterFace under qemu takes 3-7 s a frame). Records the thread it runs in."""
+
+    name = "busy-test"
+
+    def __init__(self, finish_call):
+        self.finish_call = finish_call
+        self.entered = threading.Event()
+        self.returned = threading.Event()
+        self.thread = None
+
+    def detect(self, frame):
+        self.thread = threading.current_thread()
+        self.entered.set()
+        self.finish_call.wait(10)
+        self.returned.set()
+        return [Detection("face", 0.9, FACE)]
+
+
+def stop_once_detecting(detector, stop, after_s=0.0):
+    """Set ``stop`` (as the SIGTERM handler does) once the detector is inside its call; returns when it was set."""
+    stopped_at = []
+
+    def stopper():
+        detector.entered.wait(10)
+        time.sleep(after_s)
+        stopped_at.append(time.monotonic())
+        stop.set()
+
+    threading.Thread(target=stopper, daemon=True).start()
+    return stopped_at
+
+
+def test_a_stop_during_a_long_detection_returns_at_once_and_the_late_result_is_dropped(tmp_path, s3, bucket,
+                                                                                        bucket_keys, make_frame):
+    clock = FakeClock(5000.0)
+    stdout = io.StringIO()
+    config = make_settings(tmp_path, bucket, DEEPLENS_LOOP_SOURCE="true")
+    detector = BusyDetector(threading.Event())
+    edge, _, _ = make_loop(config, s3, clock, lambda: EndlessSource(make_frame(boxes=[FACE])), lambda: detector,
+                           stdout=stdout)
+    stop = threading.Event()
+    stopped_at = stop_once_detecting(detector, stop)
+
+    assert loop.run_until_stop(edge, stop, flush_timeout_s=3.0, frame_grace_s=0.2, poll_s=0.01)
+    assert time.monotonic() - stopped_at[0] < 1.5  # the grace and a flush of nothing, not the detector's time
+    assert detector.thread.name == loop.LOOP_THREAD_NAME and detector.thread.daemon
+    assert detector.thread.is_alive() and loop.loop_thread_running()  # still inside the detector
+
+    detector.finish_call.set()  # the detection returns after shutdown: dropped, never submitted
+    detector.thread.join(5)
+    assert not detector.thread.is_alive()
+    assert edge.frames_dropped_at_stop == 1 and edge.frames == 0
+    assert edge.uploader.stats()["captured"] == 0 and bucket_keys(s3) == []
+    assert stdout.getvalue() == ""  # nothing published through the closed publisher either
+
+
+def test_a_frame_that_finishes_within_the_grace_still_sends_its_crop(tmp_path, s3, bucket, bucket_keys,
+                                                                      make_frame):
+    clock = FakeClock(5000.0)
+    config = make_settings(tmp_path, bucket, DEEPLENS_LOOP_SOURCE="true")
+    finish_call = threading.Event()
+    detector = BusyDetector(finish_call)
+    edge, _, _ = make_loop(config, s3, clock, lambda: EndlessSource(make_frame(boxes=[FACE])), lambda: detector)
+    stop = threading.Event()
+    stop_once_detecting(detector, stop)
+
+    def detection_ends_soon_after_the_stop():
+        stop.wait(10)
+        time.sleep(0.05)
+        finish_call.set()
+
+    threading.Thread(target=detection_ends_soon_after_the_stop, daemon=True).start()
+
+    assert loop.run_until_stop(edge, stop, flush_timeout_s=3.0, frame_grace_s=1.0, poll_s=0.01)
+    assert not detector.thread.is_alive()  # the loop saw the stop after that frame and ended
+    assert edge.frames == 1 and edge.frames_dropped_at_stop == 0
+    assert len(bucket_keys(s3)) == 1  # the frame's live track, sent by finish
+
+
+def test_a_loop_that_ends_by_itself_is_finished_without_waiting(tmp_path, s3, bucket, make_frame):
+    clock = FakeClock(5000.0)
+    config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="3")
+    edge, _, _ = make_loop(config, s3, clock, lambda: EndlessSource(make_frame()), lambda: FixedDetector([], clock))
+    started = time.monotonic()
+    assert loop.run_until_stop(edge, threading.Event(), flush_timeout_s=5.0, frame_grace_s=5.0, poll_s=0.01)
+    assert time.monotonic() - started < 2.0
+    assert edge.frames == 3 and not loop.loop_thread_running()
+
+
+def test_finish_waits_for_the_frame_being_processed_and_later_frames_are_dropped(tmp_path, s3, bucket, make_frame):
+    """Gate, uploader and publisher are never used by two threads: finish closes them only after the frame in
+    ``process_frame`` is done with them."""
+    events = []
+    publishing = threading.Event()
+
+    class SlowPublisher:
+        def publish(self, topic, message):
+            publishing.set()
+            time.sleep(0.2)
+            events.append("published")
+
+        def close(self):
+            events.append("publisher closed")
+
+    config = make_settings(tmp_path, bucket)
+    upload = SpoolingUploader(config.bucket, config.spool_dir, client=s3)
+    close_uploader = upload.close
+
+    def recording_close(deadline_s):
+        events.append("uploader closed")
+        return close_uploader(deadline_s)
+
+    upload.close = recording_close
+    face_gate = gate.FaceGate(gate.gate_config_from_settings(config))
+    edge = loop.EdgeLoop(config, upload, SlowPublisher(), face_gate=face_gate)
+    frame = make_frame(boxes=[FACE])
+    worker = threading.Thread(target=edge.process_frame, args=(frame, [Detection("face", 0.9, FACE)]))
+    worker.start()
+    assert publishing.wait(5)
+    assert edge.finish(3.0)
+    worker.join(5)
+    assert events == ["published", "uploader closed", "publisher closed"]
+    assert upload.stats()["uploaded"] == 1  # the frame's track, flushed by finish after the frame was done
+
+    edge.process_frame(frame, [Detection("face", 0.9, FACE)])
+    assert edge.frames == 1 and edge.frames_dropped_at_stop == 1
+    assert events == ["published", "uploader closed", "publisher closed"]
