@@ -14,9 +14,10 @@ class LabClips:
 
     `native` (320x180) is for root file systems of this machine's architecture. `emulated` (160x90) is for those
     under qemu-user: there one CenterFace inference took ~7 s at 640x360 and ~3.3 s at 320x180 on a busy 2-core
-    machine (~0.6 s at 160x90), and the loop only sees SIGTERM between frames, so a larger frame made the lab
-    measure the emulator against the nucleus' 5 s grace period rather than the component. CenterFace finds the
-    face in every frame that has one at both sizes."""
+    machine (~0.6 s at 160x90). The loop now stops mid-frame (tests/edge/test_stop.py), so the size no longer
+    decides whether SIGTERM is honoured within the nucleus' 5 s grace period; the small frame keeps Run's upload
+    of a first crop, and so the lab, fast under emulation. CenterFace finds the face in every frame that has one
+    at both sizes."""
 
     native: Path
     emulated: Path
