@@ -1,13 +1,16 @@
 """What `status` reports: is everything in place, and did the last deployment work? Gathered into a StatusReport.
 
 The command (`commands/status.py`) renders the report as a table or one JSON document and exits 1 when it holds a
-problem; the demo gathers the same report for its device. Gathering only reads. The account part reuses the `register-roles` planner (a planner never writes): every action
+problem; the demo gathers the same report for its device.
+
+Gathering only reads. The account part reuses the `register-roles` planner (a planner never writes): every action
 it would take is something out of place - `create` means missing, `update` means drifted. Functions/components
 and devices come from each target through the `Target` interface (`project_status`, `device_status`), so V1 and V2
 devices are reported the same way. Uploads are counted under the crop prefix for the last 24 hours.
 
-A report is `ok` when nothing is missing or drifted and every device's last deployment succeeded. A part that cannot be read (AccessDenied, a retired
-API) is reported as a problem with its one-line reason instead of aborting the whole report.
+A report is `ok` when nothing is missing or drifted and every device's last deployment succeeded. A part that
+cannot be read (AccessDenied, a retired API) is reported as a problem with its one-line reason instead of aborting
+the whole report.
 """
 
 from __future__ import annotations

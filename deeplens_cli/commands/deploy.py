@@ -105,4 +105,5 @@ def _report_outcome(app: App, outcome: DeploymentOutcome | None, document: dict[
                                "fix the cause shown, then run deploy again (see `deeplens-cli status`)")
     if outcome is not None and outcome.status == "timed_out":
         raise DeploymentTimedOut(f"deployment {outcome.deployment_id} did not finish in time ({outcome.detail})",
-                                 "the device may be offline; the deployment stays queued - check `deeplens-cli status` or raise --timeout")
+                                 "the device may be offline; the deployment stays queued - "
+                                 "check `deeplens-cli status` or raise --timeout")

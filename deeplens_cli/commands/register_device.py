@@ -91,7 +91,8 @@ def _register_one(app: App, name: str, bundle: Path, target: str, fleet: str | N
     resuming = [d for d in known if d.name == f"{name} (incomplete)"]
     if resuming:
         target = resuming[0].target
-        app.reporter.progress(f"resuming the incomplete registration of '{name}' ({target}, thing {resuming[0].thing_name})")
+        app.reporter.progress(f"resuming the incomplete registration of '{name}' "
+                              f"({target}, thing {resuming[0].thing_name})")
     else:
         check_bundle_dir(bundle)
     if target not in targets:
@@ -138,7 +139,8 @@ def check_bundle_dir(bundle: Path) -> None:
                           "a bundle holds a private key issued only once: choose another --out or move the old one")
     parent = bundle if bundle.exists() else _nearest_existing_parent(bundle)
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {bundle} is not writable ({parent} does not allow it)", "choose a folder you can write to")
+        raise ConfigError(f"--out {bundle} is not writable ({parent} does not allow it)",
+                          "choose a folder you can write to")
 
 
 def _nearest_existing_parent(path: Path) -> Path:

@@ -64,7 +64,8 @@ def render(report: StatusReport, reporter: Reporter, settings: Settings) -> None
     if uploads:
         more = "at least " if uploads.get("at_least") else ""
         newest = f"; newest {uploads['newest_key']} ({uploads['newest_at']})" if uploads.get("newest_key") else ""
-        reporter.line(f"Uploads: {more}{uploads['count']} face crop(s) under s3://{uploads['bucket']}/{uploads['prefix']} "
+        reporter.line(f"Uploads: {more}{uploads['count']} face crop(s) under "
+                      f"s3://{uploads['bucket']}/{uploads['prefix']} "
                       f"in the last 24 h{newest}")
     if report.ok:
         reporter.line("status: ok")
