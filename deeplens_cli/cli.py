@@ -1,8 +1,9 @@
-"""Click commands only: parse, call, render. No boto3 here.
+"""Click declarations only: each command's options and help, and one call into its module in `commands/`.
 
-Every command follows the same shape: read flags into settings, ask a planner (or a gatherer) in another module,
-apply or render, and map the outcome to the documented exit code. Heavy modules are imported inside the command
-so `deeplens-cli --help` stays fast.
+Every command's module (`commands/<command>.py`, entry `run_<command>(app, ...)`) follows the same shape: read
+flags into settings, ask a planner (or a gatherer) in another module, apply or render, and raise a typed error
+(errors.py) that `main` maps to the documented exit code. The modules are imported inside the command so
+`deeplens-cli --help` stays fast. No boto3 here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import click
 
 from deeplens_cli.app import App
 from deeplens_cli.cli_options import GlobalOptionsGroup, detailed_exitcode_option
-from deeplens_cli.errors import EXIT_CHANGES_PENDING, EXIT_ERROR, EXIT_USAGE, DeeplensError
+from deeplens_cli.errors import EXIT_CHANGES_PENDING, EXIT_ERROR, EXIT_USAGE, DeeplensError, ProblemsReported
 from deeplens_cli.output import Reporter, default_output
 from deeplens_cli.targets.registry import TARGET_NAMES
 
@@ -52,13 +53,9 @@ def cli() -> None:
 @pass_app
 def register_roles(app: App, dry_run: bool, s3_full_access: bool, bucket: str | None, save: bool | None) -> None:
     """Create the five DeepLens IAM roles, the S3 grant, the bucket and the Greengrass V2 role alias."""
-    from deeplens_cli.commands.init import offer_to_record_bucket
-    from deeplens_cli.roles import register_roles as run
+    from deeplens_cli.commands.register_roles import run_register_roles
 
-    app.override(bucket=bucket, s3_access="full" if s3_full_access else None)
-    run(app, dry_run)
-    if not dry_run:
-        offer_to_record_bucket(app, bucket, save)
+    run_register_roles(app, dry_run, bucket=bucket, s3_full_access=s3_full_access, save=save)
 
 
 # ---------------------------------------------------------------------------------------------- devices
@@ -81,16 +78,10 @@ def register_roles(app: App, dry_run: bool, s3_full_access: bool, bucket: str | 
 def register_device(app: App, names: tuple[str, ...], names_file: str | None, out_dir: str | None,
                     greengrass: str | None, fleet: str | None, claim: bool, dry_run: bool) -> None:
     """Register devices: IoT thing, certificate, policy and Greengrass resources; write each one's bundle."""
-    from deeplens_cli.devices import register_claim
-    from deeplens_cli.devices import register_device as run
+    from deeplens_cli.commands.register_device import run_register_device
 
-    if claim:
-        register_claim(app, fleet=fleet, out_dir=out_dir, target=greengrass, names=names, dry_run=dry_run)
-        return
-    if not names and not names_file:
-        raise click.UsageError("Missing option '--name' (or --names-file, or --fleet G --claim).")
-    run(app, name=list(names), out_dir=out_dir, target=greengrass, fleet=fleet, dry_run=dry_run,
-        names_file=names_file)
+    run_register_device(app, names=names, names_file=names_file, out_dir=out_dir, target=greengrass, fleet=fleet,
+                        claim=claim, dry_run=dry_run)
 
 
 @cli.command("publish")
@@ -101,9 +92,9 @@ def register_device(app: App, names: tuple[str, ...], names_file: str | None, ou
 @pass_app
 def publish(app: App, dry_run: bool, greengrass: str | None) -> None:
     """Package the edge function and publish it (skipped when unchanged)."""
-    from deeplens_cli.devices import publish as run
+    from deeplens_cli.commands.publish import run_publish
 
-    run(app, target=greengrass, dry_run=dry_run)
+    run_publish(app, target=greengrass, dry_run=dry_run)
 
 
 @cli.command("deploy")
@@ -122,14 +113,10 @@ def publish(app: App, dry_run: bool, greengrass: str | None) -> None:
 def deploy(app: App, device: str | None, fleet: str | None, dry_run: bool, no_wait: bool, timeout: int | None,
            force: bool, rollout_per_minute: int | None, abort_failure_percent: float | None) -> None:
     """Publish the edge function and deploy the project to a device; wait for the verdict."""
-    from deeplens_cli.devices import deploy as run
+    from deeplens_cli.commands.deploy import run_deploy
 
-    if device and fleet:
-        raise click.UsageError("--device and --fleet are exclusive: deploy to one device or to one fleet")
-    app.override(deploy__timeout_s=timeout)
-    run(app, device_name=device or (None if fleet else app.settings["device"]), fleet=fleet, dry_run=dry_run,
-        wait=not no_wait, force=force, rollout_per_minute=rollout_per_minute,
-        abort_failure_percent=abort_failure_percent)
+    run_deploy(app, device_name=device, fleet=fleet, dry_run=dry_run, wait=not no_wait, force=force,
+               rollout_per_minute=rollout_per_minute, abort_failure_percent=abort_failure_percent, timeout_s=timeout)
 
 
 def _fleet_view_options(command: Any) -> Any:
@@ -153,7 +140,7 @@ def _fleet_view_options(command: Any) -> Any:
 def status(app: App, device: str | None, details: bool, health: str | None, max_items: int | None,
            starting_token: str | None) -> None:
     """Roles, bucket, function, project, devices, last deployment and recent uploads. Exit 1 if anything is wrong."""
-    from deeplens_cli.status import run_status
+    from deeplens_cli.commands.status import run_status
 
     run_status(app, device_name=device, details=details, health=health, max_items=max_items,
                starting_token=starting_token)
@@ -164,9 +151,9 @@ def status(app: App, device: str | None, details: bool, health: str | None, max_
 @pass_app
 def devices(app: App, details: bool, health: str | None, max_items: int | None, starting_token: str | None) -> None:
     """Registered devices, their target, health and last deployment (bulk reads: pages, not devices)."""
-    from deeplens_cli.devices import list_devices
+    from deeplens_cli.commands.devices import run_devices
 
-    list_devices(app, details=details, health=health, max_items=max_items, starting_token=starting_token)
+    run_devices(app, details=details, health=health, max_items=max_items, starting_token=starting_token)
 
 
 @cli.command("destroy")
@@ -179,9 +166,10 @@ def devices(app: App, details: bool, health: str | None, max_items: int | None, 
 @pass_app
 def destroy(app: App, device: str | None, yes: bool, delete_roles: bool, delete_bucket: bool, dry_run: bool) -> None:
     """Remove what deeplens-cli created, in safe order. Keeps face crops unless --delete-bucket."""
-    from deeplens_cli.devices import destroy as run
+    from deeplens_cli.commands.destroy import run_destroy
 
-    run(app, device_name=device, yes=yes, delete_roles=delete_roles, delete_bucket=delete_bucket, dry_run=dry_run)
+    run_destroy(app, device_name=device, yes=yes, delete_roles=delete_roles, delete_bucket=delete_bucket,
+                dry_run=dry_run)
 
 
 # ---------------------------------------------------------------------------------------------- tools
@@ -201,13 +189,10 @@ def destroy(app: App, device: str | None, yes: bool, delete_roles: bool, delete_
 def demo(app: App, device: str, source: str | None, out_dir: str, max_frames: int | None, keep_running: bool,
          greengrass: str | None) -> None:
     """The whole flow on an embedded AWS emulator with a simulated device: no account, no camera."""
-    from deeplens_cli.extras import require_demo
-
-    require_demo()  # a missing extra or detector: one line with the install command, before any work
-    from deeplens_cli.demo import run_demo
+    from deeplens_cli.commands.demo import run_demo
 
     run_demo(app, device_name=device, source=source, out_dir=out_dir, max_frames=max_frames, keep_running=keep_running,
-             target=greengrass or app.settings["greengrass.default_target"])
+             target=greengrass)
 
 
 @cli.command("init")
@@ -227,7 +212,7 @@ def init(app: App, bucket: str | None, init_region: str | None, init_profile: st
 @pass_app
 def doctor(app: App) -> None:
     """Preflight: credentials, region, which Greengrass targets answer, Lambda runtime, bucket. Exit 5 on a failed check."""
-    from deeplens_cli.doctor import run_doctor
+    from deeplens_cli.commands.doctor import run_doctor
 
     run_doctor(app)
 
@@ -308,6 +293,8 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.exit_code if exc.exit_code else EXIT_USAGE
         _emit_error(app, DeeplensError(exc.format_message(), "see deeplens-cli --help", code="usage"))
         sys.exit(_error_exit_code(app, args, code))
+    except ProblemsReported as exc:  # status: the problems are in the document or table it printed
+        sys.exit(_error_exit_code(app, args, exc.exit_code))
     except DeeplensError as exc:
         _fail(app, exc, _error_exit_code(app, args, exc.exit_code), verbose)
     except KeyboardInterrupt:

@@ -61,3 +61,12 @@ class DeploymentTimedOut(DeeplensError):
 class PreflightFailed(DeeplensError):
     exit_code = EXIT_PREFLIGHT_FAILED
     code = "preflight_failed"
+
+
+class ProblemsReported(DeeplensError):
+    """A read-only command (`status`) found problems and has already reported them in its own output (the table,
+    or its one JSON document): `cli.main` exits with the code and prints nothing more, no error line and no
+    error document, so stdout still holds exactly one document."""
+
+    exit_code = EXIT_ERROR
+    code = "problems_reported"

@@ -17,7 +17,7 @@ import binascii
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from deeplens_cli.errors import ConfigError
 
@@ -115,3 +115,14 @@ def needs_attention(rows: list[FleetRow]) -> list[FleetRow]:
 
 def counts_line(counts: dict[str, int], describe: Callable[[str], str] = str) -> str:
     return ", ".join(f"{count} {describe(state)}" for state, count in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def health_caveats(statuses: Iterable[DeviceStatus | None]) -> list[str]:
+    """What a table's health column cannot say per row (V2 health can be a day old): each caveat once."""
+    return sorted({s.details["health_caveat"] for s in statuses if s is not None and s.details.get("health_caveat")})
+
+
+def health_text(status: DeviceStatus) -> str:
+    """A device's health for a table: the verdict plus, where the target gives one, when the device reported it
+    (Greengrass V2 health is whatever the device last said, which can be a day old)."""
+    return f"{status.health} ({status.health_detail})" if status.health_detail else status.health

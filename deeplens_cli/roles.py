@@ -58,7 +58,6 @@ from deeplens_cli.policies import (
 )
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
     from deeplens_cli.aws import AwsContext
     from deeplens_cli.config import Settings
 
@@ -244,13 +243,6 @@ def plan_account(ctx: AwsContext, settings: Settings) -> Plan:
         plan.add(plan_role(spec, state, checker))
     plan.add(plan_role_alias(ctx, settings, states[settings["greengrass.token_exchange_role"]]))
     return plan
-
-
-def register_roles(app: App, dry_run: bool) -> None:
-    """The register-roles command (also run by `demo`): plan, render, stop on a dry run, execute, report."""
-    from deeplens_cli.pipeline import emit_plan_run, run_plan
-
-    emit_plan_run(app, run_plan(app, plan_account(app.ctx, app.settings), dry_run))
 
 
 def plan_role(spec: RoleSpec, state: RoleState | None, checker: _ManagedPolicyCheck | None = None) -> Action:

@@ -61,7 +61,7 @@ def run_demo(app: App, device_name: str, source: str | None, out_dir: str, max_f
     `fps` is the simulated camera's rate (V1; a V2 component reads its frames as fast as it processes them);
     `wait_forever` replaces the Ctrl-C wait of --keep-running (tests).
     """
-    from deeplens_cli.devices import DEVICE_NAME
+    from deeplens_cli.device_names import DEVICE_NAME
 
     if target not in TARGETS:
         raise ConfigError(f"--greengrass {target}: expected v1 or v2", "use --greengrass v2 (default) or v1")

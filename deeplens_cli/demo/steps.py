@@ -66,31 +66,32 @@ def demo_app(app: App, work: Path, config: dict[str, Any]) -> App:
 
 
 def register_roles(child: App) -> None:
-    from deeplens_cli.roles import register_roles as register
+    from deeplens_cli.commands.register_roles import run_register_roles
 
     child.reporter.progress("demo: deeplens-cli register-roles")
-    register(child, dry_run=False)
+    run_register_roles(child, dry_run=False)
 
 
 def register_device(child: App, device_name: str, work: Path, target: str) -> None:
-    from deeplens_cli.devices import register_device as register
+    from deeplens_cli.commands.register_device import run_register_device
 
     child.reporter.progress(f"demo: deeplens-cli register-device --name {device_name} --greengrass {target}")
-    register(child, name=device_name, out_dir=str(work / "devices" / device_name), target=target, fleet=None,
-             dry_run=False)
+    run_register_device(child, names=(device_name,), names_file=None, out_dir=str(work / "devices" / device_name),
+                        target=target, fleet=None, claim=False, dry_run=False)
 
 
 def deploy(child: App, device_name: str) -> None:
-    from deeplens_cli.devices import deploy as deploy_device
+    from deeplens_cli.commands.deploy import run_deploy
 
     child.reporter.progress(f"demo: deeplens-cli deploy --device {device_name}")
-    deploy_device(child, device_name=device_name, fleet=None, dry_run=False, wait=True, force=False,
-                  rollout_per_minute=None, abort_failure_percent=None)
+    run_deploy(child, device_name=device_name, fleet=None, dry_run=False, wait=True, force=False,
+               rollout_per_minute=None, abort_failure_percent=None)
 
 
 def status(app: App, child: App, device_name: str, result: DemoResult) -> None:
     """What `deeplens-cli status --device NAME` reports: rendered on stdout, or kept for the JSON document."""
-    from deeplens_cli.status import gather_status, render
+    from deeplens_cli.commands.status import render
+    from deeplens_cli.status_report import gather_status
 
     child.reporter.progress(f"demo: deeplens-cli status --device {device_name}")
     report = gather_status(child.ctx, child.settings, device_name, child.reporter)

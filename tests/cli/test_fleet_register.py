@@ -9,7 +9,7 @@ import json
 import pytest
 
 import deeplens_cli.aws as aws_module
-from deeplens_cli.devices import read_names
+from deeplens_cli.device_names import read_names
 from deeplens_cli.errors import ConfigError
 
 try:

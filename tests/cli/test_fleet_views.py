@@ -13,7 +13,7 @@ import pytest
 
 from deeplens_cli.errors import ConfigError, DeeplensError
 from deeplens_cli.fleet_view import page_of, read_fleet
-from deeplens_cli.status import gather_status
+from deeplens_cli.status_report import gather_status
 from deeplens_cli.targets.registry import find_device
 
 try:

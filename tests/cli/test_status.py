@@ -12,7 +12,7 @@ import deeplens_cli.targets.greengrass_v1.target as v1_target
 import deeplens_cli.targets.registry as targets_module
 from deeplens_cli.executor import Executor
 from deeplens_cli.roles import FACE_CROPS_INLINE_POLICY, GROUP_ROLE, plan_account
-from deeplens_cli.status import count_uploads, gather_status
+from deeplens_cli.status_report import count_uploads, gather_status
 from deeplens_cli.targets.base import Device, DeviceStatus, ProjectStatus
 from tests.support.greengrass_v1 import ScriptedStatus, V1World
 

@@ -65,3 +65,38 @@ def test_the_provisioning_modules_import_each_other_without_a_cycle():
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) is not None
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+CLICK_ALLOWED = ("deeplens_cli/cli.py", "deeplens_cli/cli_options.py", "deeplens_cli/commands/")
+
+
+def click_importers(package: Path = PACKAGE) -> list[str]:
+    """Modules outside the CLI layer that import click anywhere (lazy imports inside functions count here: the rule
+    is about which layer may know the CLI framework, not about start-up time)."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package.parent).as_posix()
+        if relative.startswith(CLICK_ALLOWED):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(name == "click" or name.startswith("click.") for name in names):
+                found.append(f"{relative}:{node.lineno}")
+    return found
+
+
+def test_click_stays_in_the_cli_layer():
+    """cli.py, cli_options.py and commands/ parse flags, ask and exit; everything below them is callable without
+    click (planners, gatherers, the demo), and reports failures as typed errors from errors.py."""
+    assert click_importers() == []
+
+
+def test_the_click_check_finds_click_imported_below_the_cli_layer(tmp_path):
+    package = tmp_path / "deeplens_cli"
+    (package / "commands").mkdir(parents=True)
+    (package / "cli.py").write_text("import click\n", encoding="utf-8")
+    (package / "commands" / "destroy.py").write_text("import click\n", encoding="utf-8")
+    (package / "status.py").write_text("def run():\n    from click.exceptions import Exit\n", encoding="utf-8")
+    (package / "devices.py").write_text("import os\n\n\ndef confirm():\n    import click\n", encoding="utf-8")
+    assert click_importers(package) == ["deeplens_cli/devices.py:5", "deeplens_cli/status.py:2"]

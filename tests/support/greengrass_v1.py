@@ -87,7 +87,7 @@ class ScriptedStatus:
 
 @dataclass
 class V1World:
-    """One mocked account with the V1 roles, and helpers that run the target the way devices.py does."""
+    """One mocked account with the V1 roles, and helpers that run the target the way the commands do."""
 
     aws: MockedAws
     tmp: Path

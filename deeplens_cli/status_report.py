@@ -1,23 +1,25 @@
-"""`status`: is everything in place, and did the last deployment work? Gather -> StatusReport -> table or JSON.
+"""What `status` reports: is everything in place, and did the last deployment work? Gathered into a StatusReport.
+
+The command (`commands/status.py`) renders the report as a table or one JSON document and exits 1 when it holds a
+problem; the demo gathers the same report for its device.
 
 Gathering only reads. The account part reuses the `register-roles` planner (a planner never writes): every action
 it would take is something out of place - `create` means missing, `update` means drifted. Functions/components
 and devices come from each target through the `Target` interface (`project_status`, `device_status`), so V1 and V2
 devices are reported the same way. Uploads are counted under the crop prefix for the last 24 hours.
 
-Exit code: 0 when nothing is missing or drifted and every device's last deployment succeeded, else 1, so CI and
-cron jobs can use `deeplens-cli status` as a health check. A part that cannot be read (AccessDenied, a retired
-API) is reported as a problem with its one-line reason instead of aborting the whole report.
+A report is `ok` when nothing is missing or drifted and every device's last deployment succeeded. A part that
+cannot be read (AccessDenied, a retired API) is reported as a problem with its one-line reason instead of aborting
+the whole report.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
     from deeplens_cli.aws import AwsContext
     from deeplens_cli.config import Settings
     from deeplens_cli.output import Reporter
@@ -25,7 +27,6 @@ if TYPE_CHECKING:
 
 ACCOUNT_STATES = {"noop": "ok", "create": "missing", "update": "drifted", "delete": "unexpected"}
 UPLOAD_WINDOW = dt.timedelta(hours=24)
-MAX_PROBLEM_LINES = 50  # a fleet of thousands: the text report stays readable; JSON has every problem
 MAX_LISTED_OBJECTS = 20_000  # a status command must stay quick on a busy bucket; beyond this the count is a floor
 
 
@@ -65,21 +66,6 @@ class StatusReport:
         if self.next_token:
             document["NextToken"] = self.next_token
         return document
-
-
-def run_status(app: App, device_name: str | None, details: bool = False, health: str | None = None,
-               max_items: int | None = None, starting_token: str | None = None) -> None:
-    """The `status` command: gather, render, exit 1 when anything is missing or failed."""
-    import click
-
-    report = gather_status(app.ctx, app.settings, device_name, app.reporter, details=details, health=health,
-                           max_items=max_items, starting_token=starting_token)
-    if app.reporter.json:
-        app.reporter.emit_json(report.to_dict())
-    else:
-        render(report, app.reporter, app.settings)
-    if not report.ok:
-        raise click.exceptions.Exit(1)
 
 
 def gather_status(ctx: AwsContext, settings: Settings, device_name: str | None = None,
@@ -219,73 +205,3 @@ def count_uploads(ctx: AwsContext, bucket: str, prefix: str, now: dt.datetime) -
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-# ---------------------------------------------------------------------------------------------- rendering
-
-
-def render(report: StatusReport, reporter: Reporter, settings: Settings) -> None:
-    style = {"ok": "green", "missing": "red", "drifted": "yellow", "unexpected": "yellow"}
-    if report.account:
-        reporter.table("Account (roles, bucket)", ("state", "resource", "detail"), [
-            (f"[{style.get(a['state'], 'white')}]{a['state']}[/]", a["resource"], a["reason"]) for a in report.account])
-    if report.projects:
-        reporter.table("Edge function", ("target", "name", "published", "code sha256", "matches local build"), [
-            (p.target, p.name, _published(p), _short_sha(p.code_sha256),
-             {True: "yes", False: "no", None: "unknown"}[p.up_to_date]) for p in report.projects])
-    if report.fleet:
-        from deeplens_cli.fleet_view import counts_line
-
-        reporter.line(f"Fleet: {report.fleet['devices']} device(s); health: {counts_line(report.fleet['by_health'])}; "
-                      f"last deployment: {counts_line(report.fleet['by_deployment'])}")
-    shown = report.devices if report.fleet is None else [d for d in report.devices
-                                                          if d.status.health != "ok" or d.status.problems]
-    if shown:
-        title = "Devices" if report.fleet is None else "Devices that need attention"
-        reporter.table(title, ("name", "target", "thing", "health", "last deployment", "problems"), [
-            (d.device.name, d.device.target, d.device.thing_name, health_text(d.status), _deployment(d.status),
-             "; ".join(d.status.problems) or "-") for d in shown])
-        for caveat in health_caveats(d.status for d in shown):
-            reporter.note(caveat)
-    if report.next_token:
-        reporter.line(f"NextToken: {report.next_token}  (more devices: pass --starting-token {report.next_token})")
-    uploads = report.uploads
-    if uploads:
-        more = "at least " if uploads.get("at_least") else ""
-        newest = f"; newest {uploads['newest_key']} ({uploads['newest_at']})" if uploads.get("newest_key") else ""
-        reporter.line(f"Uploads: {more}{uploads['count']} face crop(s) under s3://{uploads['bucket']}/{uploads['prefix']} "
-                      f"in the last 24 h{newest}")
-    if report.ok:
-        reporter.line("status: ok")
-    else:
-        reporter.line(f"status: {len(report.problems)} problem(s)")
-        for problem in report.problems[:MAX_PROBLEM_LINES]:
-            reporter.line(f"  - {problem}")
-        if len(report.problems) > MAX_PROBLEM_LINES:
-            reporter.line(f"  ... and {len(report.problems) - MAX_PROBLEM_LINES} more (--output json lists them all)")
-
-
-def _published(project: ProjectStatus) -> str:
-    if not project.exists:
-        return "no"
-    return f"version {project.latest_version}" if project.latest_version else "yes"
-
-
-def _short_sha(value: str | None) -> str:
-    return (value[:12] + "...") if value else "-"
-
-
-def _deployment(status: DeviceStatus) -> str:
-    state = status.last_deployment_status or "-"
-    return f"{state}: {status.last_deployment_error}" if status.last_deployment_error else state
-
-
-def health_caveats(statuses: Iterable[DeviceStatus | None]) -> list[str]:
-    """What a table's health column cannot say per row (V2 health can be a day old): each caveat once."""
-    return sorted({s.details["health_caveat"] for s in statuses if s is not None and s.details.get("health_caveat")})
-
-
-def health_text(status: DeviceStatus) -> str:
-    """A device's health for a table: the verdict plus, where the target gives one, when the device reported it
-    (Greengrass V2 health is whatever the device last said, which can be a day old)."""
-    return f"{status.health} ({status.health_detail})" if status.health_detail else status.health

@@ -1,7 +1,8 @@
-"""`doctor`: preflight for the configured account and region, before anything is created.
+"""The preflight checks `doctor` runs for the configured account and region, before anything is created.
 
-Every check is a read (STS, IoT, Greengrass, S3, Lambda GetFunction) or a lookup in data kept here; doctor never
-creates anything to probe (no test Lambda function, no test object). Each check ends as
+The command (`commands/doctor.py`) prints them and exits 5 when one failed. Every check is a read (STS, IoT,
+Greengrass, S3, Lambda GetFunction) or a lookup in data kept here; doctor never creates anything to probe (no test
+Lambda function, no test object). Each check ends as
 
 * ok   - ready;
 * warn - works, but something will bite later (a deprecated runtime, the Greengrass target that is not the default
@@ -21,10 +22,9 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from deeplens_cli.errors import DeeplensError, PreflightFailed
+from deeplens_cli.errors import DeeplensError
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
     from deeplens_cli.aws import AwsContext
     from deeplens_cli.config import Settings
 
@@ -66,36 +66,6 @@ LAMBDA_RUNTIMES: dict[str, RuntimeLifecycle] = {
     "python3.13": RuntimeLifecycle(date(2029, 6, 30), None, None),
     "python3.14": RuntimeLifecycle(date(2029, 6, 30), None, None),
 }
-
-# ---------------------------------------------------------------------------------------------- the command
-
-
-def run_doctor(app: App, today: date | None = None) -> None:
-    """Run every check, print a table (or one JSON document), exit 5 when a check failed."""
-    settings = app.settings  # a bad deeplens.yaml stays a usage error (exit 2)
-    try:
-        ctx = app.ctx
-    except DeeplensError as exc:  # the AWS environment itself (~/.aws/config, AWS_* variables) is wrong: a failed check
-        names = ("region", "credentials", "iot", "greengrass v2", "greengrass v1", "bucket")
-        checks = ([Check("aws environment", FAIL, exc.message, exc.hint)]
-                  + [Check(n, SKIP, "needs a valid AWS environment") for n in names]
-                  + [check_lambda_runtime(settings, today or date.today())])
-    else:
-        checks = gather_checks(ctx, settings, today or date.today())
-    failed = [c for c in checks if c.status == FAIL]
-    reporter = app.reporter
-    if reporter.json:
-        reporter.emit_json({"ok": not failed, "checks": [c.to_dict() for c in checks]})
-    else:
-        style = {OK: "green", WARN: "yellow", FAIL: "red", SKIP: "dim"}
-        reporter.table("deeplens-cli doctor", ("check", "status", "detail"),
-                       [(c.name, f"[{style[c.status]}]{c.status}[/]", c.detail) for c in checks])
-        for check in checks:
-            if check.hint and check.status in (WARN, FAIL):
-                reporter.line(f"{check.name}: {check.hint}")
-    if failed:
-        raise PreflightFailed(f"{len(failed)} preflight check(s) failed: {', '.join(c.name for c in failed)}",
-                              failed[0].hint or "see the table above")
 
 
 def gather_checks(ctx: AwsContext, settings: Settings, today: date) -> list[Check]:

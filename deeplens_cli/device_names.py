@@ -1,0 +1,39 @@
+"""Device names: the one rule a name must follow, and the names of one `register-device` run.
+
+The rule is the DeepLens console's (letters, digits and hyphens, at most 100), kept for both targets because a
+device name becomes part of IoT thing names, bundle folders and S3 keys. `register-device` and `demo --device`
+check names with it before any AWS call.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from deeplens_cli.errors import ConfigError
+
+DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}\Z")  # the DeepLens console's rule: a-zA-Z0-9-, <= 100;
+# \Z, not $: "$" also matches before a trailing newline, and "Cam1\n" must be refused however it is matched
+
+
+def read_names(names: tuple[str, ...] | list[str], names_file: str | None) -> list[str]:
+    """The device names of one register-device run: repeated --name, then one name a line of --names-file
+    (blank lines and `#` comments skipped); each checked, duplicates refused."""
+    collected = list(names)
+    if names_file:
+        try:
+            text = Path(names_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--names-file {names_file} cannot be read ({exc.__class__.__name__})",
+                              "pass a text file with one device name a line") from None
+        collected += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not collected:
+        raise ConfigError("no device name given", "pass --name NAME (repeatable) or --names-file FILE")
+    for name in collected:
+        if not DEVICE_NAME.fullmatch(name):
+            raise ConfigError(f"--name {name!r} is not a valid device name",
+                              "use 1-100 letters, digits and hyphens, starting with a letter or digit")
+    duplicates = sorted({name for name in collected if collected.count(name) > 1})
+    if duplicates:
+        raise ConfigError(f"device name(s) given twice: {', '.join(duplicates)}", "give each device name once")
+    return collected
