@@ -529,7 +529,7 @@ def test_a_stop_during_a_long_detection_returns_at_once_and_the_late_result_is_d
                                                                                         bucket_keys, make_frame):
     clock = FakeClock(5000.0)
     stdout = io.StringIO()
-    config = make_settings(tmp_path, bucket, DEEPLENS_LOOP_SOURCE="true")
+    config = edge_settings(tmp_path, bucket, DEEPLENS_LOOP_SOURCE="true")
     detector = BusyDetector(threading.Event())
     edge, _, _ = make_loop(config, s3, clock, lambda: EndlessSource(make_frame(boxes=[FACE])), lambda: detector,
                            stdout=stdout)
@@ -552,7 +552,7 @@ def test_a_stop_during_a_long_detection_returns_at_once_and_the_late_result_is_d
 def test_a_frame_that_finishes_within_the_grace_still_sends_its_crop(tmp_path, s3, bucket, bucket_keys,
                                                                       make_frame):
     clock = FakeClock(5000.0)
-    config = make_settings(tmp_path, bucket, DEEPLENS_LOOP_SOURCE="true")
+    config = edge_settings(tmp_path, bucket, DEEPLENS_LOOP_SOURCE="true")
     finish_call = threading.Event()
     detector = BusyDetector(finish_call)
     edge, _, _ = make_loop(config, s3, clock, lambda: EndlessSource(make_frame(boxes=[FACE])), lambda: detector)
@@ -574,7 +574,7 @@ def test_a_frame_that_finishes_within_the_grace_still_sends_its_crop(tmp_path, s
 
 def test_a_loop_that_ends_by_itself_is_finished_without_waiting(tmp_path, s3, bucket, make_frame):
     clock = FakeClock(5000.0)
-    config = make_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="3")
+    config = edge_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="3")
     edge, _, _ = make_loop(config, s3, clock, lambda: EndlessSource(make_frame()), lambda: FixedDetector([], clock))
     started = time.monotonic()
     assert loop.run_until_stop(edge, threading.Event(), flush_timeout_s=5.0, frame_grace_s=5.0, poll_s=0.01)
@@ -597,7 +597,7 @@ def test_finish_waits_for_the_frame_being_processed_and_later_frames_are_dropped
         def close(self):
             events.append("publisher closed")
 
-    config = make_settings(tmp_path, bucket)
+    config = edge_settings(tmp_path, bucket)
     upload = SpoolingUploader(config.bucket, config.spool_dir, client=s3)
     close_uploader = upload.close
 
