@@ -133,7 +133,9 @@ def main() -> None:
     subprocess_times = []
     for _ in range(max(1, options.runs // 2)):
         started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env={**os.environ, "PYTHONPATH": ROOT})
+        done = subprocess.run(
+            command, capture_output=True, text=True, cwd=workdir, env={**os.environ, "PYTHONPATH": ROOT}
+        )
         subprocess_times.append(time.perf_counter() - started)
         if done.returncode != 0:
             raise SystemExit(f"subprocess re-deploy failed: {done.stderr.strip()}")

@@ -45,8 +45,11 @@ def cli() -> None:
 @cli.command("register-roles")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @detailed_exitcode_option
-@click.option("--s3-full-access", is_flag=True,
-              help="Attach AmazonS3FullAccess to the group role, as the workshop did (default: PutObject on bucket/prefix only).")
+@click.option(
+    "--s3-full-access",
+    is_flag=True,
+    help="Attach AmazonS3FullAccess to the group role, as the workshop did (default: PutObject on bucket/prefix only).",
+)
 @click.option("--bucket", help="S3 bucket for face crops (overrides the config's bucket).")
 @click.option("--save/--no-save", default=None,
               help="Record --bucket in deeplens.yaml without asking (default: ask on a terminal).")
@@ -87,8 +90,12 @@ def register_device(app: App, names: tuple[str, ...], names_file: str | None, ou
 @cli.command("publish")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @detailed_exitcode_option
-@click.option("--greengrass", type=click.Choice(TARGET_NAMES), default=None,
-              help="Publish the Lambda function (v1) or the Greengrass V2 component (v2); default: greengrass.default_target.")
+@click.option(
+    "--greengrass",
+    type=click.Choice(TARGET_NAMES),
+    default=None,
+    help="Publish the Lambda function (v1) or the Greengrass V2 component (v2); default: greengrass.default_target.",
+)
 @pass_app
 def publish(app: App, dry_run: bool, greengrass: str | None) -> None:
     """Package the edge function and publish it (skipped when unchanged)."""
@@ -103,7 +110,12 @@ def publish(app: App, dry_run: bool, greengrass: str | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @detailed_exitcode_option
 @click.option("--no-wait", is_flag=True, help="Start the deployment and return.")
-@click.option("--timeout", type=click.IntRange(1, 86400), default=None, help="Seconds to wait (default: deploy.timeout_s).")
+@click.option(
+    "--timeout",
+    type=click.IntRange(1, 86400),
+    default=None,
+    help="Seconds to wait (default: deploy.timeout_s).",
+)
 @click.option("--force", is_flag=True, help="Deploy again even when nothing changed.")
 @click.option("--rollout-per-minute", type=click.IntRange(1, 1000), default=None,
               help="Fleet rollout rate (devices per minute).")
@@ -121,14 +133,31 @@ def deploy(app: App, device: str | None, fleet: str | None, dry_run: bool, no_wa
 
 def _fleet_view_options(command: Any) -> Any:
     """--details, --status, --max-items, --starting-token: how `devices` and `status` show a large fleet."""
-    for option in reversed((
-        click.option("--details", is_flag=True, help="Read every device in full (default: bulk reads; problems in full)."),
-        click.option("--status", "health", type=click.Choice(("HEALTHY", "UNHEALTHY"), case_sensitive=False),
-                     default=None, help="Only healthy devices, or only those with a problem."),
-        click.option("--max-items", type=click.IntRange(1, 100000), default=None,
-                     help="Show at most this many devices and print a NextToken for the rest."),
-        click.option("--starting-token", default=None, help="Continue after the page that printed this NextToken."),
-    )):
+    for option in reversed(
+        (
+            click.option(
+                "--details",
+                is_flag=True,
+                help="Read every device in full (default: bulk reads; problems in full).",
+            ),
+            click.option(
+                "--status",
+                "health",
+                type=click.Choice(("HEALTHY", "UNHEALTHY"), case_sensitive=False),
+                default=None,
+                help="Only healthy devices, or only those with a problem.",
+            ),
+            click.option(
+                "--max-items",
+                type=click.IntRange(1, 100000),
+                default=None,
+                help="Show at most this many devices and print a NextToken for the rest.",
+            ),
+            click.option(
+                "--starting-token", default=None, help="Continue after the page that printed this NextToken."
+            ),
+        )
+    ):
         command = option(command)
     return command
 
@@ -177,10 +206,18 @@ def destroy(app: App, device: str | None, yes: bool, delete_roles: bool, delete_
 
 @cli.command("demo")
 @click.option("--device", default="MyDevice", show_default=True, help="Name of the simulated device.")
-@click.option("--source", help="Frames: a video FILE, a DIR of images or webcam:N (default: a clip built from bundled face images).")
+@click.option(
+    "--source",
+    help="Frames: a video FILE, a DIR of images or webcam:N (default: a clip built from bundled face images).",
+)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="demo-out", show_default=True,
               help="Where to write the crops, a contact sheet and annotated frames.")
-@click.option("--max-frames", type=click.IntRange(1, 100000), default=None, help="Frames the simulated device processes.")
+@click.option(
+    "--max-frames",
+    type=click.IntRange(1, 100000),
+    default=None,
+    help="Frames the simulated device processes.",
+)
 @click.option("--keep-running", is_flag=True, help="Keep the emulator up afterwards and print how to use it.")
 @click.option("--greengrass", type=click.Choice(TARGET_NAMES), default=None,
               help="Simulated device: v2 (a Greengrass V2 core device running the published component) or v1 (a "
@@ -211,7 +248,8 @@ def init(app: App, bucket: str | None, init_region: str | None, init_profile: st
 @cli.command("doctor")
 @pass_app
 def doctor(app: App) -> None:
-    """Preflight: credentials, region, which Greengrass targets answer, Lambda runtime, bucket. Exit 5 on a failed check."""
+    """Preflight: credentials, region, which Greengrass targets answer, Lambda runtime, bucket.
+    Exit 5 on a failed check."""
     from deeplens_cli.commands.doctor import run_doctor
 
     run_doctor(app)

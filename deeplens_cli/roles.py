@@ -123,7 +123,9 @@ def desired_roles(settings: Settings, region: str) -> list[RoleSpec]:
         return managed_policy_arn(name, partition)
 
     full_s3 = settings["s3_access"] == "full"
-    group_managed = (managed("AWSDeepLensLambdaFunctionAccessPolicy"),) + ((managed(S3_FULL_ACCESS),) if full_s3 else ())
+    group_managed = (managed("AWSDeepLensLambdaFunctionAccessPolicy"),) + (
+        (managed(S3_FULL_ACCESS),) if full_s3 else ()
+    )
     group_inline = {} if full_s3 or bucket is None else {
         FACE_CROPS_INLINE_POLICY: face_crops_upload_policy(bucket, prefix, partition)}
     artifact_bucket = settings["greengrass.artifact_bucket"] or bucket
@@ -309,8 +311,11 @@ def plan_role(spec: RoleSpec, state: RoleState | None, checker: _ManagedPolicyCh
     if not state.managed_by_us:
         details["adopted"] = True  # created outside deeplens-cli: repaired, never deleted by destroy
     if not steps:
-        return noop(resource, "up to date" + (" (adopted, not created by deeplens-cli)" if not state.managed_by_us else ""),
-                    **details)
+        return noop(
+            resource,
+            "up to date" + (" (adopted, not created by deeplens-cli)" if not state.managed_by_us else ""),
+            **details,
+        )
     return Action(resource, "update", "; ".join(reasons), tuple(steps), details=details)
 
 
@@ -358,7 +363,11 @@ def _attach(role: str, arn: str) -> ApiCall:
 
 
 def _put_inline(role: str, name: str, document: Mapping[str, Any]) -> ApiCall:
-    return ApiCall("iam", "put_role_policy", {"RoleName": role, "PolicyName": name, "PolicyDocument": json.dumps(document)})
+    return ApiCall(
+        "iam",
+        "put_role_policy",
+        {"RoleName": role, "PolicyName": name, "PolicyDocument": json.dumps(document)},
+    )
 
 
 def _short(arn: str) -> str:

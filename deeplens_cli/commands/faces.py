@@ -125,7 +125,9 @@ def download_crops(s3: Any, report: FacesReport, folder: Path, reporter: Reporte
     try:
         result.contact_sheet = str(_contact_sheet(report, folder))
     except ImportError as exc:  # numpy/OpenCV are the [edge] extra, not a base dependency
-        result.contact_sheet_problem = f"no contact sheet: {exc.name} is not installed (pip install 'deeplens-cli[edge]')"
+        result.contact_sheet_problem = (
+            f"no contact sheet: {exc.name} is not installed (pip install 'deeplens-cli[edge]')"
+        )
         if reporter is not None:
             reporter.warn(result.contact_sheet_problem)
     return result
@@ -190,7 +192,9 @@ def render(report: FacesReport, reporter: Reporter) -> None:
     if report.more:
         reporter.line(f"More crops are older than these {len(report.crops)}: raise --limit or narrow --since.")
     if report.scan_bounded:
-        reporter.line("The device filter read the metadata of the newest crops only; narrow --since to look further back.")
+        reporter.line(
+            "The device filter read the metadata of the newest crops only; narrow --since to look further back."
+        )
     if report.download:
         d = report.download
         sheet = f"; contact sheet {d.contact_sheet}" if d.contact_sheet else ""

@@ -77,7 +77,10 @@ def write_new_config(path: Path, text: str, force: bool) -> None:
         raise ConfigError(f"{path} already exists", "edit it, or pass --force to replace it", code="config_exists")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise ConfigError(f"cannot write {path}: folder {folder} does not exist", "create the folder or choose another --config")
+        raise ConfigError(
+            f"cannot write {path}: folder {folder} does not exist",
+            "create the folder or choose another --config",
+        )
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
@@ -151,7 +154,9 @@ def offer_to_record_bucket(app: App, bucket: str | None, save: bool | None) -> N
     reporter = app.reporter
     if save is None:
         if reporter.json or not (sys.stdin.isatty() and sys.stderr.isatty()):
-            reporter.progress(f"tip: pass --save to record bucket {bucket} in {path}, so later commands need no --bucket")
+            reporter.progress(
+                f"tip: pass --save to record bucket {bucket} in {path}, so later commands need no --bucket"
+            )
             return
         import click
 

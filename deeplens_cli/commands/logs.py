@@ -105,11 +105,17 @@ class LogReader:
                 kwargs["filterPattern"] = _phrase(self.filter_text)
             for page in self.logs.get_paginator("filter_log_events").paginate(**kwargs):
                 for item in page.get("events", []):
-                    events.append(LogEvent(
-                        time=dt.datetime.fromtimestamp(item["timestamp"] / 1000, dt.timezone.utc),
-                        thing=_thing_of(item.get("logStreamName", "")), source=source.kind,
-                        stream=item.get("logStreamName", ""), message=item.get("message", "").rstrip("\n"),
-                        event_id=item.get("eventId") or f"{item.get('logStreamName')}:{item['timestamp']}:{item.get('message')}"))
+                    events.append(
+                        LogEvent(
+                            time=dt.datetime.fromtimestamp(item["timestamp"] / 1000, dt.timezone.utc),
+                            thing=_thing_of(item.get("logStreamName", "")),
+                            source=source.kind,
+                            stream=item.get("logStreamName", ""),
+                            message=item.get("message", "").rstrip("\n"),
+                            event_id=item.get("eventId")
+                            or f"{item.get('logStreamName')}:{item['timestamp']}:{item.get('message')}",
+                        )
+                    )
         events.sort(key=lambda e: (e.time, e.event_id))
         return events
 
@@ -119,7 +125,11 @@ class LogReader:
         names: list[str] = []
         try:
             for page in self.logs.get_paginator("describe_log_streams").paginate(logGroupName=source.group):
-                names.extend(s["logStreamName"] for s in page.get("logStreams", []) if source.matches(s["logStreamName"]))
+                names.extend(
+                    s["logStreamName"]
+                    for s in page.get("logStreams", [])
+                    if source.matches(s["logStreamName"])
+                )
         except self.logs.exceptions.ResourceNotFoundException:
             state.exists = False
             return []
@@ -203,8 +213,10 @@ def render(report: LogsReport, reporter: Reporter) -> None:
 def _warn_missing(groups: Iterable[GroupState], reporter: Reporter) -> None:
     for group in groups:
         if not group.exists:
-            reporter.warn(f"log group {group.group} does not exist yet: nothing was uploaded to it "
-                          f"(deploy with logs.cloudwatch on; uploads start within about a minute of the device running)")
+            reporter.warn(
+                f"log group {group.group} does not exist yet: nothing was uploaded to it "
+                f"(deploy with logs.cloudwatch on; uploads start within about a minute of the device running)"
+            )
 
 
 def _thing_of(stream: str) -> str:

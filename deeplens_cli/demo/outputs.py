@@ -172,7 +172,9 @@ def annotate_frames(messages: list[dict[str, Any]], frame_log: list[dict[str, An
             continue
         payload = _payload(message)
         faces = [(face.get("score", 0.0), face["box"]) for face in payload.get("faces", []) if "box" in face]
-        image = annotate_frame(frame, faces, caption=f"frame {index}: {len(faces)} face(s) published on {message['topic']}")
+        image = annotate_frame(
+            frame, faces, caption=f"frame {index}: {len(faces)} face(s) published on {message['topic']}"
+        )
         path = folder / f"frame_{index:05d}.jpg"
         cv2.imwrite(str(path), image, [int(cv2.IMWRITE_JPEG_QUALITY), 90])
         written.append(str(path))

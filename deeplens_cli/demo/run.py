@@ -81,7 +81,9 @@ def run_demo(app: App, device_name: str, source: str | None, out_dir: str, max_f
                 from deeplens_cli.simulator.clip import build_clip
 
                 budget = max_frames or DEFAULT_FRAME_BUDGET
-                reporter.progress(f"demo: building a {budget}-frame clip from the face images bundled with scikit-image")
+                reporter.progress(
+                    f"demo: building a {budget}-frame clip from the face images bundled with scikit-image"
+                )
                 clip = build_clip(work / "clip", frame_count=min(budget, MAX_DEFAULT_BUDGET), fps=fps)
                 frames = FrameSource("clip", str(clip.directory), clip.frame_count)
         budget = frame_budget(frames, max_frames)

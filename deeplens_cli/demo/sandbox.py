@@ -201,7 +201,11 @@ def _wait_for_interrupt() -> None:
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt) if threading.current_thread() is threading.main_thread() else None
+    previous = (
+        signal.signal(signal.SIGTERM, interrupt)
+        if threading.current_thread() is threading.main_thread()
+        else None
+    )
     try:
         stop = threading.Event()
         while not stop.wait(3600):

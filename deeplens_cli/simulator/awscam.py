@@ -153,7 +153,11 @@ class Model(object):
     CenterFace, see ``_face_detector``)."""
 
     def __init__(self, model_topology_file, loading_config, runtime=0):
-        if not isinstance(loading_config, dict) or set(loading_config) != {"GPU"} or loading_config["GPU"] not in (0, 1):
+        if (
+            not isinstance(loading_config, dict)
+            or set(loading_config) != {"GPU"}
+            or loading_config["GPU"] not in (0, 1)
+        ):
             raise ValueError("loading_config must be {'GPU': 1} or {'GPU': 0}, got %r" % (loading_config,))
         if runtime not in (0, 1):
             raise ValueError("runtime must be 0 (DLDT) or 1 (Neo), got %r" % (runtime,))

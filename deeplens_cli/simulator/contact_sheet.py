@@ -65,7 +65,9 @@ def build_contact_sheet(tiles: Sequence[Tile], path: str | Path, title: str = ""
     return out
 
 
-def annotate_frame(frame: numpy.ndarray, faces: Iterable[tuple[float, Sequence[float]]], caption: str = "") -> numpy.ndarray:
+def annotate_frame(
+    frame: numpy.ndarray, faces: Iterable[tuple[float, Sequence[float]]], caption: str = ""
+) -> numpy.ndarray:
     """A copy of `frame` with each (score, box in frame pixels) drawn, and an optional caption at the top."""
     import cv2
 

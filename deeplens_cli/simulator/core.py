@@ -150,7 +150,11 @@ class SimulatedCore:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.runtime_dir = self.root / "runtime"
-        self.code_stores = code_stores if code_stores is not None else [S3ArtifactStore(self._clients["s3"], artifact_bucket)]
+        self.code_stores = (
+            code_stores
+            if code_stores is not None
+            else [S3ArtifactStore(self._clients["s3"], artifact_bucket)]
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 

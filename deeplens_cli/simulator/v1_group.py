@@ -42,7 +42,9 @@ def _id_and_version(definition_version_arn: str) -> tuple[str, str]:
     return parts[-3], parts[-1]
 
 
-def read_group_functions(greengrass: Any, lambda_client: Any, group_id: str, group_version_id: str) -> list[DeployedFunction]:
+def read_group_functions(
+    greengrass: Any, lambda_client: Any, group_id: str, group_version_id: str
+) -> list[DeployedFunction]:
     """The Lambda functions of one group version, with their code digest and location."""
     version = greengrass.get_group_version(GroupId=group_id, GroupVersionId=group_version_id)
     arn = version.get("Definition", {}).get("FunctionDefinitionVersionArn")

@@ -65,7 +65,9 @@ def test_with_v1_as_the_default_target_a_retired_v1_and_python37_fail_with_exit_
 
 
 def test_the_lambda_runtime_escape_hatch_passes(v2_account, run_cli):
-    result, checks = doctor(run_cli, DEEPLENS_GREENGRASS_DEFAULT_TARGET="v1", DEEPLENS_FUNCTION_LAMBDA_RUNTIME="python3.12")
+    result, checks = doctor(
+        run_cli, DEEPLENS_GREENGRASS_DEFAULT_TARGET="v1", DEEPLENS_FUNCTION_LAMBDA_RUNTIME="python3.12"
+    )
 
     assert result.exit_code == 0, result.stderr
     assert checks["lambda runtime"]["status"] in (OK, WARN)

@@ -87,7 +87,9 @@ class TestFreshAccount:
 
     def test_group_role_gets_putobject_on_the_crops_prefix_only(self, account):
         iam = account[0].client("iam")
-        assert iam.list_role_policies(RoleName="AWSDeepLensGreengrassGroupRole")["PolicyNames"] == [FACE_CROPS_INLINE_POLICY]
+        assert iam.list_role_policies(RoleName="AWSDeepLensGreengrassGroupRole")["PolicyNames"] == [
+            FACE_CROPS_INLINE_POLICY
+        ]
         document = iam.get_role_policy(RoleName="AWSDeepLensGreengrassGroupRole",
                                        PolicyName=FACE_CROPS_INLINE_POLICY)["PolicyDocument"]
         (statement,) = [s for s in document["Statement"] if s["Effect"] == "Allow"]
@@ -162,11 +164,13 @@ class TestReRuns:
 
         reasons = {a.resource: a.reason for a in plan.changes}
         assert reasons == {
-            "iam-role/AWSDeepLensGreengrassRole": "trust policy differs (trusts ec2.amazonaws.com, want greengrass.amazonaws.com)",
+            "iam-role/AWSDeepLensGreengrassRole": "trust policy differs (trusts ec2.amazonaws.com, want "
+                                                  "greengrass.amazonaws.com)",
             "iam-role/AWSDeepLensServiceRole": "managed policy not attached: AWSDeepLensServiceRolePolicy",
             "iam-role/AWSDeepLensGreengrassGroupRole": "managed policy to remove: AmazonS3FullAccess",
             f"iam-role/{TER}": f"inline policy {TOKEN_EXCHANGE_INLINE_POLICY} differs",
-            f"iot-role-alias/{ALIAS}": f"points at {other_role}, want role {TER}; credential duration 7200s, want 3600s",
+            f"iot-role-alias/{ALIAS}": f"points at {other_role}, want role {TER}; "
+                                       "credential duration 7200s, want 3600s",
         }
         assert {a.verb for a in plan.changes} == {"update"}
         assert action(plan, "iam-role/AWSDeepLensServiceRole").details["attach"] == [service_policy]
@@ -188,8 +192,17 @@ class TestReRuns:
     def test_equivalent_spellings_and_unmanaged_policies_are_not_drift(self, converged, settings_for):
         aws = converged
         iam = aws.client("iam")
-        respelled = {"Version": "2012-10-17", "Statement": [
-            {"Sid": "", "Effect": "Allow", "Principal": {"Service": ["sagemaker.amazonaws.com"]}, "Action": ["sts:AssumeRole"]}]}
+        respelled = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "",
+                    "Effect": "Allow",
+                    "Principal": {"Service": ["sagemaker.amazonaws.com"]},
+                    "Action": ["sts:AssumeRole"],
+                }
+            ],
+        }
         iam.update_assume_role_policy(RoleName="AWSDeepLensSagemakerRole", PolicyDocument=json.dumps(respelled))
         unmanaged = "arn:aws:iam::aws:policy/CloudWatchLogsReadOnlyAccess"
         iam.attach_role_policy(RoleName="AWSDeepLensGreengrassGroupRole", PolicyArn=unmanaged)
@@ -212,7 +225,9 @@ class TestReRuns:
 
         register(aws, settings_for(**ACCOUNT, s3_access="least-privilege"))
         assert S3_FULL not in attached(iam, "AWSDeepLensGreengrassGroupRole")
-        assert iam.list_role_policies(RoleName="AWSDeepLensGreengrassGroupRole")["PolicyNames"] == [FACE_CROPS_INLINE_POLICY]
+        assert iam.list_role_policies(RoleName="AWSDeepLensGreengrassGroupRole")["PolicyNames"] == [
+            FACE_CROPS_INLINE_POLICY
+        ]
 
 
 @pytest.mark.parametrize(("max_session", "wanted", "expected"), [
@@ -249,7 +264,9 @@ def test_a_retired_managed_policy_is_reported_before_anything_changes(aws, setti
 
     monkeypatch.setattr(roles, "desired_roles", with_retired_policy)
     ctx = aws.context(settings_for())
-    with pytest.raises(DeeplensError, match="managed policy arn:aws:iam::aws:policy/AWSLambdaFullAccess .* does not exist"):
+    with pytest.raises(
+        DeeplensError, match="managed policy arn:aws:iam::aws:policy/AWSLambdaFullAccess .* does not exist"
+    ):
         plan_account(ctx, settings_for())
     assert ctx.recorder.mutating == []
 
@@ -291,9 +308,21 @@ def test_roles_can_be_torn_down_with_no_bucket_configured(aws, settings_for):
 
 def test_teardown_keeps_roles_it_did_not_create_but_removes_its_own_grant(aws, settings_for):
     iam = aws.client("iam")
-    iam.create_role(RoleName="AWSDeepLensGreengrassGroupRole", AssumeRolePolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "greengrass.amazonaws.com"},
-                                                 "Action": "sts:AssumeRole"}]}))
+    iam.create_role(
+        RoleName="AWSDeepLensGreengrassGroupRole",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "greengrass.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )
     register(aws, settings_for())
 
     ctx = aws.context(settings_for())

@@ -36,7 +36,9 @@ def device_message(device: str) -> str:
 def publish_repeatedly(broker_url: str, topic: str, payloads: list[str], stop: threading.Event) -> threading.Thread:
     """A stand-in device: publishes the payloads every 0.2 s until `stop` (subscribers may join late)."""
     def run():
-        connection = watch.connect(watch.parse_broker(broker_url), f"test-device-{threading.get_ident()}-{time.monotonic_ns()}")
+        connection = watch.connect(
+            watch.parse_broker(broker_url), f"test-device-{threading.get_ident()}-{time.monotonic_ns()}"
+        )
         connection.connect().result(10)
         try:
             while not stop.is_set():

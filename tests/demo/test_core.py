@@ -33,7 +33,7 @@ REGION = "us-east-1"
 BUCKET = "deeplens-core-test"
 THING = "deeplens_probe"
 
-PROBE = '''
+PROBE = """
 import json, os, threading
 import awscam
 import greengrasssdk
@@ -49,14 +49,15 @@ def _run():
         topic="$aws/things/%s/infer" % os.environ["AWS_IOT_THING_NAME"],
         payload=json.dumps({"ok": ok, "shape": list(frame.shape) if ok else None, "host": host,
                             "setting": os.environ.get("PROBE_SETTING"), "file": os.path.realpath(__file__),
-                            "spool": os.environ.get("DEEPLENS_SPOOL_DIR"), "preview": os.environ.get("DEEPLENS_PREVIEW"),
+                            "spool": os.environ.get("DEEPLENS_SPOOL_DIR"),
+                            "preview": os.environ.get("DEEPLENS_PREVIEW"),
                             "endpoint": os.environ.get("AWS_ENDPOINT_URL"), "profile": os.environ.get("AWS_PROFILE")}))
 
 threading.Thread(target=_run).start()
 
 def handler(event, context):
     return None
-'''
+"""
 BROKEN = "raise RuntimeError('boom at import')\n"
 
 
@@ -136,10 +137,18 @@ def emulated(emulator: Emulated, aws_env) -> Emulated:
 @pytest.fixture
 def core(emulated: Emulated, small_clip, tmp_path: Path, child_pids):
     reporter = MotoDeploymentReporter(ACCOUNT, REGION)
-    simulated = SimulatedCore(emulated.session, emulated.endpoint, emulated.group_id, THING, BUCKET, tmp_path / "device",
-                              DeviceIo(source=str(small_clip.directory), fps=1000,
-                                       messages_path=tmp_path / "messages.jsonl"),
-                              reporter=reporter, poll_s=0.05, start_timeout_s=30)
+    simulated = SimulatedCore(
+        emulated.session,
+        emulated.endpoint,
+        emulated.group_id,
+        THING,
+        BUCKET,
+        tmp_path / "device",
+        DeviceIo(source=str(small_clip.directory), fps=1000, messages_path=tmp_path / "messages.jsonl"),
+        reporter=reporter,
+        poll_s=0.05,
+        start_timeout_s=30,
+    )
     simulated.start()
     yield simulated
     simulated.stop()

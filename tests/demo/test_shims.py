@@ -121,7 +121,12 @@ def test_ssd_results_have_the_documented_shape_and_model_space_boxes(awscam, sma
 
     width, height = small_clip.size
     truth = small_clip.faces[index][0]
-    truth_in_model_space = (truth[0] * 300 / width, truth[1] * 300 / height, truth[2] * 300 / width, truth[3] * 300 / height)
+    truth_in_model_space = (
+        truth[0] * 300 / width,
+        truth[1] * 300 / height,
+        truth[2] * 300 / width,
+        truth[3] * 300 / height,
+    )
     box = (best["xmin"], best["ymin"], best["xmax"], best["ymax"])
     assert _iou(box, truth_in_model_space) > 0.4, (box, truth_in_model_space)
 

@@ -439,7 +439,13 @@ def test_a_person_standing_still_is_kept_between_periodic_full_detections(tmp_pa
 
 def test_the_detector_runs_on_frames_that_moved_and_in_regions_mode_only_on_the_regions(tmp_path, s3, bucket):
     clock = FakeClock(5000.0)
-    config = edge_settings(tmp_path, bucket, DEEPLENS_MOTION_GATE="on", DEEPLENS_MOTION_REGIONS="on", DEEPLENS_MOTION_FULL_DETECTION_S="100")
+    config = edge_settings(
+        tmp_path,
+        bucket,
+        DEEPLENS_MOTION_GATE="on",
+        DEEPLENS_MOTION_REGIONS="on",
+        DEEPLENS_MOTION_FULL_DETECTION_S="100",
+    )
     still = smooth_frame()
     frames = []
     for index in range(30):
@@ -467,8 +473,13 @@ def test_the_detector_runs_on_frames_that_moved_and_in_regions_mode_only_on_the_
 def test_the_start_up_line_names_the_detector_auto_picked_and_why(tmp_path, bucket, monkeypatch, caplog):
     from edge_function import detector_choice
 
-    monkeypatch.setattr(detector_choice, "choose_cpu_detector",
-                        lambda *a: detector_choice.CpuDetectorChoice("centerface", "the CPU lacks AVX2, which YuNet's library needs"))
+    monkeypatch.setattr(
+        detector_choice,
+        "choose_cpu_detector",
+        lambda *a: detector_choice.CpuDetectorChoice(
+            "centerface", "the CPU lacks AVX2, which YuNet's library needs"
+        ),
+    )
     config = edge_settings(tmp_path, bucket, DEEPLENS_DETECTOR="opencv", DEEPLENS_MOTION_GATE="on")
     with caplog.at_level("INFO", logger="edge_function.loop"):
         detector = loop.open_detector_for(config)

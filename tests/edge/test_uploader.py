@@ -19,8 +19,11 @@ FAST_RETRY = {"retry_initial_s": 0.01, "retry_max_s": 0.05}
 
 
 def item(n, size=600):
-    return UploadItem("faces/11_14/22_13/1700000000_test-%d.jpg" % n, b"\xff\xd8\xff\xe0" + bytes([n % 251]) * size + b"\xff\xd9",
-                      {"device": "deeplens_test", "track-id": str(n)})
+    return UploadItem(
+        "faces/11_14/22_13/1700000000_test-%d.jpg" % n,
+        b"\xff\xd8\xff\xe0" + bytes([n % 251]) * size + b"\xff\xd9",
+        {"device": "deeplens_test", "track-id": str(n)},
+    )
 
 
 class FlakyS3:
