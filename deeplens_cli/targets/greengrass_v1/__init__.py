@@ -24,7 +24,7 @@ by its last step, which moves the device name from the thing attribute `deeplens
 until then `list_devices` shows the device as "<name> (incomplete)" (details: registration, pending_name).
 The bundle folder carries `deeplens-bundle.json` (the thing, then the certificate id once issued; no secret),
 written before the key, which is made here before IoT is asked for its certificate: a re-run pointed at the same
-folder reuses the certificate issued for the key there (found by the key when IoT's answer was lost); a re-run
+folder keeps the certificate issued for the key there (bundle.held_certificate, as for V2); a re-run
 pointed at an empty folder issues a new one and retires the other. A folder holding anything else is never written to. Deploy
 definitions are found by name the same way, so an interrupted deploy is finished, not duplicated.
 

@@ -16,6 +16,7 @@ from deeplens_cli.targets.greengrass_v2.naming import THING_PREFIX
 
 GREENGRASS_ROOT = "/greengrass/v2"
 CERTIFICATE_FILE, PRIVATE_KEY_FILE = "device.pem.crt", "private.pem.key"  # in the device bundle
+KEY_PAIR = bundle_files.KeyPairFiles(CERTIFICATE_FILE, PRIVATE_KEY_FILE)  # one pair per bundle
 DERIVED_FILES = ("config.yaml", "install.sh", "README.md")
 NUCLEUS_DOWNLOAD = "https://d2s8p88vqu9w66.cloudfront.net/releases/greengrass-nucleus-latest.zip"
 ROOT_CA_DOWNLOAD = "https://www.amazontrust.com/repository/AmazonRootCA1.pem"
