@@ -12,13 +12,10 @@ import pytest
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.executor import ExecutionError
 from deeplens_cli.roles import GROUP_ROLE
-from deeplens_cli.targets.greengrass_v1 import (
-    PENDING_ATTRIBUTE,
-    ROOT_CA_URL,
-    GreengrassV1Target,
-    policy_name_for,
-    thing_name_for,
-)
+from deeplens_cli.targets.greengrass_v1 import GreengrassV1Target, thing_name_for
+from deeplens_cli.targets.greengrass_v1.core_bundle import ROOT_CA_URL
+from deeplens_cli.targets.greengrass_v1.naming import policy_name_for
+from deeplens_cli.targets.iot import PENDING_ATTRIBUTE
 from tests.support.greengrass_v1 import V1World, definition_items, fail_call, group_definition
 
 pytestmark = pytest.mark.usefixtures("shared_botocore_models")  # one botocore model loader per module
