@@ -23,7 +23,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from deeplens_cli.errors import ConfigError, DeeplensError
 from deeplens_cli.targets.registration import (
@@ -214,8 +214,8 @@ class HeldCertificate:
         return self.kept or self.unfinished
 
 
-def held_certificate(iot: Any, out_dir: Path, files: KeyPairFiles,
-                     candidates: Sequence[Certificate] = ()) -> HeldCertificate:
+def held_certificate(iot: Any, out_dir: Path, files: KeyPairFiles, candidates: Sequence[Certificate] = (),
+                     accept: Callable[[Certificate | None], None] | None = None) -> HeldCertificate:
     """Which certificate the bundle folder holds the key of, the same way for both targets.
 
     The folder names its certificates itself: each certificate PEM (an IoT certificate id is the SHA-256 of the
@@ -230,13 +230,19 @@ def held_certificate(iot: Any, out_dir: Path, files: KeyPairFiles,
     the manifest only; bundles whose key was made here before IoT answered name nothing but the key. So a
     resumed registration and a re-run on an existing user's folder keep the certificate they hold.
 
+    `accept` (V2: is the folder this device's?) sees the certificate the folder names before any key is read,
+    and a certificate found by its key before it is returned; it raises to refuse the folder.
+
     Only reads: a key file that holds no key (a kill between creating and writing it) counts as absent here and
     is removed by `discard_broken_keys` once the folder is accepted as this device's own.
     """
     try:
-        if not out_dir.is_dir():
-            return HeldCertificate()
+        is_folder = out_dir.is_dir()
     except OSError:  # a name too long for the file system: check_folder says so
+        is_folder = False
+    if not is_folder:
+        if accept is not None:
+            accept(None)
         return HeldCertificate()
     named: list[tuple[Certificate | None, Path]] = []  # (certificate as IoT has it, the key file next to it)
     for certificate_file in sorted(out_dir.glob(files.certificate)):
@@ -252,6 +258,8 @@ def held_certificate(iot: Any, out_dir: Path, files: KeyPairFiles,
     kept = next((c for c, key in named if c is not None and holds_private_key(key)), None)
     unfinished = next((c for c, key in named if c is not None and not holds_private_key(key)
                        and (kept is None or c.id != kept.id)), None)
+    if accept is not None:
+        accept(kept or unfinished)
     if kept is not None:
         return HeldCertificate(kept, unfinished)
     unknown = next((key for c, key in named if c is None and holds_private_key(key)), None)
@@ -265,6 +273,8 @@ def held_certificate(iot: Any, out_dir: Path, files: KeyPairFiles,
         except ValueError as exc:  # not a key this tool wrote (nor can use)
             raise unknown_key_error(key_file) from exc
         found = certificate_for_key(iot, key, key_file.stat().st_mtime, candidates)
+        if found is not None and accept is not None:
+            accept(found)
         if found is not None:
             return HeldCertificate(found, unfinished if unfinished is None or unfinished.id != found.id else None)
     return HeldCertificate(None, unfinished, unknown)

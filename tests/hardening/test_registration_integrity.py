@@ -126,6 +126,25 @@ def test_a_resumed_registration_leaves_a_users_folder_alone(cli: Cli, target: st
 
 
 @pytest.mark.parametrize("target", TARGETS)
+def test_a_users_folder_holding_keys_of_its_own_is_refused_before_they_are_read(cli: Cli, target: str) -> None:
+    """Whose folder it is comes first: keys the user keeps there are never matched, used or reported on."""
+    cli.ok("register-roles")
+    project = cli.tmp_path / "myproject"
+    (project / "certs").mkdir(parents=True)
+    (project / "README.md").write_text("# my project\n")
+    for key in (project / "private.pem.key", project / "certs" / "mine.private.key"):
+        key.write_text("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n")
+    before = snapshot_folder(project)
+
+    cli.fail_late(target)
+    assert cli.register("DevX", target, cli.tmp_path / "devx-first").exit_code != 0
+    result = cli.register("DevX", target, project)
+    assert result.exit_code == 2, result.stderr
+    assert "already holds" in result.stderr and "private key" not in result.stderr.split("(hint")[0]
+    assert snapshot_folder(project) == before
+
+
+@pytest.mark.parametrize("target", TARGETS)
 def test_a_resumed_registration_still_completes_its_own_bundle(cli: Cli, target: str) -> None:
     """The check does not refuse what it must accept: the device's own half-written bundle."""
     cli.ok("register-roles")

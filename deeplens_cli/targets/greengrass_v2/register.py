@@ -179,9 +179,6 @@ class Registration:
         IoT does not have is refused rather than overwritten.
         """
         iot = self.ctx.client("iot")
-        held = held_certificate(iot, out_dir, KEY_PAIR, attached)
-        owners = [t for t in collect(iot, "list_principal_things", "things", principal=held.named.arn)
-                  if t != thing] if held.named else []
         config_file = out_dir / "config.yaml"
         try:
             is_folder = out_dir.is_dir()
@@ -190,9 +187,15 @@ class Registration:
         config = config_file.read_text(encoding="utf-8", errors="replace") if is_folder and config_file.is_file() else None
         names_thing = f"thingName: {json.dumps(thing)}" in config if config is not None else \
             not (is_folder and (out_dir / "README.md").exists())
-        bundle_files.check_folder(out_dir, (CERTIFICATE_FILE, PRIVATE_KEY_FILE, "AmazonRootCA1.pem", *DERIVED_FILES),
-                                  names_thing and not owners, f"thing {owners[0]}" if owners else None)
-        bundle_files.check_creatable(out_dir)
+
+        def accept(certificate: Certificate | None) -> None:
+            owners = [t for t in collect(iot, "list_principal_things", "things", principal=certificate.arn)
+                      if t != thing] if certificate else []
+            bundle_files.check_folder(out_dir, (CERTIFICATE_FILE, PRIVATE_KEY_FILE, "AmazonRootCA1.pem", *DERIVED_FILES),
+                                      names_thing and not owners, f"thing {owners[0]}" if owners else None)
+            bundle_files.check_creatable(out_dir)
+
+        held = held_certificate(iot, out_dir, KEY_PAIR, attached, accept)
         bundle_files.discard_broken_keys(out_dir, KEY_PAIR)
         if held.kept is None and held.unknown_key is not None:
             raise bundle_files.unknown_key_error(held.unknown_key)
