@@ -7,8 +7,8 @@ is lost (a connection reset after IoT issued the certificate, a kill), the key i
 the certificate issued for it (`certificate_for_key`) and uses it, instead of leaving an orphan. A bundle
 written by an earlier version (key from `CreateKeysAndCertificate`) is still resumed: the certificate whose
 key reached the folder is kept (made active and attached, never replaced), one whose key is lost is retired
-(detached, deactivated, deleted). Which certificate a folder holds is the bundle's business (bundle.py and each
-target's core_bundle); what happens to it is here. Plan variables use one set of names: `certificate_arn`,
+(detached, deactivated, deleted). Which certificate a folder holds is the bundle's business (one way for both
+targets: bundle.held_certificate); what happens to it is here. Plan variables use one set of names: `certificate_arn`,
 `certificate_id`, `certificate_pem`, and `csr` for the signing request.
 """
 

@@ -11,7 +11,7 @@ import deeplens_cli.targets.greengrass_v1.target as v1_target
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.output import Reporter
 from deeplens_cli.targets.base import DeploymentRef
-from deeplens_cli.targets.greengrass_v1 import (
+from deeplens_cli.targets.greengrass_v1.project import (
     FUNCTION_ID,
     GPU_DEVICE,
     GPU_RESOURCE_ID,

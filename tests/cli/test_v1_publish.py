@@ -12,7 +12,8 @@ import deeplens_cli.package as package_module
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.executor import ExecutionError
 from deeplens_cli.package import build_package
-from deeplens_cli.targets.greengrass_v1 import HANDLER, LAMBDA_ROLE
+from deeplens_cli.targets.greengrass_v1 import LAMBDA_ROLE
+from deeplens_cli.targets.greengrass_v1.lambda_publish import HANDLER
 from tests.support.greengrass_v1 import BUCKET, ProgressSink, fail_call
 
 pytestmark = pytest.mark.usefixtures("shared_botocore_models")  # one botocore model loader per module

@@ -12,13 +12,10 @@ import pytest
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.executor import ExecutionError
 from deeplens_cli.roles import GROUP_ROLE
-from deeplens_cli.targets.greengrass_v1 import (
-    PENDING_ATTRIBUTE,
-    ROOT_CA_URL,
-    GreengrassV1Target,
-    policy_name_for,
-    thing_name_for,
-)
+from deeplens_cli.targets.greengrass_v1 import GreengrassV1Target, thing_name_for
+from deeplens_cli.targets.greengrass_v1.core_bundle import ROOT_CA_URL
+from deeplens_cli.targets.greengrass_v1.naming import policy_name_for
+from deeplens_cli.targets.iot import PENDING_ATTRIBUTE
 from tests.support.greengrass_v1 import V1World, definition_items, fail_call, group_definition
 
 pytestmark = pytest.mark.usefixtures("shared_botocore_models")  # one botocore model loader per module
@@ -62,8 +59,9 @@ class TestFreshRegistration:
     def test_one_active_certificate_is_attached_to_the_thing(self, registered):
         world, device, _ = registered
         principal = only(world.iot.list_thing_principals(thingName=device.thing_name)["principals"])
-        cert_id = principal.rsplit("/", 1)[1]
-        assert world.iot.describe_certificate(certificateId=cert_id)["certificateDescription"]["status"] == "ACTIVE"
+        certificate_id = principal.rsplit("/", 1)[1]
+        described = world.iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]
+        assert described["status"] == "ACTIVE"
         assert len(certificates(world)) == 1
 
     def test_the_minimal_core_policy_is_attached_and_scoped_to_the_group(self, registered):
@@ -99,9 +97,9 @@ class TestFreshRegistration:
     def test_the_bundle_holds_keys_certificate_and_core_config(self, registered):
         world, device, bundle = registered
         principal = only(world.iot.list_thing_principals(thingName=device.thing_name)["principals"])
-        cert_id = principal.rsplit("/", 1)[1]
-        prefix = cert_id[:10]
-        pem = world.iot.describe_certificate(certificateId=cert_id)["certificateDescription"]["certificatePem"]
+        certificate_id = principal.rsplit("/", 1)[1]
+        prefix = certificate_id[:10]
+        pem = world.iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]["certificatePem"]
         assert (bundle / "certs" / f"{prefix}.cert.pem").read_text() == pem
         assert "PRIVATE KEY" in (bundle / "certs" / f"{prefix}.private.key").read_text()
         assert "PUBLIC KEY" in (bundle / "certs" / f"{prefix}.public.key").read_text()
@@ -192,7 +190,7 @@ class TestRerun:
         assert second.exit_code == 0, second.stderr
         iot, gg = gg_account.client("iot"), gg_account.client("greengrass")
         assert len(iot.list_things()["things"]) == 1
-        assert len(iot.list_certificates()["certificates"]) == 1  # reused (same --out) or replaced (new --out)
+        assert len(iot.list_certificates()["certificates"]) == 1  # kept (same --out) or replaced (new --out)
         assert len(gg.list_groups()["Groups"]) == 1 and len(gg.list_core_definitions()["Definitions"]) == 1
         assert len(list((tmp_path / out / "certs").glob("*.private.key"))) == 1
 
@@ -234,7 +232,7 @@ class TestInterruptedRegistration:
         with pytest.raises(DeeplensError, match="not fully registered"):
             world.target().plan_deploy(device)
 
-    def test_a_rerun_with_the_same_bundle_reuses_its_certificate(self, interrupted, tmp_path):
+    def test_a_rerun_with_the_same_bundle_keeps_its_certificate(self, interrupted, tmp_path):
         world, _ = interrupted
         certificate = only(certificates(world))
         plan = world.target().plan_register_device("MyDevice", str(tmp_path / "bundle"))
@@ -258,15 +256,15 @@ class TestInterruptedRegistration:
         again = world.target().plan_register_device("MyDevice", str(tmp_path / "bundle"))
         assert again.is_noop, [a.to_dict() for a in again.changes]
 
-    def test_a_certificate_issued_but_never_attached_is_found_through_the_bundle_manifest(self, world, tmp_path):
+    def test_a_certificate_issued_but_never_attached_is_found_through_the_bundle(self, world, tmp_path):
         fail_call(world.ctx.client("iot"), "AttachThingPrincipal", "AccessDeniedException",
                   "not authorized to perform: iot:AttachThingPrincipal", status=403, times=1)
         with pytest.raises(ExecutionError):
             world.apply(world.target().plan_register_device("Other", str(tmp_path / "bundle-o")))
         issued = only(certificates(world))
         plan = world.target().plan_register_device("Other", str(tmp_path / "bundle-o"))
-        reused = [a for a in plan.actions if a.resource == f"iot-certificate/{issued['certificateId'][:10]}"]
-        assert [a.verb for a in reused] == ["update"] and "not attached" in reused[0].reason
+        kept = [a for a in plan.actions if a.resource == f"iot-certificate/{issued['certificateId'][:10]}"]
+        assert [a.verb for a in kept] == ["update"] and "not attached" in kept[0].reason
         world.apply(plan)
         assert only(certificates(world))["certificateId"] == issued["certificateId"]
         thing = only(things(world))["thingName"]

@@ -364,3 +364,22 @@ def test_install_script_prepares_what_the_component_needs_and_stays_idempotent(v
     assert "usermod -aG video ggc_user" in script  # USB cameras are root:video 0660
     assert "Java 8 or later" in script and "Java 11" not in script
     # Proven to run twice on Debian 12/13 by tests/device_lab; here only the text.
+
+
+def test_both_nucleus_configs_quote_every_value_so_none_changes_the_document() -> None:
+    """config.yaml of a core bundle and of a fleet's claim bundle are written by one writer (nucleus_config):
+    a value holding YAML syntax stays one string where it was put."""
+    from deeplens_cli.targets.greengrass_v2.core_bundle import CoreBundle
+    from deeplens_cli.targets.greengrass_v2.provisioning import ClaimBundle
+
+    hostile = 'x: 1\n# "y" - [z]'
+    core = yaml.safe_load(CoreBundle("deeplens-Cam", "eu-west-1", hostile, hostile, "cred").config_yaml())
+    claim = yaml.safe_load(ClaimBundle("Lobby", "tpl", "eu-west-1", hostile, hostile, "cred").config_yaml())
+
+    nucleus = core["services"]["aws.greengrass.Nucleus"]
+    assert nucleus["configuration"] == {"awsRegion": "eu-west-1", "iotRoleAlias": hostile,
+                                        "iotDataEndpoint": hostile, "iotCredEndpoint": "cred"}
+    assert core["system"]["thingName"] == "deeplens-Cam" and nucleus["version"] == "NUCLEUS_VERSION"
+    plugin = claim["services"]["aws.greengrass.FleetProvisioningByClaim"]["configuration"]
+    assert plugin["iotRoleAlias"] == hostile and plugin["iotDataEndpoint"] == hostile
+    assert plugin["templateParameters"] == {"DeviceName": "DEVICE_NAME"} and plugin["provisioningTemplate"] == "tpl"

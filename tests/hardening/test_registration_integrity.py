@@ -8,6 +8,7 @@ emulated account; "any failure after the thing exists" is an AccessDenied inject
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from dataclasses import dataclass
@@ -125,6 +126,25 @@ def test_a_resumed_registration_leaves_a_users_folder_alone(cli: Cli, target: st
 
 
 @pytest.mark.parametrize("target", TARGETS)
+def test_a_users_folder_holding_keys_of_its_own_is_refused_before_they_are_read(cli: Cli, target: str) -> None:
+    """Whose folder it is comes first: keys the user keeps there are never matched, used or reported on."""
+    cli.ok("register-roles")
+    project = cli.tmp_path / "myproject"
+    (project / "certs").mkdir(parents=True)
+    (project / "README.md").write_text("# my project\n")
+    for key in (project / "private.pem.key", project / "certs" / "mine.private.key"):
+        key.write_text("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n")
+    before = snapshot_folder(project)
+
+    cli.fail_late(target)
+    assert cli.register("DevX", target, cli.tmp_path / "devx-first").exit_code != 0
+    result = cli.register("DevX", target, project)
+    assert result.exit_code == 2, result.stderr
+    assert "already holds" in result.stderr and "private key" not in result.stderr.split("(hint")[0]
+    assert snapshot_folder(project) == before
+
+
+@pytest.mark.parametrize("target", TARGETS)
 def test_a_resumed_registration_still_completes_its_own_bundle(cli: Cli, target: str) -> None:
     """The check does not refuse what it must accept: the device's own half-written bundle."""
     cli.ok("register-roles")
@@ -134,6 +154,86 @@ def test_a_resumed_registration_still_completes_its_own_bundle(cli: Cli, target:
     result = cli.register("DevX", target, own)
     assert result.exit_code == 0, result.stderr
     assert len(active_certificates()) == 1
+
+
+def write_v1_bundle_of_an_earlier_release(folder: Path, name: str, issued: dict[str, Any], with_key: bool) -> str:
+    """What an earlier V1 release left when stopped after writing the key (the thing was made first, the
+    certificate not attached yet): the manifest naming thing and certificate (written first), then
+    certs/<id10>.private.key - and no certificate PEM yet. Stopped before the key: the manifest alone."""
+    import boto3
+
+    from deeplens_cli.targets.greengrass_v1.naming import thing_name_for
+
+    account = boto3.client("sts", region_name="us-east-1").get_caller_identity()["Account"]
+    thing = thing_name_for(account, "us-east-1", name)
+    (folder / "certs").mkdir(parents=True, mode=0o700)
+    (folder / "deeplens-bundle.json").write_text(json.dumps({
+        "thing_arn": f"arn:aws:iot:us-east-1:{account}:thing/{thing}", "thing_name": thing,
+        "certificate_id": issued["certificateId"], "certificate_arn": issued["certificateArn"], "region": "us-east-1"}))
+    if with_key:
+        (folder / "certs" / f"{issued['certificateId'][:10]}.private.key").write_text(issued["keyPair"]["PrivateKey"])
+    return thing
+
+
+def write_v2_bundle_of_an_earlier_release(folder: Path, name: str, issued: dict[str, Any], with_key: bool) -> str:
+    """What an earlier V2 release left when stopped after writing the key (the thing was made first, the
+    certificate not attached yet): device.pem.crt (written first), then private.pem.key - no manifest (V2 never
+    wrote one) and no config.yaml yet. Stopped before the key: the certificate alone."""
+    folder.mkdir(parents=True, mode=0o700)
+    (folder / "device.pem.crt").write_text(issued["certificatePem"])
+    if with_key:
+        (folder / "private.pem.key").write_text(issued["keyPair"]["PrivateKey"])
+    return f"deeplens-{name}"
+
+
+EARLIER_RELEASE_BUNDLE = {"v1": write_v1_bundle_of_an_earlier_release, "v2": write_v2_bundle_of_an_earlier_release}
+
+
+def earlier_release_left(target: str, folder: Path, with_key: bool) -> tuple[dict[str, Any], str]:
+    """(the certificate CreateKeysAndCertificate issued, the thing) of an earlier release's interrupted run."""
+    issued = iot().create_keys_and_certificate(setAsActive=True)
+    thing = EARLIER_RELEASE_BUNDLE[target](folder, "DevX", issued, with_key)
+    iot().create_thing(thingName=thing, attributePayload={"attributes": {  # the thing that run made first
+        "deeplens_target": target, "deeplens_pending": "DevX"}})
+    return issued, thing
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_bundle_written_by_an_earlier_release_keeps_its_certificate(cli: Cli, target: str) -> None:
+    """Earlier releases took key and certificate from CreateKeysAndCertificate and wrote them in their own order.
+    Re-run on such a folder, register-device keeps the certificate whose key the folder holds (found by what the
+    folder names, bundle.held_certificate): attached, bundle completed, the key untouched, no second certificate."""
+    cli.ok("register-roles")
+    folder = cli.tmp_path / "devices" / "DevX"
+    issued, thing = earlier_release_left(target, folder, with_key=True)
+    key = issued["keyPair"]["PrivateKey"]
+
+    cli.ok("register-device", "--name", "DevX", "--greengrass", target, "--out", str(folder))
+
+    assert things_of_certificates() == {issued["certificateId"]: [thing]}
+    assert active_certificates() == [issued["certificateId"]]
+    pems = [p for p in folder.rglob("*") if p.is_file() and p.read_text().strip() == issued["certificatePem"].strip()]
+    assert pems, sorted(folder.rglob("*"))  # the bundle holds its certificate now
+    assert [p for p in folder.rglob("*") if p.is_file() and "PRIVATE KEY" in p.read_text()] and all(
+        p.read_text() == key for p in folder.rglob("*") if p.is_file() and "PRIVATE KEY" in p.read_text())
+    mutations = len(cli.faults.mutating_attempts)
+    cli.ok("register-device", "--name", "DevX", "--greengrass", target, "--out", str(folder))
+    assert len(cli.faults.mutating_attempts) == mutations  # and a second re-run has nothing left to do
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_bundle_of_an_earlier_release_without_its_key_has_its_certificate_retired(cli: Cli, target: str) -> None:
+    """Stopped before the key was written, the folder still names the certificate (V1: its manifest; V2: its
+    PEM), which is attached to nothing: the re-run retires it and issues one whose key is in the folder."""
+    cli.ok("register-roles")
+    folder = cli.tmp_path / "devices" / "DevX"
+    issued, thing = earlier_release_left(target, folder, with_key=False)
+
+    cli.ok("register-device", "--name", "DevX", "--greengrass", target, "--out", str(folder))
+
+    [(certificate, things)] = things_of_certificates().items()
+    assert certificate != issued["certificateId"] and things == [thing]  # the unfinished one is gone
+    assert active_certificates() == [certificate]
 
 
 # ---------------------------------------------------------------------------------------------- item 8

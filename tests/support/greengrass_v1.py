@@ -186,7 +186,7 @@ def group_definition(gg: Any, group_id: str) -> dict[str, Any]:
 
 
 def definition_items(gg: Any, version_arn: str) -> list[dict[str, Any]]:
-    from deeplens_cli.targets.greengrass_v1 import DEFINITION_KINDS, parse_definition_arn
+    from deeplens_cli.targets.greengrass_v1.groups import DEFINITION_KINDS, parse_definition_arn
 
     kind, definition_id, version = parse_definition_arn(version_arn)
     label = DEFINITION_KINDS[kind]

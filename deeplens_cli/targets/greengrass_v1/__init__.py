@@ -24,7 +24,7 @@ by its last step, which moves the device name from the thing attribute `deeplens
 until then `list_devices` shows the device as "<name> (incomplete)" (details: registration, pending_name).
 The bundle folder carries `deeplens-bundle.json` (the thing, then the certificate id once issued; no secret),
 written before the key, which is made here before IoT is asked for its certificate: a re-run pointed at the same
-folder reuses the certificate issued for the key there (found by the key when IoT's answer was lost); a re-run
+folder keeps the certificate issued for the key there (bundle.held_certificate, as for V2); a re-run
 pointed at an empty folder issues a new one and retires the other. A folder holding anything else is never written to. Deploy
 definitions are found by name the same way, so an interrupted deploy is finished, not duplicated.
 
@@ -35,42 +35,15 @@ deployment_status=...)`, or replace `target.status_source_for`). The demo's simu
 Success/Failure on the emulator's deployment record, the way a real core reports to the cloud, and the API
 source reads it. The seam is read only for status; it never writes anything.
 """
-from deeplens_cli.targets.greengrass_v1.core_bundle import (
-           GREENGRASS_ROOT,
-           ROOT_CA_URL,
-           complete_bundle,
-           core_config,
-           write_bundle,
-)
-from deeplens_cli.targets.greengrass_v1.deploy import (
-           ApiDeploymentStatus,
-           DeploymentStatusSource,
-           status_source_for,
-)
-from deeplens_cli.targets.greengrass_v1.groups import DEFINITION_KINDS, parse_definition_arn
-from deeplens_cli.targets.greengrass_v1.lambda_publish import HANDLER
+# The package's face, as V2's: the target and the names others build on (policy lint, role checks). Everything
+# else is imported from the module of its concern (naming, core_bundle, project, deploy, groups, ...).
 from deeplens_cli.targets.greengrass_v1.naming import (
-           LAMBDA_ROLE,
-           SERVICE_ROLE,
-           TARGET,
-           core_policy,
-           definition_name,
-           group_name_for,
-           policy_name_for,
-           thing_name_for,
-)
-from deeplens_cli.targets.greengrass_v1.project import (
-           FUNCTION_ID,
-           GPU_DEVICE,
-           GPU_RESOURCE_ID,
-           MODEL_RESOURCE_ID,
-           SUBSCRIPTION_ID,
+    LAMBDA_ROLE,
+    SERVICE_ROLE,
+    TARGET,
+    core_policy,
+    thing_name_for,
 )
 from deeplens_cli.targets.greengrass_v1.target import GreengrassV1Target
-from deeplens_cli.targets.iot import PENDING_ATTRIBUTE
 
-__all__ = ["DEFINITION_KINDS", "FUNCTION_ID", "GPU_DEVICE", "GPU_RESOURCE_ID", "GREENGRASS_ROOT", "HANDLER", "LAMBDA_ROLE",
-           "MODEL_RESOURCE_ID", "PENDING_ATTRIBUTE", "ROOT_CA_URL", "SERVICE_ROLE", "SUBSCRIPTION_ID", "TARGET",
-           "ApiDeploymentStatus", "DeploymentStatusSource", "GreengrassV1Target", "complete_bundle", "core_config",
-           "core_policy", "definition_name", "group_name_for", "parse_definition_arn", "policy_name_for",
-           "status_source_for", "thing_name_for", "write_bundle"]
+__all__ = ["LAMBDA_ROLE", "SERVICE_ROLE", "TARGET", "GreengrassV1Target", "core_policy", "thing_name_for"]

@@ -1,5 +1,6 @@
 """The Greengrass V1 device bundle: certs/, config/config.json, README.txt and the manifest naming the thing
-and certificate (bundle.py), and how a re-run tells which certificate a folder already holds.
+and certificate. Which certificate a folder already holds is told by bundle.held_certificate (KEY_PAIR says
+where this bundle keeps certificates and keys); the manifest's thing says whose folder it is.
 """
 
 from __future__ import annotations
@@ -7,64 +8,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from deeplens_cli.errors import ConfigError
 from deeplens_cli.targets import bundle
-from deeplens_cli.targets.registration import Certificate, csr_for, new_private_key, public_key_pem
+from deeplens_cli.targets.registration import csr_for, new_private_key, public_key_pem
 
 ROOT_CA_URL = "https://www.amazontrust.com/repository/AmazonRootCA1.pem"
 GREENGRASS_ROOT = "/greengrass"  # the Greengrass V1 default; a DeepLens keeps it under /opt/awscam/greengrass
 
 
 PENDING_KEY = "pending.private.key"  # certs/: the key made here, until IoT's certificate for it names the files
-
-
-def certificate_in_bundle(out_dir: Path, thing: str, certificates: list[Certificate],
-                          describe: Callable[[str], Certificate | None],
-                          find_for_key: Callable[[str, float], Certificate | None] | None = None,
-                          ) -> tuple[Certificate | None, Certificate | None]:
-    """(kept, unfinished): the certificate whose private key the bundle folder holds, if IoT still has it; else
-    the certificate the folder was made for but whose key never reached it (an interrupted write), to retire.
-
-    The manifest names the certificate; a folder without one (older bundles) is matched by its PEM files against
-    the certificates attached to the thing. A key made here whose certificate the folder does not name yet
-    (certs/pending.private.key: IoT's answer was lost, or the run stopped before writing it) is matched by
-    `find_for_key(key, written_at)`; none found means the key is used for the certificate this run asks for.
-    """
-    manifest = bundle.read_manifest(out_dir)
-    pending = out_dir / "certs" / PENDING_KEY
-    bundle.discard_broken_key(pending)
-    if manifest and manifest.get("thing_name") == thing and not manifest.get("certificate_id") and pending.exists():
-        if find_for_key is None:
-            return None, None
-        try:
-            return find_for_key(pending.read_text(encoding="ascii"), pending.stat().st_mtime), None
-        except ValueError as exc:
-            raise ConfigError(f"{pending} is not a private key this tool can use",
-                              "move that folder away, or choose another --out") from exc
-    if manifest and manifest.get("thing_name") == thing and manifest.get("certificate_id"):
-        certificate_id = str(manifest["certificate_id"])
-        certificate = next((c for c in certificates if c.id == certificate_id), None) or describe(certificate_id)
-        if certificate is None:
-            return None, None
-        key_file = out_dir / "certs" / f"{certificate_id[:10]}.private.key"
-        bundle.discard_broken_key(key_file)  # a kill between creating the key file and writing it
-        if key_file.exists():
-            return certificate, None
-        return None, certificate
-    certs_dir = out_dir / "certs"
-    if not certificates or not certs_dir.is_dir():
-        return None, None
-    for cert_file in sorted(certs_dir.glob("*.cert.pem")):
-        key_file = cert_file.with_name(cert_file.name.replace(".cert.pem", ".private.key"))
-        if not bundle.holds_private_key(key_file):
-            continue
-        pem = cert_file.read_text(encoding="utf-8").strip()
-        for certificate in certificates:
-            if certificate.pem.strip() == pem:
-                return certificate, None
-    return None, None
+KEY_PAIR = bundle.KeyPairFiles("certs/*.cert.pem", "certs/*.private.key")  # * = the certificate id's first 10
 
 
 BUNDLE_NAMES = (bundle.MANIFEST, "certs", "config", "README.txt")

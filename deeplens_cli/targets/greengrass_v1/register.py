@@ -14,10 +14,10 @@ from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
 from deeplens_cli.roles import GROUP_ROLE
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.base import TARGET_ATTRIBUTE
-from deeplens_cli.targets.bundle import MANIFEST, read_manifest
+from deeplens_cli.targets.bundle import MANIFEST, discard_broken_keys, held_certificate, read_manifest
 from deeplens_cli.targets.greengrass_v1.core_bundle import (
+    KEY_PAIR,
     PENDING_KEY,
-    certificate_in_bundle,
     check_bundle_folder,
     finish_bundle,
     prepare_key,
@@ -35,8 +35,6 @@ from deeplens_cli.targets.greengrass_v1.naming import (
 from deeplens_cli.targets.iot import NOT_FOUND
 from deeplens_cli.targets.registration import (
     Certificate,
-    certificate_for_key,
-    describe_certificate,
     duplicates_step,
     issue_certificate_call,
     plan_kept_certificate,
@@ -80,11 +78,12 @@ class Registration:
         else:
             plan.add(noop(f"iot-thing/{thing}", "exists (an earlier registration was interrupted)", thing=thing))
 
-        # 2. the certificate: reuse the one whose key is in the bundle folder, else issue one and write the bundle
+        # 2. the certificate: keep the one whose key is in the bundle folder, else issue one and write the bundle
+        # (a key next to a certificate IoT no longer has - the device was destroyed - is left; a new one is made)
         certificates = self._certificates(thing) if described else []
-        kept, unfinished = certificate_in_bundle(
-            Path(out_dir), thing, certificates, lambda cid: describe_certificate(self.iot, cid),
-            lambda key, written_at: certificate_for_key(self.iot, key, written_at, certificates))
+        discard_broken_keys(Path(out_dir), KEY_PAIR)
+        held = held_certificate(self.iot, Path(out_dir), KEY_PAIR, certificates)
+        kept, unfinished = held.kept, held.unfinished
         if kept:
             plan.known.update(certificate_arn=kept.arn, certificate_id=kept.id)
             attached_policies = set(device_iot.attached_policies(self.iot, kept.arn))

@@ -10,12 +10,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 from deeplens_cli.targets import bundle as bundle_files
 from deeplens_cli.targets.greengrass_v2.naming import THING_PREFIX
 
 GREENGRASS_ROOT = "/greengrass/v2"
 CERTIFICATE_FILE, PRIVATE_KEY_FILE = "device.pem.crt", "private.pem.key"  # in the device bundle
+KEY_PAIR = bundle_files.KeyPairFiles(CERTIFICATE_FILE, PRIVATE_KEY_FILE)  # one pair per bundle
 DERIVED_FILES = ("config.yaml", "install.sh", "README.md")
 NUCLEUS_DOWNLOAD = "https://d2s8p88vqu9w66.cloudfront.net/releases/greengrass-nucleus-latest.zip"
 ROOT_CA_DOWNLOAD = "https://www.amazontrust.com/repository/AmazonRootCA1.pem"
@@ -24,6 +26,27 @@ AMAZON_ROOT_CA_1_SHA256 = "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb9
 
 
 # ---------------------------------------------------------------------------------------------- device bundle
+
+
+def nucleus_config(comments: list[str], tree: Mapping[str, Any]) -> str:
+    """A nucleus config.yaml (a core's, or a fleet's claim bundle): comment lines, then `tree` as block YAML.
+
+    Every value is written as a JSON string, which is a valid, safely quoted YAML scalar: no YAML writer is
+    needed, and no value (an endpoint, a thing name) can change the document's structure.
+    """
+    lines = [f"# {comment}" for comment in comments]
+
+    def add(node: Mapping[str, Any], indent: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, Mapping):
+                lines.append(f"{indent}{key}:")
+                add(value, indent + "  ")
+            else:
+                lines.append(f"{indent}{key}: {json.dumps(value)}")
+
+    add(tree, "")
+    return "\n".join([*lines, ""])
+
 
 
 @dataclass(frozen=True)
@@ -38,30 +61,16 @@ class CoreBundle:
 
     def config_yaml(self) -> str:
         """The nucleus `--init-config` file (manual provisioning). install.sh fills in the nucleus version."""
-        def q(value: str) -> str:
-            return json.dumps(value)  # a JSON string is a valid, safely quoted YAML scalar
-
         root = GREENGRASS_ROOT
-        return "\n".join([
-            f"# AWS IoT Greengrass V2 nucleus configuration of core device {self.thing} (written by deeplens-cli).",
-            "# install.sh replaces NUCLEUS_VERSION with the version of the nucleus it installs.",
-            "system:",
-            f"  certificateFilePath: {q(root + '/device.pem.crt')}",
-            f"  privateKeyPath: {q(root + '/private.pem.key')}",
-            f"  rootCaPath: {q(root + '/AmazonRootCA1.pem')}",
-            f"  rootpath: {q(root)}",
-            f"  thingName: {q(self.thing)}",
-            "services:",
-            "  aws.greengrass.Nucleus:",
-            '    componentType: "NUCLEUS"',
-            '    version: "NUCLEUS_VERSION"',
-            "    configuration:",
-            f"      awsRegion: {q(self.region)}",
-            f"      iotRoleAlias: {q(self.role_alias)}",
-            f"      iotDataEndpoint: {q(self.data_endpoint)}",
-            f"      iotCredEndpoint: {q(self.credential_endpoint)}",
-            "",
-        ])
+        return nucleus_config(
+            [f"AWS IoT Greengrass V2 nucleus configuration of core device {self.thing} (written by deeplens-cli).",
+             "install.sh replaces NUCLEUS_VERSION with the version of the nucleus it installs."],
+            {"system": {"certificateFilePath": f"{root}/device.pem.crt", "privateKeyPath": f"{root}/private.pem.key",
+                        "rootCaPath": f"{root}/AmazonRootCA1.pem", "rootpath": root, "thingName": self.thing},
+             "services": {"aws.greengrass.Nucleus": {
+                 "componentType": "NUCLEUS", "version": "NUCLEUS_VERSION", "configuration": {
+                     "awsRegion": self.region, "iotRoleAlias": self.role_alias,
+                     "iotDataEndpoint": self.data_endpoint, "iotCredEndpoint": self.credential_endpoint}}}})
 
     def installer_command(self) -> str:
         return (f'java -Droot="{GREENGRASS_ROOT}" -Dlog.store=FILE -jar ./GreengrassInstaller/lib/Greengrass.jar '

@@ -31,7 +31,12 @@ from deeplens_cli.errors import ConfigError
 from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
 from deeplens_cli.targets import bundle as bundle_files
 from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE
-from deeplens_cli.targets.greengrass_v2.core_bundle import GREENGRASS_ROOT, NUCLEUS_DOWNLOAD, ROOT_CA_DOWNLOAD
+from deeplens_cli.targets.greengrass_v2.core_bundle import (
+    GREENGRASS_ROOT,
+    NUCLEUS_DOWNLOAD,
+    ROOT_CA_DOWNLOAD,
+    nucleus_config,
+)
 from deeplens_cli.targets.greengrass_v2.naming import TARGET, THING_PREFIX, core_policy
 from deeplens_cli.targets.iot import NOT_FOUND
 
@@ -111,30 +116,17 @@ class ClaimBundle:
     credential_endpoint: str
 
     def config_yaml(self) -> str:
-        def q(value: str) -> str:
-            return json.dumps(value)
-
-        return "\n".join([
-            f"# Greengrass V2 nucleus + fleet provisioning by claim for fleet {self.fleet} (written by deeplens-cli).",
-            "# install.sh fills in NUCLEUS_VERSION and DEVICE_NAME (its argument).",
-            "services:",
-            "  aws.greengrass.Nucleus:",
-            '    version: "NUCLEUS_VERSION"',
-            f"  {PLUGIN}:",
-            "    configuration:",
-            f"      rootPath: {q(GREENGRASS_ROOT)}",
-            f"      awsRegion: {q(self.region)}",
-            f"      iotDataEndpoint: {q(self.data_endpoint)}",
-            f"      iotCredentialEndpoint: {q(self.credential_endpoint)}",
-            f"      iotRoleAlias: {q(self.role_alias)}",
-            f"      provisioningTemplate: {q(self.template)}",
-            f"      claimCertificatePath: {q(CLAIM_DIR + '/' + CLAIM_CERTIFICATE)}",
-            f"      claimCertificatePrivateKeyPath: {q(CLAIM_DIR + '/' + CLAIM_KEY)}",
-            f"      rootCaPath: {q(GREENGRASS_ROOT + '/AmazonRootCA1.pem')}",
-            "      templateParameters:",
-            '        DeviceName: "DEVICE_NAME"',
-            "",
-        ])
+        return nucleus_config(
+            [f"Greengrass V2 nucleus + fleet provisioning by claim for fleet {self.fleet} (written by deeplens-cli).",
+             "install.sh fills in NUCLEUS_VERSION and DEVICE_NAME (its argument)."],
+            {"services": {"aws.greengrass.Nucleus": {"version": "NUCLEUS_VERSION"}, PLUGIN: {"configuration": {
+                "rootPath": GREENGRASS_ROOT, "awsRegion": self.region, "iotDataEndpoint": self.data_endpoint,
+                "iotCredentialEndpoint": self.credential_endpoint, "iotRoleAlias": self.role_alias,
+                "provisioningTemplate": self.template,
+                "claimCertificatePath": f"{CLAIM_DIR}/{CLAIM_CERTIFICATE}",
+                "claimCertificatePrivateKeyPath": f"{CLAIM_DIR}/{CLAIM_KEY}",
+                "rootCaPath": f"{GREENGRASS_ROOT}/AmazonRootCA1.pem",
+                "templateParameters": {"DeviceName": "DEVICE_NAME"}}}}})
 
     def install_sh(self) -> str:
         root = GREENGRASS_ROOT

@@ -14,9 +14,11 @@ from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
 from deeplens_cli.targets import bundle as bundle_files
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, Device
+from deeplens_cli.targets.bundle import HeldCertificate, held_certificate
 from deeplens_cli.targets.greengrass_v2.core_bundle import (
     CERTIFICATE_FILE,
     DERIVED_FILES,
+    KEY_PAIR,
     PRIVATE_KEY_FILE,
     CoreBundle,
     amazon_root_ca_1,
@@ -32,13 +34,10 @@ from deeplens_cli.targets.greengrass_v2.naming import (
 from deeplens_cli.targets.iot import NOT_FOUND, PENDING_ATTRIBUTE
 from deeplens_cli.targets.registration import (
     Certificate,
-    certificate_for_key,
-    certificate_of_pem,
     certificate_resource,
     csr_for,
     duplicates_step,
     issue_certificate_call,
-    key_fingerprint,
     new_private_key,
     plan_kept_certificate,
     retire_certificate,
@@ -53,7 +52,7 @@ class Registration:
         """Thing (name pending), policy, fleet, certificate + bundle, attachments, then the name: resumable.
 
         Every step is found again by a re-run after an interruption: the thing by its name, the certificate by
-        the bundle in `out_dir` (its ID is the SHA-256 of the certificate), attachments by listing them. Only the
+        the bundle in `out_dir` (bundle.held_certificate), attachments by listing them. Only the
         last step records `deeplens_name`, so until then the device lists as "NAME (incomplete)".
         """
         iot = self.ctx.client("iot")
@@ -70,7 +69,9 @@ class Registration:
         bundle = CoreBundle(thing=thing, region=self.ctx.region, role_alias=alias_name, data_endpoint=data_endpoint,
                             credential_endpoint=credential_endpoint)
 
-        kept, unfinished = self._certificate_in_bundle(Path(out_dir), thing)
+        attached = thing_certificates(iot, thing) if described else []
+        held = self._certificate_in_bundle(Path(out_dir), thing, attached)
+        kept, unfinished = held.kept, held.unfinished
 
         # 1. the thing; the device name stays pending until the last step
         if described is None:
@@ -87,7 +88,6 @@ class Registration:
             plan.add(self._plan_thing_group(fleet))
 
         # 4. the certificate: the one whose key the bundle holds, else a new one written to the bundle
-        attached = thing_certificates(iot, thing) if described else []
         root_ca = amazon_root_ca_1()
         if kept is None:
             folder = Path(out_dir)
@@ -169,58 +169,37 @@ class Registration:
             ApiCall("iot", "add_thing_to_thing_group", {"thingGroupName": fleet, "thingName": thing}),
         ))
 
-    def _certificate_in_bundle(self, out_dir: Path, thing: str) -> tuple[Certificate | None, Certificate | None]:
-        """(kept, unfinished): the IoT certificate whose private key the bundle folder already holds (an
-        interrupted run), else the certificate whose PEM is there without its key (a run interrupted between the
-        two writes: bundle.py writes the certificate first), which is to be retired.
+    def _certificate_in_bundle(self, out_dir: Path, thing: str, attached: list[Certificate]) -> HeldCertificate:
+        """What the bundle folder holds (bundle.held_certificate), once the folder is accepted as this device's.
 
         Checked on every attempt, before anything is created: the folder holds nothing but this device's bundle
-        (its config.yaml names this thing; its certificate is attached to no other thing), so a resumed
+        (its config.yaml names this thing; the certificate it holds is attached to no other thing), so a resumed
         registration never takes over another device's certificate or writes over the user's files. A key
-        file that holds no key (a kill between creating and writing it) is removed; a key whose certificate
-        IoT does not know is refused rather than overwritten.
+        file that holds no key (a kill between creating and writing it) is removed; a key next to a certificate
+        IoT does not have is refused rather than overwritten.
         """
         iot = self.ctx.client("iot")
-        certificate_file, key_file, config_file = (out_dir / CERTIFICATE_FILE, out_dir / PRIVATE_KEY_FILE,
-                                                   out_dir / "config.yaml")
+        config_file = out_dir / "config.yaml"
         try:
             is_folder = out_dir.is_dir()
         except OSError:  # a name too long for the file system: check_folder says so
             is_folder = False
-        pem = certificate_file.read_text() if is_folder and certificate_file.is_file() else ""
-        found = certificate_of_pem(iot, pem) if pem.strip() else None
-        owners = [t for t in collect(iot, "list_principal_things", "things", principal=found.arn)
-                  if t != thing] if found else []
         config = config_file.read_text(encoding="utf-8", errors="replace") if is_folder and config_file.is_file() else None
         names_thing = f"thingName: {json.dumps(thing)}" in config if config is not None else \
             not (is_folder and (out_dir / "README.md").exists())
-        belongs = names_thing and not owners
-        owner = f"thing {owners[0]}" if owners else None
-        bundle_files.check_folder(out_dir, (CERTIFICATE_FILE, PRIVATE_KEY_FILE, "AmazonRootCA1.pem", *DERIVED_FILES),
-                                  belongs, owner)
-        bundle_files.check_creatable(out_dir)
-        bundle_files.discard_broken_key(key_file)
-        if not key_file.exists():
-            return None, found
-        if found is None and not pem.strip():
-            # The key was written before IoT was asked: the certificate issued for it, if that answer was lost.
-            try:
-                key = key_file.read_text(encoding="ascii")
-                key_fingerprint(key)  # a key this tool can use, else refused below
-                found = certificate_for_key(iot, key, key_file.stat().st_mtime, thing_certificates(iot, thing))
-            except ValueError as exc:  # not a key this tool wrote (nor can use)
-                raise DeeplensError(f"{key_file} holds a private key whose certificate this account does not have",
-                                    "choose another --out, or move that folder away if it belongs to another "
-                                    "device") from exc
-            if found is None:
-                return None, None  # never issued: the key is used for the certificate this run asks for
-            others = [t for t in collect(iot, "list_principal_things", "things", principal=found.arn) if t != thing]
-            if others:
-                bundle_files.check_folder(out_dir, (), False, f"thing {others[0]}")
-        if found is None:
-            raise DeeplensError(f"{key_file} holds a private key whose certificate this account does not have",
-                                "choose another --out, or move that folder away if it belongs to another device")
-        return found, None
+
+        def accept(certificate: Certificate | None) -> None:
+            owners = [t for t in collect(iot, "list_principal_things", "things", principal=certificate.arn)
+                      if t != thing] if certificate else []
+            bundle_files.check_folder(out_dir, (CERTIFICATE_FILE, PRIVATE_KEY_FILE, "AmazonRootCA1.pem", *DERIVED_FILES),
+                                      names_thing and not owners, f"thing {owners[0]}" if owners else None)
+            bundle_files.check_creatable(out_dir)
+
+        held = held_certificate(iot, out_dir, KEY_PAIR, attached, accept)
+        bundle_files.discard_broken_keys(out_dir, KEY_PAIR)
+        if held.kept is None and held.unknown_key is not None:
+            raise bundle_files.unknown_key_error(held.unknown_key)
+        return held
 
     def _plan_core_policy(self, name: str, thing: str) -> Action:
         """Create the device's IoT policy, or repair it (a new default version) when it drifted."""
