@@ -34,8 +34,10 @@ def require_bucket(ctx: AwsContext, bucket: str, problem: str) -> None:
     Asked before any object: HEAD answers without a body, so a missing bucket and a missing key both read "404".
     """
     if maybe(lambda: ctx.client("s3").head_bucket(Bucket=bucket), MISSING_BUCKET) is None:
-        raise DeeplensError(problem,
-                            "run `deeplens-cli register-roles` (it creates the bucket), or fix greengrass.artifact_bucket")
+        raise DeeplensError(
+            problem,
+            "run `deeplens-cli register-roles` (it creates the bucket), or fix greengrass.artifact_bucket",
+        )
 
 
 def stored_sha256(ctx: AwsContext, bucket: str, key: str) -> str | None:

@@ -94,7 +94,9 @@ def check_folder(out_dir: Path, owns: Iterable[str], belongs: bool, owner: str |
     entries = [entry.name for entry in out_dir.iterdir()]
     if not entries:
         return
-    foreign = sorted(name for name in entries if name not in owns and not (name.startswith(".") and name.endswith(".tmp")))
+    foreign = sorted(
+        name for name in entries if name not in owns and not (name.startswith(".") and name.endswith(".tmp"))
+    )
     if foreign or not belongs:
         what = f"files that are not this device's bundle ({', '.join(foreign[:3])})" if foreign else \
             f"files of {owner or 'another device'}"

@@ -142,7 +142,11 @@ def csr_for(private_pem: str, thing: str) -> str:
 
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, thing[:64]),
                          x509.NameAttribute(NameOID.SERIAL_NUMBER, key_fingerprint(private_pem))])
-    request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(_load_key(private_pem), hashes.SHA256())
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(subject)
+        .sign(_load_key(private_pem), hashes.SHA256())
+    )
     return request.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
@@ -218,7 +222,9 @@ def retire_certificate(iot: Any, certificate: Certificate, reason: str, thing: s
 
 
 @contextmanager
-def registration_lock(account: str, region: str, name: str, on_wait: Callable[[str], Any] | None = None) -> Iterator[None]:
+def registration_lock(
+    account: str, region: str, name: str, on_wait: Callable[[str], Any] | None = None
+) -> Iterator[None]:
     """Hold an exclusive lock on registering `name` in this account and region, for the whole command.
 
     Two `register-device --name X` started together (CI jobs on one runner) would otherwise both find nothing

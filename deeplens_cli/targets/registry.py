@@ -137,8 +137,8 @@ def lookup_device(ctx: AwsContext, settings: Settings, name: str, reporter: Repo
     a half-registered device. A DeepLens registered by its console is named by its Greengrass V1 group only,
     which V1 cannot look up by name: one ListGroups listing (read once, shared with the V1 device's own group;
     one refused call where V1 is retired). One ListThings filtered on the name attribute (IoT filters it: one
-    call in any fleet) finds a thing named otherwise, so a stale registration makes the name ambiguous. `console_groups=False`
-    skips both last resorts (register-device makes its own names).
+    call in any fleet) finds a thing named otherwise, so a stale registration makes the name ambiguous.
+    `console_groups=False` skips both last resorts (register-device makes its own names).
     """
     from deeplens_cli.aws import maybe
     from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE
@@ -159,7 +159,9 @@ def lookup_device(ctx: AwsContext, settings: Settings, name: str, reporter: Repo
     for spec, thing in candidates:
         if thing in found:
             continue
-        described = maybe(lambda thing=thing: iot.describe_thing(thingName=thing), NOT_FOUND + ("InvalidRequestException",))
+        described = maybe(
+            lambda thing=thing: iot.describe_thing(thingName=thing), NOT_FOUND + ("InvalidRequestException",)
+        )
         attributes = (described or {}).get("attributes") or {}
         target = attributes.get(TARGET_ATTRIBUTE)
         if described is None or target not in TARGET_NAMES or (spec is not None and target != spec.name):
@@ -172,7 +174,9 @@ def lookup_device(ctx: AwsContext, settings: Settings, name: str, reporter: Repo
         found[thing] = target_named(target).device_from_thing(described)
     if console_groups:  # a thing not named the deterministic way (a stale registration, made by hand or by another
         # tool): one ListThings filtered on the name attribute - IoT filters it, so one call in a fleet of any size
-        for thing in iot.list_things(attributeName=NAME_ATTRIBUTE, attributeValue=name, maxResults=10).get("things", []):
+        for thing in iot.list_things(attributeName=NAME_ATTRIBUTE, attributeValue=name, maxResults=10).get(
+            "things", []
+        ):
             target = (thing.get("attributes") or {}).get(TARGET_ATTRIBUTE)
             if target in TARGET_NAMES and thing["thingName"] not in found:
                 found[thing["thingName"]] = target_named(target).device_from_thing(thing)

@@ -119,7 +119,9 @@ class TestFirstDeploy:
                                {"DeploymentStatus": "Success"}]
         sink = ProgressSink()
         sleeps_before = len(world.aws.sleeps)
-        outcome = world.target().wait_for_deployment(device, DeploymentRef.from_variables(result.variables), 60, Reporter(stderr=sink))
+        outcome = world.target().wait_for_deployment(
+            device, DeploymentRef.from_variables(result.variables), 60, Reporter(stderr=sink)
+        )
         assert outcome.status == "succeeded"
         assert world.status.calls[-1] == (device.group_id, result.variables["deployment_id"])
         progress = "".join(sink.lines)
@@ -192,7 +194,9 @@ class TestForeignContent:
 
     def test_the_definitions_are_new_versions_of_the_groups_own(self, arranged):
         world, device, _, _, _ = arranged
-        admin_definition = only([d for d in world.gg.list_function_definitions()["Definitions"] if d["Name"] == "admin"])
+        admin_definition = only(
+            [d for d in world.gg.list_function_definitions()["Definitions"] if d["Name"] == "admin"]
+        )
         assert group_definition(world.gg, device.group_id)["FunctionDefinitionVersionArn"] == \
             admin_definition["LatestVersionArn"]
 
@@ -316,7 +320,14 @@ class TestDeployCommand:
 
     def test_a_device_that_never_answers_times_out_with_exit_4(self, cli_device, run_cli, recorded_aws, monkeypatch):
         script_status(monkeypatch, "InProgress")
-        result = run_cli("deploy", "--device", "MyDevice", "--timeout", "20", env={**BUCKET_ENV, "DEEPLENS_DEPLOY_POLL_S": "5"})
+        result = run_cli(
+            "deploy",
+            "--device",
+            "MyDevice",
+            "--timeout",
+            "20",
+            env={**BUCKET_ENV, "DEEPLENS_DEPLOY_POLL_S": "5"},
+        )
         assert result.exit_code == 4
         assert "did not finish in time" in result.stderr
         assert sum(recorded_aws.sleeps) == 20 and recorded_aws.sleeps == [5.0] * 4

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.usefixtures("shared_botocore_models")  # one botocore m
 
 FUNCTION = "deeplens-face-crops"
 ROLE_NOT_ASSUMABLE = "The role defined for the function cannot be assumed by Lambda."
-RUNTIME_GONE = "The runtime parameter of python3.7 is no longer supported for creating or updating AWS Lambda functions."
+RUNTIME_GONE = (
+    "The runtime parameter of python3.7 is no longer supported for creating or updating AWS Lambda functions."
+)
 
 
 def publish(world):
@@ -29,7 +31,11 @@ def publish(world):
 
 
 def versions(world):
-    return [v for v in world.lam.list_versions_by_function(FunctionName=FUNCTION)["Versions"] if v["Version"] != "$LATEST"]
+    return [
+        v
+        for v in world.lam.list_versions_by_function(FunctionName=FUNCTION)["Versions"]
+        if v["Version"] != "$LATEST"
+    ]
 
 
 class TestFirstPublish:
@@ -70,7 +76,15 @@ class TestFirstPublish:
         assert world.lam.get_function(FunctionName=FUNCTION)["Configuration"]["Runtime"] == "python3.12"
 
     def test_dry_run_creates_nothing(self, gg_account, run_cli):
-        result = run_cli("--output", "json", "publish", "--greengrass", "v1", "--dry-run", env={"DEEPLENS_BUCKET": "deeplens-test-face-crops"})
+        result = run_cli(
+            "--output",
+            "json",
+            "publish",
+            "--greengrass",
+            "v1",
+            "--dry-run",
+            env={"DEEPLENS_BUCKET": "deeplens-test-face-crops"},
+        )
         assert result.exit_code == 0, result.stderr
         document = json.loads(result.stdout)
         assert document["plan"]["actions"][0]["action"] == "create"
@@ -162,7 +176,12 @@ class TestIamPropagation:
         assert len(world.aws.sleeps) >= 5
 
     def test_other_invalid_parameters_are_not_retried(self, world):
-        fail_call(world.ctx.client("lambda"), "CreateFunction", "InvalidParameterValueException", "Unzipped size too big")
+        fail_call(
+            world.ctx.client("lambda"),
+            "CreateFunction",
+            "InvalidParameterValueException",
+            "Unzipped size too big",
+        )
         with pytest.raises(ExecutionError, match="Unzipped size too big"):
             world.apply(world.target().plan_publish())
         assert world.aws.sleeps == []
@@ -193,7 +212,9 @@ class TestRuntimeRejected:
         result = run_cli("publish", "--greengrass", "v1", env={"DEEPLENS_BUCKET": "deeplens-test-face-crops"})
         assert result.exit_code == 1
         (line,) = result.stderr.strip().splitlines()[-1:]
-        assert line.startswith("error: lambda-function/deeplens-face-crops: AWS Lambda no longer accepts runtime python3.7")
+        assert line.startswith(
+            "error: lambda-function/deeplens-face-crops: AWS Lambda no longer accepts runtime python3.7"
+        )
         assert "function.lambda_runtime" in line
         assert "Traceback" not in result.stderr
 

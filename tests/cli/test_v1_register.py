@@ -82,7 +82,9 @@ class TestFreshRegistration:
         world, device, _ = registered
         group = world.gg.get_group(GroupId=device.group_id)
         assert group["Name"] == "deeplens-MyDevice" == device.group_name
-        definition = world.gg.get_group_version(GroupId=device.group_id, GroupVersionId=group["LatestVersion"])["Definition"]
+        definition = world.gg.get_group_version(
+            GroupId=device.group_id, GroupVersionId=group["LatestVersion"]
+        )["Definition"]
 
         core = only(definition_items(world.gg, definition["CoreDefinitionVersionArn"]))
         principal = only(world.iot.list_thing_principals(thingName=device.thing_name)["principals"])
@@ -147,27 +149,57 @@ class TestRerun:
 
     def test_registering_an_existing_device_again_changes_nothing(self, gg_account, run_cli, recorded_aws, tmp_path):
         env = {"DEEPLENS_BUCKET": "deeplens-test-face-crops"}
-        first = run_cli("register-device", "--name", "MyDevice", "--greengrass", "v1", "--out", str(tmp_path / "a"), env=env)
+        first = run_cli(
+            "register-device",
+            "--name",
+            "MyDevice",
+            "--greengrass",
+            "v1",
+            "--out",
+            str(tmp_path / "a"),
+            env=env,
+        )
         assert first.exit_code == 0, first.stderr
         recorded_aws.clear()
-        again = run_cli("register-device", "--name", "MyDevice", "--greengrass", "v1", "--out", str(tmp_path / "b"), env=env)
+        again = run_cli(
+            "register-device",
+            "--name",
+            "MyDevice",
+            "--greengrass",
+            "v1",
+            "--out",
+            str(tmp_path / "b"),
+            env=env,
+        )
         assert again.exit_code == 0, again.stderr
         assert "already registered" in again.stdout and "nothing to do" in again.stdout
         assert recorded_aws.mutating == []
         assert not (tmp_path / "b").exists()
 
-    def test_an_existing_bundle_folder_is_refused_before_any_aws_call(self, gg_account, run_cli, recorded_aws, tmp_path):
+    def test_an_existing_bundle_folder_is_refused_before_any_aws_call(
+        self, gg_account, run_cli, recorded_aws, tmp_path
+    ):
         (tmp_path / "bundle").mkdir()
         (tmp_path / "bundle" / "old.key").write_text("an earlier key")
-        result = run_cli("register-device", "--name", "MyDevice", "--greengrass", "v1", "--out", str(tmp_path / "bundle"),
-                         env={"DEEPLENS_BUCKET": "deeplens-test-face-crops"})
+        result = run_cli(
+            "register-device",
+            "--name",
+            "MyDevice",
+            "--greengrass",
+            "v1",
+            "--out",
+            str(tmp_path / "bundle"),
+            env={"DEEPLENS_BUCKET": "deeplens-test-face-crops"},
+        )
         assert result.exit_code == 2
         assert "already exists" in result.stderr
         assert recorded_aws.mutating == []
         assert (tmp_path / "bundle" / "old.key").read_text() == "an earlier key"
 
     @pytest.mark.parametrize("out", ["a", "b"], ids=["same-out", "new-out"])
-    def test_an_interrupted_registration_converges_through_the_cli(self, gg_account, run_cli, tmp_path, monkeypatch, out):
+    def test_an_interrupted_registration_converges_through_the_cli(
+        self, gg_account, run_cli, tmp_path, monkeypatch, out
+    ):
         import deeplens_cli.aws as aws_module
 
         real = aws_module.make_context
@@ -183,10 +215,28 @@ class TestRerun:
 
         monkeypatch.setattr(aws_module, "make_context", make_context)
         env = {"DEEPLENS_BUCKET": "deeplens-test-face-crops"}
-        first = run_cli("register-device", "--name", "MyDevice", "--greengrass", "v1", "--out", str(tmp_path / "a"), env=env)
+        first = run_cli(
+            "register-device",
+            "--name",
+            "MyDevice",
+            "--greengrass",
+            "v1",
+            "--out",
+            str(tmp_path / "a"),
+            env=env,
+        )
         assert first.exit_code == 1
         assert "greengrass:CreateGroup" in first.stderr and "re-running converges" in first.stderr
-        second = run_cli("register-device", "--name", "MyDevice", "--greengrass", "v1", "--out", str(tmp_path / out), env=env)
+        second = run_cli(
+            "register-device",
+            "--name",
+            "MyDevice",
+            "--greengrass",
+            "v1",
+            "--out",
+            str(tmp_path / out),
+            env=env,
+        )
         assert second.exit_code == 0, second.stderr
         iot, gg = gg_account.client("iot"), gg_account.client("greengrass")
         assert len(iot.list_things()["things"]) == 1
@@ -282,7 +332,10 @@ class TestInterruptedRegistration:
 
         core = only(definition_items(world.gg, group_definition(world.gg, group["Id"])["CoreDefinitionVersionArn"]))
         assert core["CertificateArn"] == only(certificates(world))["certificateArn"]
-        assert core_definition["LatestVersionArn"] == group_definition(world.gg, group["Id"])["CoreDefinitionVersionArn"]
+        assert (
+            core_definition["LatestVersionArn"]
+            == group_definition(world.gg, group["Id"])["CoreDefinitionVersionArn"]
+        )
         principal = only(world.iot.list_thing_principals(thingName=thing["thingName"])["principals"])
         assert only(world.iot.list_attached_policies(target=principal)["policies"])
 

@@ -36,7 +36,9 @@ def test_register_deploy_redeploy_status_destroy(moto_server, run_cli, recorded_
     assert recorded_aws.mutating == []
 
     listed = json.loads(cli("--output", "json", "devices").stdout)["devices"]
-    assert [(d["name"], d["target"], d["status"]["last_deployment_status"]) for d in listed] == [("Cam", "v1", "InProgress")]
+    assert [(d["name"], d["target"], d["status"]["last_deployment_status"]) for d in listed] == [
+        ("Cam", "v1", "InProgress")
+    ]
 
     status = cli("--output", "json", "status")
     assert status.exit_code == 1  # the emulator never reports Success

@@ -81,9 +81,19 @@ def fake_python(tmp_path: Path) -> Path:
 
 def run_script(script: str, present: str, calls: Path | None = None) -> dict[str, str]:
     """Run a lifecycle script with sh; returns the DEEPLENS_*/PYTHON* variables the fake python saw, plus ARGS."""
-    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30, check=False,
-                          env={"PATH": os.environ["PATH"], "FAKE_PRESENT": present, "AWS_IOT_THING_NAME": "deeplens-Cam",
-                               "FAKE_CALLS": str(calls or os.devnull)})
+    done = subprocess.run(
+        ["sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={
+            "PATH": os.environ["PATH"],
+            "FAKE_PRESENT": present,
+            "AWS_IOT_THING_NAME": "deeplens-Cam",
+            "FAKE_CALLS": str(calls or os.devnull),
+        },
+    )
     assert done.returncode == 0, done.stderr
     seen: dict[str, str] = {}
     for line in done.stdout.splitlines():
@@ -109,7 +119,11 @@ def test_recipe_is_a_native_linux_component_depending_on_the_token_exchange_serv
     [manifest] = recipe["Manifests"]
     assert manifest["Platform"] == {"os": "linux"}
     assert "lambdaFunction" not in json.dumps(recipe)
-    assert manifest["Lifecycle"]["Run"]["Script"].rstrip().endswith("exec '{work:path}/venv/bin/python' -m edge_function run")
+    assert (
+        manifest["Lifecycle"]["Run"]["Script"]
+        .rstrip()
+        .endswith("exec '{work:path}/venv/bin/python' -m edge_function run")
+    )
     assert manifest["Lifecycle"]["Install"]["Timeout"] > 120  # pip on a small board outlasts the 120 s default
 
 
@@ -232,7 +246,9 @@ def test_explicit_detector_and_spool_dir_are_kept(settings_for, package, fake_py
 
 def test_install_script_makes_a_venv_from_the_lock_once(settings_for, package, fake_python, tmp_path):
     recipe = build(settings_for, package, greengrass__python=str(fake_python)).recipe("1.0.0")
-    script = interpolate(recipe["Manifests"][0]["Lifecycle"]["Install"]["Script"], recipe, tmp_path / "a", tmp_path / "w")
+    script = interpolate(
+        recipe["Manifests"][0]["Lifecycle"]["Install"]["Script"], recipe, tmp_path / "a", tmp_path / "w"
+    )
     calls = tmp_path / "calls.log"
 
     run_script(script, present="", calls=calls)

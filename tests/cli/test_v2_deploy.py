@@ -46,7 +46,9 @@ class Harness:
 
     def register(self, name: str = "Cam", connect: bool = True, **core) -> Device:
         ctx, target = self.target()
-        Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(target.plan_register_device(name, str(self.tmp_path / name)))
+        Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(
+            target.plan_register_device(name, str(self.tmp_path / name))
+        )
         device = next(d for d in target.list_devices() if d.name == name)
         if connect:
             self.account.gg.connect_core(device.thing_name, bundle=self.tmp_path / name, **core)
@@ -59,7 +61,16 @@ class Harness:
         if plan.is_noop:
             return plan, None, ctx
         result = Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(plan)
-        return plan, target.wait_for_deployment(device, DeploymentRef.from_variables(result.variables), timeout, Reporter(stderr=self.progress)), ctx
+        return (
+            plan,
+            target.wait_for_deployment(
+                device,
+                DeploymentRef.from_variables(result.variables),
+                timeout,
+                Reporter(stderr=self.progress),
+            ),
+            ctx,
+        )
 
 
 @pytest.fixture
@@ -90,7 +101,11 @@ def test_deploy_sends_the_full_component_set_and_waits_for_running(world):
     }
     assert params["deploymentPolicies"]["failureHandlingPolicy"] == "ROLLBACK"
     progress = world.progress.getvalue()
-    assert "IN_PROGRESS" in progress and "COMPLETED" in progress and f"{COMPONENT} 1.0.0 on deeplens-Cam: RUNNING" in progress
+    assert (
+        "IN_PROGRESS" in progress
+        and "COMPLETED" in progress
+        and f"{COMPONENT} 1.0.0 on deeplens-Cam: RUNNING" in progress
+    )
 
 
 def test_the_nucleus_is_pinned_to_what_the_device_runs_only_when_asked(world):
@@ -203,7 +218,9 @@ def test_a_canceled_deployment_is_a_failure(world):
     result = Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(target.plan_deploy(device))
     world.account.client("greengrassv2").cancel_deployment(deploymentId=result.variables["deployment_id"])
 
-    outcome = target.wait_for_deployment(device, DeploymentRef.from_variables(result.variables), 60, Reporter(stderr=io.StringIO()))
+    outcome = target.wait_for_deployment(
+        device, DeploymentRef.from_variables(result.variables), 60, Reporter(stderr=io.StringIO())
+    )
 
     assert (outcome.status, outcome.detail.split(":")[0]) == ("failed", "CANCELED")
 

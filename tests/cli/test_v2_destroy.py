@@ -98,8 +98,12 @@ def test_what_deeplens_cli_did_not_create_is_left_alone(deployed, v2_account, se
     iot = v2_account.client("iot")
     iot.create_thing(thingName="someone-elses")
     iot.add_thing_to_thing_group(thingGroupName="Lobby", thingName="someone-elses")
-    v2_account.client("greengrassv2").create_component_version(inlineRecipe=(
-        '{"RecipeFormatVersion": "2020-01-25", "ComponentName": "com.deeplens.FaceCrops", "ComponentVersion": "9.0.0"}'))
+    v2_account.client("greengrassv2").create_component_version(
+        inlineRecipe=(
+            '{"RecipeFormatVersion": "2020-01-25", "ComponentName": "com.deeplens.FaceCrops", "ComponentVersion": '
+            '"9.0.0"}'
+        )
+    )
     for device in deployed.list_devices():
         Executor(deployed.ctx, Reporter(stderr=io.StringIO()).progress).execute(deployed.plan_destroy(device))
 

@@ -202,7 +202,9 @@ def test_publish_command_dry_run_changes_nothing(v2_account, run_cli):
 
 
 def test_publish_command_json_output(v2_account, run_cli):
-    result = run_cli("--output", "json", "publish", "--greengrass", "v2", env={"DEEPLENS_BUCKET": BUCKET, "COLUMNS": "200"})
+    result = run_cli(
+        "--output", "json", "publish", "--greengrass", "v2", env={"DEEPLENS_BUCKET": BUCKET, "COLUMNS": "200"}
+    )
 
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)

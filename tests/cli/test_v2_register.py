@@ -58,7 +58,9 @@ def test_registers_a_v2_core_by_default(v2_account, run_cli, tmp_path):
     [principal] = iot.list_thing_principals(thingName="deeplens-Cam")["principals"]
     certificate = iot.describe_certificate(certificateId=principal.rsplit("/", 1)[-1])["certificateDescription"]
     assert certificate["status"] == "ACTIVE"
-    assert [p["policyName"] for p in iot.list_attached_policies(target=principal)["policies"]] == ["deeplens-v2-core-Cam"]
+    assert [p["policyName"] for p in iot.list_attached_policies(target=principal)["policies"]] == [
+        "deeplens-v2-core-Cam"
+    ]
     assert "registered (v2)" in result.stdout
     assert "PRIVATE KEY" not in result.stdout + result.stderr
 
@@ -91,7 +93,10 @@ def test_fleet_membership_creates_the_thing_group_once(v2_account, run_cli, tmp_
     iot = v2_account.client("iot")
     group = iot.describe_thing_group(thingGroupName="Lobby")
     assert group["thingGroupProperties"]["attributePayload"]["attributes"] == {"deeplens_cli": "managed"}
-    assert sorted(iot.list_things_in_thing_group(thingGroupName="Lobby")["things"]) == ["deeplens-Cam1", "deeplens-Cam2"]
+    assert sorted(iot.list_things_in_thing_group(thingGroupName="Lobby")["things"]) == [
+        "deeplens-Cam1",
+        "deeplens-Cam2",
+    ]
     assert "create iot-thing-group/Lobby" not in second.stderr
 
 
@@ -158,7 +163,9 @@ def test_bundle_holds_certificate_private_key_root_ca_and_nucleus_config(v2_acco
     bundle = tmp_path / "Cam"
     iot = v2_account.client("iot")
     [principal] = iot.list_thing_principals(thingName="deeplens-Cam")["principals"]
-    pem = iot.describe_certificate(certificateId=principal.rsplit("/", 1)[-1])["certificateDescription"]["certificatePem"]
+    pem = iot.describe_certificate(certificateId=principal.rsplit("/", 1)[-1])["certificateDescription"][
+        "certificatePem"
+    ]
 
     assert sorted(p.name for p in bundle.iterdir()) == ["AmazonRootCA1.pem", "README.md", "config.yaml",
                                                       "device.pem.crt", "install.sh", "private.pem.key"]
@@ -287,12 +294,19 @@ def test_an_interrupted_registration_completes_when_run_again(v2_account, settin
 
     assert listed in ([], ["Cam (incomplete)"])
     iot = v2_account.client("iot")
-    assert iot.describe_thing(thingName="deeplens-Cam")["attributes"] == {"deeplens_name": "Cam", "deeplens_target": "v2"}
+    assert iot.describe_thing(thingName="deeplens-Cam")["attributes"] == {
+        "deeplens_name": "Cam",
+        "deeplens_target": "v2",
+    }
     [principal] = iot.list_thing_principals(thingName="deeplens-Cam")["principals"]
     certificate = iot.describe_certificate(certificateId=principal.rsplit("/", 1)[-1])["certificateDescription"]
     assert certificate["status"] == "ACTIVE"
-    assert (tmp_path / "Cam" / "device.pem.crt").read_text() == certificate["certificatePem"]  # the key in the bundle fits
-    assert [p["policyName"] for p in iot.list_attached_policies(target=principal)["policies"]] == ["deeplens-v2-core-Cam"]
+    assert (tmp_path / "Cam" / "device.pem.crt").read_text() == certificate[
+        "certificatePem"
+    ]  # the key in the bundle fits
+    assert [p["policyName"] for p in iot.list_attached_policies(target=principal)["policies"]] == [
+        "deeplens-v2-core-Cam"
+    ]
     assert iot.list_things_in_thing_group(thingGroupName="Lobby")["things"] == ["deeplens-Cam"]
     assert [c["status"] for c in iot.list_certificates()["certificates"]] == ["ACTIVE"]  # nothing left behind
 
@@ -301,7 +315,9 @@ def test_a_bundle_key_whose_certificate_is_unknown_is_refused(v2_account, settin
     from deeplens_cli.errors import DeeplensError
 
     (tmp_path / "Cam").mkdir()
-    (tmp_path / "Cam" / "private.pem.key").write_text("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n")
+    (tmp_path / "Cam" / "private.pem.key").write_text(
+        "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n"
+    )
 
     with pytest.raises(DeeplensError, match="holds a private key whose certificate this account does not have"):
         _register_at_target(v2_account, settings_for, tmp_path / "Cam")

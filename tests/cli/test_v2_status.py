@@ -48,7 +48,9 @@ def v2(v2_account, settings_for, package, tmp_path):
 
     def deploy(device):
         result = apply(target.plan_deploy(device))
-        return target.wait_for_deployment(device, DeploymentRef.from_variables(result.variables), 60, Reporter(stderr=io.StringIO()))
+        return target.wait_for_deployment(
+            device, DeploymentRef.from_variables(result.variables), 60, Reporter(stderr=io.StringIO())
+        )
 
     target.register, target.deploy, target.apply = register, deploy, apply
     return target
@@ -150,7 +152,9 @@ def test_project_status_notices_an_overwritten_artifact(v2, v2_account):
                                        Key=f"greengrass-artifacts/{COMPONENT}/1.0.0/deeplens_edge.zip")
 
     assert v2.project_status().problems == (
-        f"artifact s3://deeplens-test-face-crops/greengrass-artifacts/{COMPONENT}/1.0.0/deeplens_edge.zip was overwritten",)
+        f"artifact s3://deeplens-test-face-crops/greengrass-artifacts/{COMPONENT}/1.0.0/deeplens_edge.zip "
+        "was overwritten",
+    )
 
 
 def test_devices_command_lists_v2_devices_with_health_and_last_deployment(v2, run_cli):

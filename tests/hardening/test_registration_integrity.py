@@ -79,8 +79,12 @@ def error_lines(stderr: str) -> int:
 
 
 def snapshot_folder(folder: Path) -> dict[str, Any]:
-    return {"mode": stat.S_IMODE(folder.stat().st_mode),
-            "files": {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}}
+    return {
+        "mode": stat.S_IMODE(folder.stat().st_mode),
+        "files": {
+            p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+        },
+    }
 
 
 # ---------------------------------------------------------------------------------------------- item 1
