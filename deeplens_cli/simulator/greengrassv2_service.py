@@ -120,15 +120,9 @@ class FakeGreengrassV2(HttpFront):
         with self.lock:
             now = time.time()
             self._core(thing).installed[name] = {
-                "componentName": name,
-                "componentVersion": version,
-                "lifecycleState": state,
-                "isRoot": True,
-                "lastStatusChangeTimestamp": now,
-                "lastReportedTimestamp": now,
-                "lastInstallationSource": deployment_id,
-                "lifecycleStatusCodes": [],
-            }
+                "componentName": name, "componentVersion": version, "lifecycleState": state, "isRoot": True,
+                "lastStatusChangeTimestamp": now, "lastReportedTimestamp": now,
+                "lastInstallationSource": deployment_id, "lifecycleStatusCodes": []}
             if details:  # the model allows no empty details (min length 1)
                 self._core(thing).installed[name]["lifecycleStateDetails"] = details
 
@@ -218,11 +212,8 @@ class FakeGreengrassV2(HttpFront):
 
     def get_component(self, arn: str, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         _, _, record = self._component(arn)
-        return {
-            "recipeOutputFormat": "JSON",
-            "recipe": base64.b64encode(json.dumps(record["recipe"]).encode()).decode(),
-            "tags": record["tags"],
-        }
+        return {"recipeOutputFormat": "JSON", "tags": record["tags"],
+                "recipe": base64.b64encode(json.dumps(record["recipe"]).encode()).decode()}
 
     def delete_component(self, arn: str, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         name, version, _ = self._component(arn)
@@ -243,9 +234,8 @@ class FakeGreengrassV2(HttpFront):
             raise ApiError(400, "ValidationException", f"invalid targetArn {target}")
         for name, spec in (body.get("components") or {}).items():
             if not name.startswith("aws.greengrass.") and (name, spec["componentVersion"]) not in self.components:
-                raise ApiError(
-                    400, "ValidationException", f"component {name} {spec['componentVersion']} does not exist"
-                )
+                raise ApiError(400, "ValidationException",
+                               f"component {name} {spec['componentVersion']} does not exist")
             merge = (spec.get("configurationUpdate") or {}).get("merge")
             if merge is not None:
                 json.loads(merge)
@@ -387,19 +377,10 @@ class FakeGreengrassV2(HttpFront):
         if query.get("status"):
             things = [t for t in things if self.cores[t].status == query["status"]]
         page, token = page_of(things, query, limit=100)
-        answer: dict[str, Any] = {
-            "coreDevices": [
-                {
-                    "coreDeviceThingName": t,
-                    "status": self.cores[t].status,
-                    "lastStatusUpdateTimestamp": self.cores[t].last_status,
-                    "platform": "linux",
-                    "architecture": "aarch64",
-                    "runtime": self.cores[t].runtime,
-                }
-                for t in page
-            ]
-        }
+        answer: dict[str, Any] = {"coreDevices": [
+            {"coreDeviceThingName": t, "status": self.cores[t].status,
+             "lastStatusUpdateTimestamp": self.cores[t].last_status, "platform": "linux", "architecture": "aarch64",
+             "runtime": self.cores[t].runtime} for t in page]}
         if token:
             answer["nextToken"] = token
         return answer
@@ -436,15 +417,9 @@ class FakeGreengrassV2(HttpFront):
         if core.behaviour == "fail":
             self._fail(record, core.failure)
         elif core.behaviour == "reject":
-            self._fail(
-                record,
-                {
-                    "reason": "REJECTED: the deployment document is invalid",
-                    "errorStack": ["DEPLOYMENT_REJECTED"],
-                    "errorTypes": ["REQUEST_ERROR"],
-                },
-                status="REJECTED",
-            )
+            self._fail(record, {"reason": "REJECTED: the deployment document is invalid",
+                                "errorStack": ["DEPLOYMENT_REJECTED"], "errorTypes": ["REQUEST_ERROR"]},
+                       status="REJECTED")
         elif core.behaviour == "timeout":
             record.update(coreDeviceExecutionStatus="TIMED_OUT", reason="IoT job timed out")
         else:
