@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from deeplens_cli.executor import Executor
 from deeplens_cli.output import Reporter
 from deeplens_cli.package import Package, build_package
 from deeplens_cli.plan import ApiCall
-from deeplens_cli.targets.greengrass_v1.project import ProjectContent
+from deeplens_cli.targets.greengrass_v1.project import function_environment
 from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target
 
 try:
@@ -123,11 +122,6 @@ def test_a_device_cannot_set_what_the_fleet_leaves_to_the_device_defaults(v2_acc
 def test_greengrass_v1_puts_the_device_settings_in_that_device_group_function_environment(tmp_path):
     settings = settings_from(tmp_path)
 
-    class Project(ProjectContent):
-        def __init__(self) -> None:
-            self.settings = replace(settings)
-
-    project = Project()
-    assert project.function_environment("CamA")["DEEPLENS_THRESHOLD"] == "0.7"
-    assert project.function_environment("CamC")["DEEPLENS_THRESHOLD"] == "0.5"
-    assert project.function_environment()["DEEPLENS_THRESHOLD"] == "0.5"  # the Lambda function's own: the fleet's
+    assert function_environment(settings, "CamA")["DEEPLENS_THRESHOLD"] == "0.7"
+    assert function_environment(settings, "CamC")["DEEPLENS_THRESHOLD"] == "0.5"
+    assert function_environment(settings)["DEEPLENS_THRESHOLD"] == "0.5"  # the Lambda function's own: the fleet's

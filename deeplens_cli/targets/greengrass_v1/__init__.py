@@ -25,15 +25,24 @@ until then `list_devices` shows the device as "<name> (incomplete)" (details: re
 The bundle folder carries `deeplens-bundle.json` (the thing, then the certificate id once issued; no secret),
 written before the key, which is made here before IoT is asked for its certificate: a re-run pointed at the same
 folder keeps the certificate issued for the key there (bundle.held_certificate, as for V2); a re-run
-pointed at an empty folder issues a new one and retires the other. A folder holding anything else is never written to. Deploy
-definitions are found by name the same way, so an interrupted deploy is finished, not duplicated.
+pointed at an empty folder issues a new one and retires the other. A folder holding anything else is never
+written to. Deploy definitions are found by name the same way, so an interrupted deploy is finished, not
+duplicated.
 
 Deployment status seam: moto's `GetDeploymentStatus` answers `InProgress` forever, and there is no DeepLens in a
 test. Where a deployment's status comes from is therefore a `DeploymentStatusSource`: by default the
 `GetDeploymentStatus` API; tests pass a scripted function (`GreengrassV1Target(ctx, settings,
-deployment_status=...)`, or replace `target.status_source_for`). The demo's simulated core needs neither: it records
-Success/Failure on the emulator's deployment record, the way a real core reports to the cloud, and the API
-source reads it. The seam is read only for status; it never writes anything.
+deployment_status=...)`, or replace `target.status_source_for`). The demo's simulated core needs neither: it
+records Success/Failure on the emulator's deployment record, the way a real core reports to the cloud, and the
+API source reads it. The seam is read only for status; it never writes anything.
+
+How the package is composed: one module per concern (register, lambda_publish, project, deploy, devices, status,
+destroy; groups for the reads they share; naming and core_bundle), each a set of plain functions that take the
+one `V1Context` (context.py: AWS context, settings, status source, clock, caches) as their first argument and
+import what they need from a sibling by name - no mixins, so what depends on what is in each module's imports
+(no cycles: tests/hardening/test_layout.py). `project.desired_project` is pure: the group content as data, from
+the settings and the group's current content. `target.py` is the facade that implements the `Target` protocol
+by delegating.
 """
 # The package's face, as V2's: the target and the names others build on (policy lint, role checks). Everything
 # else is imported from the module of its concern (naming, core_bundle, project, deploy, groups, ...).

@@ -48,7 +48,8 @@ def prepare_key(out_dir: Path, thing_arn: str, region: str) -> str:
     return csr_for(pending.read_text(encoding="ascii"), thing_arn.rsplit("/", 1)[-1])
 
 
-def write_bundle(out_dir: Path, variables: dict[str, Any], thing_arn: str, endpoint: str, region: str) -> dict[str, Any]:
+def write_bundle(out_dir: Path, variables: dict[str, Any], thing_arn: str, endpoint: str,
+                 region: str) -> dict[str, Any]:
     """Write the device bundle around the key `prepare_key` made, once IoT issued its certificate.
 
     Layout (a Greengrass V1 core bundle): certs/<id>.cert.pem, certs/<id>.private.key, certs/<id>.public.key,
@@ -75,16 +76,19 @@ def finish_bundle(out_dir: Path, certificate_id: str, certificate_arn: str, cert
         "thing_arn": thing_arn, "thing_name": thing_arn.rsplit("/", 1)[-1], "certificate_id": certificate_id,
         "certificate_arn": certificate_arn, "region": region})
     if bundle.holds_private_key(key_file):
-        bundle.replace_file(out_dir / "certs" / f"{prefix}.public.key", public_key_pem(key_file.read_text(encoding="ascii")))
+        bundle.replace_file(out_dir / "certs" / f"{prefix}.public.key",
+                            public_key_pem(key_file.read_text(encoding="ascii")))
     complete_bundle(out_dir, certificate_id, certificate_pem, thing_arn, endpoint, region)
 
 
-def complete_bundle(out_dir: Path, certificate_id: str, certificate_pem: str, thing_arn: str, endpoint: str, region: str) -> None:
+def complete_bundle(out_dir: Path, certificate_id: str, certificate_pem: str, thing_arn: str, endpoint: str,
+                    region: str) -> None:
     """The bundle's non-secret files: certificate, core config, README (rewritten; the key is never touched)."""
     prefix = certificate_id[:10]
     bundle_dirs(out_dir)
     bundle.replace_file(out_dir / "certs" / f"{prefix}.cert.pem", certificate_pem)
-    bundle.replace_file(out_dir / "config" / "config.json", json.dumps(core_config(prefix, thing_arn, endpoint, region), indent=2) + "\n")
+    bundle.replace_file(out_dir / "config" / "config.json",
+                        json.dumps(core_config(prefix, thing_arn, endpoint, region), indent=2) + "\n")
     bundle.replace_file(out_dir / "README.txt", bundle_readme(prefix, thing_arn))
 
 
@@ -99,8 +103,8 @@ def core_config(prefix: str, thing_arn: str, endpoint: str, region: str) -> dict
     certs = f"file://{GREENGRASS_ROOT}/certs"
     return {
         "coreThing": {"caPath": "root.ca.pem", "certPath": f"{prefix}.cert.pem", "keyPath": f"{prefix}.private.key",
-                      "thingArn": thing_arn, "iotHost": endpoint, "ggHost": f"greengrass-ats.iot.{region}.amazonaws.com",
-                      "keepAlive": 600},
+                      "thingArn": thing_arn, "iotHost": endpoint,
+                      "ggHost": f"greengrass-ats.iot.{region}.amazonaws.com", "keepAlive": 600},
         "runtime": {"cgroup": {"useSystemd": "yes"}},
         "managedRespawn": False,
         "crypto": {"caPath": f"{certs}/root.ca.pem", "principals": {

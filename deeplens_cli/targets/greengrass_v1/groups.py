@@ -1,4 +1,7 @@
 """Reading Greengrass V1 groups and their definition versions (immutable, so each is read once per target).
+
+Pure helpers (ARN parsing, canonical comparison) and read functions that take the target's `V1Context` (the
+client and the caches); every other V1 concern reads groups through these.
 """
 
 from __future__ import annotations
@@ -6,11 +9,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.targets.iot import NOT_FOUND
+
+if TYPE_CHECKING:
+    from deeplens_cli.targets.greengrass_v1.context import V1Context
 
 DEFINITION_KINDS = {"cores": "Core", "functions": "Function", "resources": "Resource",
                      "subscriptions": "Subscription"}
@@ -60,55 +66,88 @@ class GroupState:
         return self.definition.get("CoreDefinitionVersionArn")
 
 
-class GroupReading:
-    """The group and definition reads every V1 concern shares."""
+@dataclass(frozen=True)
+class GroupContent:
+    """What a group's latest version holds besides its core, per kind (the input of `project.desired_project`)."""
 
-    def _group_core(self, group_id: str, version: str) -> dict[str, Any] | None:
-        definition = self._group_definition(group_id, version)
-        arn = definition.get("CoreDefinitionVersionArn")
-        if not arn:
-            return None
-        cores = self._definition_items(arn)
-        return cores[0] if cores else None
+    functions: tuple[dict[str, Any], ...] = ()
+    resources: tuple[dict[str, Any], ...] = ()
+    subscriptions: tuple[dict[str, Any], ...] = ()
 
-    def _group_definition(self, group_id: str, version: str) -> dict[str, str]:
-        return dict(self.gg.get_group_version(GroupId=group_id, GroupVersionId=version).get("Definition") or {})
 
-    def _definition_items(self, version_arn: str) -> list[dict[str, Any]]:
-        """Cores / Functions / Resources / Subscriptions of one definition version.
+# -- reads through the target's state (V1Context: the Greengrass client and the caches) ----------------------
 
-        Definition versions are immutable, so each is read once per target (a plan consults them several times).
-        """
-        if version_arn not in self._definition_cache:
-            kind, definition_id, version = parse_definition_arn(version_arn)
-            label = DEFINITION_KINDS.get(kind)
-            if label is None:
-                return []
-            getter = getattr(self.gg, f"get_{label.lower()}_definition_version")
-            response = getter(**{f"{label}DefinitionId": definition_id, f"{label}DefinitionVersionId": version})
-            self._definition_cache[version_arn] = list((response.get("Definition") or {}).get(f"{label}s", []))
-        return [dict(item) for item in self._definition_cache[version_arn]]
 
-    def _read_group(self, group_id: str) -> GroupState | None:
-        group = maybe(lambda: self.gg.get_group(GroupId=group_id), NOT_FOUND)
-        if group is None:
-            return None
-        latest = group.get("LatestVersion")
-        definition = self._group_definition(group_id, latest) if latest else {}
-        return GroupState(group["Id"], group.get("Name", ""), latest, definition)
-
-    def _find_group(self, name: str) -> GroupState | None:
-        for group in collect(self.gg, "list_groups", "Groups"):
-            if group.get("Name") == name:
-                return self._read_group(group["Id"])
+def group_core(v1: V1Context, group_id: str, version: str) -> dict[str, Any] | None:
+    definition = group_definition(v1, group_id, version)
+    arn = definition.get("CoreDefinitionVersionArn")
+    if not arn:
         return None
+    cores = definition_items(v1, arn)
+    return cores[0] if cores else None
 
-    def _find_definition(self, kind: str, name: str) -> dict[str, Any] | None:
-        label = DEFINITION_KINDS[kind]
-        for definition in collect(self.gg, f"list_{label.lower()}_definitions", "Definitions"):
-            if definition.get("Name") == name:
-                return definition
+
+def group_definition(v1: V1Context, group_id: str, version: str) -> dict[str, str]:
+    return dict(v1.gg.get_group_version(GroupId=group_id, GroupVersionId=version).get("Definition") or {})
+
+
+def definition_items(v1: V1Context, version_arn: str) -> list[dict[str, Any]]:
+    """Cores / Functions / Resources / Subscriptions of one definition version.
+
+    Definition versions are immutable, so each is read once per target (a plan consults them several times).
+    """
+    if version_arn not in v1.definition_cache:
+        kind, definition_id, version = parse_definition_arn(version_arn)
+        label = DEFINITION_KINDS.get(kind)
+        if label is None:
+            return []
+        getter = getattr(v1.gg, f"get_{label.lower()}_definition_version")
+        response = getter(**{f"{label}DefinitionId": definition_id, f"{label}DefinitionVersionId": version})
+        v1.definition_cache[version_arn] = list((response.get("Definition") or {}).get(f"{label}s", []))
+    return [dict(item) for item in v1.definition_cache[version_arn]]
+
+
+def current_items(v1: V1Context, group: GroupState, kind: str) -> list[dict[str, Any]]:
+    """The items of one kind ("functions", "resources", ...) the group's latest version holds."""
+    arn = group.definition.get(f"{DEFINITION_KINDS[kind]}DefinitionVersionArn")
+    return definition_items(v1, arn) if arn else []
+
+
+def group_content(v1: V1Context, group: GroupState) -> GroupContent:
+    return GroupContent(*(tuple(current_items(v1, group, kind))
+                          for kind in ("functions", "resources", "subscriptions")))
+
+
+def read_group(v1: V1Context, group_id: str) -> GroupState | None:
+    group = maybe(lambda: v1.gg.get_group(GroupId=group_id), NOT_FOUND)
+    if group is None:
         return None
+    latest = group.get("LatestVersion")
+    definition = group_definition(v1, group_id, latest) if latest else {}
+    return GroupState(group["Id"], group.get("Name", ""), latest, definition)
+
+
+def find_group(v1: V1Context, name: str) -> GroupState | None:
+    for group in collect(v1.gg, "list_groups", "Groups"):
+        if group.get("Name") == name:
+            return read_group(v1, group["Id"])
+    return None
+
+
+def groups_by_name(v1: V1Context) -> dict[str, dict[str, Any]]:
+    """Every Greengrass V1 group by name: V1 has no lookup of a group by name, so this is one listing (pages
+    of groups, read once per target instance)."""
+    if v1.group_listing is None:
+        v1.group_listing = {g["Name"]: g for g in collect(v1.gg, "list_groups", "Groups") if "Name" in g}
+    return v1.group_listing
+
+
+def find_definition(v1: V1Context, kind: str, name: str) -> dict[str, Any] | None:
+    label = DEFINITION_KINDS[kind]
+    for definition in collect(v1.gg, f"list_{label.lower()}_definitions", "Definitions"):
+        if definition.get("Name") == name:
+            return definition
+    return None
 
 
 def converge_by_name(gg: Any, kind: str, name: str, created_id: str) -> list[str]:

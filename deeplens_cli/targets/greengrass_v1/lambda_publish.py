@@ -1,22 +1,28 @@
 """Publishing the edge function as a Lambda version: created or updated only when CodeSha256 or the
 configuration differ, the code uploaded under a content-addressed key.
+
+Functions of the target's `V1Context` (the Lambda client, the settings, the zip built once per target);
+`add_publish_actions` is what deploy calls to put the function's actions first in its own plan.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Action, ApiCall, Plan, Ref, Retry, Step, Wait, noop
 from deeplens_cli.targets.artifacts import artifact_bucket, require_bucket, stored_sha256, upload_call
 from deeplens_cli.targets.greengrass_v1.naming import LAMBDA_ROLE
+from deeplens_cli.targets.greengrass_v1.project import function_environment
 from deeplens_cli.targets.key_template import check_key_template
 
 if TYPE_CHECKING:
+    from deeplens_cli.config import Settings
     from deeplens_cli.package import Package
+    from deeplens_cli.targets.greengrass_v1.context import V1Context
 
 
 HANDLER = "edge_function.lambda_function.function_handler"
@@ -29,140 +35,156 @@ IAM_PROPAGATION = Retry(codes=("InvalidParameterValueException",),
                         waiting_for=f"IAM to let Lambda assume {LAMBDA_ROLE}")
 
 
-class LambdaPublishing:
-    """plan_publish: the function zip (content-addressed in S3) and a Lambda version when it changed."""
+def package(v1: V1Context) -> Package:
+    """The function zip for these settings (built once per target)."""
+    if v1.built_package is None:
+        from deeplens_cli.package import build_package
 
-    def package(self) -> Package:
-        """The function zip for these settings (built once per target)."""
-        if self._package is None:
-            from deeplens_cli.package import build_package
+        v1.built_package = build_package(vendor_requirements=v1.settings["function.vendor"],
+                                         python_version=device_python(v1.settings))
+    return v1.built_package
 
-            self._package = build_package(vendor_requirements=self.settings["function.vendor"],
-                                          python_version=self.device_python)
-        return self._package
 
-    @property
-    def device_python(self) -> str:
-        return self.settings["function.runtime"].removeprefix("python")
+def device_python(settings: Settings) -> str:
+    return settings["function.runtime"].removeprefix("python")
 
-    @property
-    def lambda_runtime(self) -> str:
-        return self.settings["function.lambda_runtime"] or self.settings["function.runtime"]
 
-    def desired_function_configuration(self, role_arn: str) -> dict[str, Any]:
-        return {"Role": role_arn, "Handler": HANDLER, "Runtime": self.lambda_runtime,
-                "Timeout": self.settings["function.timeout_s"], "MemorySize": self.settings["function.memory_mb"],
-                "Description": FUNCTION_DESCRIPTION, "Environment": {"Variables": self.function_environment()}}
+def lambda_runtime(settings: Settings) -> str:
+    return settings["function.lambda_runtime"] or settings["function.runtime"]
 
-    def plan_publish(self) -> Plan:
-        plan = Plan(f"publish {self.settings['function.name']} (Lambda, Greengrass V1)")
-        self.add_publish_actions(plan)
-        return plan
 
-    def add_publish_actions(self, plan: Plan) -> PublishedFunction:
-        """The function action(s) of a plan; returns the version ARN to pin (a Ref when one is being published)."""
-        check_key_template(self.settings)  # before any AWS call: the device must be able to name its crops
-        function_name = self.settings["function.name"]
-        package = self.package()
-        desired = self.desired_function_configuration(self.role_arn(LAMBDA_ROLE))
-        resource = f"lambda-function/{function_name}"
-        details = {"sha256": package.sha256_hex, "code_sha256": package.code_sha256_b64, "size": package.size,
-                   "runtime": self.lambda_runtime}
-        # CodeSha256 makes Lambda refuse to publish if the code changed under us since our update.
-        publish = ApiCall("lambda", "publish_version", {"FunctionName": function_name,
-                                                        "CodeSha256": package.code_sha256_b64},
-                          outputs={"function_version": "Version", "function_version_arn": "FunctionArn"})
-        current = maybe(lambda: self.lam.get_function(FunctionName=function_name), ("ResourceNotFoundException",))
-        code = self.code_location(package)
-        if current is None:
-            self._add_code_upload(plan, package, code)
-            plan.add(Action(resource, "create", f"new function ({package.size} bytes, {self.lambda_runtime}), "
-                            "first version", (
-                                ApiCall("lambda", "create_function", {**desired, "FunctionName": function_name,
-                                                                      "Code": code,
-                                                                      "Publish": False}, retry=IAM_PROPAGATION,
-                                        explain=self.explain_runtime_rejection),
-                                Wait("lambda", "function_active_v2", {"FunctionName": function_name}),
-                                publish,
-                            ), details=details))
-            return PublishedFunction(Ref("function_version_arn"), True)
+def desired_function_configuration(settings: Settings, role_arn: str) -> dict[str, Any]:
+    return {"Role": role_arn, "Handler": HANDLER, "Runtime": lambda_runtime(settings),
+            "Timeout": settings["function.timeout_s"], "MemorySize": settings["function.memory_mb"],
+            "Description": FUNCTION_DESCRIPTION, "Environment": {"Variables": function_environment(settings)}}
 
-        latest = current["Configuration"]
-        code_changed = latest.get("CodeSha256") != package.code_sha256_b64
-        config_diff = configuration_differences(latest, desired)
-        published = self._matching_version(function_name, package.code_sha256_b64, desired)
-        if not code_changed and not config_diff and published is not None:
-            plan.known["function_version_arn"] = published["FunctionArn"]
-            plan.add(noop(resource, f"version {published['Version']} has this code and configuration",
-                          version=published["Version"], **details))
-            return PublishedFunction(published["FunctionArn"], False)
 
-        steps: list[Step] = []
-        reasons = []
-        if code_changed:
-            reasons.append("code changed")
-            self._add_code_upload(plan, package, code)
-            steps += [ApiCall("lambda", "update_function_code", {"FunctionName": function_name, **code},
-                              explain=self.explain_runtime_rejection),
-                      Wait("lambda", "function_updated_v2", {"FunctionName": function_name})]
-        if config_diff:
-            reasons.append("configuration differs: " + ", ".join(config_diff))
-            steps += [ApiCall("lambda", "update_function_configuration", {**desired, "FunctionName": function_name},
-                              retry=IAM_PROPAGATION, explain=self.explain_runtime_rejection),
-                      Wait("lambda", "function_updated_v2", {"FunctionName": function_name})]
-        if not steps:
-            reasons.append("no published version has this code and configuration")
-        steps.append(publish)
-        plan.add(Action(resource, "update", "; ".join(reasons) + "; new version", tuple(steps),
-                        details={**details, "changed": config_diff + (["code"] if code_changed else [])}))
+def plan_publish(v1: V1Context) -> Plan:
+    plan = Plan(f"publish {v1.settings['function.name']} (Lambda, Greengrass V1)")
+    add_publish_actions(v1, plan)
+    return plan
+
+
+def add_publish_actions(v1: V1Context, plan: Plan) -> PublishedFunction:
+    """The function action(s) of a plan; returns the version ARN to pin (a Ref when one is being published)."""
+    settings = v1.settings
+    check_key_template(settings)  # before any AWS call: the device must be able to name its crops
+    function_name = settings["function.name"]
+    built = package(v1)
+    desired = desired_function_configuration(settings, v1.role_arn(LAMBDA_ROLE))
+    runtime = lambda_runtime(settings)
+    resource = f"lambda-function/{function_name}"
+    details = {"sha256": built.sha256_hex, "code_sha256": built.code_sha256_b64, "size": built.size,
+               "runtime": runtime}
+    explain = explainer(settings)
+    # CodeSha256 makes Lambda refuse to publish if the code changed under us since our update.
+    publish = ApiCall("lambda", "publish_version", {"FunctionName": function_name,
+                                                    "CodeSha256": built.code_sha256_b64},
+                      outputs={"function_version": "Version", "function_version_arn": "FunctionArn"})
+    current = maybe(lambda: v1.lam.get_function(FunctionName=function_name), ("ResourceNotFoundException",))
+    code = code_location(settings, built)
+    if current is None:
+        _add_code_upload(v1, plan, built, code)
+        plan.add(Action(resource, "create", f"new function ({built.size} bytes, {runtime}), first version", (
+            ApiCall("lambda", "create_function", {**desired, "FunctionName": function_name, "Code": code,
+                                                  "Publish": False},
+                    retry=IAM_PROPAGATION, explain=explain),
+            Wait("lambda", "function_active_v2", {"FunctionName": function_name}),
+            publish,
+        ), details=details))
         return PublishedFunction(Ref("function_version_arn"), True)
 
-    def code_location(self, package: Package) -> dict[str, str]:
-        """Where the function zip lives in S3: content-addressed, so a key is written once and never overwritten.
+    latest = current["Configuration"]
+    code_changed = latest.get("CodeSha256") != built.code_sha256_b64
+    config_diff = configuration_differences(latest, desired)
+    published = _matching_version(v1, function_name, built.code_sha256_b64, desired)
+    if not code_changed and not config_diff and published is not None:
+        plan.known["function_version_arn"] = published["FunctionArn"]
+        plan.add(noop(resource, f"version {published['Version']} has this code and configuration",
+                      version=published["Version"], **details))
+        return PublishedFunction(published["FunctionArn"], False)
 
-        Lambda copies the code from there; the key also stays readable for whoever needs the exact bytes that were
-        published (the simulated core in `demo` fetches them from here and checks them against CodeSha256).
-        """
-        key = f"{self.settings['greengrass.artifact_prefix']}lambda/{self.settings['function.name']}/{package.sha256_hex}.zip"
-        return {"S3Bucket": artifact_bucket(self.settings), "S3Key": key}
+    steps: list[Step] = []
+    reasons = []
+    if code_changed:
+        reasons.append("code changed")
+        _add_code_upload(v1, plan, built, code)
+        steps += [ApiCall("lambda", "update_function_code", {"FunctionName": function_name, **code},
+                          explain=explain),
+                  Wait("lambda", "function_updated_v2", {"FunctionName": function_name})]
+    if config_diff:
+        reasons.append("configuration differs: " + ", ".join(config_diff))
+        steps += [ApiCall("lambda", "update_function_configuration", {**desired, "FunctionName": function_name},
+                          retry=IAM_PROPAGATION, explain=explain),
+                  Wait("lambda", "function_updated_v2", {"FunctionName": function_name})]
+    if not steps:
+        reasons.append("no published version has this code and configuration")
+    steps.append(publish)
+    plan.add(Action(resource, "update", "; ".join(reasons) + "; new version", tuple(steps),
+                    details={**details, "changed": config_diff + (["code"] if code_changed else [])}))
+    return PublishedFunction(Ref("function_version_arn"), True)
 
-    def _add_code_upload(self, plan: Plan, package: Package, code: Mapping[str, str]) -> None:
-        """Upload the zip unless an earlier (perhaps interrupted) run already did: same key means same bytes."""
-        bucket, key = code["S3Bucket"], code["S3Key"]
-        resource = f"s3-object/s3://{bucket}/{key}"
-        require_bucket(self.ctx, bucket, f"bucket {bucket} for the function code does not exist")
-        if stored_sha256(self.ctx, bucket, key) is not None:
-            plan.add(noop(resource, "function code already uploaded (content-addressed key)"))
-            return
-        plan.add(Action(resource, "create", f"function code ({package.size} bytes)", (
-            upload_call(bucket, key, package),
-        ), details={"sha256": package.sha256_hex}))
 
-    def _matching_version(self, function_name: str, code_sha256: str, desired: Mapping[str, Any]) -> dict[str, Any] | None:
-        versions = collect(self.lam, "list_versions_by_function", "Versions", FunctionName=function_name)
-        matching = [v for v in versions if v.get("Version") != "$LATEST" and v.get("CodeSha256") == code_sha256
-                    and not configuration_differences(v, desired)]
-        return max(matching, key=lambda v: int(v["Version"]), default=None)
+def code_location(settings: Settings, built: Package) -> dict[str, str]:
+    """Where the function zip lives in S3: content-addressed, so a key is written once and never overwritten.
 
-    def explain_runtime_rejection(self, exc: BaseException) -> DeeplensError | None:
-        """Lambda's "runtime ... no longer supported", as one line with the way out; None for any other error.
+    Lambda copies the code from there; the key also stays readable for whoever needs the exact bytes that were
+    published (the simulated core in `demo` fetches them from here and checks them against CodeSha256).
+    """
+    key = f"{code_prefix(settings)}{built.sha256_hex}.zip"
+    return {"S3Bucket": artifact_bucket(settings), "S3Key": key}
 
-        Lambda answers InvalidParameterValueException for many reasons; only this one has a fix we can name, so
-        the function's ApiCalls carry this as their `explain` and the Executor asks it before translating.
-        """
-        response = getattr(exc, "response", None) or {}
-        error = response.get("Error", {}) if isinstance(response, dict) else {}
-        match = RUNTIME_REJECTED.search(str(error.get("Message", "")))
-        if error.get("Code") != "InvalidParameterValueException" or not match:
-            return None
-        runtime = match.group(1).rstrip(".,")
-        if self.settings["function.lambda_runtime"]:
-            hint = "set function.lambda_runtime to a runtime Lambda still accepts (e.g. python3.12)"
-        else:
-            hint = (f"set function.lambda_runtime: python3.12 - Lambda then stores the function as python3.12 "
-                    f"and Greengrass runs it on the device as {self.settings['function.runtime']} "
-                    f"(FunctionRuntimeOverride)")
-        return DeeplensError(f"AWS Lambda no longer accepts runtime {runtime} for new or updated functions", hint)
+
+def code_prefix(settings: Settings) -> str:
+    """The S3 prefix of every function zip publish uploads (destroy deletes under it once no device is left)."""
+    return f"{settings['greengrass.artifact_prefix']}lambda/{settings['function.name']}/"
+
+
+def _add_code_upload(v1: V1Context, plan: Plan, built: Package, code: Mapping[str, str]) -> None:
+    """Upload the zip unless an earlier (perhaps interrupted) run already did: same key means same bytes."""
+    bucket, key = code["S3Bucket"], code["S3Key"]
+    resource = f"s3-object/s3://{bucket}/{key}"
+    require_bucket(v1.ctx, bucket, f"bucket {bucket} for the function code does not exist")
+    if stored_sha256(v1.ctx, bucket, key) is not None:
+        plan.add(noop(resource, "function code already uploaded (content-addressed key)"))
+        return
+    plan.add(Action(resource, "create", f"function code ({built.size} bytes)", (
+        upload_call(bucket, key, built),
+    ), details={"sha256": built.sha256_hex}))
+
+
+def _matching_version(v1: V1Context, function_name: str, code_sha256: str,
+                      desired: Mapping[str, Any]) -> dict[str, Any] | None:
+    versions = collect(v1.lam, "list_versions_by_function", "Versions", FunctionName=function_name)
+    matching = [v for v in versions if v.get("Version") != "$LATEST" and v.get("CodeSha256") == code_sha256
+                and not configuration_differences(v, desired)]
+    return max(matching, key=lambda v: int(v["Version"]), default=None)
+
+
+def explainer(settings: Settings) -> Callable[[BaseException], DeeplensError | None]:
+    """The `explain` of the function's ApiCalls: `explain_runtime_rejection` for these settings."""
+    return lambda exc: explain_runtime_rejection(settings, exc)
+
+
+def explain_runtime_rejection(settings: Settings, exc: BaseException) -> DeeplensError | None:
+    """Lambda's "runtime ... no longer supported", as one line with the way out; None for any other error.
+
+    Lambda answers InvalidParameterValueException for many reasons; only this one has a fix we can name, so
+    the function's ApiCalls carry this as their `explain` and the Executor asks it before translating.
+    """
+    response = getattr(exc, "response", None) or {}
+    error = response.get("Error", {}) if isinstance(response, dict) else {}
+    match = RUNTIME_REJECTED.search(str(error.get("Message", "")))
+    if error.get("Code") != "InvalidParameterValueException" or not match:
+        return None
+    runtime = match.group(1).rstrip(".,")
+    if settings["function.lambda_runtime"]:
+        hint = "set function.lambda_runtime to a runtime Lambda still accepts (e.g. python3.12)"
+    else:
+        hint = (f"set function.lambda_runtime: python3.12 - Lambda then stores the function as python3.12 "
+                f"and Greengrass runs it on the device as {settings['function.runtime']} "
+                f"(FunctionRuntimeOverride)")
+    return DeeplensError(f"AWS Lambda no longer accepts runtime {runtime} for new or updated functions", hint)
 
 
 def configuration_differences(current: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
@@ -175,6 +197,7 @@ def configuration_differences(current: Mapping[str, Any], desired: Mapping[str, 
         elif current.get(key) != value:
             differences.append(key.lower())
     return differences
+
 
 @dataclass
 class PublishedFunction:

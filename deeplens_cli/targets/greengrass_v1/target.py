@@ -1,111 +1,103 @@
-"""The Greengrass V1 `Target`: the state one instance holds (AWS context, settings, the deployment status
-source, caches) and the device list; each concern is a sibling module whose class this one combines.
+"""The Greengrass V1 `Target` (targets/base.py): a thin facade. It builds the one `V1Context` an instance holds
+(AWS context, settings, the deployment status source, the clock, the caches) and hands it to the function of
+each concern:
+
+    register.py        plan_register_device (and the device's certificates, for status and destroy)
+    lambda_publish.py  plan_publish, add_publish_actions (deploy puts the function first in its plan)
+    project.py         desired_project: the group content as data, pure
+    deploy.py          plan_deploy, wait_for_deployment, last_deployment
+    devices.py         list_devices, device_from_thing, unmanaged_devices
+    status.py          device_status, fleet_statuses, project_status
+    destroy.py         plan_destroy
+    groups.py          the group and definition reads all of them share
+
+Nothing is decided here; a change of behaviour goes into the concern's module.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from deeplens_cli.aws import collect, maybe
-from deeplens_cli.errors import DeeplensError
-from deeplens_cli.policies import partition_for
-from deeplens_cli.targets import iot as device_iot
-from deeplens_cli.targets.base import TARGET_ATTRIBUTE, Device
-from deeplens_cli.targets.greengrass_v1.deploy import DeploymentStatusSource, status_source_for
-from deeplens_cli.targets.greengrass_v1.naming import TARGET, group_name_for
-from deeplens_cli.targets.iot import PENDING_ATTRIBUTE
+from deeplens_cli.targets.greengrass_v1 import deploy, destroy, devices, lambda_publish, register, status
+from deeplens_cli.targets.greengrass_v1.context import DeploymentStatusSource, V1Context, api_status_source
+from deeplens_cli.targets.greengrass_v1.naming import TARGET
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
     from deeplens_cli.config import Settings
-    from deeplens_cli.package import Package
+    from deeplens_cli.output import Reporter
+    from deeplens_cli.plan import Plan
+    from deeplens_cli.targets.base import (
+        DeploymentOutcome,
+        DeploymentRef,
+        Device,
+        DeviceStatus,
+        ProjectStatus,
+    )
 
 
-from deeplens_cli.targets.greengrass_v1.deploy import Deploying
-from deeplens_cli.targets.greengrass_v1.destroy import Destroying
-from deeplens_cli.targets.greengrass_v1.groups import GroupReading
-from deeplens_cli.targets.greengrass_v1.lambda_publish import LambdaPublishing
-from deeplens_cli.targets.greengrass_v1.project import ProjectContent
-from deeplens_cli.targets.greengrass_v1.register import Registration
-from deeplens_cli.targets.greengrass_v1.status import Reporting
+def status_source_for(ctx: AwsContext) -> DeploymentStatusSource:
+    """Where targets built without a `deployment_status` read it: the API (tests replace this function)."""
+    return api_status_source(ctx)
 
 
-class GreengrassV1Target(Registration, LambdaPublishing, ProjectContent, Deploying, Reporting, Destroying,
-                         GroupReading):
-    """`Target` implementation for DeepLens / Greengrass V1 cores (see the module docstring)."""
+class GreengrassV1Target:
+    """`Target` implementation for DeepLens / Greengrass V1 cores (see the package docstring)."""
 
     name = TARGET
 
     def __init__(self, ctx: AwsContext, settings: Settings,
                  deployment_status: DeploymentStatusSource | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.ctx = ctx
-        self.settings = settings
-        self.deployment_status = deployment_status or status_source_for(ctx)
-        self.clock = clock
-        self._package: Package | None = None
-        self._definition_cache: dict[str, list[dict[str, Any]]] = {}
-
-    # -- small accessors ----------------------------------------------------------------------------------
+        self.v1 = V1Context(ctx, settings, deployment_status or status_source_for(ctx), clock)
 
     @property
-    def iot(self) -> Any:
-        return self.ctx.client("iot")
+    def ctx(self) -> AwsContext:
+        return self.v1.ctx
 
     @property
-    def gg(self) -> Any:
-        return self.ctx.client("greengrass")
-
-    @property
-    def lam(self) -> Any:
-        return self.ctx.client("lambda")
-
-    @property
-    def partition(self) -> str:
-        return partition_for(self.ctx.region)
-
-    def thing_arn(self, thing_name: str) -> str:
-        return f"arn:{self.partition}:iot:{self.ctx.region}:{self.ctx.account_id}:thing/{thing_name}"
+    def settings(self) -> Settings:
+        return self.v1.settings
 
     def role_arn(self, role_name: str) -> str:
-        """ARN of a role register-roles creates; a clear error (before any change) when it is missing."""
-        role = maybe(lambda: self.ctx.client("iam").get_role(RoleName=role_name), ("NoSuchEntity",))
-        if role is None:
-            raise DeeplensError(f"IAM role {role_name} does not exist",
-                                "run `deeplens-cli register-roles` first")
-        return role["Role"]["Arn"]
+        return self.v1.role_arn(role_name)
 
-    # -- devices ------------------------------------------------------------------------------------------
+    # -- the Target protocol ------------------------------------------------------------------------------
 
     def list_devices(self) -> list[Device]:
-        """Our registered things (attribute deeplens_target=v1), plus groups whose core is a `deeplens_` thing
-        that we did not register (devices registered by the DeepLens console)."""
-        things = collect(self.iot, "list_things", "things", attributeName=TARGET_ATTRIBUTE, attributeValue=TARGET)
-        groups = collect(self.gg, "list_groups", "Groups")
-        by_name = {group["Name"]: group for group in groups if "Name" in group}
-        devices: list[Device] = []
-        claimed: set[str] = set()
-        for thing in things:
-            device = device_iot.device_from_thing(thing, TARGET, managed=True)
-            if device.details.get("registration") == device_iot.INCOMPLETE:
-                group = by_name.get(group_name_for((thing.get("attributes") or {}).get(PENDING_ATTRIBUTE, "")))
-            else:
-                group = by_name.get(group_name_for(device.name))
-            if group:
-                claimed.add(group["Id"])
-                device = replace(device, group_id=group["Id"], group_name=group["Name"])
-            devices.append(device)
-        ours = {d.thing_name for d in devices}
-        for group in groups:
-            if group["Id"] in claimed or not group.get("LatestVersion"):
-                continue
-            core = self._group_core(group["Id"], group["LatestVersion"])
-            thing_name = core["ThingArn"].rsplit("/", 1)[-1] if core else ""
-            if thing_name.startswith("deeplens_") and thing_name not in ours:
-                devices.append(Device(name=group["Name"], target=TARGET, thing_name=thing_name,
-                                      thing_arn=core["ThingArn"], group_id=group["Id"], group_name=group["Name"],
-                                      details={"managed": False}))
-        return devices
+        return devices.list_devices(self.v1)
 
+    def device_from_thing(self, thing: Mapping[str, Any]) -> Device:
+        return devices.device_from_thing(self.v1, thing)
+
+    def unmanaged_devices(self, name: str) -> list[Device]:
+        return devices.unmanaged_devices(self.v1, name)
+
+    def plan_register_device(self, name: str, out_dir: str, fleet: str | None = None) -> Plan:
+        return register.plan_register_device(self.v1, name, out_dir, fleet)
+
+    def plan_publish(self) -> Plan:
+        return lambda_publish.plan_publish(self.v1)
+
+    def desired_function_configuration(self, role_arn: str) -> dict[str, Any]:
+        return lambda_publish.desired_function_configuration(self.v1.settings, role_arn)
+
+    def plan_deploy(self, device: Device, force: bool = False) -> Plan:
+        return deploy.plan_deploy(self.v1, device, force)
+
+    def wait_for_deployment(self, device: Device, deployment: DeploymentRef, timeout_s: float,
+                            reporter: Reporter) -> DeploymentOutcome:
+        return deploy.wait_for_deployment(self.v1, device, deployment, timeout_s, reporter)
+
+    def device_status(self, device: Device) -> DeviceStatus:
+        return status.device_status(self.v1, device)
+
+    def fleet_statuses(self, devices: list[Device], details: bool = False) -> dict[str, DeviceStatus]:
+        return status.fleet_statuses(self.v1, devices, details)
+
+    def project_status(self) -> ProjectStatus:
+        return status.project_status(self.v1)
+
+    def plan_destroy(self, device: Device | None) -> Plan:
+        return destroy.plan_destroy(self.v1, device)
