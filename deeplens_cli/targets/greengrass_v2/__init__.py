@@ -31,6 +31,13 @@ running, but without its certificate it can neither connect nor obtain AWS crede
 gone, destroy also deletes the fleet deployments and empty thing groups deeplens-cli created, the component
 versions, and their artifacts: an artifact exists only for its version, and a version without its artifact
 could not be deployed anyway.
+
+How the package is composed: `target.GreengrassV2Target` is a thin facade implementing the `Target` and
+`FleetTarget` protocols of targets/base.py. It holds one `context.V2Context` (AWS context, settings, the component
+build, the caches) and delegates to plain functions of the concern modules - register, publish, deploy, fleet,
+provisioning, status, destroy - which take that context as their first argument and import what they need from
+each other explicitly (reads.py holds the read-only lookups several of them share; the graph is in target.py).
+Pure data stays apart: naming, component (the desired component), core_bundle (the device bundle), outcomes.
 """
 
 from deeplens_cli.targets.greengrass_v2.core_bundle import (

@@ -86,7 +86,8 @@ class CoreBundle:
 # WARNING: --init-config replaces an existing Greengrass configuration on this device.
 set -eu
 cd "$(dirname "$0")"
-command -v java >/dev/null 2>&1 || {{ echo "install Java 8 or later first (apt-get install -y default-jre-headless)" >&2; exit 1; }}
+command -v java >/dev/null 2>&1 || \
+{{ echo "install Java 8 or later first (apt-get install -y default-jre-headless)" >&2; exit 1; }}
 # The component builds its own Python environment (python3 -m venv); Debian ships venv support separately.
 PACKAGES=""
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || PACKAGES="python3-venv"
@@ -114,7 +115,8 @@ if [ ! -f GreengrassInstaller/lib/Greengrass.jar ]; then
   unzip -q -o greengrass-nucleus-latest.zip -d GreengrassInstaller
 fi
 VERSION=$(java -jar GreengrassInstaller/lib/Greengrass.jar --version | sed -n 's/^AWS Greengrass v//p')
-[ -n "$VERSION" ] || {{ echo "could not read the nucleus version from GreengrassInstaller/lib/Greengrass.jar" >&2; exit 1; }}
+[ -n "$VERSION" ] || \
+{{ echo "could not read the nucleus version from GreengrassInstaller/lib/Greengrass.jar" >&2; exit 1; }}
 sed "s/NUCLEUS_VERSION/$VERSION/" config.yaml > GreengrassInstaller/config.yaml
 {self.installer_command()}
 # USB cameras are root:video 0660; the installer creates ggc_user without supplementary groups.
@@ -181,7 +183,8 @@ component can open the camera. It is safe to run again.
             bundle_files.replace_file(folder / "AmazonRootCA1.pem", root_ca)
         bundle_files.replace_file(folder / "config.yaml", self.config_yaml())
         bundle_files.replace_file(folder / "install.sh", self.install_sh(), mode=0o755)
-        bundle_files.replace_file(folder / "README.md", self.readme(self.thing[len(THING_PREFIX):], root_ca is not None))
+        bundle_files.replace_file(folder / "README.md",
+                                  self.readme(self.thing[len(THING_PREFIX):], root_ca is not None))
 
 
 def amazon_root_ca_1() -> str | None:

@@ -17,6 +17,9 @@
 On first boot the plugin exchanges the claim for the device's own certificate and the nucleus starts as that
 thing, with our role alias. The device side (the plugin's MQTT exchange) cannot run here; moto has no
 provisioning templates, so the requests are checked with botocore's Stubber against the service model.
+
+`plan_claim_provisioning` is a function of the shared `V2Context` (context.py); it uses register's
+`shared_registration_reads` (role alias and endpoints) and `plan_thing_group` (the fleet).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deeplens_cli.aws import maybe
 from deeplens_cli.errors import ConfigError
@@ -38,7 +41,11 @@ from deeplens_cli.targets.greengrass_v2.core_bundle import (
     nucleus_config,
 )
 from deeplens_cli.targets.greengrass_v2.naming import TARGET, THING_PREFIX, core_policy
+from deeplens_cli.targets.greengrass_v2.register import plan_thing_group, shared_registration_reads
 from deeplens_cli.targets.iot import NOT_FOUND
+
+if TYPE_CHECKING:
+    from deeplens_cli.targets.greengrass_v2.context import V2Context
 
 PLUGIN = "aws.greengrass.FleetProvisioningByClaim"
 PLUGIN_DOWNLOAD = ("https://d2s8p88vqu9w66.cloudfront.net/releases/aws-greengrass-FleetProvisioningByClaim/"
@@ -76,7 +83,8 @@ def claim_policy(partition: str, region: str, account: str, template: str) -> di
         {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
         {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"],
          "Resource": [f"{iot}:topic/{topic}" for topic in exchanges]},
-        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [f"{iot}:topicfilter/{topic}" for topic in exchanges]},
+        {"Effect": "Allow", "Action": "iot:Subscribe",
+         "Resource": [f"{iot}:topicfilter/{topic}" for topic in exchanges]},
     ]}
 
 
@@ -137,7 +145,8 @@ class ClaimBundle:
 set -eu
 cd "$(dirname "$0")"
 NAME="${{1:-}}"
-echo "$NAME" | grep -Eq '^[A-Za-z0-9][A-Za-z0-9-]{{0,99}}$' || {{ echo "usage: sh install.sh DEVICE_NAME (letters, digits, hyphens)" >&2; exit 2; }}
+echo "$NAME" | grep -Eq '^[A-Za-z0-9][A-Za-z0-9-]{{0,99}}$' || \
+{{ echo "usage: sh install.sh DEVICE_NAME (letters, digits, hyphens)" >&2; exit 2; }}
 command -v java >/dev/null 2>&1 || {{ echo "install Java 11 or later first" >&2; exit 1; }}
 mkdir -p {CLAIM_DIR}
 chmod 755 {Path(root).parent}
@@ -170,79 +179,76 @@ echo "Greengrass $VERSION installed; the camera registers itself as {THING_PREFI
         bundle_files.replace_file(folder / "install.sh", self.install_sh(), mode=0o755)
 
 
-class ClaimProvisioning:
-    """plan_claim_provisioning (mixed into the Greengrass V2 target)."""
+def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str) -> Plan:
+    from deeplens_cli.targets.greengrass_v2.core_bundle import amazon_root_ca_1
 
-    def plan_claim_provisioning(self, fleet: str, out_dir: str) -> Plan:
-        from deeplens_cli.targets.greengrass_v2.core_bundle import amazon_root_ca_1
+    folder = Path(out_dir)
+    if folder.exists() and any(folder.iterdir()):
+        raise ConfigError(f"--out {out_dir} already exists and is not empty",
+                          "a claim bundle holds a private key issued once: choose another --out")
+    names = ClaimNames(fleet)
+    iot, iam = v2.ctx.client("iot"), v2.ctx.client("iam")
+    alias_name, data_endpoint, credential_endpoint = shared_registration_reads(v2)
+    partition, region, account = v2.partition, v2.ctx.region, v2.ctx.account_id
+    plan = Plan(f"claim-based provisioning for fleet {fleet} (Greengrass V2)")
+    plan.add(plan_thing_group(v2, fleet))
 
-        folder = Path(out_dir)
-        if folder.exists() and any(folder.iterdir()):
-            raise ConfigError(f"--out {out_dir} already exists and is not empty",
-                              "a claim bundle holds a private key issued once: choose another --out")
-        names = ClaimNames(fleet)
-        iot, iam = self.ctx.client("iot"), self.ctx.client("iam")
-        alias_name, data_endpoint, credential_endpoint = self._shared_registration_reads()
-        partition, region, account = self.partition, self.ctx.region, self.ctx.account_id
-        plan = Plan(f"claim-based provisioning for fleet {fleet} (Greengrass V2)")
-        plan.add(self._plan_thing_group(fleet))
+    role = maybe(lambda: iam.get_role(RoleName=names.role), ("NoSuchEntity",))
+    if role is None:
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                         "Principal": {"Service": "iot.amazonaws.com"}}]}
+        plan.add(Action(f"iam-role/{names.role}", "create", "AWS IoT assumes it to register the cameras", (
+            ApiCall("iam", "create_role", {"RoleName": names.role, "AssumeRolePolicyDocument": json.dumps(trust),
+                                           "Description": f"deeplens-cli fleet provisioning of {fleet}"},
+                    outputs={"provisioning_role_arn": "Role.Arn"}),
+            ApiCall("iam", "attach_role_policy", {"RoleName": names.role, "PolicyArn":
+                                                  REGISTRATION_POLICY_ARN.format(partition=partition)}),
+        )))
+        role_arn: Any = Ref("provisioning_role_arn")
+    else:
+        plan.add(noop(f"iam-role/{names.role}", "exists"))
+        role_arn = role["Role"]["Arn"]
 
-        role = maybe(lambda: iam.get_role(RoleName=names.role), ("NoSuchEntity",))
-        if role is None:
-            trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                             "Principal": {"Service": "iot.amazonaws.com"}}]}
-            plan.add(Action(f"iam-role/{names.role}", "create", "AWS IoT assumes it to register the cameras", (
-                ApiCall("iam", "create_role", {"RoleName": names.role, "AssumeRolePolicyDocument": json.dumps(trust),
-                                               "Description": f"deeplens-cli fleet provisioning of {fleet}"},
-                        outputs={"provisioning_role_arn": "Role.Arn"}),
-                ApiCall("iam", "attach_role_policy", {"RoleName": names.role, "PolicyArn":
-                                                      REGISTRATION_POLICY_ARN.format(partition=partition)}),
-            )))
-            role_arn: Any = Ref("provisioning_role_arn")
-        else:
-            plan.add(noop(f"iam-role/{names.role}", "exists"))
-            role_arn = role["Role"]["Arn"]
+    body = json.dumps(provisioning_template(partition, region, account, fleet, alias_name), sort_keys=True)
+    current = maybe(lambda: iot.describe_provisioning_template(templateName=names.template), NOT_FOUND)
+    resource = f"iot-provisioning-template/{names.template}"
+    if current is None:
+        plan.add(Action(resource, "create", f"cameras register themselves into {fleet}", (
+            ApiCall("iot", "create_provisioning_template", {
+                "templateName": names.template, "templateBody": body, "enabled": True,
+                "provisioningRoleArn": role_arn, "type": "FLEET_PROVISIONING",
+                "description": f"deeplens-cli: Greengrass V2 cameras of fleet {fleet}"}),
+        )))
+    elif json.loads(current.get("templateBody") or "{}") != json.loads(body):
+        plan.add(Action(resource, "update", "template body differs", (
+            ApiCall("iot", "create_provisioning_template_version", {
+                "templateName": names.template, "templateBody": body, "setAsDefault": True}),
+        )))
+    else:
+        plan.add(noop(resource, "up to date"))
 
-        body = json.dumps(provisioning_template(partition, region, account, fleet, alias_name), sort_keys=True)
-        current = maybe(lambda: iot.describe_provisioning_template(templateName=names.template), NOT_FOUND)
-        resource = f"iot-provisioning-template/{names.template}"
-        if current is None:
-            plan.add(Action(resource, "create", f"cameras register themselves into {fleet}", (
-                ApiCall("iot", "create_provisioning_template", {
-                    "templateName": names.template, "templateBody": body, "enabled": True,
-                    "provisioningRoleArn": role_arn, "type": "FLEET_PROVISIONING",
-                    "description": f"deeplens-cli: Greengrass V2 cameras of fleet {fleet}"}),
-            )))
-        elif json.loads(current.get("templateBody") or "{}") != json.loads(body):
-            plan.add(Action(resource, "update", "template body differs", (
-                ApiCall("iot", "create_provisioning_template_version", {
-                    "templateName": names.template, "templateBody": body, "setAsDefault": True}),
-            )))
-        else:
-            plan.add(noop(resource, "up to date"))
+    policy = claim_policy(partition, region, account, names.template)
+    if maybe(lambda: iot.get_policy(policyName=names.claim_policy), NOT_FOUND) is None:
+        plan.add(Action(f"iot-policy/{names.claim_policy}", "create", "claim certificates may only provision", (
+            ApiCall("iot", "create_policy", {"policyName": names.claim_policy,
+                                             "policyDocument": json.dumps(policy)}),
+        )))
+    else:
+        plan.add(noop(f"iot-policy/{names.claim_policy}", "exists"))
 
-        policy = claim_policy(partition, region, account, names.template)
-        if maybe(lambda: iot.get_policy(policyName=names.claim_policy), NOT_FOUND) is None:
-            plan.add(Action(f"iot-policy/{names.claim_policy}", "create", "claim certificates may only provision", (
-                ApiCall("iot", "create_policy", {"policyName": names.claim_policy,
-                                                 "policyDocument": json.dumps(policy)}),
-            )))
-        else:
-            plan.add(noop(f"iot-policy/{names.claim_policy}", "exists"))
+    bundle = ClaimBundle(fleet, names.template, region, alias_name, data_endpoint, credential_endpoint)
+    root_ca = amazon_root_ca_1()
 
-        bundle = ClaimBundle(fleet, names.template, region, alias_name, data_endpoint, credential_endpoint)
-        root_ca = amazon_root_ca_1()
+    def write_bundle(variables: dict[str, Any]) -> dict[str, Any]:
+        private_key = variables.pop("claim_private_key")
+        bundle.write(out_dir, variables["claim_certificate_pem"], private_key, root_ca)
+        return {"bundle_dir": out_dir}
 
-        def write_bundle(variables: dict[str, Any]) -> dict[str, Any]:
-            private_key = variables.pop("claim_private_key")
-            bundle.write(out_dir, variables["claim_certificate_pem"], private_key, root_ca)
-            return {"bundle_dir": out_dir}
-
-        plan.add(Action(f"iot-certificate/claim-{fleet}", "create", f"claim certificate; its key goes to {out_dir}", (
-            ApiCall("iot", "create_keys_and_certificate", {"setAsActive": True}, outputs={
-                "claim_certificate_arn": "certificateArn", "claim_certificate_pem": "certificatePem",
-                "claim_private_key": "keyPair.PrivateKey"}),
-            LocalStep(f"write the claim bundle to {out_dir} (private key mode 0600)", write_bundle),
-            ApiCall("iot", "attach_policy", {"policyName": names.claim_policy, "target": Ref("claim_certificate_arn")}),
-        ), details={"bundle": out_dir, "template": names.template}))
-        return plan
+    plan.add(Action(f"iot-certificate/claim-{fleet}", "create", f"claim certificate; its key goes to {out_dir}", (
+        ApiCall("iot", "create_keys_and_certificate", {"setAsActive": True}, outputs={
+            "claim_certificate_arn": "certificateArn", "claim_certificate_pem": "certificatePem",
+            "claim_private_key": "keyPair.PrivateKey"}),
+        LocalStep(f"write the claim bundle to {out_dir} (private key mode 0600)", write_bundle),
+        ApiCall("iot", "attach_policy", {"policyName": names.claim_policy, "target": Ref("claim_certificate_arn")}),
+    ), details={"bundle": out_dir, "template": names.template}))
+    return plan
