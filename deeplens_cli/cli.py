@@ -110,12 +110,8 @@ def publish(app: App, dry_run: bool, greengrass: str | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @detailed_exitcode_option
 @click.option("--no-wait", is_flag=True, help="Start the deployment and return.")
-@click.option(
-    "--timeout",
-    type=click.IntRange(1, 86400),
-    default=None,
-    help="Seconds to wait (default: deploy.timeout_s).",
-)
+@click.option("--timeout", type=click.IntRange(1, 86400), default=None,
+              help="Seconds to wait (default: deploy.timeout_s).")
 @click.option("--force", is_flag=True, help="Deploy again even when nothing changed.")
 @click.option("--rollout-per-minute", type=click.IntRange(1, 1000), default=None,
               help="Fleet rollout rate (devices per minute).")
@@ -140,19 +136,10 @@ def _fleet_view_options(command: Any) -> Any:
                 is_flag=True,
                 help="Read every device in full (default: bulk reads; problems in full).",
             ),
-            click.option(
-                "--status",
-                "health",
-                type=click.Choice(("HEALTHY", "UNHEALTHY"), case_sensitive=False),
-                default=None,
-                help="Only healthy devices, or only those with a problem.",
-            ),
-            click.option(
-                "--max-items",
-                type=click.IntRange(1, 100000),
-                default=None,
-                help="Show at most this many devices and print a NextToken for the rest.",
-            ),
+            click.option("--status", "health", type=click.Choice(("HEALTHY", "UNHEALTHY"), case_sensitive=False),
+                         default=None, help="Only healthy devices, or only those with a problem."),
+            click.option("--max-items", type=click.IntRange(1, 100000), default=None,
+                         help="Show at most this many devices and print a NextToken for the rest."),
             click.option(
                 "--starting-token", default=None, help="Continue after the page that printed this NextToken."
             ),
@@ -212,12 +199,8 @@ def destroy(app: App, device: str | None, yes: bool, delete_roles: bool, delete_
 )
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="demo-out", show_default=True,
               help="Where to write the crops, a contact sheet and annotated frames.")
-@click.option(
-    "--max-frames",
-    type=click.IntRange(1, 100000),
-    default=None,
-    help="Frames the simulated device processes.",
-)
+@click.option("--max-frames", type=click.IntRange(1, 100000), default=None,
+              help="Frames the simulated device processes.")
 @click.option("--keep-running", is_flag=True, help="Keep the emulator up afterwards and print how to use it.")
 @click.option("--greengrass", type=click.Choice(TARGET_NAMES), default=None,
               help="Simulated device: v2 (a Greengrass V2 core device running the published component) or v1 (a "

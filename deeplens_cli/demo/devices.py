@@ -262,14 +262,9 @@ def simulated_v2_device(child: App, greengrass: EmbeddedGreengrassV2, device_nam
             HOST_SITE_ENV: demo_site_packages(),
         })
     s3 = greengrass.client("s3")
-    core = SimulatedV2Core(
-        control_plane,
-        thing,
-        lambda bucket, key: s3.get_object(Bucket=bucket, Key=key)["Body"].read(),
-        nucleus,
-        poll_s=0.1,
-        log=child.reporter.progress,
-    )
+    core = SimulatedV2Core(control_plane, thing,
+                           lambda bucket, key: s3.get_object(Bucket=bucket, Key=key)["Body"].read(), nucleus,
+                           poll_s=0.1, log=child.reporter.progress)
     simulated = V2Device(core, messages)
     simulated.thing_name = thing
     with _core_running(core, out, lambda run: {DEVICE_LOG: run.log_path, INSTALL_LOG: run.install_log_path}):

@@ -141,13 +141,8 @@ class TestVendoring:
             (target / "dep" / "__init__.py").write_text("")
             return subprocess.CompletedProcess(command, 0, "", "")
 
-        build_package(
-            make_source(tmp_path),
-            ["dep==2"],
-            python_version="3.7",
-            cache_dir=tmp_path / "cache",
-            run=fake_pip,
-        )
+        build_package(make_source(tmp_path), ["dep==2"], python_version="3.7", cache_dir=tmp_path / "cache",
+                      run=fake_pip)
         (command,) = seen
         assert command[command.index("--python-version") + 1] == "3.7"
         assert command[command.index("--platform") + 1] == "manylinux2014_x86_64"

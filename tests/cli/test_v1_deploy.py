@@ -320,14 +320,8 @@ class TestDeployCommand:
 
     def test_a_device_that_never_answers_times_out_with_exit_4(self, cli_device, run_cli, recorded_aws, monkeypatch):
         script_status(monkeypatch, "InProgress")
-        result = run_cli(
-            "deploy",
-            "--device",
-            "MyDevice",
-            "--timeout",
-            "20",
-            env={**BUCKET_ENV, "DEEPLENS_DEPLOY_POLL_S": "5"},
-        )
+        result = run_cli("deploy", "--device", "MyDevice", "--timeout", "20",
+                         env={**BUCKET_ENV, "DEEPLENS_DEPLOY_POLL_S": "5"})
         assert result.exit_code == 4
         assert "did not finish in time" in result.stderr
         assert sum(recorded_aws.sleeps) == 20 and recorded_aws.sleeps == [5.0] * 4

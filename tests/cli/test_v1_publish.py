@@ -76,15 +76,8 @@ class TestFirstPublish:
         assert world.lam.get_function(FunctionName=FUNCTION)["Configuration"]["Runtime"] == "python3.12"
 
     def test_dry_run_creates_nothing(self, gg_account, run_cli):
-        result = run_cli(
-            "--output",
-            "json",
-            "publish",
-            "--greengrass",
-            "v1",
-            "--dry-run",
-            env={"DEEPLENS_BUCKET": "deeplens-test-face-crops"},
-        )
+        result = run_cli("--output", "json", "publish", "--greengrass", "v1", "--dry-run",
+                         env={"DEEPLENS_BUCKET": "deeplens-test-face-crops"})
         assert result.exit_code == 0, result.stderr
         document = json.loads(result.stdout)
         assert document["plan"]["actions"][0]["action"] == "create"
@@ -176,12 +169,8 @@ class TestIamPropagation:
         assert len(world.aws.sleeps) >= 5
 
     def test_other_invalid_parameters_are_not_retried(self, world):
-        fail_call(
-            world.ctx.client("lambda"),
-            "CreateFunction",
-            "InvalidParameterValueException",
-            "Unzipped size too big",
-        )
+        fail_call(world.ctx.client("lambda"), "CreateFunction", "InvalidParameterValueException",
+                  "Unzipped size too big")
         with pytest.raises(ExecutionError, match="Unzipped size too big"):
             world.apply(world.target().plan_publish())
         assert world.aws.sleeps == []

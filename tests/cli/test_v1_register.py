@@ -149,28 +149,12 @@ class TestRerun:
 
     def test_registering_an_existing_device_again_changes_nothing(self, gg_account, run_cli, recorded_aws, tmp_path):
         env = {"DEEPLENS_BUCKET": "deeplens-test-face-crops"}
-        first = run_cli(
-            "register-device",
-            "--name",
-            "MyDevice",
-            "--greengrass",
-            "v1",
-            "--out",
-            str(tmp_path / "a"),
-            env=env,
-        )
+        first = run_cli("register-device", "--name", "MyDevice", "--greengrass", "v1", "--out", str(tmp_path / "a"),
+                        env=env)
         assert first.exit_code == 0, first.stderr
         recorded_aws.clear()
-        again = run_cli(
-            "register-device",
-            "--name",
-            "MyDevice",
-            "--greengrass",
-            "v1",
-            "--out",
-            str(tmp_path / "b"),
-            env=env,
-        )
+        again = run_cli("register-device", "--name", "MyDevice", "--greengrass", "v1", "--out", str(tmp_path / "b"),
+                        env=env)
         assert again.exit_code == 0, again.stderr
         assert "already registered" in again.stdout and "nothing to do" in again.stdout
         assert recorded_aws.mutating == []
@@ -181,16 +165,8 @@ class TestRerun:
     ):
         (tmp_path / "bundle").mkdir()
         (tmp_path / "bundle" / "old.key").write_text("an earlier key")
-        result = run_cli(
-            "register-device",
-            "--name",
-            "MyDevice",
-            "--greengrass",
-            "v1",
-            "--out",
-            str(tmp_path / "bundle"),
-            env={"DEEPLENS_BUCKET": "deeplens-test-face-crops"},
-        )
+        result = run_cli("register-device", "--name", "MyDevice", "--greengrass", "v1", "--out",
+                         str(tmp_path / "bundle"), env={"DEEPLENS_BUCKET": "deeplens-test-face-crops"})
         assert result.exit_code == 2
         assert "already exists" in result.stderr
         assert recorded_aws.mutating == []
@@ -215,28 +191,12 @@ class TestRerun:
 
         monkeypatch.setattr(aws_module, "make_context", make_context)
         env = {"DEEPLENS_BUCKET": "deeplens-test-face-crops"}
-        first = run_cli(
-            "register-device",
-            "--name",
-            "MyDevice",
-            "--greengrass",
-            "v1",
-            "--out",
-            str(tmp_path / "a"),
-            env=env,
-        )
+        first = run_cli("register-device", "--name", "MyDevice", "--greengrass", "v1", "--out", str(tmp_path / "a"),
+                        env=env)
         assert first.exit_code == 1
         assert "greengrass:CreateGroup" in first.stderr and "re-running converges" in first.stderr
-        second = run_cli(
-            "register-device",
-            "--name",
-            "MyDevice",
-            "--greengrass",
-            "v1",
-            "--out",
-            str(tmp_path / out),
-            env=env,
-        )
+        second = run_cli("register-device", "--name", "MyDevice", "--greengrass", "v1", "--out", str(tmp_path / out),
+                         env=env)
         assert second.exit_code == 0, second.stderr
         iot, gg = gg_account.client("iot"), gg_account.client("greengrass")
         assert len(iot.list_things()["things"]) == 1

@@ -63,12 +63,8 @@ class Harness:
         result = Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(plan)
         return (
             plan,
-            target.wait_for_deployment(
-                device,
-                DeploymentRef.from_variables(result.variables),
-                timeout,
-                Reporter(stderr=self.progress),
-            ),
+            target.wait_for_deployment(device, DeploymentRef.from_variables(result.variables), timeout,
+                                       Reporter(stderr=self.progress)),
             ctx,
         )
 

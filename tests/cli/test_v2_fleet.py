@@ -52,12 +52,8 @@ class Fleet:
         plan = target.plan_deploy_fleet("Lobby", **options)
         result = None if plan.is_noop else Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(plan)
         outcome = (
-            target.wait_for_fleet(
-                "Lobby",
-                DeploymentRef.from_variables(result.variables),
-                timeout,
-                Reporter(stderr=self.progress),
-            )
+            target.wait_for_fleet("Lobby", DeploymentRef.from_variables(result.variables), timeout,
+                                  Reporter(stderr=self.progress))
             if result
             else None
         )

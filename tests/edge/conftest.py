@@ -98,3 +98,23 @@ def make_frame():
     """``make_frame(width=1920, height=1080, boxes=(), seed=0)``: dark noise with a bright textured patch per
     box, so crops, sharpness and JPEG round trips are non-trivial."""
     return _face_frame
+
+
+@pytest.fixture
+def astronaut_frames(tmp_path):
+    """``astronaut_frames(count)``: a --source folder of ``count`` 1280x720 frames with one real face (scikit-image's
+    astronaut) that moves 4 px a frame, for tests that run the real ``python -m edge_function run``."""
+    import cv2
+    from skimage import data
+
+    def write(count):
+        astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+        folder = tmp_path / "frames"
+        folder.mkdir()
+        for index in range(count):
+            frame = numpy.full((720, 1280, 3), 40, numpy.uint8)
+            frame[100:612, 300 + index * 4:812 + index * 4] = astronaut
+            cv2.imwrite(str(folder / ("frame_%02d.jpg" % index)), frame)
+        return str(folder)
+
+    return write

@@ -9,8 +9,6 @@ import sys
 import textwrap
 
 import boto3
-import cv2
-import numpy
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,18 +38,9 @@ def server_s3(moto_server):
 
 
 @pytest.fixture
-def face_folder(tmp_path):
+def face_folder(astronaut_frames):
     """Six 1280x720 frames with one real face (scikit-image's astronaut), as a --source directory."""
-    from skimage import data
-
-    astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for index in range(6):
-        frame = numpy.full((720, 1280, 3), 40, numpy.uint8)
-        frame[100:612, 300 + index * 4:812 + index * 4] = astronaut
-        cv2.imwrite(str(folder / ("frame_%02d.jpg" % index)), frame)
-    return str(folder)
+    return astronaut_frames(6)
 
 
 def all_objects(client):

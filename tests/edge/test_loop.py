@@ -439,13 +439,8 @@ def test_a_person_standing_still_is_kept_between_periodic_full_detections(tmp_pa
 
 def test_the_detector_runs_on_frames_that_moved_and_in_regions_mode_only_on_the_regions(tmp_path, s3, bucket):
     clock = FakeClock(5000.0)
-    config = edge_settings(
-        tmp_path,
-        bucket,
-        DEEPLENS_MOTION_GATE="on",
-        DEEPLENS_MOTION_REGIONS="on",
-        DEEPLENS_MOTION_FULL_DETECTION_S="100",
-    )
+    config = edge_settings(tmp_path, bucket, DEEPLENS_MOTION_GATE="on", DEEPLENS_MOTION_REGIONS="on",
+                           DEEPLENS_MOTION_FULL_DETECTION_S="100")
     still = smooth_frame()
     frames = []
     for index in range(30):

@@ -19,8 +19,6 @@ import sys
 import time
 
 import boto3
-import cv2
-import numpy
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -109,18 +107,9 @@ def wait_for(condition, timeout_s, what, process):
 
 
 @pytest.fixture
-def looping_face_folder(tmp_path):
+def looping_face_folder(astronaut_frames):
     """Four 1280x720 frames with one real face (scikit-image's astronaut), replayed forever as the camera."""
-    from skimage import data
-
-    astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for index in range(4):
-        frame = numpy.full((720, 1280, 3), 40, numpy.uint8)
-        frame[100:612, 300 + index * 4:812 + index * 4] = astronaut
-        cv2.imwrite(str(folder / ("frame_%02d.jpg" % index)), frame)
-    return str(folder)
+    return astronaut_frames(4)
 
 
 @pytest.mark.parametrize("s3_state", ["reachable", "unreachable"])
