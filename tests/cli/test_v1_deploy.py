@@ -355,12 +355,7 @@ class TestDeployCommand:
 
     def test_an_ambiguous_name_lists_the_candidates(self, cli_device, run_cli, tmp_path):
         # A DeepLens registered by the console whose group is also called "MyDevice".
-        gg = cli_device.client("greengrass")
-        console_thing = "arn:aws:iot:us-east-1:123456789012:thing/deeplens_ConsoleRegisteredDevice1"
-        core = gg.create_core_definition(Name="console", InitialVersion={"Cores": [{
-            "Id": "core", "ThingArn": console_thing, "CertificateArn": "arn:aws:iot:us-east-1:123456789012:cert/abc",
-            "SyncShadow": True}]})
-        gg.create_group(Name="MyDevice", InitialVersion={"CoreDefinitionVersionArn": core["LatestVersionArn"]})
+        console_registered_group(cli_device, "MyDevice")
         result = run_cli("deploy", "--device", "MyDevice", env=BUCKET_ENV)
         assert result.exit_code == 1
         assert "ambiguous" in result.stderr
@@ -368,12 +363,7 @@ class TestDeployCommand:
         assert "deeplens_" in result.stderr.replace("deeplens_ConsoleRegisteredDevice1", "")
 
     def test_a_device_registered_by_the_console_is_found_by_its_group_name(self, cli_device, run_cli, monkeypatch):
-        gg = cli_device.client("greengrass")
-        thing = "arn:aws:iot:us-east-1:123456789012:thing/deeplens_ConsoleRegisteredDevice1"
-        core = gg.create_core_definition(Name="console", InitialVersion={"Cores": [{
-            "Id": "core", "ThingArn": thing, "CertificateArn": "arn:aws:iot:us-east-1:123456789012:cert/abc",
-            "SyncShadow": True}]})
-        gg.create_group(Name="LobbyCam", InitialVersion={"CoreDefinitionVersionArn": core["LatestVersionArn"]})
+        console_registered_group(cli_device, "LobbyCam")
         script_status(monkeypatch, "Success")
         result = run_cli("--output", "json", "deploy", "--device", "LobbyCam", env=BUCKET_ENV)
         assert result.exit_code == 0, result.stderr
@@ -394,3 +384,14 @@ def test_a_wait_counts_the_larger_of_clock_time_and_injected_sleeps():
     assert (clock.elapsed(), slept) == (5.0, [5.0])
     now[0] += 30.0  # a slow API call: the clock moved more than the sleeps
     assert clock.elapsed() == 30.0
+
+
+def console_registered_group(session, group_name):
+    """A DeepLens registered by its console: a Greengrass V1 group named `group_name` whose core is the thing
+    deeplens_ConsoleRegisteredDevice1 (no deeplens-cli attributes on any thing)."""
+    gg = session.client("greengrass")
+    thing = "arn:aws:iot:us-east-1:123456789012:thing/deeplens_ConsoleRegisteredDevice1"
+    core = gg.create_core_definition(Name="console", InitialVersion={"Cores": [{
+        "Id": "core", "ThingArn": thing, "CertificateArn": "arn:aws:iot:us-east-1:123456789012:cert/abc",
+        "SyncShadow": True}]})
+    gg.create_group(Name=group_name, InitialVersion={"CoreDefinitionVersionArn": core["LatestVersionArn"]})
