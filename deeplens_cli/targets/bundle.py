@@ -32,6 +32,7 @@ from deeplens_cli.targets.registration import (
     certificate_of_pem,
     describe_certificate,
     key_fingerprint,
+    new_private_key,
 )
 
 MANIFEST = "deeplens-bundle.json"  # which thing and certificate a bundle folder belongs to (no secret)
@@ -120,6 +121,24 @@ def discard_broken_key(path: Path) -> bool:
         path.unlink()
         return True
     return False
+
+
+def ensure_private_key(path: Path) -> str:
+    """The private key in `path`, made here first (`write_secret`: 0600, complete or absent) when the file holds
+    none; a 0-byte or cut-off file a kill left there is replaced. Both targets write the key this way before IoT
+    is asked for its certificate."""
+    if not holds_private_key(path):
+        discard_broken_key(path)
+        write_secret(path, new_private_key())
+    return path.read_text(encoding="ascii")
+
+
+def is_folder(path: Path) -> bool:
+    """`path.is_dir()`, False also for a name the file system refuses (too long): `check_folder` says why."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def write_new(path: Path, text: str, mode: int) -> None:
@@ -238,11 +257,7 @@ def held_certificate(iot: Any, out_dir: Path, files: KeyPairFiles, candidates: S
     Only reads: a key file that holds no key (a kill between creating and writing it) counts as absent here and
     is removed by `discard_broken_keys` once the folder is accepted as this device's own.
     """
-    try:
-        is_folder = out_dir.is_dir()
-    except OSError:  # a name too long for the file system: check_folder says so
-        is_folder = False
-    if not is_folder:
+    if not is_folder(out_dir):
         if accept is not None:
             accept(None)
         return HeldCertificate()

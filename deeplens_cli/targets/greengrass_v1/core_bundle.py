@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from deeplens_cli.targets import bundle
-from deeplens_cli.targets.registration import csr_for, new_private_key, public_key_pem
+from deeplens_cli.targets.registration import csr_for, public_key_pem
 
 ROOT_CA_URL = "https://www.amazontrust.com/repository/AmazonRootCA1.pem"
 GREENGRASS_ROOT = "/greengrass"  # the Greengrass V1 default; a DeepLens keeps it under /opt/awscam/greengrass
@@ -41,11 +41,7 @@ def prepare_key(out_dir: Path, thing_arn: str, region: str) -> str:
     if bundle.read_manifest(out_dir) is None:
         bundle.write_manifest(out_dir, {"thing_arn": thing_arn, "thing_name": thing_arn.rsplit("/", 1)[-1],
                                         "region": region})
-    pending = out_dir / "certs" / PENDING_KEY
-    if not bundle.holds_private_key(pending):
-        bundle.discard_broken_key(pending)
-        bundle.write_secret(pending, new_private_key())
-    return csr_for(pending.read_text(encoding="ascii"), thing_arn.rsplit("/", 1)[-1])
+    return csr_for(bundle.ensure_private_key(out_dir / "certs" / PENDING_KEY), thing_arn.rsplit("/", 1)[-1])
 
 
 def write_bundle(out_dir: Path, variables: dict[str, Any], thing_arn: str, endpoint: str,

@@ -42,7 +42,6 @@ from deeplens_cli.targets.registration import (
     csr_for,
     duplicates_step,
     issue_certificate_call,
-    new_private_key,
     plan_kept_certificate,
     retire_certificate,
     thing_certificates,
@@ -99,11 +98,7 @@ def plan_register_device(v2: V2Context, name: str, out_dir: str, fleet: str | No
         def prepare_key(variables: dict[str, Any]) -> dict[str, Any]:
             """The key first, on disk (0600), before IoT is asked: no key ever exists only in an answer."""
             bundle_files.prepare_folder(folder)
-            key_file = folder / PRIVATE_KEY_FILE
-            if not bundle_files.holds_private_key(key_file):
-                bundle_files.discard_broken_key(key_file)
-                bundle_files.write_secret(key_file, new_private_key())
-            return {"csr": csr_for(key_file.read_text(encoding="ascii"), thing)}
+            return {"csr": csr_for(bundle_files.ensure_private_key(folder / PRIVATE_KEY_FILE), thing)}
 
         def write_bundle(variables: dict[str, Any]) -> dict[str, Any]:
             bundle.complete(folder, variables["certificate_pem"], root_ca)
@@ -188,10 +183,7 @@ def _certificate_in_bundle(v2: V2Context, out_dir: Path, thing: str, attached: l
     """
     iot = v2.ctx.client("iot")
     config_file = out_dir / "config.yaml"
-    try:
-        is_folder = out_dir.is_dir()
-    except OSError:  # a name too long for the file system: check_folder says so
-        is_folder = False
+    is_folder = bundle_files.is_folder(out_dir)
     config = config_file.read_text(encoding="utf-8", errors="replace") if is_folder and config_file.is_file() else None
     names_thing = f"thingName: {json.dumps(thing)}" in config if config is not None else \
         not (is_folder and (out_dir / "README.md").exists())
