@@ -18,7 +18,7 @@ from deeplens_cli.device_names import read_names
 from deeplens_cli.errors import ConfigError
 from deeplens_cli.pipeline import emit_plan_run, run_plan
 from deeplens_cli.targets.registration import registration_lock
-from deeplens_cli.targets.registry import fleet_target_name, make_target, spec_for
+from deeplens_cli.targets.registry import fleet_target_name, lookup_device, make_target, spec_for
 
 
 def run_register_device(app: App, names: tuple[str, ...], names_file: str | None, out_dir: str | None,
@@ -61,8 +61,6 @@ def _register_names(app: App, name: str | list[str], out_dir: str | None, target
 
 def _register_one(app: App, name: str, bundle: Path, target: str, fleet: str | None, dry_run: bool,
                   targets: dict[str, Any], single: bool) -> dict[str, Any] | None:
-    from deeplens_cli.targets.registry import lookup_device
-
     known = lookup_device(app.ctx, app.settings, name, app.reporter, include_incomplete=True, console_groups=False)
     existing = [d for d in known if d.name == name]
     if existing and fleet and existing[0].target == target:
