@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.plan import Action, ApiCall, Retry, Step, noop
-from deeplens_cli.policies import same_policy
+from deeplens_cli.policies import partition_for, same_policy
 from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, Device
 
 PENDING_ATTRIBUTE = "deeplens_pending"  # the device name while its registration is incomplete
@@ -36,6 +36,11 @@ THING_DETACH = Retry(codes=("InvalidRequestException",), message_pattern="attach
 
 
 # ---------------------------------------------------------------------------------------------- devices
+
+
+def thing_arn_for(region: str, account_id: str, thing: str) -> str:
+    """A thing's ARN from its name, without a call (IoT thing ARNs are arn:PARTITION:iot:REGION:ACCOUNT:thing/NAME)."""
+    return f"arn:{partition_for(region)}:iot:{region}:{account_id}:thing/{thing}"
 
 
 def device_from_thing(thing: Mapping[str, Any], target: str, **details: Any) -> Device:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 from deeplens_cli.aws import maybe
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.policies import partition_for
+from deeplens_cli.targets.iot import thing_arn_for
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
@@ -82,7 +83,7 @@ class V1Context:
         return partition_for(self.ctx.region)
 
     def thing_arn(self, thing_name: str) -> str:
-        return f"arn:{self.partition}:iot:{self.ctx.region}:{self.ctx.account_id}:thing/{thing_name}"
+        return thing_arn_for(self.ctx.region, self.ctx.account_id, thing_name)
 
     def role_arn(self, role_name: str) -> str:
         """ARN of a role register-roles creates; a clear error (before any change) when it is missing."""

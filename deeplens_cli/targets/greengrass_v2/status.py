@@ -60,15 +60,12 @@ def fleet_statuses(v2: V2Context, devices: list[Device], details: bool = False) 
                 by_fleet.setdefault(thing, deployment)
     statuses: dict[str, DeviceStatus] = {}
     for device in devices:
-        own = latest.get(device.thing_arn or _thing_arn_of(v2, device.thing_name))
+        own = latest.get(device.thing_arn or device_iot.thing_arn_for(v2.ctx.region, v2.ctx.account_id,
+                                                                       device.thing_name))
         summary = _summary_status(v2, device, cores.get(device.thing_name), own or by_fleet.get(device.thing_name))
         deep = details or summary.health in ("unhealthy", "deployment failed")
         statuses[device.thing_name] = device_status(v2, device) if deep else summary
     return statuses
-
-
-def _thing_arn_of(v2: V2Context, thing: str) -> str:
-    return f"arn:{v2.partition}:iot:{v2.ctx.region}:{v2.ctx.account_id}:thing/{thing}"
 
 
 def _summary_status(v2: V2Context, device: Device, core: Mapping[str, Any] | None,
