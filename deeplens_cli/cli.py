@@ -19,6 +19,7 @@ from deeplens_cli.app import App
 from deeplens_cli.cli_options import GlobalOptionsGroup, detailed_exitcode_option
 from deeplens_cli.errors import EXIT_CHANGES_PENDING, EXIT_ERROR, EXIT_USAGE, DeeplensError, ProblemsReported
 from deeplens_cli.output import Reporter, default_output
+from deeplens_cli.printable import printable
 from deeplens_cli.targets.registry import TARGET_NAMES
 
 pass_app = click.make_pass_decorator(App)
@@ -357,5 +358,5 @@ def _fail(app: App, error: DeeplensError, code: int, verbose: bool, prefix: str 
     if verbose:
         traceback.print_exc(file=sys.stderr)
     _emit_error(app, error)
-    click.echo(f"{prefix}{error.one_line()}", err=True)
+    click.echo(printable(f"{prefix}{error.one_line()}"), err=True)  # it may quote what a device reported
     sys.exit(code)

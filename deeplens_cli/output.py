@@ -11,18 +11,38 @@ Three formats, as the AWS CLI has them:
 chosen format (a generic rendering, since the command's own tables describe the whole document). So with a query
 every command hands its document over (`Reporter.json` is true) even in table or text mode. jmespath (shipped with
 botocore) and rich are imported only when something needs them, so `--help` stays fast.
+
+Everything printed here may carry text from outside (S3 metadata, MQTT payloads, log lines, what a device reports),
+so the Reporter treats every string as data: it goes through `printable` (control characters shown as visible
+escapes) and reaches rich as a `Text`, never as markup (`[/bold]` in a device name is shown, not parsed). The only
+styled text is our own, passed as `Styled`. JSON goes through `strict_json` (no `NaN` on stdout).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
+
+from deeplens_cli import strict_json
+from deeplens_cli.printable import printable
 
 if TYPE_CHECKING:
     from deeplens_cli.plan import Plan
 
 OUTPUT_FORMATS = ("json", "table", "text")
+
+
+@dataclass(frozen=True)
+class Styled:
+    """A table cell of our own with a rich style (`Styled("create", "green")`); a plain string cell is data."""
+
+    text: str
+    style: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def default_output(stdout: IO[str] | None = None) -> str:
@@ -67,22 +87,26 @@ class Reporter:
     def progress(self, message: str) -> None:
         """One progress line on stderr (never on stdout, so JSON output stays one document)."""
         if self.interactive:
-            self._console(self.stderr).print(f"[dim]·[/dim] {message}", highlight=False)
+            from rich.text import Text
+
+            self._console(self.stderr).print(Text.assemble(("·", "dim"), " ", printable(message)))
         else:
-            print(message, file=self.stderr, flush=True)
+            print(printable(message), file=self.stderr, flush=True)
 
     def warn(self, message: str) -> None:
-        print(f"warning: {message}", file=self.stderr, flush=True)
+        print(f"warning: {printable(message)}", file=self.stderr, flush=True)
 
     def debug(self, message: str) -> None:
         if self.verbose:
-            print(f"debug: {message}", file=self.stderr, flush=True)
+            print(f"debug: {printable(message)}", file=self.stderr, flush=True)
 
     def status(self, message: str) -> Any:
         """A context manager showing a spinner on a terminal (rich), a single line otherwise."""
         if self.interactive:
-            return self._console(self.stderr).status(message)
-        print(message, file=self.stderr, flush=True)
+            from rich.text import Text
+
+            return self._console(self.stderr).status(Text(printable(message)))
+        print(printable(message), file=self.stderr, flush=True)
         return _NullContext()
 
     def note(self, message: str) -> None:
@@ -91,10 +115,7 @@ class Reporter:
         if self.json or message in self._notes:
             return
         self._notes.add(message)
-        if self.text:
-            print(f"note: {message}", file=self.stderr, flush=True)
-        else:
-            print(f"note: {message}", file=self.stdout, flush=True)
+        print(f"note: {printable(message)}", file=self.stderr if self.text else self.stdout, flush=True)
 
     # -- stdout -------------------------------------------------------------------------------------------
 
@@ -102,30 +123,49 @@ class Reporter:
         """Print the command's one document: as JSON, or with `--query` its queried part in the chosen format."""
         if self._emitted_json:
             raise RuntimeError("a command must print exactly one JSON document")
+        encoded = strict_json.encode(document, indent=2)
+        plain = json.loads(encoded.text)  # as JSON carries it (dates as strings, NaN as null): what a query reads
         if self.query is not None:  # before marking the document printed: a failing query still gets its error one
             from deeplens_cli.query import apply_query
 
-            document = apply_query(self.query, _plain(document))
+            plain = apply_query(self.query, plain)
         self._emitted_json = True
+        self._note_nulled(encoded)
         if self.output == "json":
-            json.dump(document, self.stdout, indent=2, sort_keys=False, default=str)
-            self.stdout.write("\n")
+            self.stdout.write((encoded if self.query is None else strict_json.encode(plain, indent=2)).text + "\n")
             self.stdout.flush()
         elif self.output == "text":
             from deeplens_cli.text_format import text_lines
 
-            for line in text_lines(_plain(document)):
+            for line in text_lines(plain):
                 print(line, file=self.stdout)
             self.stdout.flush()
         else:
-            self._generic_table(_plain(document))
+            self._generic_table(plain)
+
+    def emit_json_line(self, document: Any) -> None:
+        """One object of a JSON-lines stream (`watch`, `logs --follow`): strict JSON on one line of stdout."""
+        encoded = strict_json.encode(document)
+        self._note_nulled(encoded)
+        self.stdout.write(encoded.text + "\n")
+        self.stdout.flush()
+
+    def _note_nulled(self, encoded: strict_json.Encoded) -> None:
+        """Say on stderr (once per distinct note) where a number JSON cannot carry was printed as null."""
+        note = encoded.note()
+        if note is not None and note not in self._notes:
+            self._notes.add(note)
+            self.warn(note)
 
     def line(self, text: str = "") -> None:
+        """One line on stdout for a person (not in JSON mode); whatever it quotes is shown escaped."""
         if not self.json:
-            print(text, file=self.stdout, flush=True)
+            print(printable(text), file=self.stdout, flush=True)
 
     def table(self, title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """A table in table mode; in text mode its rows as tab-separated lines (no title, no header)."""
+        """A table in table mode; in text mode its rows as tab-separated lines (no title, no header).
+
+        A cell is data (shown escaped, never read as markup) unless it is `Styled`."""
         if not self.json:
             self._draw_table(title, columns, rows)
 
@@ -134,16 +174,17 @@ class Reporter:
             from deeplens_cli.text_format import tsv_row
 
             for row in rows:
-                print(tsv_row(_strip_markup(cell) for cell in row), file=self.stdout)
+                print(tsv_row(str(cell) if isinstance(cell, Styled) else cell for cell in row), file=self.stdout)
             self.stdout.flush()
             return
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=title, title_justify="left", show_lines=False)
+        table = Table(title=Text(printable(title)) if title else None, title_justify="left", show_lines=False)
         for column in columns:
-            table.add_column(column, overflow="fold")
+            table.add_column(Text(printable(column)), overflow="fold")
         for row in rows:
-            table.add_row(*("" if cell is None else str(cell) for cell in row))
+            table.add_row(*(_rich_cell(cell) for cell in row))
         self._console(self.stdout).print(table)
 
     def plan(self, plan: Plan, dry_run: bool = False) -> None:
@@ -155,7 +196,7 @@ class Reporter:
         if self.json:
             return
         style = {"create": "green", "update": "yellow", "delete": "red", "noop": "dim"}
-        rows = [(f"[{style[a.verb]}]{a.verb}[/{style[a.verb]}]", a.resource, a.reason) for a in plan.actions]
+        rows = [(Styled(a.verb, style[a.verb]), a.resource, a.reason) for a in plan.actions]
         suffix = " (dry run: nothing changed)" if dry_run else ""
         self.table(f"{plan.title}{suffix}", ("action", "resource", "reason"), rows)
         counts = plan.counts()
@@ -179,11 +220,9 @@ class Reporter:
         elif isinstance(value, dict):
             columns, rows = ["key", "value"], [[key, _cell(item)] for key, item in value.items()]
         else:
-            print(_cell(value), file=self.stdout, flush=True)
+            print(printable(_cell(value)), file=self.stdout, flush=True)
             return
-        from rich.markup import escape
-
-        self._draw_table(None, columns, [[escape(cell) for cell in row] for row in rows])
+        self._draw_table(None, columns, rows)
 
     def _console(self, stream: IO[str]) -> Any:
         from rich.console import Console
@@ -193,36 +232,23 @@ class Reporter:
         return Console(file=stream, soft_wrap=False, highlight=False, width=width)
 
 
-def _plain(document: Any) -> Any:
-    """The document as JSON would carry it (dates and paths as strings), so a query sees what `--output json`
-    shows."""
-    return json.loads(json.dumps(document, default=str))
-
-
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str)
+        return strict_json.encode(value).text
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
-def _strip_markup(cell: Any) -> str:
-    """Table cells may carry rich colour markup (`[green]create[/green]`); text output wants the word only."""
-    if cell is None:
-        return ""
-    text = str(cell)
-    if "[" not in text:
-        return text
-    from rich.errors import MarkupError
+def _rich_cell(cell: Any) -> Any:
+    """A table cell for rich: a `Text` (never markup), escaped; `Styled` cells keep their style."""
     from rich.text import Text
 
-    try:
-        return Text.from_markup(text).plain
-    except MarkupError:
-        return text
+    if isinstance(cell, Styled):
+        return Text(printable(cell.text), style=cell.style)
+    return Text("" if cell is None else printable(str(cell)))
 
 
 class _NullContext:

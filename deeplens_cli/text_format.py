@@ -8,12 +8,15 @@ The shape decides the lines, so `cut`, `awk` and `grep` work without knowing the
 
 So `deeplens-cli devices --query 'devices[].[name,health]' --output text` prints `name<TAB>health` per device, and
 `deeplens-cli deploy --dry-run --output json --query plan.actions` read as text gives one line per action.
-Values never contain a tab or a newline (they become spaces), so a line is always one record.
+A value never contains a tab, a newline or any other control character: they are shown as visible escapes (`\\t`,
+`\\n`, `\\x1b`, see printable.py), so a line is always one record and a value cannot steer the terminal.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
+
+from deeplens_cli.printable import printable
 
 
 def tsv_row(cells: Iterable[Any]) -> str:
@@ -26,7 +29,7 @@ def scalar_text(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value).replace("\t", " ").replace("\r", " ").replace("\n", " ")
+    return printable(str(value))
 
 
 def text_lines(value: Any, identifier: str | None = None) -> Iterator[str]:

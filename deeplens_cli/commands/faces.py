@@ -149,6 +149,7 @@ def _contact_sheet(report: FacesReport, folder: Path) -> Path:
     import cv2  # noqa: F401 - ImportError here means "no sheet", reported by the caller
     import numpy
 
+    from deeplens_cli.printable import printable
     from deeplens_cli.simulator.contact_sheet import Tile, build_contact_sheet
 
     tiles = []
@@ -158,7 +159,7 @@ def _contact_sheet(report: FacesReport, folder: Path) -> Path:
         if image is None:
             continue  # not a decodable JPEG: listed, downloaded, but not drawn
         score = f"{crop.confidence:.2f}" if crop.confidence is not None else "?"
-        tiles.append(Tile(image, (f"{crop.device or '?'} {score}", crop.key)))
+        tiles.append(Tile(image, (printable(f"{crop.device or '?'} {score}"), printable(crop.key))))
     who = report.device or "all devices"
     descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".part-", suffix=".png")
     os.close(descriptor)

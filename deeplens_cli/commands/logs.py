@@ -3,7 +3,8 @@
 Gather: the device's log sources (cloudwatch_logs: the LogManager's groups for Greengrass V2, the Lambda group for
 V1), its streams in each group (recognised by the thing name / group id in the stream name), then
 FilterLogEvents from `--since`. Render: one line per event, with its time (UTC) and the thing that wrote it, or
-one JSON document.
+one JSON document. A log line is whatever the device wrote: the Reporter shows its control characters as escapes
+(`\\x1b`, `\\n` for a line break inside one event), so an event is one line and cannot steer the terminal.
 
 `--follow` polls. The log manager uploads in batches (every 60 s as we configure it) with the device's own
 timestamps, so an event can arrive *older* than the newest one already shown; each poll therefore reads again
@@ -15,7 +16,6 @@ duplicates and no gaps for anything that arrives within that window. Ctrl-C ends
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -195,8 +195,7 @@ def follow_events(reader: LogReader, start: dt.datetime, emit: Callable[[LogEven
 
 def _print_event(event: LogEvent, reporter: Reporter) -> None:
     if reporter.json:
-        reporter.stdout.write(json.dumps(event.to_dict()) + "\n")
-        reporter.stdout.flush()
+        reporter.emit_json_line(event.to_dict())
     else:
         reporter.line(event.line())
 

@@ -13,6 +13,12 @@ user's IAM identity needs `iot:Connect` on `client/deeplens-cli-watch-*`, `iot:S
 `--broker mqtt://HOST:PORT` talks plain MQTT to a local broker instead (the embedded demo, tests with
 mosquitto); `wss://` would be a signed WebSocket to any TLS endpoint. Messages are read on awscrt's thread and
 handed over through a queue, so the main thread stays interruptible: Ctrl-C ends it with exit 0.
+
+Whatever arrives on the topic is data from a device (or from anyone allowed to publish there), so nothing in it can
+end the watch: a payload that is not a result message - not JSON, not an object, larger than `MAX_MESSAGE_BYTES`,
+nested deeper than `MAX_JSON_DEPTH`, or with `faces`/`score`/`fps`/`device`/`uploads` of the wrong type - is shown
+as such (`not a result message (...)`, its start escaped by the Reporter) and the watch goes on. The depth is
+checked before parsing, so no payload can make the parser recurse.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import queue
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -39,6 +46,10 @@ V2_TOPIC = "deeplens/{thing}/infer"
 CLIENT_ID_PREFIX = "deeplens-cli-watch-"
 SIGNING_SERVICE = "iotdevicegateway"
 CONNECT_TIMEOUT_S = 20.0
+MAX_MESSAGE_BYTES = 128 * 1024  # AWS IoT Core's largest publish payload; a result message is a few hundred bytes
+MAX_JSON_DEPTH = 32  # a result message nests 4 deep (message, faces, a face, its box); deeper is not one of ours
+MAX_SHOWN_CHARS = 500  # of a payload that is not a result message, what its text line shows
+MAX_INTEGER = 2**63  # a larger integer as fps or score cannot be shown as a decimal fraction (float overflow)
 
 
 def results_topic(target: str, thing: str) -> str:
@@ -82,50 +93,131 @@ def aws_iot_broker(ctx: AwsContext) -> Broker:
 
 @dataclass(frozen=True)
 class ResultMessage:
-    """One message as received: topic, when, and the decoded JSON (None when the payload was not JSON)."""
+    """One message as received: topic, when, the decoded JSON object (None when the payload was not one), the
+    payload as text, and - when it is not a result message a person can read as one - what is wrong with it."""
 
     topic: str
     received_at: dt.datetime
     payload: dict[str, Any] | None
     raw: str
+    problem: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"topic": self.topic, "received_at": self.received_at.isoformat(),
-                "message": self.payload if self.payload is not None else self.raw}
+        document = {"topic": self.topic, "received_at": self.received_at.isoformat(),
+                    "message": self.payload if self.payload is not None else self.raw}
+        if self.problem is not None:
+            document["problem"] = self.problem
+        return document
 
     def line(self) -> str:
         stamp = self.received_at.strftime("%H:%M:%S")
         body = self.payload
-        if body is None:
-            return f"{stamp} {self.topic}: {self.raw}"
+        if body is None or self.problem is not None:
+            shown = self.raw if len(self.raw) <= MAX_SHOWN_CHARS else (
+                f"{self.raw[:MAX_SHOWN_CHARS]}... ({len(self.raw)} characters)")
+            return f"{stamp} {self.topic}: not a result message ({self.problem}): {shown}"
         faces = body.get("faces") or []
-        scores = ", ".join(f"{face.get('score', 0):.2f}" for face in faces)
+        scores = ", ".join(f"{face.get('score') or 0:.2f}" for face in faces)
         upload_text = _upload_counters(body.get("uploads"))
         fps = body.get("fps")
-        return (f"{stamp} {body.get('device', '?')}: {len(faces)} face(s)" + (f" ({scores})" if scores else "")
-                + (f", {fps:.1f} fps" if isinstance(fps, (int, float)) else "")
+        return (f"{stamp} {body.get('device') or '?'}: {len(faces)} face(s)" + (f" ({scores})" if scores else "")
+                + (f", {fps:.1f} fps" if fps is not None else "")
                 + (f", uploads {upload_text}" if upload_text else ""))
 
 
 UPLOAD_COUNTERS = ("uploaded", "spooled", "failed", "dropped")  # the uploader's stats a person looks at
 
 
-def _upload_counters(uploads: Any) -> str:
+def _upload_counters(uploads: dict[str, Any] | None) -> str:
     """`uploaded=12 spooled=0`, plus failed/dropped when they are not zero; other stats stay in the JSON."""
-    if not isinstance(uploads, dict):
-        return "" if uploads is None else str(uploads)
+    if not uploads:
+        return ""
     shown = [f"{name}={uploads[name]}" for name in UPLOAD_COUNTERS
              if name in uploads and (name in ("uploaded", "spooled") or uploads[name])]
     return " ".join(shown)
 
 
 def decode(topic: str, payload: bytes, received_at: dt.datetime) -> ResultMessage:
+    """A message from its payload; never raises, whatever the payload (see the module docstring)."""
+    if len(payload) > MAX_MESSAGE_BYTES:
+        return ResultMessage(topic, received_at, None, payload[:MAX_SHOWN_CHARS].decode("utf-8", errors="replace"),
+                             f"{len(payload)} bytes, larger than the {MAX_MESSAGE_BYTES} a message may have")
     raw = payload.decode("utf-8", errors="replace")
+    if nesting_depth(raw, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        return ResultMessage(topic, received_at, None, raw, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         value = json.loads(raw)
     except ValueError:
-        value = None
-    return ResultMessage(topic, received_at, value if isinstance(value, dict) else None, raw)
+        return ResultMessage(topic, received_at, None, raw, "not JSON")
+    if not isinstance(value, dict):
+        return ResultMessage(topic, received_at, None, raw, f"JSON {_json_type(value)}, not an object")
+    return ResultMessage(topic, received_at, value, raw, _shape_problem(value))
+
+
+_STRUCTURE = re.compile(r'[\[\]{}"\\]')
+
+
+def nesting_depth(text: str, stop_above: int | None = None) -> int:
+    """How deeply the brackets of a JSON text nest (strings skipped), read without parsing it; the count stops as
+    soon as it exceeds `stop_above`. Linear in the text: only brackets, quotes and backslashes are visited."""
+    depth = deepest = 0
+    in_string = False
+    skip = -1  # the index of a character escaped by a backslash inside a string
+    for match in _STRUCTURE.finditer(text):
+        index, char = match.start(), match.group()
+        if index == skip:
+            continue
+        if in_string:
+            if char == "\\":
+                skip = index + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if stop_above is not None and deepest > stop_above:
+                break
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _shape_problem(body: dict[str, Any]) -> str | None:
+    """What makes a JSON object unreadable as a result message (edge_function.publish.build_message), or None."""
+    expected = {"device": (str, "a string"), "faces": (list, "a list"), "uploads": (dict, "an object")}
+    for key, (kind, kind_name) in expected.items():
+        value = body.get(key)
+        if value is not None and not isinstance(value, kind):
+            return f"'{key}' is {_json_type(value)}, expected {kind_name}"
+    numbers = [("fps", body.get("fps"))]
+    for index, face in enumerate(body.get("faces") or []):
+        if not isinstance(face, dict):
+            return f"'faces[{index}]' is {_json_type(face)}, expected an object"
+        numbers.append((f"faces[{index}].score", face.get("score")))
+    for key, value in numbers:
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"'{key}' is {_json_type(value)}, expected a number"
+        if isinstance(value, int) and abs(value) > MAX_INTEGER:
+            return f"'{key}' is a number too large to show"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
 
 
 # ---------------------------------------------------------------------------------------------- transport
@@ -173,10 +265,10 @@ def stream_messages(connection: Any, topic: str, on_message: Callable[[ResultMes
     """
     from awscrt import mqtt
 
-    inbox: queue.Queue[ResultMessage] = queue.Queue()
+    inbox: queue.Queue[tuple[str, bytes, dt.datetime]] = queue.Queue()
 
-    def received(topic: str, payload: bytes, **_kwargs: Any) -> None:
-        inbox.put(decode(topic, payload, dt.datetime.now(dt.timezone.utc)))
+    def received(topic: str, payload: bytes, **_kwargs: Any) -> None:  # on awscrt's thread: hand over, decode below
+        inbox.put((topic, payload, dt.datetime.now(dt.timezone.utc)))
 
     try:
         connection.connect().result(CONNECT_TIMEOUT_S)
@@ -200,11 +292,11 @@ def stream_messages(connection: Any, topic: str, on_message: Callable[[ResultMes
             if wait <= 0:
                 break
             try:
-                message = inbox.get(timeout=wait)
+                arrived = inbox.get(timeout=wait)
             except queue.Empty:
                 continue
             received_count += 1
-            on_message(message)
+            on_message(decode(*arrived))
     finally:
         try:
             connection.disconnect().result(5)
@@ -245,7 +337,6 @@ def run_watch(app: App, device_name: str, count: int | None, timeout_s: float | 
 
 def _print(message: ResultMessage, reporter: Reporter) -> None:
     if reporter.json:
-        reporter.stdout.write(json.dumps(message.to_dict(), default=str) + "\n")
-        reporter.stdout.flush()
+        reporter.emit_json_line(message.to_dict())
     else:
         reporter.line(message.line())

@@ -7,7 +7,7 @@ import io
 import json
 from pathlib import Path
 
-from deeplens_cli.output import Reporter
+from deeplens_cli.output import Reporter, Styled
 from deeplens_cli.plan import Action, Plan
 from deeplens_cli.text_format import text_lines
 
@@ -29,7 +29,7 @@ def a_plan() -> Plan:
 
 def test_text_output_is_tab_separated_rows_without_titles_headers_or_boxes():
     out = reporter("text")
-    out.table("Devices", ("name", "target", "health"), [("Cam", "v2", "[green]ok[/green]"), ("Door", "v1", None)])
+    out.table("Devices", ("name", "target", "health"), [("Cam", "v2", Styled("ok", "green")), ("Door", "v1", None)])
 
     assert out.stdout.getvalue() == "Cam\tv2\tok\nDoor\tv1\t\n"
 
@@ -55,7 +55,7 @@ def test_table_output_draws_the_plan_with_its_title_and_summary():
 
 def test_values_never_break_a_text_line():
     assert list(text_lines({"message": "two\nlines\tand a tab", "ok": True, "missing": None})) == [
-        "two lines and a tab\ttrue\t"]
+        "two\\nlines\\tand a tab\ttrue\t"]
 
 
 def test_text_lines_follow_the_aws_cli_shape():
