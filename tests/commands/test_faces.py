@@ -203,3 +203,48 @@ class TestDownload:
         run_cli("faces", "--download", str(tmp_path / "d"), env=ENV)
         grants = s3.get_object_acl(Bucket=BUCKET, Key=s3.list_objects_v2(Bucket=BUCKET)["Contents"][0]["Key"])["Grants"]
         assert all("AllUsers" not in json.dumps(g) for g in grants)
+
+
+class TestHostileMetadata:
+    """Anyone who may write to the bucket chooses the metadata: it is shown as data, never as terminal control or
+    rich markup, and a number JSON cannot carry is null."""
+
+    TITLE_AND_CLEAR = "\x1b]0;OWNED\x07\x1b[2J"
+
+    def put_with_metadata(self, s3, **metadata: str) -> str:
+        [key] = put_crops(s3, "cam-a", minutes_ago(1, now=dt.datetime.now(dt.timezone.utc)))
+        current = s3.head_object(Bucket=BUCKET, Key=key)["Metadata"]
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"\xff\xd8x", Metadata={**current, **metadata})
+        return key
+
+    @pytest.mark.parametrize("output", ["text", "table"])
+    def test_terminal_control_in_the_device_metadata_is_shown_escaped(self, s3, run_cli, output):
+        self.put_with_metadata(s3, device=self.TITLE_AND_CLEAR + "cam\bok")  # S3 metadata: ASCII, no CR or LF
+
+        result = run_cli("--output", output, "faces", env={**ENV, "COLUMNS": "250"})
+
+        assert result.exit_code == 0, result.stderr
+        assert not {"\x1b", "\x07", "\b"} & set(result.stdout)
+        assert "\\x1b]0;OWNED\\x07\\x1b[2Jcam\\x08ok" in result.stdout
+
+    @pytest.mark.parametrize("device", ["[/bold]", "[red]x[/red]", "[link=https://example.com]y[/link]"])
+    def test_markup_in_the_device_metadata_is_shown_not_parsed(self, s3, run_cli, device):
+        self.put_with_metadata(s3, device=device)
+
+        result = run_cli("--output", "table", "faces", env={**ENV, "COLUMNS": "250"})
+
+        assert result.exit_code == 0, result.stderr
+        assert device in result.stdout
+
+    @pytest.mark.parametrize("confidence", ["nan", "inf", "-Infinity"])
+    def test_a_confidence_that_is_not_finite_is_null_in_strict_json_with_a_warning(self, s3, run_cli, confidence):
+        self.put_with_metadata(s3, confidence=confidence)
+
+        result = run_cli("--output", "json", "faces", env=ENV)
+
+        def refuse(constant):
+            raise AssertionError(f"{constant} on stdout is not JSON")
+        assert result.exit_code == 0, result.stderr
+        [crop] = json.loads(result.stdout, parse_constant=refuse)["crops"]
+        assert crop["confidence"] is None
+        assert "printed as null: crops[0].confidence" in result.stderr

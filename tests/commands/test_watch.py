@@ -221,3 +221,79 @@ def test_the_handshake_signature_is_valid_sigv4_for_iotdevicegateway(broker):
     assert query["X-Amz-Signature"] == signature
     stamp = dt.datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
     assert abs((dt.datetime.now(dt.timezone.utc) - stamp).total_seconds()) < 120
+
+
+# ---------------------------------------------------------------------------------------------- hostile messages
+
+TITLE_AND_CLEAR = "\x1b]0;OWNED\x07\x1b[2J"
+MALFORMED = {
+    "faces is a string": '{"device": "cam-a", "faces": "lots"}',
+    "faces is a number": '{"device": "cam-a", "faces": 3}',
+    "a score is a string": '{"device": "cam-a", "faces": [{"label": "face", "score": "high"}]}',
+    "nested too deep": "[" * 5_000 + "]" * 5_000,  # Python's parser would recurse past its limit
+    "terminal control, not JSON": TITLE_AND_CLEAR + "pwned",
+}
+
+
+def watch_messages(run_cli, broker, payloads: list[str], *options: str):
+    """`watch` while a stand-in device publishes `payloads` in turn: twice as many messages as payloads, so each
+    payload is among them whichever one the subscription starts at."""
+    register("CamA", "cam-a", "v2")
+    stop = threading.Event()
+    publish_repeatedly(broker.mqtt_url, "deeplens/cam-a/infer", payloads, stop)
+    try:
+        return run_cli(*options, "watch", "--device", "CamA", "--count", str(2 * len(payloads)), "--timeout", "60",
+                       "--broker", broker.mqtt_url, env=ENV)
+    finally:
+        stop.set()
+
+
+def test_malformed_messages_are_shown_as_such_and_the_watch_goes_on(aws_plain, run_cli, broker):
+    result = watch_messages(run_cli, broker, [*MALFORMED.values(), device_message("cam-a")])
+
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr and "error" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 * (len(MALFORMED) + 1)
+    assert any("cam-a: 1 face(s) (0.93), 9.8 fps" in line for line in lines)  # the good message still reads well
+    shown = "\n".join(lines)
+    for problem in ("'faces' is a string, expected a list", "'faces' is a number, expected a list",
+                    "'faces[0].score' is a string, expected a number", "JSON nested deeper than 32 levels"):
+        assert f"deeplens/cam-a/infer: not a result message ({problem}): " in shown, problem
+
+
+def test_terminal_control_in_a_payload_is_shown_escaped(aws_plain, run_cli, broker):
+    result = watch_messages(run_cli, broker, [TITLE_AND_CLEAR + "pwned", '{"device": "' + "\\u001b[2J" + 'cam"}'])
+
+    assert result.exit_code == 0, result.stderr
+    assert not {"\x1b", "\x07"} & set(result.stdout)
+    assert "not a result message (not JSON): \\x1b]0;OWNED\\x07\\x1b[2Jpwned" in result.stdout
+    assert "\\x1b[2Jcam: 0 face(s)" in result.stdout  # a JSON \u001b escape inside a device name, decoded, escaped
+
+
+def test_json_lines_name_the_problem_and_stay_strict(aws_plain, run_cli, broker):
+    payloads = [MALFORMED["faces is a string"], MALFORMED["nested too deep"], '{"device": "cam-a", "fps": NaN}']
+    result = watch_messages(run_cli, broker, payloads, "--output", "json")
+
+    assert result.exit_code == 0, result.stderr
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} on stdout is not JSON")
+    lines = [json.loads(line, parse_constant=refuse) for line in result.stdout.splitlines()]
+    problems = {line.get("problem") for line in lines}
+    assert problems == {"'faces' is a string, expected a list", "JSON nested deeper than 32 levels", None}
+    assert {line["message"]["fps"] for line in lines if line.get("problem") is None} == {None}  # NaN: null
+    assert "printed as null: message.fps" in result.stderr
+
+
+def test_a_payload_too_large_for_aws_iot_is_not_parsed():
+    message = watch.decode("t", b'{"faces": [' + b"1," * watch.MAX_MESSAGE_BYTES + b"1]}", dt.datetime.now())
+    assert message.payload is None and message.problem.endswith(f"larger than the {watch.MAX_MESSAGE_BYTES} a "
+                                                                "message may have")
+    assert len(message.raw) == watch.MAX_SHOWN_CHARS
+
+
+def test_the_depth_is_read_without_parsing_and_ignores_brackets_in_strings():
+    assert watch.nesting_depth('{"faces": [{"box": [1, 2]}]}') == 4
+    assert watch.nesting_depth('{"label": "[[[{{{\\"[[["}') == 1
+    assert watch.nesting_depth("[" * 1_000_000, stop_above=32) == 33
