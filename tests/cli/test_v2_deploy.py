@@ -309,6 +309,18 @@ def test_deploy_command_exits_3_with_the_reason_on_failure(world, run_cli):
     assert "error stack: DEPLOYMENT_FAILURE > COMPONENT_UPDATE_ERROR > COMPONENT_BROKEN" in result.stdout
 
 
+def test_the_failure_line_shows_what_the_device_reported_escaped(world, run_cli):
+    """The reason in the exit-3 line is the device's text: terminal control in it is shown, not sent."""
+    world.register(behaviour="fail", failure={"reason": "COMPONENT_BROKEN: \x1b]0;OWNED\x07\x1b[2J\u202e",
+                                              "errorStack": ["DEPLOYMENT_FAILURE"], "errorTypes": ["COMPONENT_ERROR"]})
+
+    result = run_cli("deploy", "--device", "Cam", env=CLI_ENV)
+
+    assert result.exit_code == 3
+    assert not {"\x1b", "\x07", "\u202e"} & set(result.stdout + result.stderr)
+    assert "COMPONENT_BROKEN: \\x1b]0;OWNED\\x07\\x1b[2J\\u202e" in result.stderr.splitlines()[-1]
+
+
 def test_deploy_command_exits_4_when_the_device_does_not_answer_in_time(world, run_cli):
     world.register(behaviour="offline")
 

@@ -196,3 +196,23 @@ def test_the_text_tables_say_when_the_health_was_reported(v2, run_cli):
         result = run_cli(*command, env={**ENV, "COLUMNS": "250"})
 
         assert "HEALTHY, reported " in result.stdout, (command, result.stdout)
+
+
+HOSTILE_REASON = "COMPONENT_BROKEN: \x1b]0;OWNED\x07\x1b[2J[/bold] \u202ebroken"
+HOSTILE_FAILURE = {"reason": HOSTILE_REASON, "errorStack": ["DEPLOYMENT_FAILURE", "\x1b[31mRED[/red]"],
+                   "errorTypes": ["COMPONENT_ERROR"]}
+
+
+@pytest.mark.parametrize("output", ["table", "text"])
+def test_what_the_device_reports_is_shown_escaped_and_never_as_markup(v2, run_cli, output):
+    """The deployment's reason and error stack are what the device wrote: data, not terminal control or markup."""
+    device = v2.register(behaviour="fail", failure=HOSTILE_FAILURE)
+    v2.deploy(device)
+
+    for command in (("status", "--device", "Cam"), ("devices", "--details")):
+        result = run_cli("--output", output, *command, env={**ENV, "COLUMNS": "250"})
+
+        assert "unexpected error" not in result.stderr and result.exit_code in (0, 1), (command, result.stderr)
+        assert not {"\x1b", "\x07", "\u202e"} & set(result.stdout + result.stderr), command
+        if command[0] == "status":  # devices shows the state, status the reason too
+            assert "\\x1b]0;OWNED\\x07\\x1b[2J[/bold] \\u202ebroken" in result.stdout, result.stdout

@@ -165,3 +165,41 @@ def test_follow_ends_with_exit_0_on_ctrl_c_and_prints_json_lines(logs, run_cli, 
 
     assert result.exit_code == 0, result.stderr
     assert [json.loads(line)["message"] for line in result.stdout.splitlines()] == ["first", "second"]
+
+
+# ---------------------------------------------------------------------------------------------- hostile log lines
+
+HOSTILE_LINE = "\x1b]0;OWNED\x07\x1b[2Jupload ok\rALL CLEAR \u202eTraceback\n  line 2\x9b"
+
+
+def test_a_hostile_log_line_is_one_line_shown_escaped(logs, run_cli):
+    register_v2_thing("CamA", "cam-a")
+    t = now() - dt.timedelta(minutes=2)
+    put(logs, COMPONENT_GROUP, v2_stream("cam-a", t), (t, HOSTILE_LINE), (t + dt.timedelta(seconds=1), "next"))
+
+    for output in ("text", "table"):
+        result = run_cli("--output", output, "logs", "--device", "CamA", env=ENV)
+
+        assert result.exit_code == 0, result.stderr
+        assert not {"\x1b", "\x07", "\r", "\u202e", "\x9b"} & set(result.stdout)
+        first, second = result.stdout.splitlines()  # the event's own line break does not make a second line
+        assert first.endswith(" cam-a component: \\x1b]0;OWNED\\x07\\x1b[2Jupload ok\\rALL CLEAR \\u202eTraceback"
+                              "\\n  line 2\\x9b")
+        assert second.endswith(" cam-a component: next")
+
+
+def test_a_hostile_log_line_reaches_json_lines_unchanged_as_json_data(logs, run_cli, monkeypatch):
+    register_v2_thing("CamA", "cam-a")
+    t = now() - dt.timedelta(minutes=1)
+    put(logs, COMPONENT_GROUP, v2_stream("cam-a", t), (t, HOSTILE_LINE))
+
+    def interrupt(_seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(logs_command, "sleep", interrupt)
+    result = run_cli("--output", "json", "logs", "--device", "CamA", "--follow", env=ENV)
+
+    assert result.exit_code == 0, result.stderr
+    assert not {"\x1b", "\x07", "\r", "\u202e", "\x9b"} & set(result.stdout)  # JSON escapes them itself
+    [line] = result.stdout.splitlines()
+    assert json.loads(line)["message"] == HOSTILE_LINE.rstrip("\n")
