@@ -143,7 +143,7 @@ def decode(topic: str, payload: bytes, received_at: dt.datetime) -> ResultMessag
         return ResultMessage(topic, received_at, None, payload[:MAX_SHOWN_CHARS].decode("utf-8", errors="replace"),
                              f"{len(payload)} bytes, larger than the {MAX_MESSAGE_BYTES} a message may have")
     raw = payload.decode("utf-8", errors="replace")
-    if nesting_depth(raw, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+    if nests_deeper_than(raw, MAX_JSON_DEPTH):
         return ResultMessage(topic, received_at, None, raw, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         value = json.loads(raw)
@@ -157,10 +157,13 @@ def decode(topic: str, payload: bytes, received_at: dt.datetime) -> ResultMessag
 _STRUCTURE = re.compile(r'[\[\]{}"\\]')
 
 
-def nesting_depth(text: str, stop_above: int | None = None) -> int:
-    """How deeply the brackets of a JSON text nest (strings skipped), read without parsing it; the count stops as
-    soon as it exceeds `stop_above`. Linear in the text: only brackets, quotes and backslashes are visited."""
-    depth = deepest = 0
+def nests_deeper_than(text: str, limit: int) -> bool:
+    """Whether the brackets of a JSON text nest deeper than `limit` (brackets inside strings do not count), found
+    without parsing it. Linear in the text: only brackets, quotes and backslashes are visited, and not even those
+    when there are too few brackets to reach the limit (any result message)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
     in_string = False
     skip = -1  # the index of a character escaped by a backslash inside a string
     for match in _STRUCTURE.finditer(text):
@@ -176,12 +179,11 @@ def nesting_depth(text: str, stop_above: int | None = None) -> int:
             in_string = True
         elif char in "[{":
             depth += 1
-            deepest = max(deepest, depth)
-            if stop_above is not None and deepest > stop_above:
-                break
+            if depth > limit:
+                return True
         elif char in "]}":
             depth -= 1
-    return deepest
+    return False
 
 
 def _shape_problem(body: dict[str, Any]) -> str | None:

@@ -294,6 +294,8 @@ def test_a_payload_too_large_for_aws_iot_is_not_parsed():
 
 
 def test_the_depth_is_read_without_parsing_and_ignores_brackets_in_strings():
-    assert watch.nesting_depth('{"faces": [{"box": [1, 2]}]}') == 4
-    assert watch.nesting_depth('{"label": "[[[{{{\\"[[["}') == 1
-    assert watch.nesting_depth("[" * 1_000_000, stop_above=32) == 33
+    assert not watch.nests_deeper_than('{"faces": [{"box": [1, 2]}]}', 4)
+    assert watch.nests_deeper_than('{"faces": [{"box": [1, 2]}]}', 3)
+    assert not watch.nests_deeper_than('{"label": "[[[{{{\\"[[["}', 1)  # an escaped quote does not end the string
+    assert not watch.nests_deeper_than("[]" * 1000, 1)  # many brackets, shallow
+    assert watch.nests_deeper_than("[" * 1_000_000, 32)
