@@ -21,7 +21,7 @@ Tests call the facade's `_device_configuration` (a device's own settings); it fo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.greengrass_v2 import deploy, destroy, provisioning, publish, reads, register, status
@@ -88,8 +88,9 @@ class GreengrassV2Target:
     def plan_join_fleet(self, device: Device, fleet: str) -> Plan:
         return register.plan_join_fleet(self.v2, device, fleet)
 
-    def plan_claim_provisioning(self, fleet: str, out_dir: str) -> Plan:
-        return provisioning.plan_claim_provisioning(self.v2, fleet, out_dir)
+    def plan_claim_provisioning(self, fleet: str, out_dir: str, allow: Sequence[str] = (),
+                                rotate: bool = False) -> Plan:
+        return provisioning.plan_claim_provisioning(self.v2, fleet, out_dir, allow, rotate)
 
     # -- publish and deploy (Target) ----------------------------------------------------------------------
 
