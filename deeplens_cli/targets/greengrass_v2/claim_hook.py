@@ -75,11 +75,11 @@ def decide(event: Any, template: str, allowed: Callable[[], frozenset[str]],
         return Decision(False, "event is not an object")
     template_arn = event.get("templateArn")
     if not isinstance(template_arn, str) or not template_arn.endswith(f":provisioningtemplate/{template}"):
-        return Decision(False, f"event names template {template_arn!r}, not {template}")
+        return Decision(False, f"event names template {_shown(template_arn)}, not {template}")
     parameters = event.get("parameters")
     name = parameters.get("DeviceName") if isinstance(parameters, dict) else None
     if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
-        return Decision(False, f"DeviceName {name!r} is not a valid device name")
+        return Decision(False, f"DeviceName {_shown(name)} is not a valid device name")
     try:
         if name not in allowed():
             return Decision(False, f"DeviceName {name!r} is not on the allow-list")
@@ -88,6 +88,12 @@ def decide(event: Any, template: str, allowed: Callable[[], frozenset[str]],
     except Exception as exc:  # noqa: BLE001 - any failure refuses (fail closed), and says which
         return Decision(False, f"cannot check {name!r}: {exc.__class__.__name__}")
     return Decision(True, f"{name!r} is allowed and not registered yet")
+
+
+def _shown(value: Any) -> str:
+    """A value from the device, for the log: escaped (repr) and bounded."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:

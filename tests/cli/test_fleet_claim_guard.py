@@ -1,0 +1,287 @@
+"""A fleet's claim is guarded: a stolen claim certificate cannot register a camera that exists, nor a name the
+operator did not allow (`register-device --fleet G --claim --allow NAMES`), and `--rotate` revokes it.
+
+Runs the CLI against moto (IoT things, certificates and policies, Lambda, IAM, S3) with the provisioning-template
+operations moto lacks answered next to it (tests/support/iot_provisioning.py: requests checked against botocore's
+IoT model, answers against its output shapes). A claim holder's RegisterThing is decided as IoT documents it: the
+template's hook is invoked only if its resource policy lets IoT do so for this template, and its deployed code
+(the zip whose CodeSha256 Lambda reports) runs with the documented event.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Iterator
+
+import pytest
+
+from deeplens_cli.targets.greengrass_v2.claim_guard import (
+    HOOK_POLICY,
+    PERMISSION_SID,
+    HookNames,
+    hook_package,
+)
+from deeplens_cli.targets.greengrass_v2.provisioning import DEVICE_NAME_PATTERN, ClaimNames
+
+try:
+    from tests.cli.fake_greengrassv2 import FakeGreengrassV2, prepare_v2_account, share_botocore_loader
+except ImportError:
+    from fake_greengrassv2 import FakeGreengrassV2, prepare_v2_account, share_botocore_loader
+
+FLEET = "Stores"
+BUCKET = "deeplens-test-face-crops"
+ENV = {"DEEPLENS_BUCKET": BUCKET}
+NAMES, HOOK = ClaimNames(FLEET), HookNames(FLEET)
+ACCOUNT, REGION = "123456789012", "us-east-1"
+
+
+@pytest.fixture
+def account(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto with the one AWS managed policy a provisioning role attaches, the fake Greengrass V2 endpoint (for
+    register-device --name), and what register-roles leaves behind for V2."""
+    import boto3
+    import moto.iam.models as iam_models
+    from moto import mock_aws
+
+    everything = json.loads(iam_models.aws_managed_policies_data)
+    monkeypatch.setattr(iam_models, "aws_managed_policies_data",
+                        json.dumps({"AWSIoTThingsRegistration": everything["AWSIoTThingsRegistration"]}))
+    share_botocore_loader(monkeypatch)
+    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+        fake = FakeGreengrassV2(s3=boto3.client("s3", region_name=REGION), iot=boto3.client("iot", region_name=REGION))
+        monkeypatch.setenv("AWS_ENDPOINT_URL_GREENGRASSV2", fake.serve())
+        prepare_v2_account(lambda service: boto3.client(service, region_name=REGION))
+        try:
+            yield boto3
+        finally:
+            fake.close()
+
+
+def cli_ok(run_cli: Any, *args: str) -> dict[str, Any]:
+    result = run_cli("--output", "json", *args, env=ENV)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def claim(run_cli: Any, *args: str) -> dict[str, Any]:
+    return cli_ok(run_cli, "register-device", "--fleet", FLEET, "--claim", *args)
+
+
+def client(account: Any, service: str) -> Any:
+    return account.client(service, region_name=REGION)
+
+
+# ---------------------------------------------------------------------------------------------- the threat
+
+
+def test_a_stolen_claim_cannot_register_the_name_of_an_existing_camera(account, templates, run_cli):
+    cli_ok(run_cli, "register-device", "--name", "Cam1", "--out", "cam1")  # a camera registered the usual way
+    claim(run_cli, "--allow", "Cam1,Cam2", "--out", "claim")
+
+    assert templates.register_thing(NAMES.template, {"DeviceName": "Cam1"}) is False
+    certificates = client(account, "iot").list_thing_principals(thingName="deeplens-Cam1")["principals"]
+    assert len(certificates) == 1  # still only its own
+
+
+def test_a_stolen_claim_cannot_register_a_name_nobody_allowed(account, templates, run_cli):
+    claim(run_cli, "--allow", "Cam2", "--out", "claim")
+
+    assert templates.register_thing(NAMES.template, {"DeviceName": "Cam3"}) is False
+    assert templates.register_thing(NAMES.template, {"DeviceName": "Cam 3"}) is False
+    assert client(account, "iot").list_things()["things"] == []
+
+
+def test_an_allowed_name_registers_once(account, templates, run_cli):
+    claim(run_cli, "--allow", "Cam2", "--out", "claim")
+
+    assert templates.register_thing(NAMES.template, {"DeviceName": "Cam2"}) is True
+    assert templates.register_thing(NAMES.template, {"DeviceName": "Cam2"}) is False  # now it exists
+
+
+def test_without_allow_no_camera_may_register_yet(account, templates, run_cli):
+    result = run_cli("register-device", "--fleet", FLEET, "--claim", "--out", "claim", env=ENV)
+
+    assert result.exit_code == 0, result.stderr
+    assert "0 name(s) may register" in result.stdout and "--allow" in result.stdout
+    assert templates.register_thing(NAMES.template, {"DeviceName": "Cam2"}) is False
+
+
+# ---------------------------------------------------------------------------------------------- the wiring
+
+
+def test_the_template_names_the_hook_and_constrains_device_name(account, templates, run_cli):
+    claim(run_cli, "--allow", "Cam2", "--out", "claim")
+
+    template = templates.templates[NAMES.template]
+    assert template.hook == {"payloadVersion": "2020-04-01",
+                             "targetArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{HOOK.function}"}
+    parameter = json.loads(template.body)["Parameters"]["DeviceName"]
+    assert parameter["AllowedPattern"] == DEVICE_NAME_PATTERN
+    pattern = re.compile(DEVICE_NAME_PATTERN)
+    assert [bool(pattern.match(n)) for n in ("Cam2", "a" * 100, "a" * 101, "Cam 2", "-Cam", "")] == [
+        True, True, False, False, False, False]
+
+
+def test_the_hook_runs_its_own_code_with_a_least_privilege_role(account, templates, run_cli):
+    claim(run_cli, "--allow", "Cam2", "--out", "claim")
+    lam, iam = client(account, "lambda"), client(account, "iam")
+
+    function = lam.get_function(FunctionName=HOOK.function)["Configuration"]
+    assert function["CodeSha256"] == hook_package().code_sha256_b64
+    assert function["Handler"] == "claim_hook.handler" and function["Role"].endswith(f":role/{HOOK.role}")
+    role = iam.get_role(RoleName=HOOK.role)["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+    assert iam.list_attached_role_policies(RoleName=HOOK.role)["AttachedPolicies"] == []
+    statements = iam.get_role_policy(RoleName=HOOK.role, PolicyName=HOOK_POLICY)["PolicyDocument"]["Statement"]
+    granted = {(a, s["Resource"]) for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str)
+                                                              else s["Action"])}
+    group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{HOOK.function}"
+    assert granted == {("logs:CreateLogGroup", group), ("logs:CreateLogStream", f"{group}:*"),
+                       ("logs:PutLogEvents", f"{group}:*"),
+                       ("s3:GetObject", f"arn:aws:s3:::{BUCKET}/deeplens-claims/{FLEET}/allow-list.json"),
+                       ("iot:DescribeThing", f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/deeplens-*")}
+
+
+def test_only_iot_may_invoke_the_hook_and_only_for_this_template(account, templates, run_cli):
+    claim(run_cli, "--allow", "Cam2", "--out", "claim")
+
+    [statement] = json.loads(client(account, "lambda").get_policy(FunctionName=HOOK.function)["Policy"])["Statement"]
+    assert statement["Sid"] == PERMISSION_SID and statement["Action"] == "lambda:InvokeFunction"
+    assert statement["Principal"] == {"Service": "iot.amazonaws.com"}
+    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == templates.templates[NAMES.template].arn
+    assert statement["Condition"]["StringEquals"]["AWS:SourceAccount"] == ACCOUNT
+
+
+def test_without_the_invoke_permission_iot_refuses_every_camera(account, templates, run_cli):
+    claim(run_cli, "--allow", "Cam2", "--out", "claim")
+    client(account, "lambda").remove_permission(FunctionName=HOOK.function, StatementId=PERMISSION_SID)
+
+    assert templates.register_thing(NAMES.template, {"DeviceName": "Cam2"}) is False
+
+
+def test_the_claim_policy_allows_connecting_and_the_json_exchanges_only(account, templates, run_cli):
+    claim(run_cli, "--out", "claim")
+    iot = client(account, "iot")
+
+    document = json.loads(iot.get_policy(policyName=NAMES.claim_policy)["policyDocument"])
+    [certificate] = iot.list_targets_for_policy(policyName=NAMES.claim_policy)["targets"]
+    assert ":cert/" in certificate
+    denied = [s for s in document["Statement"] if s["Effect"] == "Deny"]
+    assert denied == [{"Effect": "Deny", "Action": "iot:Connect",
+                       "Resource": f"arn:aws:iot:{REGION}:{ACCOUNT}:client/deeplens-*"}]
+    topics = {r.split(":", 5)[-1] for s in document["Statement"] if s["Effect"] == "Allow"
+              and s["Action"] != "iot:Connect" for r in s["Resource"]}
+    assert topics == {f"{kind}/{topic}{tail}" for kind in ("topic", "topicfilter") for tail in ("", "/*")
+                      for topic in ("$aws/certificates/create/json",
+                                    f"$aws/provisioning-templates/{NAMES.template}/provision/json")}
+
+
+# ---------------------------------------------------------------------------------------------- edits and re-runs
+
+
+def test_allow_adds_names_and_a_registered_camera_is_not_added(account, templates, run_cli):
+    cli_ok(run_cli, "register-device", "--name", "Cam1", "--out", "cam1")
+    claim(run_cli, "--allow", "Cam2", "--out", "claim")
+    document = claim(run_cli, "--allow", "Cam1", "--allow", "Cam3")
+
+    stored = client(account, "s3").get_object(Bucket=BUCKET, Key=HOOK.allow_list_key)["Body"].read()
+    assert json.loads(stored) == {"fleet": FLEET, "names": ["Cam2", "Cam3"]}
+    [listed] = [a for a in document["plan"]["actions"] if a["resource"].startswith("s3-object/")]
+    assert listed["details"]["already_registered"] == ["Cam1"]
+    assert len(client(account, "iot").list_targets_for_policy(policyName=NAMES.claim_policy)["targets"]) == 1
+
+
+def test_a_rerun_changes_nothing(account, templates, run_cli, recorded_aws):
+    claim(run_cli, "--allow", "Cam2", "--out", "claim")
+    recorded_aws.clear()
+    templates.calls.clear()
+
+    document = claim(run_cli, "--allow", "Cam2")
+
+    assert recorded_aws.mutating == [] and [op for op, _ in templates.calls] == ["DescribeProvisioningTemplate"]
+    assert document["plan"]["changes"] == 0
+
+
+def test_a_template_from_before_the_hook_gets_it(account, templates, run_cli):
+    claim(run_cli, "--allow", "Cam2", "--out", "claim")
+    templates.templates[NAMES.template].hook = None  # what an earlier deeplens-cli made
+
+    claim(run_cli)
+
+    assert templates.templates[NAMES.template].hook["targetArn"].endswith(f":function:{HOOK.function}")
+    assert templates.register_thing(NAMES.template, {"DeviceName": "Cam3"}) is False
+
+
+def test_an_edit_made_meanwhile_is_never_lost(account, templates, run_cli, monkeypatch):
+    """The allow-list is written only if it is still what the plan read (If-Match on its ETag)."""
+    import deeplens_cli.targets.greengrass_v2.claim_guard as guard
+
+    claim(run_cli, "--allow", "Cam2", "--out", "claim")
+    real = guard.read_allow_list
+
+    def read_then_someone_edits(*args: Any) -> Any:
+        found = real(*args)
+        client(account, "s3").put_object(Bucket=BUCKET, Key=HOOK.allow_list_key,
+                                          Body=json.dumps({"fleet": FLEET, "names": ["Cam2", "Cam9"]}).encode())
+        return found
+
+    monkeypatch.setattr(guard, "read_allow_list", read_then_someone_edits)
+    result = run_cli("register-device", "--fleet", FLEET, "--claim", "--allow", "Cam3", env=ENV)
+
+    assert result.exit_code == 1 and "PreconditionFailed" in result.stderr
+    stored = json.loads(client(account, "s3").get_object(Bucket=BUCKET, Key=HOOK.allow_list_key)["Body"].read())
+    assert stored["names"] == ["Cam2", "Cam9"]
+
+
+# ---------------------------------------------------------------------------------------------- rotation
+
+
+def test_rotate_issues_a_new_claim_and_revokes_the_old_one(account, templates, run_cli, tmp_path):
+    claim(run_cli, "--allow", "Cam2", "--out", "claim")
+    iot = client(account, "iot")
+    [old] = iot.list_targets_for_policy(policyName=NAMES.claim_policy)["targets"]
+
+    claim(run_cli, "--rotate", "--out", "claim-2")
+
+    [new] = iot.list_targets_for_policy(policyName=NAMES.claim_policy)["targets"]
+    assert new != old
+    assert iot.describe_certificate(certificateId=new.rsplit("/", 1)[-1])["certificateDescription"]["status"] == \
+        "ACTIVE"
+    with pytest.raises(iot.exceptions.ResourceNotFoundException):
+        iot.describe_certificate(certificateId=old.rsplit("/", 1)[-1])
+    pem = iot.describe_certificate(certificateId=new.rsplit("/", 1)[-1])["certificateDescription"]["certificatePem"]
+    assert (tmp_path / "claim-2" / "claim.pem.crt").read_text() == pem
+    assert oct((tmp_path / "claim-2" / "claim.private.pem.key").stat().st_mode & 0o777) == "0o600"
+
+
+# ---------------------------------------------------------------------------------------------- destroy
+
+
+def test_destroy_removes_the_claim_and_its_hook_and_a_rerun_converges(account, templates, run_cli, recorded_aws):
+    claim(run_cli, "--allow", "Cam2", "--out", "claim")
+
+    cli_ok(run_cli, "destroy", "--yes")
+
+    lam, iam, iot, s3 = (client(account, s) for s in ("lambda", "iam", "iot", "s3"))
+    assert templates.templates == {}
+    assert [f["FunctionName"] for f in lam.list_functions()["Functions"]] == []
+    assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"deeplens-{FLEET}-")]
+    assert iot.list_certificates()["certificates"] == [] and iot.list_policies()["policies"] == []
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="deeplens-claims/")
+    recorded_aws.clear()
+    cli_ok(run_cli, "destroy", "--yes")
+    assert recorded_aws.mutating == []
+
+
+def test_an_interrupted_destroy_is_finished_by_the_next(account, templates, run_cli, faults):
+    claim(run_cli, "--allow", "Cam2", "--out", "claim")
+    faults.fail("lambda", "DeleteFunction", "ServiceException", status=500, times=10)
+    assert run_cli("destroy", "--yes", env=ENV).exit_code == 1
+    assert NAMES.template not in templates.templates  # the template went first: nothing can register now
+    faults.clear()
+
+    cli_ok(run_cli, "destroy", "--yes")
+
+    assert client(account, "lambda").list_functions()["Functions"] == []
+    assert not [r for r in client(account, "iam").list_roles()["Roles"] if r["RoleName"].startswith("deeplens-")]
