@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -25,37 +25,15 @@ from deeplens_cli.targets.greengrass_v2.claim_guard import (
 from deeplens_cli.targets.greengrass_v2.provisioning import DEVICE_NAME_PATTERN, ClaimNames
 
 try:
-    from tests.cli.fake_greengrassv2 import FakeGreengrassV2, prepare_v2_account, share_botocore_loader
+    from tests.cli.fake_greengrassv2 import claim_account  # noqa: F401 - a fixture
 except ImportError:
-    from fake_greengrassv2 import FakeGreengrassV2, prepare_v2_account, share_botocore_loader
+    from fake_greengrassv2 import claim_account  # noqa: F401
 
 FLEET = "Stores"
 BUCKET = "deeplens-test-face-crops"
 ENV = {"DEEPLENS_BUCKET": BUCKET}
 NAMES, HOOK = ClaimNames(FLEET), HookNames(FLEET)
 ACCOUNT, REGION = "123456789012", "us-east-1"
-
-
-@pytest.fixture
-def account(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """moto with the one AWS managed policy a provisioning role attaches, the fake Greengrass V2 endpoint (for
-    register-device --name), and what register-roles leaves behind for V2."""
-    import boto3
-    import moto.iam.models as iam_models
-    from moto import mock_aws
-
-    everything = json.loads(iam_models.aws_managed_policies_data)
-    monkeypatch.setattr(iam_models, "aws_managed_policies_data",
-                        json.dumps({"AWSIoTThingsRegistration": everything["AWSIoTThingsRegistration"]}))
-    share_botocore_loader(monkeypatch)
-    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
-        fake = FakeGreengrassV2(s3=boto3.client("s3", region_name=REGION), iot=boto3.client("iot", region_name=REGION))
-        monkeypatch.setenv("AWS_ENDPOINT_URL_GREENGRASSV2", fake.serve())
-        prepare_v2_account(lambda service: boto3.client(service, region_name=REGION))
-        try:
-            yield boto3
-        finally:
-            fake.close()
 
 
 def cli_ok(run_cli: Any, *args: str) -> dict[str, Any]:
@@ -75,31 +53,31 @@ def client(account: Any, service: str) -> Any:
 # ---------------------------------------------------------------------------------------------- the threat
 
 
-def test_a_stolen_claim_cannot_register_the_name_of_an_existing_camera(account, templates, run_cli):
+def test_a_stolen_claim_cannot_register_the_name_of_an_existing_camera(claim_account, templates, run_cli):
     cli_ok(run_cli, "register-device", "--name", "Cam1", "--out", "cam1")  # a camera registered the usual way
     claim(run_cli, "--allow", "Cam1,Cam2", "--out", "claim")
 
     assert templates.register_thing(NAMES.template, {"DeviceName": "Cam1"}) is False
-    certificates = client(account, "iot").list_thing_principals(thingName="deeplens-Cam1")["principals"]
+    certificates = client(claim_account, "iot").list_thing_principals(thingName="deeplens-Cam1")["principals"]
     assert len(certificates) == 1  # still only its own
 
 
-def test_a_stolen_claim_cannot_register_a_name_nobody_allowed(account, templates, run_cli):
+def test_a_stolen_claim_cannot_register_a_name_nobody_allowed(claim_account, templates, run_cli):
     claim(run_cli, "--allow", "Cam2", "--out", "claim")
 
     assert templates.register_thing(NAMES.template, {"DeviceName": "Cam3"}) is False
     assert templates.register_thing(NAMES.template, {"DeviceName": "Cam 3"}) is False
-    assert client(account, "iot").list_things()["things"] == []
+    assert client(claim_account, "iot").list_things()["things"] == []
 
 
-def test_an_allowed_name_registers_once(account, templates, run_cli):
+def test_an_allowed_name_registers_once(claim_account, templates, run_cli):
     claim(run_cli, "--allow", "Cam2", "--out", "claim")
 
     assert templates.register_thing(NAMES.template, {"DeviceName": "Cam2"}) is True
     assert templates.register_thing(NAMES.template, {"DeviceName": "Cam2"}) is False  # now it exists
 
 
-def test_without_allow_no_camera_may_register_yet(account, templates, run_cli):
+def test_without_allow_no_camera_may_register_yet(claim_account, templates, run_cli):
     result = run_cli("register-device", "--fleet", FLEET, "--claim", "--out", "claim", env=ENV)
 
     assert result.exit_code == 0, result.stderr
@@ -110,7 +88,7 @@ def test_without_allow_no_camera_may_register_yet(account, templates, run_cli):
 # ---------------------------------------------------------------------------------------------- the wiring
 
 
-def test_the_template_names_the_hook_and_constrains_device_name(account, templates, run_cli):
+def test_the_template_names_the_hook_and_constrains_device_name(claim_account, templates, run_cli):
     claim(run_cli, "--allow", "Cam2", "--out", "claim")
 
     template = templates.templates[NAMES.template]
@@ -123,9 +101,9 @@ def test_the_template_names_the_hook_and_constrains_device_name(account, templat
         True, True, False, False, False, False]
 
 
-def test_the_hook_runs_its_own_code_with_a_least_privilege_role(account, templates, run_cli):
+def test_the_hook_runs_its_own_code_with_a_least_privilege_role(claim_account, templates, run_cli):
     claim(run_cli, "--allow", "Cam2", "--out", "claim")
-    lam, iam = client(account, "lambda"), client(account, "iam")
+    lam, iam = client(claim_account, "lambda"), client(claim_account, "iam")
 
     function = lam.get_function(FunctionName=HOOK.function)["Configuration"]
     assert function["CodeSha256"] == hook_package().code_sha256_b64
@@ -143,26 +121,27 @@ def test_the_hook_runs_its_own_code_with_a_least_privilege_role(account, templat
                        ("iot:DescribeThing", f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/deeplens-*")}
 
 
-def test_only_iot_may_invoke_the_hook_and_only_for_this_template(account, templates, run_cli):
+def test_only_iot_may_invoke_the_hook_and_only_for_this_template(claim_account, templates, run_cli):
     claim(run_cli, "--allow", "Cam2", "--out", "claim")
 
-    [statement] = json.loads(client(account, "lambda").get_policy(FunctionName=HOOK.function)["Policy"])["Statement"]
+    policy = client(claim_account, "lambda").get_policy(FunctionName=HOOK.function)["Policy"]
+    [statement] = json.loads(policy)["Statement"]
     assert statement["Sid"] == PERMISSION_SID and statement["Action"] == "lambda:InvokeFunction"
     assert statement["Principal"] == {"Service": "iot.amazonaws.com"}
     assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == templates.templates[NAMES.template].arn
     assert statement["Condition"]["StringEquals"]["AWS:SourceAccount"] == ACCOUNT
 
 
-def test_without_the_invoke_permission_iot_refuses_every_camera(account, templates, run_cli):
+def test_without_the_invoke_permission_iot_refuses_every_camera(claim_account, templates, run_cli):
     claim(run_cli, "--allow", "Cam2", "--out", "claim")
-    client(account, "lambda").remove_permission(FunctionName=HOOK.function, StatementId=PERMISSION_SID)
+    client(claim_account, "lambda").remove_permission(FunctionName=HOOK.function, StatementId=PERMISSION_SID)
 
     assert templates.register_thing(NAMES.template, {"DeviceName": "Cam2"}) is False
 
 
-def test_the_claim_policy_allows_connecting_and_the_json_exchanges_only(account, templates, run_cli):
+def test_the_claim_policy_allows_connecting_and_the_json_exchanges_only(claim_account, templates, run_cli):
     claim(run_cli, "--out", "claim")
-    iot = client(account, "iot")
+    iot = client(claim_account, "iot")
 
     document = json.loads(iot.get_policy(policyName=NAMES.claim_policy)["policyDocument"])
     [certificate] = iot.list_targets_for_policy(policyName=NAMES.claim_policy)["targets"]
@@ -180,19 +159,19 @@ def test_the_claim_policy_allows_connecting_and_the_json_exchanges_only(account,
 # ---------------------------------------------------------------------------------------------- edits and re-runs
 
 
-def test_allow_adds_names_and_a_registered_camera_is_not_added(account, templates, run_cli):
+def test_allow_adds_names_and_a_registered_camera_is_not_added(claim_account, templates, run_cli):
     cli_ok(run_cli, "register-device", "--name", "Cam1", "--out", "cam1")
     claim(run_cli, "--allow", "Cam2", "--out", "claim")
     document = claim(run_cli, "--allow", "Cam1", "--allow", "Cam3")
 
-    stored = client(account, "s3").get_object(Bucket=BUCKET, Key=HOOK.allow_list_key)["Body"].read()
+    stored = client(claim_account, "s3").get_object(Bucket=BUCKET, Key=HOOK.allow_list_key)["Body"].read()
     assert json.loads(stored) == {"fleet": FLEET, "names": ["Cam2", "Cam3"]}
     [listed] = [a for a in document["plan"]["actions"] if a["resource"].startswith("s3-object/")]
     assert listed["details"]["already_registered"] == ["Cam1"]
-    assert len(client(account, "iot").list_targets_for_policy(policyName=NAMES.claim_policy)["targets"]) == 1
+    assert len(client(claim_account, "iot").list_targets_for_policy(policyName=NAMES.claim_policy)["targets"]) == 1
 
 
-def test_a_rerun_changes_nothing(account, templates, run_cli, recorded_aws):
+def test_a_rerun_changes_nothing(claim_account, templates, run_cli, recorded_aws):
     claim(run_cli, "--allow", "Cam2", "--out", "claim")
     recorded_aws.clear()
     templates.calls.clear()
@@ -203,7 +182,7 @@ def test_a_rerun_changes_nothing(account, templates, run_cli, recorded_aws):
     assert document["plan"]["changes"] == 0
 
 
-def test_a_template_from_before_the_hook_gets_it(account, templates, run_cli):
+def test_a_template_from_before_the_hook_gets_it(claim_account, templates, run_cli):
     claim(run_cli, "--allow", "Cam2", "--out", "claim")
     templates.templates[NAMES.template].hook = None  # what an earlier deeplens-cli made
 
@@ -213,7 +192,7 @@ def test_a_template_from_before_the_hook_gets_it(account, templates, run_cli):
     assert templates.register_thing(NAMES.template, {"DeviceName": "Cam3"}) is False
 
 
-def test_an_edit_made_meanwhile_is_never_lost(account, templates, run_cli, monkeypatch):
+def test_an_edit_made_meanwhile_is_never_lost(claim_account, templates, run_cli, monkeypatch):
     """The allow-list is written only if it is still what the plan read (If-Match on its ETag)."""
     import deeplens_cli.targets.greengrass_v2.claim_guard as guard
 
@@ -222,7 +201,7 @@ def test_an_edit_made_meanwhile_is_never_lost(account, templates, run_cli, monke
 
     def read_then_someone_edits(*args: Any) -> Any:
         found = real(*args)
-        client(account, "s3").put_object(Bucket=BUCKET, Key=HOOK.allow_list_key,
+        client(claim_account, "s3").put_object(Bucket=BUCKET, Key=HOOK.allow_list_key,
                                           Body=json.dumps({"fleet": FLEET, "names": ["Cam2", "Cam9"]}).encode())
         return found
 
@@ -230,16 +209,16 @@ def test_an_edit_made_meanwhile_is_never_lost(account, templates, run_cli, monke
     result = run_cli("register-device", "--fleet", FLEET, "--claim", "--allow", "Cam3", env=ENV)
 
     assert result.exit_code == 1 and "PreconditionFailed" in result.stderr
-    stored = json.loads(client(account, "s3").get_object(Bucket=BUCKET, Key=HOOK.allow_list_key)["Body"].read())
+    stored = json.loads(client(claim_account, "s3").get_object(Bucket=BUCKET, Key=HOOK.allow_list_key)["Body"].read())
     assert stored["names"] == ["Cam2", "Cam9"]
 
 
 # ---------------------------------------------------------------------------------------------- rotation
 
 
-def test_rotate_issues_a_new_claim_and_revokes_the_old_one(account, templates, run_cli, tmp_path):
+def test_rotate_issues_a_new_claim_and_revokes_the_old_one(claim_account, templates, run_cli, tmp_path):
     claim(run_cli, "--allow", "Cam2", "--out", "claim")
-    iot = client(account, "iot")
+    iot = client(claim_account, "iot")
     [old] = iot.list_targets_for_policy(policyName=NAMES.claim_policy)["targets"]
 
     claim(run_cli, "--rotate", "--out", "claim-2")
@@ -258,12 +237,12 @@ def test_rotate_issues_a_new_claim_and_revokes_the_old_one(account, templates, r
 # ---------------------------------------------------------------------------------------------- destroy
 
 
-def test_destroy_removes_the_claim_and_its_hook_and_a_rerun_converges(account, templates, run_cli, recorded_aws):
+def test_destroy_removes_the_claim_and_its_hook_and_a_rerun_converges(claim_account, templates, run_cli, recorded_aws):
     claim(run_cli, "--allow", "Cam2", "--out", "claim")
 
     cli_ok(run_cli, "destroy", "--yes")
 
-    lam, iam, iot, s3 = (client(account, s) for s in ("lambda", "iam", "iot", "s3"))
+    lam, iam, iot, s3 = (client(claim_account, s) for s in ("lambda", "iam", "iot", "s3"))
     assert templates.templates == {}
     assert [f["FunctionName"] for f in lam.list_functions()["Functions"]] == []
     assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"deeplens-{FLEET}-")]
@@ -274,7 +253,7 @@ def test_destroy_removes_the_claim_and_its_hook_and_a_rerun_converges(account, t
     assert recorded_aws.mutating == []
 
 
-def test_an_interrupted_destroy_is_finished_by_the_next(account, templates, run_cli, faults):
+def test_an_interrupted_destroy_is_finished_by_the_next(claim_account, templates, run_cli, faults):
     claim(run_cli, "--allow", "Cam2", "--out", "claim")
     faults.fail("lambda", "DeleteFunction", "ServiceException", status=500, times=10)
     assert run_cli("destroy", "--yes", env=ENV).exit_code == 1
@@ -283,5 +262,5 @@ def test_an_interrupted_destroy_is_finished_by_the_next(account, templates, run_
 
     cli_ok(run_cli, "destroy", "--yes")
 
-    assert client(account, "lambda").list_functions()["Functions"] == []
-    assert not [r for r in client(account, "iam").list_roles()["Roles"] if r["RoleName"].startswith("deeplens-")]
+    assert client(claim_account, "lambda").list_functions()["Functions"] == []
+    assert not [r for r in client(claim_account, "iam").list_roles()["Roles"] if r["RoleName"].startswith("deeplens-")]

@@ -12,8 +12,10 @@ import pytest
 
 from deeplens_cli.device_names import DEVICE_NAME
 from deeplens_cli.targets.greengrass_v2.claim_hook import (
-    MAX_ALLOW_LIST_BYTES,
     DEVICE_NAME as HOOK_DEVICE_NAME,
+)
+from deeplens_cli.targets.greengrass_v2.claim_hook import (
+    MAX_ALLOW_LIST_BYTES,
     decide,
     parse_allow_list,
 )
