@@ -200,6 +200,7 @@ def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str, allow: Sequ
 
     names, guard = ClaimNames(fleet), claim_guard.HookNames(fleet)
     guard.check()
+    claim_guard.allow_list_location(v2, guard)  # refused before any call when devices could write it
     iot, iam = v2.ctx.client("iot"), v2.ctx.client("iam")
     existing = _claim_certificates(iot, names.claim_policy)
     issue = rotate or not existing
