@@ -133,9 +133,13 @@ def function_arn(v2: V2Context, names: HookNames) -> str:
     return f"arn:{v2.partition}:lambda:{v2.ctx.region}:{v2.ctx.account_id}:function:{names.function}"
 
 
-def hook_role_policy(v2: V2Context, names: HookNames, bucket: str, key: str) -> dict[str, Any]:
+HOOK_TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                      "Principal": {"Service": "lambda.amazonaws.com"}}]}
+
+
+def hook_role_policy(partition: str, region: str, account: str, names: HookNames, bucket: str,
+                     key: str) -> dict[str, Any]:
     """What the hook may do: its own log group, the allow-list object, DescribeThing on our things."""
-    region, account, partition = v2.ctx.region, v2.ctx.account_id, v2.partition
     group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{names.function}"
     return {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "logs:CreateLogGroup", "Resource": group},
@@ -157,15 +161,13 @@ def plan_hook(v2: V2Context, names: HookNames, template: str, allow: AllowList) 
     """The role, the function (code and configuration kept current) and IoT's permission to invoke it."""
     iam, lam = v2.ctx.client("iam"), v2.ctx.client("lambda")
     actions: list[Action] = []
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                     "Principal": {"Service": "lambda.amazonaws.com"}}]}
-    policy = hook_role_policy(v2, names, allow.bucket, allow.key)
+    policy = hook_role_policy(v2.partition, v2.ctx.region, v2.ctx.account_id, names, allow.bucket, allow.key)
     put_policy = ApiCall("iam", "put_role_policy", {"RoleName": names.role, "PolicyName": HOOK_POLICY,
                                                     "PolicyDocument": json.dumps(policy)})
     role_arn = f"arn:{v2.partition}:iam::{v2.ctx.account_id}:role/{names.role}"
     if maybe(lambda: iam.get_role(RoleName=names.role), ("NoSuchEntity",)) is None:
         actions.append(Action(f"iam-role/{names.role}", "create", "the pre-provisioning hook runs as it", (
-            ApiCall("iam", "create_role", {"RoleName": names.role, "AssumeRolePolicyDocument": json.dumps(trust),
+            ApiCall("iam", "create_role", {"RoleName": names.role, "AssumeRolePolicyDocument": json.dumps(HOOK_TRUST),
                                            "Description": DESCRIPTION + names.fleet}),
             put_policy)))
     else:
