@@ -264,3 +264,39 @@ def test_an_interrupted_destroy_is_finished_by_the_next(claim_account, templates
 
     assert client(claim_account, "lambda").list_functions()["Functions"] == []
     assert not [r for r in client(claim_account, "iam").list_roles()["Roles"] if r["RoleName"].startswith("deeplens-")]
+
+
+# ---------------------------------------------------------------------------------------------- the names given
+
+
+def test_allow_takes_comma_lists_repeats_and_a_file(tmp_path):
+    from deeplens_cli.device_names import read_allowed_names
+
+    (tmp_path / "store18.txt").write_text("# store 18\nStore18-Cam1\n\n Store18-Cam2 \nCam2\n")
+
+    assert read_allowed_names(("Cam2, Cam3", "Cam4"), str(tmp_path / "store18.txt")) == [
+        "Cam2", "Cam3", "Cam4", "Store18-Cam1", "Store18-Cam2"]
+
+
+def test_allow_file_names_reach_the_allow_list(claim_account, templates, run_cli, tmp_path):
+    (tmp_path / "names.txt").write_text("Store18-Cam1\nStore18-Cam2\n")
+
+    claim(run_cli, "--allow-file", "names.txt", "--out", "claim")
+
+    assert templates.register_thing(NAMES.template, {"DeviceName": "Store18-Cam2"}) is True
+
+
+def test_a_dry_run_changes_nothing(claim_account, templates, run_cli, recorded_aws):
+    document = claim(run_cli, "--allow", "Cam2", "--out", "claim", "--dry-run")
+
+    assert recorded_aws.mutating == [] and templates.templates == {}
+    resources = [a["resource"] for a in document["plan"]["actions"] if a["action"] != "noop"]
+    # the guard comes before the template that names it
+    assert resources.index(f"lambda-function/{HOOK.function}") < resources.index(
+        f"iot-provisioning-template/{NAMES.template}")
+
+
+def test_a_fleet_name_too_long_for_the_hooks_role_is_refused_before_any_call(run_cli, aws_env):
+    result = run_cli("register-device", "--fleet", "F" * 60, "--claim", env=ENV)
+
+    assert result.exit_code == 2 and "too long for claim provisioning" in result.stderr
