@@ -297,6 +297,6 @@ def test_a_dry_run_changes_nothing(claim_account, templates, run_cli, recorded_a
 
 
 def test_a_fleet_name_too_long_for_the_hooks_role_is_refused_before_any_call(run_cli, aws_env):
-    result = run_cli("register-device", "--fleet", "F" * 60, "--claim", env=ENV)
+    result = run_cli("register-device", "--fleet", "F" * 38, "--claim", env=ENV)
 
     assert result.exit_code == 2 and "too long for claim provisioning" in result.stderr

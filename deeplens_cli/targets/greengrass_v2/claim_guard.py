@@ -67,13 +67,6 @@ class HookNames:
     def allow_list_key(self) -> str:
         return f"{ALLOW_LIST_PREFIX}{self.fleet}/allow-list.json"
 
-    def check(self) -> None:
-        """Refuse a fleet whose names AWS would reject, before any call."""
-        if len(self.role) > NAME_LIMIT:
-            raise ConfigError(f"--fleet {self.fleet} is too long for claim provisioning (the hook's role would be "
-                              f"{len(self.role)} characters, IAM allows {NAME_LIMIT})",
-                              f"use a fleet name of at most {NAME_LIMIT - len(HookNames('').role)} characters")
-
 
 @dataclass(frozen=True)
 class AllowList:

@@ -4,19 +4,25 @@
 
 * an IAM provisioning role that AWS IoT assumes to create things (trusted by iot.amazonaws.com, with the AWS
   managed policy AWSIoTThingsRegistration);
-* an IoT fleet provisioning template: a thing `deeplens-<DeviceName>` carrying our attributes (so `devices` and
-  `status` see it like any registered camera) in thing group G, its own minimal core policy (the document of
-  naming.core_policy, with the thing name filled in by the template) and the certificate IoT issues to it;
-* a claim certificate whose policy allows nothing but connecting and the two provisioning MQTT exchanges
-  (`$aws/certificates/create/*` and `$aws/provisioning-templates/<template>/provision/*`);
+* the claim's guard (claim_guard.py): a pre-provisioning hook IoT asks before every registration, which lets
+  through only a name on the fleet's allow-list (`--allow`, `--allow-file`) that is not a thing yet;
+* an IoT fleet provisioning template naming that hook: a thing `deeplens-<DeviceName>` carrying our attributes
+  (so `devices` and `status` see it like any registered camera) in thing group G, its own minimal core policy
+  (the document of naming.core_policy, with the thing name filled in by the template) and the certificate IoT
+  issues to it; `DeviceName` carries the device-name rule as its AllowedPattern;
+* a claim certificate whose policy allows nothing but connecting (not as one of our things) and the two JSON
+  provisioning MQTT exchanges (`$aws/certificates/create/json` and
+  `$aws/provisioning-templates/<template>/provision/json`);
 * one bundle: the claim certificate and key (0600), the Greengrass fleet provisioning plugin's configuration in
   config.yaml (`aws.greengrass.FleetProvisioningByClaim`: provisioningTemplate, claimCertificatePath,
   claimCertificatePrivateKeyPath, rootCaPath, iotDataEndpoint, iotCredentialEndpoint, iotRoleAlias, awsRegion,
   rootPath, templateParameters), and an install.sh that takes the device name as its argument.
 
-On first boot the plugin exchanges the claim for the device's own certificate and the nucleus starts as that
-thing, with our role alias. The device side (the plugin's MQTT exchange) cannot run here; moto has no
-provisioning templates, so the requests are checked with botocore's Stubber against the service model.
+A fleet has one claim: a re-run edits the allow-list and repairs the rest; `--rotate` issues a new claim
+certificate and bundle, then revokes the old one. On first boot the plugin exchanges the claim for the device's own
+certificate and the nucleus starts as that thing, with our role alias. The device side (the plugin's MQTT
+exchange) cannot run here; moto has no provisioning templates, so tests answer those operations next to moto
+and check them against botocore's model (tests/support/iot_provisioning.py).
 
 `plan_claim_provisioning` is a function of the shared `V2Context` (context.py); it uses register's
 `shared_registration_reads` (role alias and endpoints) and `plan_thing_group` (the fleet).
@@ -199,7 +205,12 @@ def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str, allow: Sequ
     from deeplens_cli.targets.greengrass_v2.core_bundle import amazon_root_ca_1
 
     names, guard = ClaimNames(fleet), claim_guard.HookNames(fleet)
-    guard.check()
+    longest = max((names.role, guard.role, guard.function), key=len)  # refused before any call, not half way
+    if len(longest) > claim_guard.NAME_LIMIT:
+        raise ConfigError(f"--fleet {fleet} is too long for claim provisioning ({longest} would be {len(longest)} "
+                          f"characters, IAM and Lambda allow {claim_guard.NAME_LIMIT})",
+                          f"use a fleet name of at most {claim_guard.NAME_LIMIT - len(ClaimNames('').role)} "
+                          f"characters")
     claim_guard.allow_list_location(v2, guard)  # refused before any call when devices could write it
     iot, iam = v2.ctx.client("iot"), v2.ctx.client("iam")
     existing = _claim_certificates(iot, names.claim_policy)
