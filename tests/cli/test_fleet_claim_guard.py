@@ -234,6 +234,21 @@ def test_rotate_issues_a_new_claim_and_revokes_the_old_one(claim_account, templa
     assert oct((tmp_path / "claim-2" / "claim.private.pem.key").stat().st_mode & 0o777) == "0o600"
 
 
+def test_an_interrupted_rotation_is_finished_by_the_same_command(claim_account, templates, run_cli, faults):
+    claim(run_cli, "--allow", "Cam2", "--out", "claim")
+    iot = client(claim_account, "iot")
+    [old] = iot.list_targets_for_policy(policyName=NAMES.claim_policy)["targets"]
+    faults.fail("iot", "UpdateCertificate", "InternalFailureException", status=500, times=10)
+    assert run_cli("register-device", "--fleet", FLEET, "--claim", "--rotate", "--out", "claim-2",
+                   env=ENV).exit_code == 1
+    faults.clear()
+
+    claim(run_cli, "--rotate", "--out", "claim-2")  # the same command: keeps the new claim, revokes the old
+
+    [new] = iot.list_targets_for_policy(policyName=NAMES.claim_policy)["targets"]
+    assert new != old and len(iot.list_certificates()["certificates"]) == 1
+
+
 # ---------------------------------------------------------------------------------------------- destroy
 
 

@@ -52,7 +52,7 @@ from deeplens_cli.targets.greengrass_v2.core_bundle import (
 from deeplens_cli.targets.greengrass_v2.naming import TARGET, THING_PREFIX, core_policy
 from deeplens_cli.targets.greengrass_v2.register import plan_thing_group, shared_registration_reads
 from deeplens_cli.targets.iot import NOT_FOUND
-from deeplens_cli.targets.registration import certificate_resource
+from deeplens_cli.targets.registration import certificate_of_pem, certificate_resource
 
 if TYPE_CHECKING:
     from deeplens_cli.targets.greengrass_v2.context import V2Context
@@ -214,8 +214,11 @@ def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str, allow: Sequ
     claim_guard.allow_list_location(v2, guard)  # refused before any call when devices could write it
     iot, iam = v2.ctx.client("iot"), v2.ctx.client("iam")
     existing = _claim_certificates(iot, names.claim_policy)
-    issue = rotate or not existing
     folder = Path(out_dir)
+    held = _held_claim(iot, folder, existing) if rotate else None
+    # a rotation interrupted after its new claim reached the bundle: keep that one, revoke the others
+    issue = (rotate and held is None) or not existing
+    revoke = [arn for arn in existing if arn != held] if rotate else []
     if issue and folder.exists() and any(folder.iterdir()):
         raise ConfigError(f"--out {out_dir} already exists and is not empty",
                           "a claim bundle holds a private key issued once: choose another --out")
@@ -253,8 +256,10 @@ def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str, allow: Sequ
     plan.add(device_iot.plan_core_policy(iot, names.claim_policy, policy, "claim certificates may only provision",
                                          "up to date"))
     if not issue:
-        plan.add(noop(f"iot-certificate/claim-{fleet}", "a claim certificate exists; --rotate issues a new one and "
-                      "revokes it", certificates=[arn.rsplit("/", 1)[-1] for arn in existing]))
+        plan.add(noop(f"iot-certificate/claim-{fleet}", f"the claim in {out_dir} is the new one" if held else
+                      "a claim certificate exists; --rotate issues a new one and revokes it",
+                      certificates=[arn.rsplit("/", 1)[-1] for arn in existing]))
+        plan.actions.extend(_revoke_claims(names, revoke))
         return plan
 
     bundle = ClaimBundle(fleet, names.template, region, alias_name, data_endpoint, credential_endpoint)
@@ -272,11 +277,34 @@ def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str, allow: Sequ
         LocalStep(f"write the claim bundle to {out_dir} (private key mode 0600)", write_bundle),
         ApiCall("iot", "attach_policy", {"policyName": names.claim_policy, "target": Ref("claim_certificate_arn")}),
     ), details={"bundle": out_dir, "template": names.template}))
-    for old in existing:  # only after the new claim is in its bundle: a failed rotation leaves the old one working
-        plan.add(Action(certificate_resource(old.rsplit("/", 1)[-1]), "delete",
-                        "the claim it replaces: revoked (inactive, detached, deleted)",
-                        device_iot.certificate_teardown(old, [names.claim_policy])))
+    plan.actions.extend(_revoke_claims(names, revoke))  # after the new claim is in its bundle
     return plan
+
+
+def _revoke_claims(names: ClaimNames, certificates: list[str]) -> list[Action]:
+    """The claims a rotation replaces: inactive first (IoT refuses it from then on), then detached and deleted - so
+    an interruption leaves it revoked, and still attached where the re-run finds it. Planned after the new claim
+    is issued, so a rotation that fails half way leaves a working claim."""
+    actions = []
+    for arn in certificates:
+        certificate_id = arn.rsplit("/", 1)[-1]
+        actions.append(Action(certificate_resource(certificate_id), "delete",
+                              "the claim it replaces: revoked (inactive, detached, deleted)", (
+            ApiCall("iot", "update_certificate", {"certificateId": certificate_id, "newStatus": "INACTIVE"},
+                    ignore_codes=NOT_FOUND),
+            ApiCall("iot", "detach_policy", {"policyName": names.claim_policy, "target": arn}, ignore_codes=NOT_FOUND),
+            ApiCall("iot", "delete_certificate", {"certificateId": certificate_id},
+                    retry=device_iot.CERTIFICATE_DETACH, ignore_codes=NOT_FOUND))))
+    return actions
+
+
+def _held_claim(iot: Any, folder: Path, claims: list[str]) -> str | None:
+    """The ARN of the claim whose certificate and key the bundle folder holds, if it is one of `claims`."""
+    certificate, key = folder / CLAIM_CERTIFICATE, folder / CLAIM_KEY
+    if not (bundle_files.is_folder(folder) and certificate.is_file() and bundle_files.holds_private_key(key)):
+        return None
+    found = certificate_of_pem(iot, certificate.read_text(encoding="utf-8", errors="replace"))
+    return found.arn if found is not None and found.arn in claims else None
 
 
 def _is_thing(iot: Any, thing: str) -> bool:
