@@ -213,6 +213,32 @@ def test_an_edit_made_meanwhile_is_never_lost(claim_account, templates, run_cli,
     assert stored["names"] == ["Cam2", "Cam9"]
 
 
+def test_a_claim_run_stopped_at_any_change_is_finished_by_the_same_command(claim_account, templates, run_cli,
+                                                                          faults, recorded_aws, tmp_path):
+    """Each of the run's AWS changes denied in turn (a fleet of its own each time): the same command run again
+    leaves exactly one claim, in its bundle, guarded - no second certificate, no half-made hook."""
+    iot = client(claim_account, "iot")
+    claim_cli = ("register-device", "--fleet", "{fleet}", "--claim", "--allow", "Cam2", "--out", "{fleet}-claim")
+    cli_ok(run_cli, *(arg.format(fleet="Clean") for arg in claim_cli))
+    changes = [call for call in recorded_aws.mutating if "ProvisioningTemplate" not in call[1]]
+    assert len(changes) >= 10
+
+    for n in range(1, len(changes) + 1):
+        fleet = f"Stop{n}"
+        faults.start_run()
+        faults.deny_mutation_at = n
+        assert run_cli(*(arg.format(fleet=fleet) for arg in claim_cli), env=ENV).exit_code == 1, changes[n - 1]
+        faults.deny_mutation_at = None
+        cli_ok(run_cli, *(arg.format(fleet=fleet) for arg in claim_cli))
+
+        [claim_arn] = iot.list_targets_for_policy(policyName=ClaimNames(fleet).claim_policy)["targets"]
+        pem = iot.describe_certificate(certificateId=claim_arn.rsplit("/", 1)[-1])["certificateDescription"]
+        assert (tmp_path / f"{fleet}-claim" / "claim.pem.crt").read_text() == pem["certificatePem"], changes[n - 1]
+        assert len(iot.list_certificates()["certificates"]) == n + 1, f"a certificate leaked at {changes[n - 1]}"
+        assert templates.templates[ClaimNames(fleet).template].hook is not None
+        assert templates.register_thing(ClaimNames(fleet).template, {"DeviceName": "Cam3"}) is False
+
+
 # ---------------------------------------------------------------------------------------------- rotation
 
 

@@ -215,10 +215,13 @@ def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str, allow: Sequ
     iot, iam = v2.ctx.client("iot"), v2.ctx.client("iam")
     existing = _claim_certificates(iot, names.claim_policy)
     folder = Path(out_dir)
-    held = _held_claim(iot, folder, existing) if rotate else None
-    # a rotation interrupted after its new claim reached the bundle: keep that one, revoke the others
-    issue = (rotate and held is None) or not existing
-    revoke = [arn for arn in existing if arn != held] if rotate else []
+    # --out may hold what an interrupted run wrote: a claim it issued but did not attach yet, or (rotating) the new
+    # claim, attached, with the old ones still to revoke. Either is finished, never issued again.
+    held = _held_claim(iot, folder, names.template)
+    others = [arn for arn in existing if arn != held]
+    attach = held if held is not None and held not in existing else None
+    issue = attach is None and not (rotate and held is not None and others) and (rotate or not existing)
+    revoke = others if rotate else []
     if issue and folder.exists() and any(folder.iterdir()):
         raise ConfigError(f"--out {out_dir} already exists and is not empty",
                           "a claim bundle holds a private key issued once: choose another --out")
@@ -255,10 +258,16 @@ def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str, allow: Sequ
     policy = claim_policy(partition, region, account, names.template)
     plan.add(device_iot.plan_core_policy(iot, names.claim_policy, policy, "claim certificates may only provision",
                                          "up to date"))
-    if not issue:
+    if attach is not None:
+        plan.add(Action(f"iot-certificate/claim-{fleet}", "update",
+                        f"the claim in {out_dir} is not attached to its policy yet (an interrupted run)", (
+                            ApiCall("iot", "attach_policy", {"policyName": names.claim_policy, "target": attach}),
+                        ), details={"bundle": out_dir}))
+    elif not issue:
         plan.add(noop(f"iot-certificate/claim-{fleet}", f"the claim in {out_dir} is the new one" if held else
                       "a claim certificate exists; --rotate issues a new one and revokes it",
                       certificates=[arn.rsplit("/", 1)[-1] for arn in existing]))
+    if not issue:
         plan.actions.extend(_revoke_claims(names, revoke))
         return plan
 
@@ -298,13 +307,20 @@ def _revoke_claims(names: ClaimNames, certificates: list[str]) -> list[Action]:
     return actions
 
 
-def _held_claim(iot: Any, folder: Path, claims: list[str]) -> str | None:
-    """The ARN of the claim whose certificate and key the bundle folder holds, if it is one of `claims`."""
-    certificate, key = folder / CLAIM_CERTIFICATE, folder / CLAIM_KEY
-    if not (bundle_files.is_folder(folder) and certificate.is_file() and bundle_files.holds_private_key(key)):
+def _held_claim(iot: Any, folder: Path, template: str) -> str | None:
+    """The ARN of the active claim certificate whose certificate and key the bundle folder holds, when the folder
+    is this fleet's claim bundle (its config.yaml names the template) and the certificate belongs to no thing."""
+    certificate, key, config = folder / CLAIM_CERTIFICATE, folder / CLAIM_KEY, folder / "config.yaml"
+    if not (bundle_files.is_folder(folder) and certificate.is_file() and config.is_file()
+            and bundle_files.holds_private_key(key)):
+        return None
+    if f"provisioningTemplate: {json.dumps(template)}" not in config.read_text(encoding="utf-8", errors="replace"):
         return None
     found = certificate_of_pem(iot, certificate.read_text(encoding="utf-8", errors="replace"))
-    return found.arn if found is not None and found.arn in claims else None
+    if found is None or found.status != "ACTIVE" or collect(iot, "list_principal_things", "things",
+                                                             principal=found.arn):
+        return None
+    return found.arn
 
 
 def _is_thing(iot: Any, thing: str) -> bool:
