@@ -341,3 +341,17 @@ def test_a_fleet_name_too_long_for_the_hooks_role_is_refused_before_any_call(run
     result = run_cli("register-device", "--fleet", "F" * 38, "--claim", env=ENV)
 
     assert result.exit_code == 2 and "too long for claim provisioning" in result.stderr
+
+
+def test_the_emulated_templates_hold_requests_and_answers_to_botocores_model(claim_account, templates, monkeypatch):
+    from botocore.exceptions import ParamValidationError
+
+    iot = templates.client()
+    with pytest.raises(ParamValidationError):  # the request, before any answer: payloadVersion is 10-32 digits
+        iot.create_provisioning_template(templateName="t", templateBody="{}", provisioningRoleArn="arn:aws:iam::1:r",
+                                         preProvisioningHook={"payloadVersion": "v1", "targetArn": "arn"})
+    iot.create_provisioning_template(templateName="t", templateBody="{}", provisioningRoleArn="arn:aws:iam::1:role/r")
+    real = templates._DescribeProvisioningTemplate
+    monkeypatch.setattr(templates, "_DescribeProvisioningTemplate", lambda params: {**real(params), "enabled": "yes"})
+    with pytest.raises(ParamValidationError):  # the answer: `enabled` is a boolean in the output shape
+        iot.describe_provisioning_template(templateName="t")
