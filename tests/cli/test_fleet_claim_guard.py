@@ -355,3 +355,16 @@ def test_the_emulated_templates_hold_requests_and_answers_to_botocores_model(cla
     monkeypatch.setattr(templates, "_DescribeProvisioningTemplate", lambda params: {**real(params), "enabled": "yes"})
     with pytest.raises(ParamValidationError):  # the answer: `enabled` is a boolean in the output shape
         iot.describe_provisioning_template(templateName="t")
+
+
+def test_the_hook_package_is_the_hook_file_alone_and_byte_reproducible():
+    import io
+    import zipfile
+    from pathlib import Path
+
+    from deeplens_cli.targets.greengrass_v2 import claim_hook
+
+    first, second = hook_package(), hook_package()
+
+    assert first.zip_bytes == second.zip_bytes and first.files == ("claim_hook.py",)
+    assert zipfile.ZipFile(io.BytesIO(first.zip_bytes)).read("claim_hook.py") == Path(claim_hook.__file__).read_bytes()

@@ -13,8 +13,10 @@ passes it to the concern functions it delegates to; it holds no logic of its own
     deploy        uses publish, register, reads
     fleet         uses deploy (plan_deployment, nucleus_pin), publish, reads, status (CORE_DEVICES_PAGE)
     status        uses publish, reads
-    destroy       uses publish, reads
-    provisioning  uses register
+    destroy       uses publish, reads, claim_teardown
+    provisioning  uses register, claim_guard
+    claim_guard   uses no other concern (claim_hook.py is the pre-provisioning hook's own code, plain Python)
+    claim_teardown uses provisioning (ClaimNames), claim_guard; used by destroy
 
 Tests call the facade's `_device_configuration` (a device's own settings); it forwards to deploy.py.
 """
