@@ -280,6 +280,7 @@ def test_an_interrupted_rotation_is_finished_by_the_same_command(claim_account, 
 
 def test_destroy_removes_the_claim_and_its_hook_and_a_rerun_converges(claim_account, templates, run_cli, recorded_aws):
     claim(run_cli, "--allow", "Cam2", "--out", "claim")
+    client(claim_account, "logs").create_log_group(logGroupName=f"/aws/lambda/{HOOK.function}")  # its first call
 
     cli_ok(run_cli, "destroy", "--yes")
 
@@ -289,6 +290,7 @@ def test_destroy_removes_the_claim_and_its_hook_and_a_rerun_converges(claim_acco
     assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"deeplens-{FLEET}-")]
     assert iot.list_certificates()["certificates"] == [] and iot.list_policies()["policies"] == []
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="deeplens-claims/")
+    assert client(claim_account, "logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"] == []
     recorded_aws.clear()
     cli_ok(run_cli, "destroy", "--yes")
     assert recorded_aws.mutating == []

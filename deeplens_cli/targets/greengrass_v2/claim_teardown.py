@@ -3,8 +3,8 @@ half-guarded.
 
 1. the provisioning template first: from then on no claim can register anything, so nothing calls the hook;
 2. the claim certificates (inactive, detached, deleted) and the claim policy;
-3. the hook: IoT's permission to invoke it, the function, then its role (a role is deleted only after the
-   function that runs as it);
+3. the hook: IoT's permission to invoke it, the function, its log group, then its role (a role is deleted only
+   after the function that runs as it);
 4. the provisioning role and the allow-list object.
 
 The fleets are found from every kind of resource a claim has (templates, hook functions, roles, allow-list
@@ -83,6 +83,11 @@ def plan_claim_teardown(v2: V2Context, fleet: str) -> Plan:
             ApiCall("lambda", "remove_permission", {"FunctionName": hook.function, "StatementId": PERMISSION_SID},
                     ignore_codes=_MISSING_LAMBDA),
             ApiCall("lambda", "delete_function", {"FunctionName": hook.function}, ignore_codes=_MISSING_LAMBDA))))
+    log_group = f"/aws/lambda/{hook.function}"  # Lambda made it on the hook's first call; the hook's own log
+    groups = collect(v2.ctx.client("logs"), "describe_log_groups", "logGroups", logGroupNamePrefix=log_group)
+    if any(group.get("logGroupName") == log_group for group in groups):
+        plan.add(Action(f"logs-log-group/{log_group}", "delete", "the hook's log (its decisions)", (
+            ApiCall("logs", "delete_log_group", {"logGroupName": log_group}, ignore_codes=_MISSING_LAMBDA),)))
     for role, reason in ((hook.role, "the hook's execution role"), (names.role, "the fleet's provisioning role")):
         action = _role_teardown(iam, role, reason)
         if action is not None:
