@@ -76,16 +76,22 @@ def register_roles(app: App, dry_run: bool, s3_full_access: bool, bucket: str | 
 @click.option("--fleet", help="Greengrass V2: also add the device to this IoT thing group.")
 @click.option("--claim", is_flag=True,
               help="With --fleet: one bundle any number of cameras install with; each registers itself (no --name).")
+@click.option("--allow", "allow", multiple=True, metavar="NAMES",
+              help="With --claim: names that may register by claim, once each (repeatable or a comma list).")
+@click.option("--allow-file", type=click.Path(dir_okay=False), default=None,
+              help="With --claim: also allow the names in this file (one a line; # comments).")
+@click.option("--rotate", is_flag=True, help="With --claim: issue a new claim certificate and revoke the old one.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @detailed_exitcode_option
 @pass_app
 def register_device(app: App, names: tuple[str, ...], names_file: str | None, out_dir: str | None,
-                    greengrass: str | None, fleet: str | None, claim: bool, dry_run: bool) -> None:
+                    greengrass: str | None, fleet: str | None, claim: bool, allow: tuple[str, ...],
+                    allow_file: str | None, rotate: bool, dry_run: bool) -> None:
     """Register devices: IoT thing, certificate, policy and Greengrass resources; write each one's bundle."""
     from deeplens_cli.commands.register_device import run_register_device
 
     run_register_device(app, names=names, names_file=names_file, out_dir=out_dir, target=greengrass, fleet=fleet,
-                        claim=claim, dry_run=dry_run)
+                        claim=claim, dry_run=dry_run, allow=allow, allow_file=allow_file, rotate=rotate)
 
 
 @cli.command("publish")

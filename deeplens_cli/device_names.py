@@ -16,17 +16,35 @@ DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}\Z")  # the DeepLens con
 # \Z, not $: "$" also matches before a trailing newline, and "Cam1\n" must be refused however it is matched
 
 
+def read_allowed_names(names: tuple[str, ...] | list[str], allow_file: str | None) -> list[str]:
+    """The names a fleet's claim may register (`register-device --claim --allow`): each --allow a name or a comma
+    list, then one name a line of --allow-file (blank lines and `#` comments skipped); each checked, duplicates
+    dropped (adding a name twice changes nothing)."""
+    collected = [part.strip() for value in names for part in value.split(",") if part.strip()]
+    if allow_file:
+        collected += _read_lines(allow_file, "--allow-file")
+    for name in collected:
+        if not DEVICE_NAME.fullmatch(name):
+            raise ConfigError(f"--allow {name!r} is not a valid device name",
+                              "use 1-100 letters, digits and hyphens, starting with a letter or digit")
+    return list(dict.fromkeys(collected))
+
+
+def _read_lines(path: str, option: str) -> list[str]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{option} {path} cannot be read ({exc.__class__.__name__})",
+                          "pass a text file with one device name a line") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
 def read_names(names: tuple[str, ...] | list[str], names_file: str | None) -> list[str]:
     """The device names of one register-device run: repeated --name, then one name a line of --names-file
     (blank lines and `#` comments skipped); each checked, duplicates refused."""
     collected = list(names)
     if names_file:
-        try:
-            text = Path(names_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"--names-file {names_file} cannot be read ({exc.__class__.__name__})",
-                              "pass a text file with one device name a line") from None
-        collected += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        collected += _read_lines(names_file, "--names-file")
     if not collected:
         raise ConfigError("no device name given", "pass --name NAME (repeatable) or --names-file FILE")
     for name in collected:

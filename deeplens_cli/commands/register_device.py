@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from deeplens_cli.app import App
-from deeplens_cli.device_names import read_names
+from deeplens_cli.device_names import read_allowed_names, read_names
 from deeplens_cli.errors import ConfigError
 from deeplens_cli.pipeline import emit_plan_run, run_plan
 from deeplens_cli.targets.registration import registration_lock
@@ -22,12 +22,18 @@ from deeplens_cli.targets.registry import fleet_target_name, lookup_device, make
 
 
 def run_register_device(app: App, names: tuple[str, ...], names_file: str | None, out_dir: str | None,
-                        target: str | None, fleet: str | None, claim: bool, dry_run: bool) -> None:
-    """The register-device command (also run by `demo`): `--claim` writes the fleet's claim bundle; otherwise every
-    `--name` and `--names-file` name is registered."""
+                        target: str | None, fleet: str | None, claim: bool, dry_run: bool,
+                        allow: tuple[str, ...] = (), allow_file: str | None = None, rotate: bool = False) -> None:
+    """The register-device command (also run by `demo`): `--claim` writes the fleet's claim bundle (and edits its
+    allow-list, or rotates it); otherwise every `--name` and `--names-file` name is registered."""
     if claim:
-        _register_claim(app, fleet=fleet, out_dir=out_dir, target=target, names=names, dry_run=dry_run)
+        _register_claim(app, fleet=fleet, out_dir=out_dir, target=target, names=names, dry_run=dry_run,
+                        allow=read_allowed_names(allow, allow_file), rotate=rotate)
         return
+    if allow or allow_file or rotate:
+        flag = "--allow" if allow else "--allow-file" if allow_file else "--rotate"
+        raise ConfigError(f"{flag} needs --fleet G --claim", "the allow-list and the claim certificate belong to a "
+                          "fleet's claim: add --fleet G --claim")
     if not names and not names_file:
         raise click.UsageError("Missing option '--name' (or --names-file, or --fleet G --claim).")
     _register_names(app, name=list(names), out_dir=out_dir, target=target, fleet=fleet, dry_run=dry_run,
@@ -106,9 +112,11 @@ def _register_one(app: App, name: str, bundle: Path, target: str, fleet: str | N
 
 
 def _register_claim(app: App, fleet: str | None, out_dir: str | None, target: str | None, names: tuple[str, ...],
-                    dry_run: bool) -> None:
-    """`register-device --fleet G --claim`: the fleet's provisioning template, a claim certificate and one bundle
-    (targets/greengrass_v2/provisioning.py); each camera then registers itself on first boot."""
+                    dry_run: bool, allow: list[str], rotate: bool) -> None:
+    """`register-device --fleet G --claim`: the fleet's provisioning template guarded by its pre-provisioning hook,
+    the allow-list (+ `--allow`), a claim certificate and one bundle (targets/greengrass_v2/provisioning.py); each
+    camera then registers itself on first boot, if its name is allowed and not taken. `--rotate` issues a new claim
+    and revokes the old one."""
     if not fleet:
         raise ConfigError("--claim needs --fleet", "name the IoT thing group the cameras register into")
     if names:
@@ -116,13 +124,21 @@ def _register_claim(app: App, fleet: str | None, out_dir: str | None, target: st
     if target and not spec_for(target).fleets:
         raise ConfigError(f"--claim needs --greengrass {fleet_target_name()}", "fleet provisioning is Greengrass V2")
     bundle = Path(out_dir) if out_dir else Path("devices") / f"{fleet}-claim"
-    plan = make_target(fleet_target_name(), app.ctx, app.settings).plan_claim_provisioning(fleet, str(bundle))
+    plan = make_target(fleet_target_name(), app.ctx, app.settings).plan_claim_provisioning(fleet, str(bundle), allow,
+                                                                                            rotate)
+    issued = any(a.resource == f"iot-certificate/claim-{fleet}" and a.verb == "create" for a in plan.actions)
     run = run_plan(app, plan, dry_run)
     if app.reporter.json:
-        emit_plan_run(app, run, bundle=None if dry_run else str(bundle))
+        emit_plan_run(app, run, bundle=None if dry_run or not issued else str(bundle))
     elif not dry_run:
-        app.reporter.line(f"claim bundle for fleet {fleet} written to {bundle}/: on each camera run "
-                          f"`sudo sh install.sh NAME` (the claim key is in it, mode 0600: keep it secret)")
+        if issued:
+            app.reporter.line(f"claim bundle for fleet {fleet} written to {bundle}/: on each camera run "
+                              f"`sudo sh install.sh NAME` (the claim key is in it, mode 0600: keep it secret)"
+                              + ("; the old claim is revoked" if rotate else ""))
+        [listed] = [a for a in plan.actions if a.resource.startswith("s3-object/")]
+        app.reporter.line(f"fleet {fleet}: {listed.details.get('names', 0)} name(s) may register by claim, each once"
+                          + ("" if allow or listed.details.get("names") else
+                             " - add names with --allow NAMES or --allow-file FILE"))
 
 
 def check_bundle_dir(bundle: Path) -> None:

@@ -95,3 +95,28 @@ def v2_account(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iter
             yield account
         finally:
             fake.close()
+
+
+@pytest.fixture
+def claim_account(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto with the one AWS managed policy a provisioning role attaches, the fake Greengrass V2 endpoint (for
+    register-device --name), and what register-roles leaves behind for V2; yields boto3 (its clients reach moto).
+
+    Import it into a test module (`from fake_greengrassv2 import claim_account`) to use it there."""
+    import boto3
+    import moto.iam.models as iam_models
+    from moto import mock_aws
+
+    everything = json.loads(iam_models.aws_managed_policies_data)
+    monkeypatch.setattr(iam_models, "aws_managed_policies_data",
+                        json.dumps({"AWSIoTThingsRegistration": everything["AWSIoTThingsRegistration"]}))
+    share_botocore_loader(monkeypatch)
+    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+        fake = FakeGreengrassV2(s3=boto3.client("s3", region_name="us-east-1"),
+                                iot=boto3.client("iot", region_name="us-east-1"))
+        monkeypatch.setenv("AWS_ENDPOINT_URL_GREENGRASSV2", fake.serve())
+        prepare_v2_account(lambda service: boto3.client(service, region_name="us-east-1"))
+        try:
+            yield boto3
+        finally:
+            fake.close()

@@ -83,6 +83,21 @@ TABLE: dict[str, Row] = {
                           r" one\)"),
     "bundle-uncreatable": Row("register-device --out cannot be created although its parent looks writable", 2,
                               r"error: --out \S+ cannot be created \(.+\) \(hint: choose a folder you can write to\)"),
+    "claim-allow-invalid": Row("register-device --claim --allow with a name a device cannot have", 2,
+                               r"error: --allow 'my cam' is not a valid device name \(hint: use 1-100 letters, "
+                               r"digits and hyphens, starting with a letter or digit\)"),
+    "claim-option-without-claim": Row("register-device --allow, --allow-file or --rotate without --fleet G --claim",
+                                      2, r"error: --allow needs --fleet G --claim \(hint: the allow-list and the "
+                                         r"claim certificate belong to a fleet's claim: add --fleet G --claim\)"),
+    "claim-allow-list-exposed": Row("the claim allow-list would sit under the crops prefix (prefix: \"\"), where "
+                                    "devices may write", 2,
+                                    r"error: the claim allow-list s3://\S+ would be under the crops prefix '', where "
+                                    r"devices may write \(hint: set prefix to a folder of its own \(e\.g\. faces/\) "
+                                    r"or greengrass\.artifact_bucket to another bucket\)"),
+    "claim-allow-list-unreadable": Row("the fleet's claim allow-list object in S3 is not the document the tool writes",
+                                       1, r"error: the claim allow-list s3://\S+ cannot be read \(.+\) \(hint: "
+                                          r"delete that object and run `register-device --fleet G --claim --allow "
+                                          r"NAMES` again \(until then the hook refuses every camera\)\)"),
     "key-template-unformattable": Row("key_template the device cannot format (a format spec such as {n:d})", 2,
                                       r"error: key_template '.+' cannot be formatted on the device: .+ \(hint: use the"
                                       r" placeholders of edge_function/keys\.py without format specs, .+\)"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.hardening.bad_input_table import DEVICE, Cli, expect
+from tests.hardening.bad_input_table import BUCKET, DEVICE, Cli, expect
 from tests.support.account_snapshot import account_snapshot
 from tests.support.greengrass_v1 import V1CoreReports
 
@@ -17,6 +17,17 @@ def test_roles_missing(cli: Cli) -> None:
     expect("roles-missing", result.exit_code, result.stderr)
     assert cli.mutations == []
     assert not Path("bundle").exists()
+
+
+def test_claim_allow_list_unreadable(cli: Cli) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="deeplens-claims/Stores/allow-list.json", Body=b'{"fleet": "Stores", "names": 1}')
+    result = cli("register-device", "--fleet", "Stores", "--claim", "--allow", "Cam2")
+    expect("claim-allow-list-unreadable", result.exit_code, result.stderr)
+    assert cli.mutations == [] and not Path("devices").exists()
 
 
 def test_device_unknown(cli: Cli) -> None:

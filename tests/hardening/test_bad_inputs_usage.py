@@ -46,6 +46,23 @@ def test_device_name_invalid(cli: Cli) -> None:
     cli.refused_up_front("device-name-invalid", "register-device", "--name", "my cam")
 
 
+def test_claim_allow_invalid(cli: Cli) -> None:
+    cli.refused_up_front("claim-allow-invalid", "register-device", "--fleet", "Stores", "--claim", "--allow",
+                         "Cam1,my cam")
+
+
+def test_claim_option_without_claim(cli: Cli) -> None:
+    cli.refused_up_front("claim-option-without-claim", "register-device", "--name", DEVICE, "--allow", "Cam2")
+    assert not Path("devices").exists()
+
+
+def test_claim_allow_list_exposed(cli: Cli) -> None:
+    Path("deeplens.yaml").write_text('bucket: deeplens-hardening-crops\nprefix: ""\n')
+    result = cli("register-device", "--fleet", "Stores", "--claim", "--allow", "Cam2", env={"DEEPLENS_BUCKET": None})
+    expect("claim-allow-list-exposed", result.exit_code, result.stderr)
+    assert cli.mutations == [] and not Path("devices").exists()
+
+
 def test_bundle_exists(cli: Cli) -> None:
     cli.ok("register-roles")
     old = cli.tmp_path / "old-bundle"

@@ -3,7 +3,8 @@ device's S3 grant is PutObject on the crops prefix and nothing else.
 
 Documents linted (built from settings exactly as the planners build them, for both `s3_access` modes, a
 custom prefix and a separate artifact bucket): the trust policy and inline policies of every role
-register-roles creates, the Greengrass V1 core IoT policy and the Greengrass V2 core IoT policy.
+register-roles creates, the Greengrass V1 core IoT policy, the Greengrass V2 core IoT policy, and a fleet claim's
+policies (the pre-provisioning hook's role, the claim certificate's IoT policy).
 
 parliament (`analyze_policy_string`) checks identity policies against the IAM service authorization
 reference. Its findings on our documents fall in two groups: real ones, which must be fixed in the policy, and
@@ -29,6 +30,7 @@ from deeplens_cli.config import Settings, defaults
 from deeplens_cli.policies import normalise_policy
 from deeplens_cli.roles import GROUP_ROLE, desired_roles
 from deeplens_cli.targets import greengrass_v1, greengrass_v2
+from deeplens_cli.targets.greengrass_v2 import claim_guard, provisioning
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 EXAMPLE_BUCKET = "deeplens-example-face-crops"  # config.example.yaml's bucket
@@ -66,6 +68,12 @@ def generated_policies() -> list[Generated]:
         "aws", REGION, ACCOUNT, v1_thing, "4a1b2c3d-0000-4000-8000-000000000000"))
     found["iot/v2-core"] = Generated("iot/v2-core", "iot-v2", greengrass_v2.core_policy(
         "aws", REGION, ACCOUNT, greengrass_v2.thing_name("Cam1"), settings()["greengrass.role_alias"]))
+    hook = claim_guard.HookNames("Stores")
+    found["trust/claim-hook"] = Generated("trust/claim-hook", "trust", claim_guard.HOOK_TRUST)
+    found["inline/claim-hook"] = Generated("inline/claim-hook", "iam", claim_guard.hook_role_policy(
+        "aws", REGION, ACCOUNT, hook, EXAMPLE_BUCKET, hook.allow_list_key))
+    found["iot/v2-claim"] = Generated("iot/v2-claim", "iot-v2", provisioning.claim_policy(
+        "aws", REGION, ACCOUNT, provisioning.ClaimNames("Stores").template))
     return list(found.values())
 
 
@@ -95,6 +103,10 @@ ALLOWLIST: dict[tuple[str, str, str], str] = {
         "parliament expects the IAM resource type of the control-plane API (/greengrass/things/*/connectivityInfo)",
     ("iot-v1", "RESOURCE_MISMATCH", "greengrass:UpdateConnectivityInfo"):
         "as greengrass:GetConnectivityInfo",
+    ("iot-v2", "RESOURCE_STAR", "iot:Connect"):
+        "the claim certificate's policy (fleet provisioning by claim): the plugin connects with a client ID it picks "
+        "before any thing exists, so Connect cannot name one; AWS's documented claim policy grants it on '*'. Ours "
+        "then denies connecting as any deeplens-* client ID (an existing camera's)",
     ("iot-v2", "UNKNOWN_ACTION", "iot:AssumeRoleWithCertificate"):
         "IoT credentials provider action, valid only in IoT policies: the core exchanges its certificate for "
         "token-exchange-role credentials through the role alias",
@@ -137,7 +149,8 @@ def test_every_allowlist_entry_is_still_needed() -> None:
 def test_the_documents_cover_every_kind_of_policy() -> None:
     kinds = {policy.kind for policy in POLICIES}
     assert kinds == {"trust", "iam", "iot-v1", "iot-v2"}
-    assert len([p for p in POLICIES if p.kind == "trust"]) == 6  # five DeepLens roles + the V2 token exchange role
+    # five DeepLens roles, the V2 token exchange role and a fleet claim's pre-provisioning hook
+    assert len([p for p in POLICIES if p.kind == "trust"]) == 7
 
 
 EXPECTED_PRINCIPALS = {"deeplens.amazonaws.com", "greengrass.amazonaws.com", "lambda.amazonaws.com",

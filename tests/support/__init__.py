@@ -16,6 +16,8 @@ Plugins (fixtures):
   cli              the CLI in-process: `run_cli`, `recorded_aws`
   aws_faults       wrong answers from AWS on demand: `faults`
   greengrass_v1    a V1-ready account and the V1 target driven as the CLI drives it: `gg_account`, `world`, ...
+  iot_provisioning IoT provisioning templates next to moto (checked against botocore's model) and RegisterThing's
+                   decision with the template's pre-provisioning hook: `templates`
 
 Helpers (imported): polling.wait_for, clock.FakeClock, account_snapshot.account_snapshot, archives.zip_of, and
 target_drivers (one driver per registry target, for tests/cli/test_target_contract.py).

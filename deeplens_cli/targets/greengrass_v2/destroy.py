@@ -1,5 +1,6 @@
 """Greengrass V2 teardown: a device's deployments, core device record, certificates, policy and thing; with no
-device left, the fleets, component versions and artifacts deeplens-cli created.
+device left, the fleets' claims (claim_teardown.py), the fleets, component versions and artifacts deeplens-cli
+created.
 
 Functions of the shared `V2Context` (context.py). Uses publish (`component_versions`) and the shared lookups of
 reads.py (the device list, a thing's ARN and core device, a fleet's members).
@@ -16,6 +17,7 @@ from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.artifacts import artifact_bucket
 from deeplens_cli.targets.base import Device
 from deeplens_cli.targets.greengrass_v2 import component as comp
+from deeplens_cli.targets.greengrass_v2.claim_teardown import claim_fleets, plan_claim_teardown
 from deeplens_cli.targets.greengrass_v2.naming import (
     MANAGED,
     MANAGED_GROUP_ATTRIBUTE,
@@ -83,6 +85,8 @@ def _plan_shared_resources(v2: V2Context) -> Plan:
     iot = v2.ctx.client("iot")
     gg = v2.ctx.client("greengrassv2")
     plan = Plan("destroy Greengrass V2 shared resources")
+    for fleet in claim_fleets(v2):  # first: once its template is gone, no claim registers a camera into a fleet
+        plan.extend(plan_claim_teardown(v2, fleet))
     for deployment in collect(v2.ctx.client("greengrassv2"), "list_deployments", "deployments", historyFilter="ALL"):
         if ":thinggroup/" in deployment.get("targetArn", "") and \
                 deployment.get("deploymentName") == v2.settings["project.name"]:

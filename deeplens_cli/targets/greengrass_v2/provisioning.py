@@ -4,19 +4,25 @@
 
 * an IAM provisioning role that AWS IoT assumes to create things (trusted by iot.amazonaws.com, with the AWS
   managed policy AWSIoTThingsRegistration);
-* an IoT fleet provisioning template: a thing `deeplens-<DeviceName>` carrying our attributes (so `devices` and
-  `status` see it like any registered camera) in thing group G, its own minimal core policy (the document of
-  naming.core_policy, with the thing name filled in by the template) and the certificate IoT issues to it;
-* a claim certificate whose policy allows nothing but connecting and the two provisioning MQTT exchanges
-  (`$aws/certificates/create/*` and `$aws/provisioning-templates/<template>/provision/*`);
+* the claim's guard (claim_guard.py): a pre-provisioning hook IoT asks before every registration, which lets
+  through only a name on the fleet's allow-list (`--allow`, `--allow-file`) that is not a thing yet;
+* an IoT fleet provisioning template naming that hook: a thing `deeplens-<DeviceName>` carrying our attributes
+  (so `devices` and `status` see it like any registered camera) in thing group G, its own minimal core policy
+  (the document of naming.core_policy, with the thing name filled in by the template) and the certificate IoT
+  issues to it; `DeviceName` carries the device-name rule as its AllowedPattern;
+* a claim certificate whose policy allows nothing but connecting (not as one of our things) and the two JSON
+  provisioning MQTT exchanges (`$aws/certificates/create/json` and
+  `$aws/provisioning-templates/<template>/provision/json`);
 * one bundle: the claim certificate and key (0600), the Greengrass fleet provisioning plugin's configuration in
   config.yaml (`aws.greengrass.FleetProvisioningByClaim`: provisioningTemplate, claimCertificatePath,
   claimCertificatePrivateKeyPath, rootCaPath, iotDataEndpoint, iotCredentialEndpoint, iotRoleAlias, awsRegion,
   rootPath, templateParameters), and an install.sh that takes the device name as its argument.
 
-On first boot the plugin exchanges the claim for the device's own certificate and the nucleus starts as that
-thing, with our role alias. The device side (the plugin's MQTT exchange) cannot run here; moto has no
-provisioning templates, so the requests are checked with botocore's Stubber against the service model.
+A fleet has one claim: a re-run edits the allow-list and repairs the rest; `--rotate` issues a new claim
+certificate and bundle, then revokes the old one. On first boot the plugin exchanges the claim for the device's own
+certificate and the nucleus starts as that thing, with our role alias. The device side (the plugin's MQTT
+exchange) cannot run here; moto has no provisioning templates, so tests answer those operations next to moto
+and check them against botocore's model (tests/support/iot_provisioning.py).
 
 `plan_claim_provisioning` is a function of the shared `V2Context` (context.py); it uses register's
 `shared_registration_reads` (role alias and endpoints) and `plan_thing_group` (the fleet).
@@ -27,13 +33,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
-from deeplens_cli.aws import maybe
+from deeplens_cli.aws import collect, maybe
+from deeplens_cli.device_names import DEVICE_NAME
 from deeplens_cli.errors import ConfigError
-from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
+from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, Step, noop
 from deeplens_cli.targets import bundle as bundle_files
+from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE
+from deeplens_cli.targets.greengrass_v2 import claim_guard
 from deeplens_cli.targets.greengrass_v2.core_bundle import (
     GREENGRASS_ROOT,
     NUCLEUS_DOWNLOAD,
@@ -43,6 +52,7 @@ from deeplens_cli.targets.greengrass_v2.core_bundle import (
 from deeplens_cli.targets.greengrass_v2.naming import TARGET, THING_PREFIX, core_policy
 from deeplens_cli.targets.greengrass_v2.register import plan_thing_group, shared_registration_reads
 from deeplens_cli.targets.iot import NOT_FOUND
+from deeplens_cli.targets.registration import certificate_of_pem, certificate_resource
 
 if TYPE_CHECKING:
     from deeplens_cli.targets.greengrass_v2.context import V2Context
@@ -53,6 +63,9 @@ PLUGIN_DOWNLOAD = ("https://d2s8p88vqu9w66.cloudfront.net/releases/aws-greengras
 REGISTRATION_POLICY_ARN = "arn:{partition}:iam::aws:policy/service-role/AWSIoTThingsRegistration"
 CLAIM_CERTIFICATE, CLAIM_KEY = "claim.pem.crt", "claim.private.pem.key"
 CLAIM_DIR = f"{GREENGRASS_ROOT}/claim-certs"
+# The device-name rule as the template's AllowedPattern. AWS IoT documents only Type and Default for template
+# parameters, so the hook (claim_hook.py, the same rule) is what enforces it; the pattern says it in the template.
+DEVICE_NAME_PATTERN = "^" + DEVICE_NAME.pattern.removesuffix(r"\Z") + "$"
 THING_PLACEHOLDER = "@@THING@@"  # where the template puts each device's thing name into its policy document
 
 
@@ -76,15 +89,19 @@ class ClaimNames:
 
 
 def claim_policy(partition: str, region: str, account: str, template: str) -> dict[str, Any]:
-    """What a claim certificate may do: connect, and the two MQTT exchanges of provisioning by claim."""
+    """What a claim certificate may do: connect (never as one of our things, which would push that camera off
+    IoT), and the two JSON MQTT exchanges of provisioning by claim (CreateKeysAndCertificate, then RegisterThing
+    with this fleet's template) - what the fleet provisioning plugin uses, nothing else."""
     iot = f"arn:{partition}:iot:{region}:{account}"
-    exchanges = ["$aws/certificates/create/*", f"$aws/provisioning-templates/{template}/provision/*"]
+    exchanges = ["$aws/certificates/create/json", f"$aws/provisioning-templates/{template}/provision/json"]
+    topics = [f"{topic}{tail}" for topic in exchanges for tail in ("", "/*")]
     return {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
+        {"Effect": "Deny", "Action": "iot:Connect", "Resource": f"{iot}:client/{THING_PREFIX}*"},
         {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"],
-         "Resource": [f"{iot}:topic/{topic}" for topic in exchanges]},
+         "Resource": [f"{iot}:topic/{topic}" for topic in topics]},
         {"Effect": "Allow", "Action": "iot:Subscribe",
-         "Resource": [f"{iot}:topicfilter/{topic}" for topic in exchanges]},
+         "Resource": [f"{iot}:topicfilter/{topic}" for topic in topics]},
     ]}
 
 
@@ -99,7 +116,8 @@ def provisioning_template(partition: str, region: str, account: str, fleet: str,
             pieces.append(thing)
         pieces.append(text)
     return {
-        "Parameters": {"DeviceName": {"Type": "String"}, "AWS::IoT::Certificate::Id": {"Type": "String"}},
+        "Parameters": {"DeviceName": {"Type": "String", "AllowedPattern": DEVICE_NAME_PATTERN},
+                       "AWS::IoT::Certificate::Id": {"Type": "String"}},
         "Resources": {
             "thing": {"Type": "AWS::IoT::Thing", "Properties": {
                 "ThingName": thing, "ThingGroups": [fleet],
@@ -179,15 +197,35 @@ echo "Greengrass $VERSION installed; the camera registers itself as {THING_PREFI
         bundle_files.replace_file(folder / "install.sh", self.install_sh(), mode=0o755)
 
 
-def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str) -> Plan:
+def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str, allow: Sequence[str] = (),
+                            rotate: bool = False) -> Plan:
+    """The fleet's claim: thing group, provisioning role, the guard (hook, its role and permission, the
+    allow-list plus `allow`), the template naming the hook, the claim policy, and - once per fleet, or again with
+    `rotate`, which then revokes the old ones - a claim certificate and its bundle in `out_dir`."""
     from deeplens_cli.targets.greengrass_v2.core_bundle import amazon_root_ca_1
 
+    names, guard = ClaimNames(fleet), claim_guard.HookNames(fleet)
+    longest = max((names.role, guard.role, guard.function), key=len)  # refused before any call, not half way
+    if len(longest) > claim_guard.NAME_LIMIT:
+        raise ConfigError(f"--fleet {fleet} is too long for claim provisioning ({longest} would be {len(longest)} "
+                          f"characters, IAM and Lambda allow {claim_guard.NAME_LIMIT})",
+                          f"use a fleet name of at most {claim_guard.NAME_LIMIT - len(ClaimNames('').role)} "
+                          f"characters")
+    claim_guard.allow_list_location(v2, guard)  # refused before any call when devices could write it
+    iot, iam = v2.ctx.client("iot"), v2.ctx.client("iam")
+    existing = _claim_certificates(iot, names.claim_policy)
     folder = Path(out_dir)
-    if folder.exists() and any(folder.iterdir()):
+    # --out may hold what an interrupted run wrote: a claim it issued but did not attach yet, or (rotating) the new
+    # claim, attached, with the old ones still to revoke. Either is finished, never issued again.
+    held = _held_claim(iot, folder, names.template)
+    others = [arn for arn in existing if arn != held]
+    attach = held if held is not None and held not in existing else None
+    issue = attach is None and not (rotate and held is not None and others) and (rotate or not existing)
+    revoke = others if rotate else []
+    if issue and folder.exists() and any(folder.iterdir()):
         raise ConfigError(f"--out {out_dir} already exists and is not empty",
                           "a claim bundle holds a private key issued once: choose another --out")
-    names = ClaimNames(fleet)
-    iot, iam = v2.ctx.client("iot"), v2.ctx.client("iam")
+    allow_list = claim_guard.read_allow_list(v2, guard)
     alias_name, data_endpoint, credential_endpoint = shared_registration_reads(v2)
     partition, region, account = v2.partition, v2.ctx.region, v2.ctx.account_id
     plan = Plan(f"claim-based provisioning for fleet {fleet} (Greengrass V2)")
@@ -209,32 +247,29 @@ def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str) -> Plan:
         plan.add(noop(f"iam-role/{names.role}", "exists"))
         role_arn = role["Role"]["Arn"]
 
-    body = json.dumps(provisioning_template(partition, region, account, fleet, alias_name), sort_keys=True)
-    current = maybe(lambda: iot.describe_provisioning_template(templateName=names.template), NOT_FOUND)
-    resource = f"iot-provisioning-template/{names.template}"
-    if current is None:
-        plan.add(Action(resource, "create", f"cameras register themselves into {fleet}", (
-            ApiCall("iot", "create_provisioning_template", {
-                "templateName": names.template, "templateBody": body, "enabled": True,
-                "provisioningRoleArn": role_arn, "type": "FLEET_PROVISIONING",
-                "description": f"deeplens-cli: Greengrass V2 cameras of fleet {fleet}"}),
-        )))
-    elif json.loads(current.get("templateBody") or "{}") != json.loads(body):
-        plan.add(Action(resource, "update", "template body differs", (
-            ApiCall("iot", "create_provisioning_template_version", {
-                "templateName": names.template, "templateBody": body, "setAsDefault": True}),
-        )))
-    else:
-        plan.add(noop(resource, "up to date"))
+    # the guard before the template that names it: IoT never meets a template whose hook is missing
+    plan.actions.extend(claim_guard.plan_hook(v2, guard, names.template, allow_list))
+    registered = [name for name in allow if name not in allow_list.names and _is_thing(iot, THING_PREFIX + name)]
+    plan.add(claim_guard.plan_allow_list(allow_list, fleet, list(allow), registered))
+    plan.add(_plan_template(v2, names, role_arn, claim_guard.function_arn(v2, guard),
+                            json.dumps(provisioning_template(partition, region, account, fleet, alias_name),
+                                       sort_keys=True)))
 
     policy = claim_policy(partition, region, account, names.template)
-    if maybe(lambda: iot.get_policy(policyName=names.claim_policy), NOT_FOUND) is None:
-        plan.add(Action(f"iot-policy/{names.claim_policy}", "create", "claim certificates may only provision", (
-            ApiCall("iot", "create_policy", {"policyName": names.claim_policy,
-                                             "policyDocument": json.dumps(policy)}),
-        )))
-    else:
-        plan.add(noop(f"iot-policy/{names.claim_policy}", "exists"))
+    plan.add(device_iot.plan_core_policy(iot, names.claim_policy, policy, "claim certificates may only provision",
+                                         "up to date"))
+    if attach is not None:
+        plan.add(Action(f"iot-certificate/claim-{fleet}", "update",
+                        f"the claim in {out_dir} is not attached to its policy yet (an interrupted run)", (
+                            ApiCall("iot", "attach_policy", {"policyName": names.claim_policy, "target": attach}),
+                        ), details={"bundle": out_dir}))
+    elif not issue:
+        plan.add(noop(f"iot-certificate/claim-{fleet}", f"the claim in {out_dir} is the new one" if held else
+                      "a claim certificate exists; --rotate issues a new one and revokes it",
+                      certificates=[arn.rsplit("/", 1)[-1] for arn in existing]))
+    if not issue:
+        plan.actions.extend(_revoke_claims(names, revoke))
+        return plan
 
     bundle = ClaimBundle(fleet, names.template, region, alias_name, data_endpoint, credential_endpoint)
     root_ca = amazon_root_ca_1()
@@ -251,4 +286,79 @@ def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str) -> Plan:
         LocalStep(f"write the claim bundle to {out_dir} (private key mode 0600)", write_bundle),
         ApiCall("iot", "attach_policy", {"policyName": names.claim_policy, "target": Ref("claim_certificate_arn")}),
     ), details={"bundle": out_dir, "template": names.template}))
+    plan.actions.extend(_revoke_claims(names, revoke))  # after the new claim is in its bundle
     return plan
+
+
+def _revoke_claims(names: ClaimNames, certificates: list[str]) -> list[Action]:
+    """The claims a rotation replaces: inactive first (IoT refuses it from then on), then detached and deleted - so
+    an interruption leaves it revoked, and still attached where the re-run finds it. Planned after the new claim
+    is issued, so a rotation that fails half way leaves a working claim."""
+    actions = []
+    for arn in certificates:
+        certificate_id = arn.rsplit("/", 1)[-1]
+        actions.append(Action(certificate_resource(certificate_id), "delete",
+                              "the claim it replaces: revoked (inactive, detached, deleted)", (
+            ApiCall("iot", "update_certificate", {"certificateId": certificate_id, "newStatus": "INACTIVE"},
+                    ignore_codes=NOT_FOUND),
+            ApiCall("iot", "detach_policy", {"policyName": names.claim_policy, "target": arn}, ignore_codes=NOT_FOUND),
+            ApiCall("iot", "delete_certificate", {"certificateId": certificate_id},
+                    retry=device_iot.CERTIFICATE_DETACH, ignore_codes=NOT_FOUND))))
+    return actions
+
+
+def _held_claim(iot: Any, folder: Path, template: str) -> str | None:
+    """The ARN of the active claim certificate whose certificate and key the bundle folder holds, when the folder
+    is this fleet's claim bundle (its config.yaml names the template) and the certificate belongs to no thing."""
+    certificate, key, config = folder / CLAIM_CERTIFICATE, folder / CLAIM_KEY, folder / "config.yaml"
+    if not (bundle_files.is_folder(folder) and certificate.is_file() and config.is_file()
+            and bundle_files.holds_private_key(key)):
+        return None
+    if f"provisioningTemplate: {json.dumps(template)}" not in config.read_text(encoding="utf-8", errors="replace"):
+        return None
+    found = certificate_of_pem(iot, certificate.read_text(encoding="utf-8", errors="replace"))
+    if found is None or found.status != "ACTIVE" or collect(iot, "list_principal_things", "things",
+                                                             principal=found.arn):
+        return None
+    return found.arn
+
+
+def _is_thing(iot: Any, thing: str) -> bool:
+    return maybe(lambda: iot.describe_thing(thingName=thing), NOT_FOUND) is not None
+
+
+def _claim_certificates(iot: Any, claim_policy_name: str) -> list[str]:
+    """The ARNs of the certificates holding the fleet's claim policy (the claim, and an unrotated old one)."""
+    if maybe(lambda: iot.get_policy(policyName=claim_policy_name), NOT_FOUND) is None:
+        return []
+    return [t for t in collect(iot, "list_targets_for_policy", "targets", policyName=claim_policy_name)
+            if ":cert/" in t]
+
+
+def _plan_template(v2: V2Context, names: ClaimNames, role_arn: Any, hook_arn: str, body: str) -> Action:
+    """Create the template with its hook, or bring body, hook and enablement back to what they should be."""
+    iot = v2.ctx.client("iot")
+    hook = {"payloadVersion": claim_guard.HOOK_PAYLOAD_VERSION, "targetArn": hook_arn}
+    current = maybe(lambda: iot.describe_provisioning_template(templateName=names.template), NOT_FOUND)
+    resource = f"iot-provisioning-template/{names.template}"
+    if current is None:
+        return Action(resource, "create", f"cameras register themselves into {names.fleet}, if the hook agrees", (
+            ApiCall("iot", "create_provisioning_template", {
+                "templateName": names.template, "templateBody": body, "enabled": True,
+                "provisioningRoleArn": role_arn, "type": "FLEET_PROVISIONING", "preProvisioningHook": hook,
+                "description": f"deeplens-cli: Greengrass V2 cameras of fleet {names.fleet}"}),
+        ))
+    steps: list[Step] = []
+    reasons = []
+    if json.loads(current.get("templateBody") or "{}") != json.loads(body):
+        reasons.append("template body differs")
+        steps.append(ApiCall("iot", "create_provisioning_template_version", {
+            "templateName": names.template, "templateBody": body, "setAsDefault": True}))
+    current_hook = current.get("preProvisioningHook") or {}
+    if current_hook.get("targetArn") != hook_arn or current.get("enabled") is not True:
+        reasons.append("no pre-provisioning hook" if not current_hook else "hook or enablement differs")
+        steps.append(ApiCall("iot", "update_provisioning_template", {
+            "templateName": names.template, "enabled": True, "preProvisioningHook": hook}))
+    if not steps:
+        return noop(resource, "up to date")
+    return Action(resource, "update", "; ".join(reasons), tuple(steps))

@@ -13,15 +13,17 @@ passes it to the concern functions it delegates to; it holds no logic of its own
     deploy        uses publish, register, reads
     fleet         uses deploy (plan_deployment, nucleus_pin), publish, reads, status (CORE_DEVICES_PAGE)
     status        uses publish, reads
-    destroy       uses publish, reads
-    provisioning  uses register
+    destroy       uses publish, reads, claim_teardown
+    provisioning  uses register, claim_guard
+    claim_guard   uses no other concern (claim_hook.py is the pre-provisioning hook's own code, plain Python)
+    claim_teardown uses provisioning (ClaimNames), claim_guard; used by destroy
 
 Tests call the facade's `_device_configuration` (a device's own settings); it forwards to deploy.py.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.greengrass_v2 import deploy, destroy, provisioning, publish, reads, register, status
@@ -88,8 +90,9 @@ class GreengrassV2Target:
     def plan_join_fleet(self, device: Device, fleet: str) -> Plan:
         return register.plan_join_fleet(self.v2, device, fleet)
 
-    def plan_claim_provisioning(self, fleet: str, out_dir: str) -> Plan:
-        return provisioning.plan_claim_provisioning(self.v2, fleet, out_dir)
+    def plan_claim_provisioning(self, fleet: str, out_dir: str, allow: Sequence[str] = (),
+                                rotate: bool = False) -> Plan:
+        return provisioning.plan_claim_provisioning(self.v2, fleet, out_dir, allow, rotate)
 
     # -- publish and deploy (Target) ----------------------------------------------------------------------
 
