@@ -16,4 +16,5 @@ pytest_plugins = [
     "tests.support.greengrass_v1",
     "tests.support.fault_proxy",  # the fault-injecting proxy between boto3 and the moto server: `fault_proxy`
     "tests.support.moto_csr",  # moto's CreateCertificateFromCsr certifies the CSR's key, as AWS does
+    "tests.support.filesystems",  # real tmpfs mounts, read-only or full: `tmpfs`, fill_up, free_up
 ]
