@@ -8,7 +8,8 @@ jmespath has no limits of its own: `((((...a))))` or a long `a.a.a...` overflows
 the parser or the interpreter), and twenty stages of `[@,@][]` build a million values, thirty a billion (hours, then
 MemoryError). So a query is bounded twice, each overstep one exit-2 line: its nesting (`MAX_DEPTH` levels of the
 parsed expression, checked when it is compiled), and what it builds on the document (a budget of `MAX_VALUES` plus a
-few per value of the document: the values any single result would print, and the steps the whole evaluation takes).
+few per value of the document: the values any single result would print, and, a few per value, the steps the whole
+evaluation takes).
 `_BoundedInterpreter` is jmespath's own tree interpreter with a count after each step: a result is measured from its
 parts, which were measured when they were made, so the count stays linear in the work done even when parts are
 shared.
@@ -28,6 +29,7 @@ QUERY_HINT = "see https://jmespath.org for the syntax, e.g. --query 'devices[].n
 MAX_DEPTH = 64  # levels of the parsed expression; the interpreter takes about two Python frames a level
 MAX_VALUES = 1_000_000  # values a query may build beyond what the document holds (a result once printed; steps)
 _BUDGET_PER_VALUE = 4  # ...plus this many per value of the document: `devices[*].{a: a, b: b}` on a large fleet
+_STEPS_PER_VALUE = 4  # steps an evaluation may take per value of that budget (a projection visits, then lists)
 _SHOWN = 40  # characters of a long expression echoed in an error line
 _CHARS_A_VALUE = 16  # a string counts as one value per this many characters (join() can double one at every step)
 
@@ -90,8 +92,8 @@ class _BoundedInterpreter(TreeInterpreter):  # type: ignore[misc]
         if node["type"] in _BUILDS and isinstance(result, (list, dict)):
             self._steps += len(result)
             self._check(self.measure(result))
-        if self._steps > MAX_VALUES:
-            self._check(self._steps)
+        if self._steps > _STEPS_PER_VALUE * MAX_VALUES:
+            self._check(self._steps // _STEPS_PER_VALUE)
         return result
 
     def _check(self, count: int) -> None:
