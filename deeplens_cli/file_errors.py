@@ -1,6 +1,7 @@
 """An OSError from the user's file system, told as one line naming the path and the cause.
 
-A full disk, a read-only folder, a folder the user may not write to or a name longer than the file system allows are
+A full disk, a read-only folder, a folder the user may not write to, a name longer than the file system allows or a
+path through a file are
 the user's environment, not a bug in deeplens-cli: they deserve the same one line + hint as a bad flag, never
 "unexpected error ... report it". `cli.main` (through `aws.translate_error`, which the executor also uses, so a
 bundle write that fails midway still says "re-running converges") maps any such OSError; the writers that know
@@ -41,6 +42,8 @@ _CAUSES = {
                         "choose {where} you can write to, or fix its permissions", True),
     errno.ENAMETOOLONG: _Cause("name_too_long", "file name too long",
                                f"choose {{where}} with a shorter path (at most {NAME_MAX} bytes a name)", True),
+    errno.ENOTDIR: _Cause("not_a_folder", "a part of the path is a file, not a folder",
+                          "choose {where} whose parents are folders", True),
 }
 
 

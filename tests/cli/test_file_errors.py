@@ -24,6 +24,7 @@ def os_error(number: int, filename: str | None = "/data/crops/a.jpg") -> OSError
     (errno.EACCES, "permission denied", "permission_denied"),
     (errno.EPERM, "operation not permitted", "permission_denied"),
     (errno.ENAMETOOLONG, "file name too long", "name_too_long"),
+    (errno.ENOTDIR, "a part of the path is a file, not a folder", "not_a_folder"),
 ])
 def test_each_cause_of_the_environment_names_the_path_and_exits_1(number, cause, code):
     error = file_system_error(os_error(number))

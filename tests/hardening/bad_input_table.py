@@ -112,6 +112,9 @@ TABLE: dict[str, Row] = {
     "download-read-only": Row("faces --download into a read-only folder", 2,
                               r"error: --download \S+: read-only file system"
                               r" \(hint: choose another --download on a writable file system\)"),
+    "download-name-too-long": Row("faces --download with a folder name longer than the file system allows", 2,
+                                  r"error: --download \S+: file name too long \(hint: choose another --download with"
+                                  r" a shorter path \(at most 255 bytes a name\)\)"),
     "download-disk-full": Row("faces --download onto a full disk", 1,
                               r"error: \S+\.jpg: no space left on the device \(hint: free some space on that disk"
                               r" \(or choose another folder\), then run the same command again\)"),

@@ -43,6 +43,12 @@ def test_download_read_only(cli: Cli, tmpfs: Mount) -> None:
         assert json.loads(result.stdout)["error"]["code"] == "read_only"
 
 
+def test_download_name_too_long(cli: Cli) -> None:
+    crops_in_the_bucket(1)
+    cli.refused_up_front("download-name-too-long", "faces", "--download", "crops-" + "x" * 300, env=CROPS_ENV)
+    assert os.listdir(".") == []  # nothing made
+
+
 def test_download_disk_full(cli: Cli, tmpfs: Mount) -> None:
     """The first crop fits, the second does not: one line naming it, no half-written file; with space again the
     same command fetches only the rest."""
