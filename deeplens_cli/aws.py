@@ -211,7 +211,8 @@ _THROTTLING_CODES = {
 
 
 def translate_error(exc: BaseException, doing: str | None = None) -> DeeplensError | None:
-    """Map a botocore exception to a one-line DeeplensError; None when it is not an AWS error we know."""
+    """Map a botocore exception (or an OSError of the file system) to a one-line DeeplensError; None when it is
+    not an error we know."""
     import botocore.exceptions as bce
 
     context = f" while {doing}" if doing else ""
@@ -256,6 +257,10 @@ def translate_error(exc: BaseException, doing: str | None = None) -> DeeplensErr
             f"invalid request{context}: {' '.join(str(exc).split())}",
             "this is a bug in deeplens-cli; rerun with -v and report it",
         )
+    if isinstance(exc, OSError):  # a full disk, a read-only folder: the user's environment (file_errors.py)
+        from deeplens_cli.file_errors import file_system_error
+
+        return file_system_error(exc)
     return None
 
 

@@ -302,9 +302,12 @@ def main(argv: list[str] | None = None) -> None:
     """
     args = list(argv) if argv is not None else sys.argv[1:]
     verbose = any(arg in ("-v", "--verbose") for arg in args)
-    # Until click has parsed the options, the reporter follows a plain scan of the arguments, so a usage error in
-    # `--output json` mode is a JSON document too (the only place the raw arguments are read).
-    app = App(reporter=Reporter(output="json" if _asks_for_json(args) else default_output(), verbose=verbose))
+    # Click may fail before it has parsed `--output` (an unknown option, a bad value before it, or after the group
+    # applied only the options before the command): errors then follow a plain scan of the arguments, which reads
+    # them as click does, so a usage error in `--output json` mode is a JSON document too (the only place the raw
+    # arguments are read).
+    wants_json = _asks_for_json(args)
+    app = App(reporter=Reporter(output="json" if wants_json else default_output(), verbose=verbose))
     try:
         result = cli.main(args=args, prog_name="deeplens-cli", standalone_mode=False, obj=app)
         if app.detailed_exitcode and app.changes_pending:
@@ -313,28 +316,31 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort as exc:  # click turns Ctrl-C into Abort (raised from the KeyboardInterrupt)
         interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
         _fail(app, DeeplensError(_INTERRUPTED if interrupted else "aborted", code="interrupted"), 130, verbose,
-              prefix="")
+              prefix="", wants_json=wants_json)
     except click.exceptions.Exit as exc:
         sys.exit(_error_exit_code(app, args, exc.exit_code))
     except click.ClickException as exc:
-        exc.show()
         code = exc.exit_code if exc.exit_code else EXIT_USAGE
-        _emit_error(app, DeeplensError(exc.format_message(), "see deeplens-cli --help", code="usage"))
-        sys.exit(_error_exit_code(app, args, code))
+        command = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else "deeplens-cli"
+        error = DeeplensError(exc.format_message(), f"see {command} --help", code="usage")
+        if not wants_json:
+            exc.show()  # click's usage, then its error line, for a person at a terminal
+            sys.exit(_error_exit_code(app, args, code))
+        _fail(app, error, _error_exit_code(app, args, code), verbose=False, wants_json=True)
     except ProblemsReported as exc:  # status: the problems are in the document or table it printed
         sys.exit(_error_exit_code(app, args, exc.exit_code))
     except DeeplensError as exc:
-        _fail(app, exc, _error_exit_code(app, args, exc.exit_code), verbose)
+        _fail(app, exc, _error_exit_code(app, args, exc.exit_code), verbose, wants_json=wants_json)
     except KeyboardInterrupt:
-        _fail(app, DeeplensError(_INTERRUPTED, code="interrupted"), 130, verbose, prefix="")
+        _fail(app, DeeplensError(_INTERRUPTED, code="interrupted"), 130, verbose, prefix="", wants_json=wants_json)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, traceback only with -v
         from deeplens_cli.aws import translate_error
 
         translated = translate_error(exc)
         if translated is not None:
-            _fail(app, translated, _error_exit_code(app, args, translated.exit_code), verbose)
+            _fail(app, translated, _error_exit_code(app, args, translated.exit_code), verbose, wants_json=wants_json)
         _fail(app, DeeplensError(f"unexpected error: {exc.__class__.__name__}: {exc}", "rerun with -v and report it",
-                                 code="unexpected"), EXIT_ERROR, verbose)
+                                 code="unexpected"), EXIT_ERROR, verbose, wants_json=wants_json)
 
 
 _INTERRUPTED = "interrupted: nothing more was changed; re-running the command converges"
@@ -347,22 +353,33 @@ def _error_exit_code(app: App, args: list[str], code: int) -> int:
 
 
 def _asks_for_json(args: list[str]) -> bool:
-    if os.environ.get("DEEPLENS_OUTPUT") == "json" and not any(arg.startswith("--output") for arg in args):
-        return True
-    following = [*args[1:], ""][:len(args)]  # the word after each argument ("" after the last; [] without arguments)
-    return any(arg == "--output=json" or (arg == "--output" and nxt == "json")
-               for arg, nxt in zip(args, following, strict=True))
+    """Whether the run is in `--output json` mode, read as click reads it: the last `--output` on the command line
+    wins (after the command beats before it, a repeated flag its earlier use), else $DEEPLENS_OUTPUT."""
+    chosen = None
+    for index, arg in enumerate(args):
+        if arg == "--output" and index + 1 < len(args):
+            chosen = args[index + 1]
+        elif arg.startswith("--output="):
+            chosen = arg.removeprefix("--output=")
+    return (chosen if chosen is not None else os.environ.get("DEEPLENS_OUTPUT")) == "json"
 
 
-def _emit_error(app: App, error: DeeplensError) -> None:
-    if app.reporter.output == "json" and not app.reporter.has_emitted_json:
-        app.reporter.query = None  # the error document is printed whole: a query was meant for the result
-        app.reporter.emit_json(error.to_document())
+def _emit_error(app: App, error: DeeplensError, wants_json: bool = False) -> None:
+    reporter = app.reporter
+    if reporter.has_emitted_json:
+        return  # the command printed its document (doctor, status): a second one would break stdout
+    if wants_json and reporter.output != "json":  # click failed before the command's --output reached the App
+        reporter = app.reporter = Reporter(output="json", verbose=reporter.verbose, stdout=reporter.stdout,
+                                           stderr=reporter.stderr)
+    if reporter.output == "json":
+        reporter.query = None  # the error document is printed whole: a query was meant for the result
+        reporter.emit_json(error.to_document())
 
 
-def _fail(app: App, error: DeeplensError, code: int, verbose: bool, prefix: str = "error: ") -> None:
+def _fail(app: App, error: DeeplensError, code: int, verbose: bool, prefix: str = "error: ",
+          wants_json: bool = False) -> None:
     if verbose:
         traceback.print_exc(file=sys.stderr)
-    _emit_error(app, error)
+    _emit_error(app, error, wants_json)
     click.echo(printable(f"{prefix}{error.one_line()}"), err=True)  # it may quote what a device reported
     sys.exit(code)

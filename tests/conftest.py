@@ -17,4 +17,5 @@ pytest_plugins = [
     "tests.support.fault_proxy",  # the fault-injecting proxy between boto3 and the moto server: `fault_proxy`
     "tests.support.iot_provisioning",  # provisioning templates next to moto's IoT, RegisterThing's decision
     "tests.support.moto_csr",  # moto's CreateCertificateFromCsr certifies the CSR's key, as AWS does
+    "tests.support.filesystems",  # real tmpfs mounts, read-only or full: `tmpfs`, fill_up, free_up
 ]

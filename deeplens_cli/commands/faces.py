@@ -9,6 +9,7 @@ that are already there so a re-run fetches only what is new.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from deeplens_cli.crops import Crop, CropIndex
+from deeplens_cli.errors import ConfigError
+from deeplens_cli.file_errors import NAME_MAX, file_system_error
 
 if TYPE_CHECKING:
     from deeplens_cli.app import App
@@ -70,6 +73,8 @@ def run_faces(app: App, device_name: str | None, since: str | None, limit: int, 
 
     current = (now or _utc_now)()
     since_at = parse_since(since, current) if since else None  # exit 2 before any AWS call
+    if download_dir:
+        prepare_download_folder(Path(download_dir))  # a folder that cannot be written: exit 2, before any AWS call
     settings = app.settings
     thing = None
     if device_name:
@@ -99,21 +104,69 @@ def gather_faces(s3: Any, bucket: str, prefix: str, key_template: str, now: dt.d
 
 
 def local_name(crop: Crop, prefix: str) -> str:
-    """A flat, unique file name for a crop: its key below the prefix with folders joined by '-'."""
+    """A flat, unique file name for a crop: its key below the prefix with folders joined by '-'.
+
+    S3 keys may be 1024 bytes, a file name only NAME_MAX (255): a longer name keeps its start and extension and
+    gets a short hash of the whole key in between, so it stays unique and a re-run finds (and skips) the same file.
+    """
     root = prefix.strip("/")
     relative = crop.key[len(root) + 1:] if root and crop.key.startswith(root + "/") else crop.key
-    return relative.replace("/", "-")
+    name = relative.replace("/", "-")
+    if len(name.encode("utf-8")) <= NAME_MAX:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    suffix = f".{extension}" if dot and len(extension.encode("utf-8")) <= 16 else ""
+    stem = stem if suffix else name
+    tag = "-" + hashlib.sha256(crop.key.encode("utf-8")).hexdigest()[:16]
+    room = NAME_MAX - len(tag) - len(suffix.encode("utf-8"))
+    return stem.encode("utf-8")[:room].decode("utf-8", errors="ignore") + tag + suffix
+
+
+def prepare_download_folder(folder: Path) -> None:
+    """Create `--download` (0700), or tighten an existing one to 0700: before any AWS call, so a folder that cannot
+    be written is a usage error and not a failure after the listing."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+    except FileExistsError:
+        raise ConfigError(f"--download {folder} is a file", "choose a folder for the crops") from None
+    except OSError as exc:
+        raise file_system_error(exc, folder, flag="--download") or exc from exc
 
 
 def download_crops(s3: Any, report: FacesReport, folder: Path, reporter: Reporter | None = None) -> Download:
     """Save each crop as a 0600 file in `folder` (made or tightened to 0700); skip files already there.
 
     Each file is written under a temporary name and renamed into place, so an interrupted download never leaves
-    a truncated JPEG that a re-run would then skip. The contact sheet covers every listed crop.
+    a truncated JPEG that a re-run would then skip. The contact sheet covers every listed crop. A full disk is one
+    line naming the file (what was written stays: a re-run fetches only the rest).
     """
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
+    prepare_download_folder(folder)
     result = Download(folder=str(folder))
+    try:
+        _download_into(s3, report, folder, result)
+        _add_contact_sheet(report, folder, result)
+    except OSError as exc:
+        raise file_system_error(exc, flag="--download") or exc from exc
+    if result.contact_sheet_problem and reporter is not None:
+        reporter.warn(result.contact_sheet_problem)
+    return result
+
+
+def _add_contact_sheet(report: FacesReport, folder: Path, result: Download) -> None:
+    try:
+        result.contact_sheet = str(_contact_sheet(report, folder))
+    except ImportError as exc:  # numpy/OpenCV are the [edge] extra, not a base dependency
+        result.contact_sheet_problem = (
+            f"no contact sheet: {exc.name} is not installed (pip install 'deeplens-cli[edge]')"
+        )
+    except OSError as exc:
+        if exc.errno is not None:
+            raise
+        result.contact_sheet_problem = f"no contact sheet: {exc}"  # OpenCV could not write it, and says no more
+
+
+def _download_into(s3: Any, report: FacesReport, folder: Path, result: Download) -> None:
     for crop in report.crops:
         target = folder / local_name(crop, report.prefix)
         if target.exists():
@@ -122,15 +175,6 @@ def download_crops(s3: Any, report: FacesReport, folder: Path, reporter: Reporte
         body = s3.get_object(Bucket=report.bucket, Key=crop.key)["Body"].read()
         _write_private(target, body)
         result.written.append(target.name)
-    try:
-        result.contact_sheet = str(_contact_sheet(report, folder))
-    except ImportError as exc:  # numpy/OpenCV are the [edge] extra, not a base dependency
-        result.contact_sheet_problem = (
-            f"no contact sheet: {exc.name} is not installed (pip install 'deeplens-cli[edge]')"
-        )
-        if reporter is not None:
-            reporter.warn(result.contact_sheet_problem)
-    return result
 
 
 def _write_private(target: Path, body: bytes) -> None:
@@ -140,6 +184,10 @@ def _write_private(target: Path, body: bytes) -> None:
             handle.write(body)
         os.chmod(temporary, 0o600)
         os.replace(temporary, target)
+    except OSError as exc:  # a full disk fails the write, which names no file: name the crop's
+        Path(temporary).unlink(missing_ok=True)
+        exc.filename = str(target)
+        raise
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from deeplens_cli.config import CONFIG_PATH_ENV, DEFAULT_CONFIG_FILE, KEYS, load_settings
 from deeplens_cli.errors import ConfigError
+from deeplens_cli.file_errors import file_system_error
 
 if TYPE_CHECKING:
     from deeplens_cli.app import App
@@ -71,8 +72,12 @@ def render(choices: InitChoices) -> str:
     return "\n".join(lines)
 
 
-def write_new_config(path: Path, text: str, force: bool) -> None:
-    """Validate `text` as a config file, then put it at `path` atomically; an existing file only with `force`."""
+def write_new_config(path: Path, text: str, force: bool, flag: str | None = None) -> None:
+    """Validate `text` as a config file, then put it at `path` atomically; an existing file only with `force`.
+
+    `flag` is the option that named `path` (`--config`), None for the default ./deeplens.yaml: a folder that
+    cannot be written is then exit 1 (the environment), not a bad flag value (exit 2).
+    """
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists", "edit it, or pass --force to replace it", code="config_exists")
     folder = path.parent if str(path.parent) else Path(".")
@@ -81,6 +86,16 @@ def write_new_config(path: Path, text: str, force: bool) -> None:
             f"cannot write {path}: folder {folder} does not exist",
             "create the folder or choose another --config",
         )
+    try:
+        _write_validated(path, text, force, folder)
+    except OSError as exc:  # a read-only folder, a full disk: one line naming the config file, not its temporary
+        raise file_system_error(exc, path, flag=flag, hint=None if flag else _DEFAULT_PATH_HINT) or exc from exc
+
+
+_DEFAULT_PATH_HINT = "run it in a folder you can write to, or pass --config PATH"
+
+
+def _write_validated(path: Path, text: str, force: bool, folder: Path) -> None:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
@@ -102,7 +117,7 @@ def write_new_config(path: Path, text: str, force: bool) -> None:
 def run_init(app: App, choices: InitChoices, force: bool) -> Path:
     """The init command: write the file, then say what to run next (or one JSON document)."""
     path = config_path_for(app)
-    write_new_config(path, render(choices), force)
+    write_new_config(path, render(choices), force, flag="--config" if app.config_path else None)
     reporter = app.reporter
     if reporter.json:
         reporter.emit_json({"config": str(path), "bucket": choices.bucket, "region": choices.region,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from deeplens_cli.demo.frames import FrameSource
 from deeplens_cli.demo.sandbox import DEMO_BUCKET, DEMO_REGION
 from deeplens_cli.errors import ConfigError
+from deeplens_cli.file_errors import file_system_error
 
 if TYPE_CHECKING:
     from deeplens_cli.app import App
@@ -74,8 +75,16 @@ class DemoResult:
 def prepare_out_dir(out: Path) -> Path:
     """Create --out, or reuse it when it holds a previous demo's output (replacing only what the demo writes).
 
-    Any other non-empty folder is refused: the demo must never delete files it did not create.
+    Any other non-empty folder is refused: the demo must never delete files it did not create. A folder that cannot
+    be written (read-only, full, a name too long) is one line naming it, before the emulator starts.
     """
+    try:
+        return _claim_out_dir(out)
+    except OSError as exc:
+        raise file_system_error(exc, flag="--out") or exc from exc
+
+
+def _claim_out_dir(out: Path) -> Path:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder", "choose another --out")
     if out.exists() and any(out.iterdir()) and not (out / SUMMARY_FILE).exists():

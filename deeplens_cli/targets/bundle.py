@@ -141,13 +141,26 @@ def is_folder(path: Path) -> bool:
         return False
 
 
-def write_new(path: Path, text: str, mode: int) -> None:
-    """Create a file that must not exist yet, with its final mode from the start (no window with wider access)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+def write_new(path: Path, text: str, mode: int, named: Path | None = None) -> None:
+    """Create a file that must not exist yet, with its final mode from the start (no window with wider access).
+
+    When it fails (a full disk), nothing is left at `path`, and the error names `named` (the file the user will
+    look for, when `path` is its temporary sibling): the write names no file of its own.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as exc:
+        exc.filename = str(named or path)
+        raise
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        exc.filename = str(named or path)
+        path.unlink(missing_ok=True)  # never a cut-off file (a key must be complete or absent)
+        raise
     os.chmod(path, mode)  # the umask may have narrowed it; never widened beyond `mode`
 
 
@@ -157,7 +170,7 @@ def write_secret(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     if temporary.exists():
         temporary.unlink()
-    write_new(temporary, text, 0o600)
+    write_new(temporary, text, 0o600, named=path)
     try:
         os.link(temporary, path)
     finally:
@@ -169,7 +182,7 @@ def replace_file(path: Path, text: str, mode: int = 0o644) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     if temporary.exists():
         temporary.unlink()
-    write_new(temporary, text, mode)
+    write_new(temporary, text, mode, named=path)
     os.replace(temporary, path)
 
 

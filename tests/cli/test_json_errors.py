@@ -53,3 +53,20 @@ def test_text_output_keeps_stdout_empty_on_errors(run_cli, aws_env):
     result = run_cli("register-roles", "--bucket", "My_Crops")
 
     assert result.exit_code == 2 and result.stdout == ""
+
+
+@pytest.mark.parametrize("args", [
+    ("deploy", "--timeout", "0", "--output", "json"),  # click failed on --timeout before it reached --output
+    ("register-device", "--out", "notes.txt", "--output=json"),
+    ("--query", "devices[?", "devices", "--output", "json"),  # the group failed before the command's options
+])
+def test_output_json_after_the_command_still_gets_its_document_when_parsing_fails_first(run_cli, aws_env, args):
+    with open("notes.txt", "w", encoding="utf-8") as handle:
+        handle.write("a file\n")
+
+    result = run_cli(*args)
+
+    assert result.exit_code == 2
+    error = only_document(result.stdout)["error"]
+    assert error["code"] == "usage"
+    assert result.stderr.splitlines() == [f"error: {error['message']} (hint: {error['hint']})"]  # one line

@@ -248,3 +248,41 @@ class TestHostileMetadata:
         [crop] = json.loads(result.stdout, parse_constant=refuse)["crops"]
         assert crop["confidence"] is None
         assert "printed as null: crops[0].confidence" in result.stderr
+
+
+class TestLongKeys:
+    """S3 keys may be 1024 bytes, file names only 255: the old tree failed the whole download with "unexpected error:
+    OSError: [Errno 36] File name too long ... report it"."""
+
+    TEMPLATE = "{month}_{day}/{hour}_{minute}/" + "site-" * 60 + "{timestamp}_{n}.jpg"
+
+    def test_a_key_too_long_for_a_file_name_is_saved_under_a_short_unique_name(self, s3, run_cli, tmp_path):
+        now = dt.datetime.now(dt.timezone.utc)
+        keys = put_crops(s3, "cam-a", minutes_ago(1, 2, now=now), template=self.TEMPLATE)
+        assert all(len(key) > 300 for key in keys)
+        out = tmp_path / "crops"
+        env = {**ENV, "DEEPLENS_KEY_TEMPLATE": self.TEMPLATE}
+
+        result = run_cli("--output", "json", "faces", "--download", str(out), env=env)
+
+        assert result.exit_code == 0, result.stderr
+        written = json.loads(result.stdout)["download"]["written"]
+        assert len(set(written)) == 2 and all(len(name.encode()) <= 255 and name.endswith(".jpg") for name in written)
+        assert sorted(written) == sorted(path.name for path in out.glob("*.jpg"))
+        again = json.loads(run_cli("--output", "json", "faces", "--download", str(out), env=env).stdout)["download"]
+        assert again["written"] == [] and sorted(again["skipped"]) == sorted(written)  # the same names: skipped
+
+
+def test_a_long_local_name_keeps_its_start_and_extension_and_differs_with_the_key():
+    from deeplens_cli.commands.faces import local_name
+    from deeplens_cli.crops import Crop
+
+    def named(key: str) -> str:
+        return local_name(Crop(key=key, time=NOW, size=1, device=None, confidence=None, track=None,
+                               captured_at=None, detector=None), "faces/")
+
+    first, second = "faces/" + "é" * 200 + "-1.jpg", "faces/" + "é" * 200 + "-2.jpg"  # same first 255 bytes
+    assert named(first) != named(second) and named(first) == named(first)
+    assert all(len(named(key).encode()) <= 255 and named(key).startswith("éé") and named(key).endswith(".jpg")
+               for key in (first, second))
+    assert named("faces/11_30/9_5/1_cam-a-0.jpg") == "11_30-9_5-1_cam-a-0.jpg"  # short names are unchanged

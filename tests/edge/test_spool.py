@@ -1,6 +1,7 @@
 """spool.py: a folder the spool owns, durable entries, monotonic order, quarantine, unwritable folders.
 
-Read-only and full folders are real tmpfs mounts (root only; CI runs as root and must not skip them).
+Read-only and full folders are real tmpfs mounts (`tmpfs`, tests/support/filesystems.py; root only, and CI runs as
+root and must not skip them).
 """
 
 import errno
@@ -16,6 +17,7 @@ import pytest
 from edge_function import spool as spool_module
 from edge_function.spool import Spool, SpoolFolderError, jpeg_problem
 from edge_function.uploader import UploadItem
+from tests.support.filesystems import remount
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -30,27 +32,6 @@ def jpeg(seed=0, side=48):
 
 def crop(n, prefix="faces"):
     return UploadItem("%s/11_14/22_13/1700000000_test-%d.jpg" % (prefix, n), jpeg(n), {"track-id": str(n)})
-
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    """``tmpfs(size_kb)``: a fresh tmpfs mount (unmounted afterwards)."""
-    mounted = []
-
-    def mount(size_kb=1024):
-        if os.geteuid() != 0:
-            if os.environ.get("CI") == "true":
-                pytest.fail("CI runs as root: tmpfs mounts are required")
-            pytest.skip("needs root to mount a tmpfs")
-        path = tmp_path / ("mnt%d" % len(mounted))
-        path.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dk" % size_kb, "tmpfs", str(path)], check=True)
-        mounted.append(path)
-        return path
-
-    yield mount
-    for path in reversed(mounted):
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 # --- item 1: the spool owns its folder and touches nothing else ------------------------------------------
@@ -200,7 +181,7 @@ def test_a_read_only_spool_is_not_drained_again_at_every_start(tmpfs, caplog):
     writer = Spool(str(folder / "spool"), max_bytes=10 ** 6)
     for n in range(3):
         assert writer.add(crop(n))
-    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+    remount(folder, "ro")
     with caplog.at_level(logging.ERROR, logger="edge_function.spool"):
         reader = Spool(str(folder / "spool"), max_bytes=10 ** 6)
     assert reader.read_only and not reader.can_write
@@ -228,7 +209,7 @@ def test_a_read_only_spool_is_reported_by_close_and_not_uploaded_again(tmpfs, s3
     writer = Spool(str(folder / "spool"), max_bytes=10 ** 6)
     for n in range(2):
         assert writer.add(crop(n))
-    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+    remount(folder, "ro")
     up = SpoolingUploader(bucket, str(folder / "spool"), client=s3)
     up.submit(crop(5))
     assert not up.close(5.0)  # two crops still wait on a disk it cannot change

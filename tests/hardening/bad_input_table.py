@@ -16,7 +16,8 @@ row's pattern.
 
 The areas: test_bad_inputs_usage.py (configuration and usage: exit 2, nothing sent to AWS),
 test_bad_inputs_aws.py (credentials, endpoint, the AWS environment, AccessDenied, the bucket),
-test_bad_inputs_devices.py (devices and deploy), test_bad_inputs_edge.py (the device's loop).
+test_bad_inputs_devices.py (devices and deploy), test_bad_inputs_edge.py (the device's loop),
+test_bad_inputs_files.py (the local file system: read-only, full, names too long; real tmpfs mounts).
 """
 
 from __future__ import annotations
@@ -108,6 +109,43 @@ TABLE: dict[str, Row] = {
     "destroy-without-terminal": Row("destroy without --yes in a script (no terminal to ask)", 2,
                                     r"error: destroy needs confirmation and there is no terminal to ask"
                                     r" \(hint: re-run with --yes .+\)"),
+    "json-usage-error": Row("click's own usage error (a value out of range, a file for a folder, an unknown option, "
+                            "a missing option, a bad choice) with --output json anywhere on the line", 2,
+                            r"error: (Invalid value for '--[\w-]+': .+|No such option '--[\w-]+'.*|Missing option"
+                            r" '--[\w-]+'\.) \(hint: see deeplens-cli [\w-]+ --help\)"),
+    "since-before-epoch": Row("faces/logs --since before 1970 (a date, or a duration such as 100000000d)", 2,
+                              r"error: --since '\S+' (is|reaches back) before 1970-01-01 \(the Unix epoch\)"
+                              r" \(hint: no crop or log event is older than 1970: give a later time, or a duration"
+                              r" such as 2d\)"),
+    "query-too-deep": Row("--query nested deeper than a person writes ('((((...))))', '!!!!...a')", 2,
+                          r"error: --query ['\"].+['\"] nests more than 64 levels deep \(hint: write a flatter"
+                          r" expression \(a pipe \| per stage, not nested parentheses\)\)"),
+    "query-too-large": Row("--query that multiplies the document ('[@,@][]' forty times: 2**40 values)", 2,
+                           r"error: --query ['\"].+['\"] builds more than [\d,]+ values on this document"
+                           r" \(hint: select less: a query can multiply what it reads\)"),
+    # -- the local file system: read-only, full, names too long (2 when the path came from a flag) ---------------
+    "download-read-only": Row("faces --download into a read-only folder", 2,
+                              r"error: --download \S+: read-only file system"
+                              r" \(hint: choose another --download on a writable file system\)"),
+    "download-name-too-long": Row("faces --download with a folder name longer than the file system allows", 2,
+                                  r"error: --download \S+: file name too long \(hint: choose another --download with"
+                                  r" a shorter path \(at most 255 bytes a name\)\)"),
+    "download-disk-full": Row("faces --download onto a full disk", 1,
+                              r"error: \S+\.jpg: no space left on the device \(hint: free some space on that disk"
+                              r" \(or choose another folder\), then run the same command again\)"),
+    "init-read-only": Row("init in a read-only folder (the default ./deeplens.yaml)", 1,
+                          r"error: deeplens\.yaml: read-only file system \(hint: run it in a folder you can write"
+                          r" to, or pass --config PATH\)"),
+    "init-config-read-only": Row("init --config PATH on a read-only file system", 2,
+                                 r"error: --config \S+: read-only file system"
+                                 r" \(hint: choose another --config on a writable file system\)"),
+    "bundle-disk-full": Row("register-device --out onto a disk that fills up while the bundle is written", 1,
+                            r"error: iot-certificate/\S+: \S+: no space left on the device(; \d+ earlier change\(s\)"
+                            r" were applied, re-running converges)? \(hint: free some space on that disk \(or choose"
+                            r" another folder\), then run the same command again\)"),
+    "demo-out-read-only": Row("demo --out on a read-only file system", 2,
+                              r"error: --out \S+: read-only file system"
+                              r" \(hint: choose another --out on a writable file system\)"),
     # -- credentials, endpoint, throttling (exit 1, nothing changed) ---------------------------------------------
     "no-credentials": Row("no AWS credentials anywhere (register-roles)", 1,
                           r"error: no AWS credentials found.* \(hint: run `aws configure`, pass --profile, or set"

@@ -174,3 +174,65 @@ def test_json_output_stays_one_document_on_errors(cli: Cli) -> None:
     assert result.exit_code == 2
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "config" and "bucket" in error["message"] and error["hint"]
+
+
+# ---------------------------------------------------------------------------------------------- click, --since, --query
+
+
+@pytest.mark.parametrize("args", [
+    ("deploy", "--timeout", "0"),  # out of range
+    ("faces", "--download", "notes.txt"),  # a file where a folder is expected
+    ("register-device", "--name", DEVICE, "--out", "notes.txt"),
+    ("deploy", "--no-such-flag"),  # unknown option
+    ("logs",),  # missing --device
+    ("register-device", "--name", DEVICE, "--greengrass", "v9"),  # bad choice
+])
+@pytest.mark.parametrize("where", ["after", "before", "environment"])
+def test_json_usage_error(cli: Cli, args: tuple[str, ...], where: str) -> None:
+    """Click's own usage errors kept stdout empty when --output json came after the command (click failed before
+    it parsed it): every exit prints one document, and stderr keeps its one line."""
+    Path("notes.txt").write_text("a file, not a folder\n")
+    json_args = ("--output", "json")
+    line = (*args, *json_args) if where == "after" else (*json_args, *args) if where == "before" else args
+    result = cli.refused_up_front("json-usage-error", *line,
+                                  env={"DEEPLENS_OUTPUT": "json"} if where == "environment" else None)
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "usage" and result.stderr.strip() == f"error: {error['message']} (hint: {error['hint']})"
+
+
+def test_the_last_output_on_the_line_decides_as_click_does(cli: Cli) -> None:
+    text_last = cli("--output", "json", "deploy", "--output", "text", "--timeout", "0")
+    json_last = cli("--output", "text", "deploy", "--timeout", "0", "--output", "json")
+    assert text_last.exit_code == json_last.exit_code == 2
+    assert text_last.stdout == "" and "Usage: deeplens-cli deploy" in text_last.stderr  # click's own, for a person
+    assert json.loads(json_last.stdout)["error"]["code"] == "usage"
+
+
+@pytest.mark.parametrize("args", [
+    ("faces", "--since", "1960-01-01"),
+    ("faces", "--since", "100000000d"),  # OverflowError in the old tree
+    ("faces", "--since", "9" * 400 + "s"),
+    ("logs", "--device", DEVICE, "--since", "1969-12-31T23:59Z"),  # CloudWatch refused the negative start
+    ("logs", "--device", DEVICE, "--since", "100000000d"),
+])
+def test_since_before_epoch(cli: Cli, args: tuple[str, ...]) -> None:
+    result = cli.refused_up_front("since-before-epoch", "--output", "json", *args)
+    assert json.loads(result.stdout)["error"]["code"] == "config"
+
+
+DEEP_QUERIES = ["(" * 3000 + "devices" + ")" * 3000, "!" * 3000 + "devices", "[" * 100 + "@" + "]" * 100]
+
+
+@pytest.mark.parametrize("query", DEEP_QUERIES, ids=["parentheses", "nots", "lists"])
+def test_query_too_deep(cli: Cli, query: str) -> None:
+    """The old tree: RecursionError, "unexpected error ... report it" (exit 1), before any AWS request."""
+    result = cli.refused_up_front("query-too-deep", "--output", "json", "--query", query, "devices")
+    assert json.loads(result.stdout)["error"]["code"] == "usage"
+
+
+@pytest.mark.parametrize("stage", ["[@,@][]", "[@,@]", "join('', [to_string(@), to_string(@)])"])
+def test_query_too_large(cli: Cli, stage: str) -> None:
+    """Forty doubling stages: the old tree built 2**40 values (hours, then MemoryError) or printed them."""
+    result = cli("--output", "json", "--query", "|".join([stage] * 40), "devices")
+    expect("query-too-large", result.exit_code, result.stderr)
+    assert json.loads(result.stdout)["error"]["code"] == "usage"

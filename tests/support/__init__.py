@@ -15,6 +15,7 @@ Plugins (fixtures):
   moto_server      a moto server on localhost: `moto_server_session`, `moto_server`, `reset_moto`
   cli              the CLI in-process: `run_cli`, `recorded_aws`
   aws_faults       wrong answers from AWS on demand: `faults`
+  filesystems      real tmpfs mounts, read-only or full: `tmpfs` (helpers fill_up, free_up, remount)
   greengrass_v1    a V1-ready account and the V1 target driven as the CLI drives it: `gg_account`, `world`, ...
   iot_provisioning IoT provisioning templates next to moto (checked against botocore's model) and RegisterThing's
                    decision with the template's pre-provisioning hook: `templates`
