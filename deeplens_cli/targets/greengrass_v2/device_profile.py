@@ -46,14 +46,18 @@ def lock_lines(path: Path = LOCK_FILE) -> list[str]:
     return [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
+def looks_like_a_deeplens() -> str:
+    """A shell condition: true on a stock DeepLens (its awscam folders, or awscam importable under python3.7)."""
+    markers = " || ".join(f"[ -e {marker} ]" for marker in DEEPLENS_MARKERS)
+    return f"{markers} || {DEEPLENS_PYTHON} -c 'import awscam' >/dev/null 2>&1"
+
+
 def detect_lines(profile_file: str) -> list[str]:
     """Set PROFILE to deeplens or generic: what install.sh recorded, else what the device looks like."""
-    markers = " || ".join(f"[ -e {marker} ]" for marker in DEEPLENS_MARKERS)
     return [
         f"PROFILE=$(cat '{profile_file}' 2>/dev/null || true)",
         'case "$PROFILE" in deeplens|generic) ;; *)',
-        f"  if {markers} || {DEEPLENS_PYTHON} -c 'import awscam' >/dev/null 2>&1; "
-        "then PROFILE=deeplens; else PROFILE=generic; fi ;;",
+        f"  if {looks_like_a_deeplens()}; then PROFILE=deeplens; else PROFILE=generic; fi ;;",
         "esac",
     ]
 
@@ -62,9 +66,8 @@ def install_sh_block(profile: str, root: str) -> str:
     """install.sh lines run before anything else needs Java or Python: the DeepLens' own preparations."""
     if profile not in PROFILES:
         raise ValueError(f"unknown device profile {profile!r}")
-    markers = " || ".join(f"[ -e {marker} ]" for marker in DEEPLENS_MARKERS)
     detect = ("" if profile != "auto" else
-              f"if {markers}; then PROFILE=deeplens; else PROFILE=generic; fi\n")
+              f"if {looks_like_a_deeplens()}; then PROFILE=deeplens; else PROFILE=generic; fi\n")
     return f"""# Device profile (register-device --device-profile {profile}): deeplens = a stock AWS DeepLens.
 PROFILE={profile}
 {detect}PYTHON=python3
@@ -97,11 +100,12 @@ def stream_groups_lines() -> str:
     streams = " ".join(CAMERA_STREAMS)
     gpu = " ".join(GPU_GROUPS[1:])
     return f"""if [ "$PROFILE" = deeplens ]; then
-  for GROUP in {gpu}; do getent group "$GROUP" >/dev/null 2>&1 && usermod -aG "$GROUP" ggc_user; done
+  for GROUP in {gpu}; do
+    if getent group "$GROUP" >/dev/null 2>&1; then usermod -aG "$GROUP" ggc_user; fi
+  done
   for STREAM in {streams}; do
-    [ -e "$STREAM" ] || continue
-    GROUP=$(stat -c %G "$STREAM")
-    [ "$GROUP" = root ] || usermod -aG "$GROUP" ggc_user
+    GROUP=$( [ -e "$STREAM" ] && stat -c %G "$STREAM" || echo root)
+    if [ "$GROUP" != root ]; then usermod -aG "$GROUP" ggc_user; fi
   done
 fi
 """
