@@ -69,6 +69,8 @@ class DeepLensRun:
     reinstall_log: str = ""
     crops: list[dict[str, str]] = field(default_factory=list)  # the S3 metadata of each crop
     run_log: str = ""
+    fallback_crops: list[dict[str, str]] = field(default_factory=list)  # Run again, without the model file
+    fallback_log: str = ""
     stop_s: float | None = None
     stop_exit_code: int | None = None
 
@@ -78,6 +80,22 @@ def _open_as(device: LabDevice, uid: int, groups: list[int], path: str) -> str:
                            str(device.root), "/usr/bin/python3", "-c", OPEN_AS, path],
                           capture_output=True, text=True, timeout=120, check=False)
     return (done.stdout.strip() or done.stderr.strip())[-200:]
+
+
+def _run_until_a_crop(nucleus: Nucleus, component: Deployed, cloud: LabCloud,
+                      run: DeepLensRun) -> tuple[list[dict[str, str]], str, float | None]:
+    """Start Run, wait for the first crop in S3, SIGTERM; (each crop's S3 metadata, the Run log, seconds)."""
+    cloud.delete_crops()
+    running = nucleus.start(component)
+    keys: list[str] = []
+    while time.monotonic() - running.script.started < FIRST_CROP_LIMIT_S and running.alive() and not keys:
+        keys = cloud.crop_keys()
+        time.sleep(0.5)
+    first_crop_s = round(time.monotonic() - running.script.started, 1) if keys else None
+    run.stop_exit_code, stop_s = nucleus.stop(running)
+    run.stop_s = round(stop_s, 2)
+    crops = [cloud.s3.head_object(Bucket=BUCKET, Key=key)["Metadata"] for key in cloud.crop_keys()]
+    return crops, nucleus.run_log(component).read_text(), first_crop_s
 
 
 def _as_a_deeplens_gets_it(component: Deployed) -> Deployed:
@@ -152,17 +170,12 @@ def _deeplens_lab(cloud: LabCloud, clips: LabClips, work: Path, builds: Builds |
         venv_config = device.root / str(nucleus.work_path(component)).lstrip("/") / "venv" / "pyvenv.cfg"
         run.venv_config = venv_config.read_text()
 
-        cloud.delete_crops()
-        running = nucleus.start(component)
-        keys: list[str] = []
-        while time.monotonic() - running.script.started < FIRST_CROP_LIMIT_S and running.alive() and not keys:
-            keys = cloud.crop_keys()
-            time.sleep(0.5)
-        run.timings["first_crop_s"] = round(time.monotonic() - running.script.started, 1) if keys else None
-        run.stop_exit_code, stop_s = nucleus.stop(running)
-        run.stop_s = round(stop_s, 2)
-        run.crops = [cloud.s3.head_object(Bucket=BUCKET, Key=key)["Metadata"] for key in cloud.crop_keys()]
-        run.run_log = nucleus.run_log(component).read_text()
+        run.crops, run.run_log, run.timings["first_crop_s"] = _run_until_a_crop(nucleus, component, cloud, run)
+        # The same device without its face model (a DeepLens whose project was never deployed): CenterFace.
+        (device.root / deeplens.MODEL.lstrip("/")).unlink()
+        nucleus.run_log(component).unlink()
+        run.fallback_crops, run.fallback_log, run.timings["fallback_first_crop_s"] = \
+            _run_until_a_crop(nucleus, component, cloud, run)
         yield run
     finally:
         device.shut_down()
@@ -226,7 +239,15 @@ def test_component_install_builds_a_python_37_venv_that_sees_awscam_from_the_has
 
 def test_run_uploads_crops_found_by_the_awscam_model_on_the_awscam_camera(lens: DeepLensRun) -> None:
     assert lens.crops, f"no crop uploaded; Run log:\n{lens.run_log[-3000:]}"
+    assert "source=awscam detector=awscam" in lens.run_log, lens.run_log[-3000:]
     assert {crop["detector"] for crop in lens.crops} == {"awscam-ssd"}, lens.crops  # awscam.Model, not CenterFace
     assert all(crop["device"] == THING for crop in lens.crops)
     assert lens.stop_s is not None and lens.stop_s < GRACEFUL_STOP_S
     assert lens.stop_exit_code in (0, 1), lens.stop_exit_code
+
+
+def test_without_the_face_model_run_falls_back_to_centerface_on_the_same_camera(lens: DeepLensRun) -> None:
+    assert "no DeepLens face model at" in lens.fallback_log, lens.fallback_log[-3000:]
+    assert "source=awscam detector=centerface" in lens.fallback_log
+    assert lens.fallback_crops and {crop["detector"] for crop in lens.fallback_crops} == {"centerface"}, \
+        lens.fallback_crops
