@@ -210,14 +210,17 @@ def destroy(app: App, device: str | None, yes: bool, delete_roles: bool, delete_
 @click.option("--greengrass", type=click.Choice(TARGET_NAMES), default=None,
               help="Simulated device: v2 (a Greengrass V2 core device running the published component) or v1 (a "
                    "DeepLens, Greengrass V1); default: greengrass.default_target (v2).")
+@click.option("--device-profile", type=click.Choice(("generic", "deeplens")), default=None,
+              help="The V2 device: generic (default; a Linux camera) or deeplens (a stock AWS DeepLens: awscam "
+                   "camera and face model).")
 @pass_app
 def demo(app: App, device: str, source: str | None, out_dir: str, max_frames: int | None, keep_running: bool,
-         greengrass: str | None) -> None:
+         greengrass: str | None, device_profile: str | None) -> None:
     """The whole flow on an embedded AWS emulator with a simulated device: no account, no camera."""
     from deeplens_cli.commands.demo import run_demo
 
     run_demo(app, device_name=device, source=source, out_dir=out_dir, max_frames=max_frames, keep_running=keep_running,
-             target=greengrass)
+             target=greengrass, device_profile=device_profile)
 
 
 @cli.command("init")
