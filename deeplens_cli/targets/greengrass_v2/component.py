@@ -237,7 +237,9 @@ class ComponentBuild:
 
         A stamp in the venv holds the SHA-256 of the lock, the Python version and the machine; when it matches,
         Install exits at once (an unchanged re-deploy, or a new version with the same lock, reinstalls nothing).
-        Otherwise the venv is rebuilt from scratch, so a half-finished earlier attempt never survives.
+        Otherwise the venv is rebuilt from scratch, so a half-finished earlier attempt never survives. On a stock
+        DeepLens (device_profile.install_lines) it is Python 3.7's, sees the system's awscam and holds the lock
+        resolved for 3.7, every wheel checked against its recorded sha256.
         """
         work = "{work:path}"
         venv = f"{work}/{VENV_DIR}"
@@ -264,7 +266,7 @@ class ComponentBuild:
             # system Python and installs its own lock, resolved for Python 3.7.
             'case "$(uname -m)" in armv6l|armv7l) SYSTEM_SITE=--system-site-packages ;; esac',
             "if \"$PYTHON\" -c 'import awscam' >/dev/null 2>&1; then SYSTEM_SITE=--system-site-packages; fi",
-            *device_profile.install_lines(self.python, "{kernel:rootPath}/" + device_profile.PROFILE_FILE),
+            *device_profile.install_lines("{kernel:rootPath}/" + device_profile.PROFILE_FILE),
             # deeplens-cli demo only (HOST_SITE_ENV): reuse the demo's environment instead of installing the lock.
             f"HOST_SITE=$(printenv {HOST_SITE_ENV} || true)",
             'if [ -n "$HOST_SITE" ]; then',
@@ -316,7 +318,7 @@ class ComponentBuild:
         lines.append('export DEEPLENS_TOPIC="' + RESULTS_TOPIC.format(thing="$AWS_IOT_THING_NAME") + '"')
         probe = f"'{venv_python}' -c 'import awscam' >/dev/null 2>&1"
         lines += [
-            # A DeepLens reflashed to Greengrass V2 still has awscam (camera + GPU model); elsewhere: OpenCV.
+            # A stock DeepLens as a V2 core has awscam (camera + GPU model; device_profile.py); elsewhere: OpenCV.
             f'AUTO_DETECTOR=0; if [ "$DEEPLENS_DETECTOR" = auto ]; then AUTO_DETECTOR=1; if {probe}; then '
             "DEEPLENS_DETECTOR=awscam; else DEEPLENS_DETECTOR=opencv; fi; fi",
             'if [ "$DEEPLENS_SOURCE" = auto ]; then if [ "$DEEPLENS_DETECTOR" = awscam ]; then '

@@ -111,7 +111,7 @@ fi
 """
 
 
-def install_lines(python: str, profile_file: str) -> list[str]:
+def install_lines(profile_file: str) -> list[str]:
     """Install-script lines that set PYTHON, PROFILE, REQS, WEIGHTS, SYSTEM_SITE and PIP_OPTIONS for a DeepLens
     (and leave the generic values, set before them, elsewhere); they write the DeepLens lock files to $LOCK."""
     return [
