@@ -81,15 +81,19 @@ def register_roles(app: App, dry_run: bool, s3_full_access: bool, bucket: str | 
 @click.option("--allow-file", type=click.Path(dir_okay=False), default=None,
               help="With --claim: also allow the names in this file (one a line; # comments).")
 @click.option("--rotate", is_flag=True, help="With --claim: issue a new claim certificate and revoke the old one.")
+@click.option("--device-profile", type=click.Choice(("auto", "generic", "deeplens")), default=None,
+              help="Greengrass V2: what the device is; deeplens = a stock AWS DeepLens (default: "
+                   "greengrass.device_profile, auto = detected on the device).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @detailed_exitcode_option
 @pass_app
 def register_device(app: App, names: tuple[str, ...], names_file: str | None, out_dir: str | None,
                     greengrass: str | None, fleet: str | None, claim: bool, allow: tuple[str, ...],
-                    allow_file: str | None, rotate: bool, dry_run: bool) -> None:
+                    allow_file: str | None, rotate: bool, device_profile: str | None, dry_run: bool) -> None:
     """Register devices: IoT thing, certificate, policy and Greengrass resources; write each one's bundle."""
     from deeplens_cli.commands.register_device import run_register_device
 
+    app.override(greengrass__device_profile=device_profile)  # the bundle's install.sh (targets/greengrass_v2)
     run_register_device(app, names=names, names_file=names_file, out_dir=out_dir, target=greengrass, fleet=fleet,
                         claim=claim, dry_run=dry_run, allow=allow, allow_file=allow_file, rotate=rotate)
 
@@ -212,14 +216,17 @@ def destroy(app: App, device: str | None, yes: bool, delete_roles: bool, delete_
 @click.option("--greengrass", type=click.Choice(TARGET_NAMES), default=None,
               help="Simulated device: v2 (a Greengrass V2 core device running the published component) or v1 (a "
                    "DeepLens, Greengrass V1); default: greengrass.default_target (v2).")
+@click.option("--device-profile", type=click.Choice(("generic", "deeplens")), default=None,
+              help="The V2 device: generic (default; a Linux camera) or deeplens (a stock AWS DeepLens: awscam "
+                   "camera and face model).")
 @pass_app
 def demo(app: App, device: str, source: str | None, out_dir: str, max_frames: int | None, keep_running: bool,
-         greengrass: str | None) -> None:
+         greengrass: str | None, device_profile: str | None) -> None:
     """The whole flow on an embedded AWS emulator with a simulated device: no account, no camera."""
     from deeplens_cli.commands.demo import run_demo
 
     run_demo(app, device_name=device, source=source, out_dir=out_dir, max_frames=max_frames, keep_running=keep_running,
-             target=greengrass)
+             target=greengrass, device_profile=device_profile)
 
 
 @cli.command("init")

@@ -220,6 +220,9 @@ SCHEMA: tuple[Key, ...] = (
     Key("greengrass.role_alias", str, "DeepLensGreengrassV2TokenExchangeRoleAlias",
         "IoT role alias pointing at the token exchange role"),
     Key("greengrass.python", str, "python3", "Python command the V2 component runs the edge function with"),
+    Key("greengrass.device_profile", str, "auto",
+        "what a V2 device is, for its bundle: auto (detected on it), deeplens (a stock AWS DeepLens) or generic",
+        _one_of("auto", "generic", "deeplens")),
     Key("greengrass.pin_nucleus", bool, False,
         "V2 thing deployments pin the nucleus version the device runs; false lets a thing-group nucleus upgrade "
         "through"),

@@ -15,12 +15,14 @@ if TYPE_CHECKING:
 
 
 def run_demo(app: App, device_name: str, source: str | None, out_dir: str, max_frames: int | None,
-             keep_running: bool, target: str | None) -> None:
-    """The demo command: `target` is `--greengrass` (default: greengrass.default_target)."""
+             keep_running: bool, target: str | None, device_profile: str | None = None) -> None:
+    """The demo command: `target` is `--greengrass` (default: greengrass.default_target); `device_profile` is
+    `--device-profile` (deeplens: the V2 device is a stock DeepLens)."""
     from deeplens_cli.extras import require_demo
 
     require_demo()  # a missing extra or detector: one line with the install command, before any work
     from deeplens_cli.demo import run_demo as run
 
     run(app, device_name=device_name, source=source, out_dir=out_dir, max_frames=max_frames,
-        keep_running=keep_running, target=target or app.settings["greengrass.default_target"])
+        keep_running=keep_running, target=target or app.settings["greengrass.default_target"],
+        device_profile=device_profile or "generic")

@@ -28,6 +28,7 @@ from deeplens_cli.errors import DeeplensError
 
 if TYPE_CHECKING:
     from deeplens_cli.app import App
+    from deeplens_cli.demo.deeplens_device import DeepLensDemo
     from deeplens_cli.demo.sandbox import EmbeddedGreengrassV2
     from deeplens_cli.output import Reporter
 
@@ -226,8 +227,10 @@ def _frames_logged(log: Path) -> int:
 
 @contextmanager
 def simulated_v2_device(child: App, greengrass: EmbeddedGreengrassV2, device_name: str, work: Path, budget: int,
-                        out: Path) -> Iterator[V2Device]:
-    """The simulated core device from its first connection (before `deploy`) until the demo ends."""
+                        out: Path, deeplens: DeepLensDemo | None = None, frames_spec: str = "",
+                        fps: float = 15.0) -> Iterator[V2Device]:
+    """The simulated core device from its first connection (before `deploy`) until the demo ends; with
+    `deeplens`, a stock DeepLens (deeplens_device.py) whose awscam camera serves `frames_spec` at `fps`."""
     import getpass
 
     from deeplens_cli.simulator.nucleus import ComponentUser, DeviceIdentity, HostRunner, Nucleus
@@ -244,6 +247,11 @@ def simulated_v2_device(child: App, greengrass: EmbeddedGreengrassV2, device_nam
     device_root.mkdir(parents=True, exist_ok=True)
     messages = device_root / "messages.jsonl"
     nucleus_root = PurePosixPath(str(device_root / "greengrass" / "v2"))
+    site_packages = demo_site_packages()
+    camera: dict[str, str] = {}
+    if deeplens is not None:
+        site_packages = os.pathsep.join((deeplens.prepare(nucleus_root), site_packages))
+        camera = deeplens.environment(frames_spec, fps)
     nucleus = Nucleus(
         device=DeviceIdentity(thing_name=thing, region=DEMO_REGION, root=nucleus_root,
                               ipc_socket=str(nucleus_root / "ipc.socket")),
@@ -259,7 +267,8 @@ def simulated_v2_device(child: App, greengrass: EmbeddedGreengrassV2, device_nam
             # one message a second would show almost nothing: publish about once per second of camera time.
             "DEEPLENS_PUBLISH_INTERVAL_S": "0.1",
             "DEEPLENS_SIM_MESSAGES": str(messages),
-            HOST_SITE_ENV: demo_site_packages(),
+            HOST_SITE_ENV: site_packages,
+            **camera,
         })
     s3 = greengrass.client("s3")
     core = SimulatedV2Core(control_plane, thing,

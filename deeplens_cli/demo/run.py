@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from deeplens_cli.demo import steps
+from deeplens_cli.demo.deeplens_device import DeepLensDemo
 from deeplens_cli.demo.devices import DemoDevice, simulated_v1_device, simulated_v2_device
 from deeplens_cli.demo.frames import (
     DEFAULT_FPS,
@@ -54,17 +55,21 @@ class Stopwatch:
 
 def run_demo(app: App, device_name: str, source: str | None, out_dir: str, max_frames: int | None,
              keep_running: bool = False, fps: float = DEFAULT_FPS, wait_forever: Any = None,
-             target: str = "v2") -> DemoResult:
+             target: str = "v2", device_profile: str = "generic") -> DemoResult:
     """Run the demo on `target` ("v2": a Greengrass V2 core device, "v1": a DeepLens); returns what it
     reported. Raises DeeplensError on failure.
 
     `fps` is the simulated camera's rate (V1; a V2 component reads its frames as fast as it processes them);
-    `wait_forever` replaces the Ctrl-C wait of --keep-running (tests).
+    `wait_forever` replaces the Ctrl-C wait of --keep-running (tests). `device_profile` "deeplens" makes the V2
+    device a stock DeepLens (deeplens_device.py says what that covers and what it cannot).
     """
     from deeplens_cli.device_names import DEVICE_NAME
 
     if target not in TARGETS:
         raise ConfigError(f"--greengrass {target}: expected v1 or v2", "use --greengrass v2 (default) or v1")
+    if device_profile == "deeplens" and target != "v2":
+        raise ConfigError("--device-profile deeplens needs --greengrass v2",
+                          "the v1 demo device is a DeepLens already; drop --device-profile or use --greengrass v2")
     reporter = app.reporter
     if not DEVICE_NAME.match(device_name):
         raise ConfigError(f"--device '{device_name}' is not a valid device name",
@@ -103,7 +108,9 @@ def run_demo(app: App, device_name: str, source: str | None, out_dir: str, max_f
             result.greengrassv2_endpoint = greengrass.endpoint
             reporter.progress(f"demo: Greengrass V2 control plane (in process, checked against botocore's model) "
                               f"listening on {greengrass.endpoint}")
-        child = steps.demo_app(app, work, steps.demo_settings(target, emulator.endpoint, device_name, frames.spec))
+        deeplens = DeepLensDemo(work) if device_profile == "deeplens" else None
+        child = steps.demo_app(app, work, steps.demo_settings(target, emulator.endpoint, device_name, frames.spec,
+                                                              deeplens.settings() if deeplens else None))
 
         with watch.lap("register_roles"):
             steps.register_roles(child)
@@ -111,7 +118,7 @@ def run_demo(app: App, device_name: str, source: str | None, out_dir: str, max_f
             steps.register_device(child, device_name, work, target)
         if greengrass is not None:
             device: DemoDevice = stack.enter_context(
-                simulated_v2_device(child, greengrass, device_name, work, budget, out))
+                simulated_v2_device(child, greengrass, device_name, work, budget, out, deeplens, frames.spec, fps))
         else:
             device = stack.enter_context(simulated_v1_device(child, device_name, work, frames, budget, fps, out))
             result.group_id = device.group_id

@@ -27,13 +27,15 @@ DEMO_SETTINGS: dict[str, Any] = {
 }
 
 
-def demo_settings(target: str, endpoint: str, device_name: str, source_spec: str) -> dict[str, Any]:
+def demo_settings(target: str, endpoint: str, device_name: str, source_spec: str,
+                  deeplens: dict[str, Any] | None = None) -> dict[str, Any]:
     """The demo's deeplens.yaml for `target`.
 
     V1 names the emulator as `endpoint_url`. V2 must not: that setting would send greengrassv2 calls to moto
     too, so the sandbox sets `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_GREENGRASSV2` instead. A V2 device runs
     the component with this Python (`greengrass.python`, whose packages Install reuses), the OpenCV detector and
-    the demo's frames as its source, as a Raspberry Pi with a camera would; CloudWatch log upload is off because
+    the demo's frames as its source, as a Raspberry Pi with a camera would (with `deeplens`, the sections of
+    deeplens_device.DeepLensDemo.settings: the awscam camera and model); CloudWatch log upload is off because
     the emulator publishes no aws.greengrass.LogManager.
     """
     config: dict[str, Any] = {**DEMO_SETTINGS, "device": device_name, "greengrass": {"default_target": target}}
@@ -43,6 +45,8 @@ def demo_settings(target: str, endpoint: str, device_name: str, source_spec: str
     config["greengrass"] = {"default_target": "v2", "python": sys.executable}
     config["detection"] = {**DEMO_SETTINGS["detection"], "detector": "opencv", "source": source_spec}
     config["logs"] = {"cloudwatch": False}
+    for section, values in (deeplens or {}).items():  # --device-profile deeplens (deeplens_device.py)
+        config[section] = {**config.get(section, {}), **values}
     return config
 
 

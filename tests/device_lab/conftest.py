@@ -20,6 +20,7 @@ from deeplens_cli.simulator.nucleus import Deployed, fetch_artifacts
 from deeplens_cli.simulator.token_exchange import TokenExchangeServer, assume_role, role_behind_alias
 from tests.device_lab.clips import LabClips, build_lab_clips
 from tests.device_lab.cloud import BUCKET, CLIP_ON_DEVICE, DEVICE, REGION, ROLE_ALIAS, THING, LabCloud, cli
+from tests.device_lab.rootfs import CACHE_DIR, ROOT_FILE_SYSTEMS, Builds
 
 LAB_PACKAGES = ("debootstrap", "qemu-user-static", "binfmt-support")
 
@@ -56,6 +57,16 @@ def lab_prerequisites() -> None:
     entry = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
     if not entry.is_file() or "enabled" not in entry.read_text():
         _missing("qemu-aarch64 is not enabled in binfmt_misc (update-binfmts --enable qemu-aarch64)")
+
+
+@pytest.fixture(scope="session")
+def builds(lab_prerequisites: None) -> Builds:
+    """Starts debootstrap of every root file system not cached yet, all at once, before the first run (of either
+    lab module: the DeepLens profile's root file system is one of them)."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    started = Builds(log_dir=CACHE_DIR)
+    started.start(ROOT_FILE_SYSTEMS)
+    return started
 
 
 # ---------------------------------------------------------------------------------------------- the cloud

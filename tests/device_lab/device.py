@@ -86,3 +86,11 @@ class LabDevice:
         node.chmod(0o660)  # separately: mknod -m does not set the mode on every file system
         done = self.run_as_root("chgrp", "video", path)
         assert done.returncode == 0, done.stderr
+
+
+def unmount_leftovers(folder: Path) -> None:
+    """A run that was killed mid-way (Ctrl-C, a CI time-out) leaves /proc and /dev/shm mounted inside its root
+    file system, and the folder then cannot be removed: unmount whatever is mounted below it, deepest first."""
+    points = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((p for p in points if p.startswith(f"{folder}/")), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=True)

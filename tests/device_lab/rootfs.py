@@ -60,6 +60,10 @@ class Prepared:
     cold: bool
 
 
+# Every root file system of the lab; the DeepLens profile (test_deeplens_lab.py) runs on the bookworm amd64 one.
+ROOT_FILE_SYSTEMS = (RootfsSpec("bookworm", "amd64"), RootfsSpec("trixie", "amd64"), RootfsSpec("bookworm", "arm64"))
+
+
 def host_debian_arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 

@@ -41,13 +41,12 @@ from deeplens_cli.simulator.nucleus import (
 )
 from tests.device_lab.clips import LabClips
 from tests.device_lab.cloud import CLIP_ON_DEVICE, REGION, THING, LabCloud
-from tests.device_lab.device import LabDevice
+from tests.device_lab.device import LabDevice, unmount_leftovers
 from tests.device_lab.report import TIMINGS
-from tests.device_lab.rootfs import CACHE_DIR, Builds, RootfsSpec, fresh_copy
+from tests.device_lab.rootfs import CACHE_DIR, ROOT_FILE_SYSTEMS, Builds, RootfsSpec, fresh_copy
 
 pytestmark = pytest.mark.device_lab
 
-ROOT_FILE_SYSTEMS = (RootfsSpec("bookworm", "amd64"), RootfsSpec("trixie", "amd64"), RootfsSpec("bookworm", "arm64"))
 FIRST_CROP_LIMIT_S = 600.0  # generous: CenterFace under qemu-user is ~10x slower than natively
 OPEN_CAMERA = ("import errno, os\n"
                "try:\n    os.close(os.open('/dev/video0', os.O_RDWR))\n"
@@ -174,23 +173,6 @@ def _lab(spec: RootfsSpec, cloud: LabCloud, clips: LabClips, work: Path, builds:
         TIMINGS[spec.name] = run.timings
         (work / "timings.json").write_text(json.dumps(run.timings, indent=2))
         shutil.rmtree(work / "rootfs", ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def builds(lab_prerequisites: None) -> Builds:
-    """Starts debootstrap of every root file system not cached yet, all at once, before the first run."""
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    started = Builds(log_dir=CACHE_DIR)
-    started.start(ROOT_FILE_SYSTEMS)
-    return started
-
-
-def unmount_leftovers(folder: Path) -> None:
-    """A run that was killed mid-way (Ctrl-C, a CI time-out) leaves /proc and /dev/shm mounted inside its root
-    file system, and the folder then cannot be removed: unmount whatever is mounted below it, deepest first."""
-    points = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
-    for point in sorted((p for p in points if p.startswith(f"{folder}/")), key=len, reverse=True):
-        subprocess.run(["umount", "--lazy", point], check=True)
 
 
 @pytest.fixture(scope="module", params=ROOT_FILE_SYSTEMS, ids=lambda spec: spec.name)

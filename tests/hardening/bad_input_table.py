@@ -58,6 +58,10 @@ TABLE: dict[str, Row] = {
                              r"error: setting 'function\.memory_mb' \(from deeplens\.yaml\) is 'lots', expected an "
                              r"integer"
                              r" \(hint: fix function\.memory_mb; default is 1024\)"),
+    "device-profile-invalid": Row("greengrass.device_profile (DEEPLENS_GREENGRASS_DEVICE_PROFILE) is not a profile", 2,
+                                  r"error: setting 'greengrass\.device_profile' \(from "
+                                  r"DEEPLENS_GREENGRASS_DEVICE_PROFILE\) is 'deeplense', expected one of auto, "
+                                  r"generic, deeplens \(hint: fix greengrass\.device_profile; default is 'auto'\)"),
     "config-file-missing": Row("--config names a file that does not exist", 2,
                                r"error: config file nowhere\.yaml (does not exist|not found|cannot be read).*" + HINT),
     "bucket-name-invalid": Row("the bucket name breaks the S3 naming rules", 2,

@@ -30,6 +30,11 @@ def test_config_wrong_type(cli: Cli) -> None:
     cli.refused_up_front("config-wrong-type", "register-roles", env={"DEEPLENS_BUCKET": None})
 
 
+def test_device_profile_invalid(cli: Cli) -> None:
+    cli.refused_up_front("device-profile-invalid", "register-device", "--name", "Cam",
+                         env={"DEEPLENS_GREENGRASS_DEVICE_PROFILE": "deeplense"})
+
+
 def test_config_file_missing(cli: Cli) -> None:
     cli.refused_up_front("config-file-missing", "--config", "nowhere.yaml", "register-roles")
 

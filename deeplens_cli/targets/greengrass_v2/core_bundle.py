@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from deeplens_cli.targets import bundle as bundle_files
+from deeplens_cli.targets.greengrass_v2 import device_profile
 from deeplens_cli.targets.greengrass_v2.naming import THING_PREFIX
 
 GREENGRASS_ROOT = "/greengrass/v2"
@@ -58,6 +59,7 @@ class CoreBundle:
     role_alias: str
     data_endpoint: str
     credential_endpoint: str
+    device_profile: str = "auto"  # device_profile.PROFILES: what install.sh prepares (a stock DeepLens, or not)
 
     def config_yaml(self) -> str:
         """The nucleus `--init-config` file (manual provisioning). install.sh fills in the nucleus version."""
@@ -86,11 +88,11 @@ class CoreBundle:
 # WARNING: --init-config replaces an existing Greengrass configuration on this device.
 set -eu
 cd "$(dirname "$0")"
-command -v java >/dev/null 2>&1 || \
+{device_profile.install_sh_block(self.device_profile, root)}command -v java >/dev/null 2>&1 || \
 {{ echo "install Java 8 or later first (apt-get install -y default-jre-headless)" >&2; exit 1; }}
 # The component builds its own Python environment (python3 -m venv); Debian ships venv support separately.
 PACKAGES=""
-python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || PACKAGES="python3-venv"
+"$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 || PACKAGES="$VENV_PACKAGE"
 case "$(uname -m)" in
   armv6l|armv7l)  # no numpy/OpenCV wheels for 32-bit ARM on PyPI: the component uses Debian's
     python3 -c 'import numpy' >/dev/null 2>&1 || PACKAGES="$PACKAGES python3-numpy"
@@ -122,6 +124,7 @@ sed "s/NUCLEUS_VERSION/$VERSION/" config.yaml > GreengrassInstaller/config.yaml
 # USB cameras are root:video 0660; the installer creates ggc_user without supplementary groups.
 getent group video >/dev/null 2>&1 || groupadd --system video
 usermod -aG video ggc_user
+{device_profile.stream_groups_lines()}\
 echo "Greengrass $VERSION installed as {self.thing}; now run: deeplens-cli deploy --device <name>"
 """
 

@@ -70,7 +70,8 @@ def plan_register_device(v2: V2Context, name: str, out_dir: str, fleet: str | No
                             f"named {name}", "choose another --name, or delete that thing if it is a leftover")
     alias_name, data_endpoint, credential_endpoint = shared_registration_reads(v2)
     bundle = CoreBundle(thing=thing, region=v2.ctx.region, role_alias=alias_name, data_endpoint=data_endpoint,
-                        credential_endpoint=credential_endpoint)
+                        credential_endpoint=credential_endpoint,
+                        device_profile=v2.settings["greengrass.device_profile"])
 
     attached = thing_certificates(iot, thing) if described else []
     held = _certificate_in_bundle(v2, Path(out_dir), thing, attached)
