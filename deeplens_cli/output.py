@@ -19,6 +19,9 @@ import json
 import sys
 from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
 
+from deeplens_cli.query import apply_query
+from deeplens_cli.text_format import text_lines, tsv_row
+
 if TYPE_CHECKING:
     from deeplens_cli.plan import Plan
 
@@ -103,7 +106,6 @@ class Reporter:
         if self._emitted_json:
             raise RuntimeError("a command must print exactly one JSON document")
         if self.query is not None:  # before marking the document printed: a failing query still gets its error one
-            from deeplens_cli.query import apply_query
 
             document = apply_query(self.query, _plain(document))
         self._emitted_json = True
@@ -112,8 +114,6 @@ class Reporter:
             self.stdout.write("\n")
             self.stdout.flush()
         elif self.output == "text":
-            from deeplens_cli.text_format import text_lines
-
             for line in text_lines(_plain(document)):
                 print(line, file=self.stdout)
             self.stdout.flush()
@@ -131,8 +131,6 @@ class Reporter:
 
     def _draw_table(self, title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         if self.text:
-            from deeplens_cli.text_format import tsv_row
-
             for row in rows:
                 print(tsv_row(_strip_markup(cell) for cell in row), file=self.stdout)
             self.stdout.flush()

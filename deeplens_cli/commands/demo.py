@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from deeplens_cli.extras import require_demo
+
 if TYPE_CHECKING:
     from deeplens_cli.app import App
 
@@ -17,8 +19,6 @@ if TYPE_CHECKING:
 def run_demo(app: App, device_name: str, source: str | None, out_dir: str, max_frames: int | None,
              keep_running: bool, target: str | None) -> None:
     """The demo command: `target` is `--greengrass` (default: greengrass.default_target)."""
-    from deeplens_cli.extras import require_demo
-
     require_demo()  # a missing extra or detector: one line with the install command, before any work
     from deeplens_cli.demo import run_demo as run
 

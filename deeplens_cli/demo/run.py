@@ -25,7 +25,9 @@ from deeplens_cli.demo.sandbox import (
     demo_environment,
     serve_until_interrupted,
 )
+from deeplens_cli.device_names import DEVICE_NAME
 from deeplens_cli.errors import ConfigError
+from deeplens_cli.simulator.clip import build_clip
 
 if TYPE_CHECKING:
     from deeplens_cli.app import App
@@ -61,8 +63,6 @@ def run_demo(app: App, device_name: str, source: str | None, out_dir: str, max_f
     `fps` is the simulated camera's rate (V1; a V2 component reads its frames as fast as it processes them);
     `wait_forever` replaces the Ctrl-C wait of --keep-running (tests).
     """
-    from deeplens_cli.device_names import DEVICE_NAME
-
     if target not in TARGETS:
         raise ConfigError(f"--greengrass {target}: expected v1 or v2", "use --greengrass v2 (default) or v1")
     reporter = app.reporter
@@ -78,8 +78,6 @@ def run_demo(app: App, device_name: str, source: str | None, out_dir: str, max_f
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="deeplens-demo-")))
         if frames is None:
             with watch.lap("clip"):
-                from deeplens_cli.simulator.clip import build_clip
-
                 budget = max_frames or DEFAULT_FRAME_BUDGET
                 reporter.progress(
                     f"demo: building a {budget}-frame clip from the face images bundled with scikit-image"

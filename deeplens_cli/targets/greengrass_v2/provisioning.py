@@ -38,6 +38,7 @@ from deeplens_cli.targets.greengrass_v2.core_bundle import (
     GREENGRASS_ROOT,
     NUCLEUS_DOWNLOAD,
     ROOT_CA_DOWNLOAD,
+    amazon_root_ca_1,
     nucleus_config,
 )
 from deeplens_cli.targets.greengrass_v2.naming import TARGET, THING_PREFIX, core_policy
@@ -180,8 +181,6 @@ echo "Greengrass $VERSION installed; the camera registers itself as {THING_PREFI
 
 
 def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str) -> Plan:
-    from deeplens_cli.targets.greengrass_v2.core_bundle import amazon_root_ca_1
-
     folder = Path(out_dir)
     if folder.exists() and any(folder.iterdir()):
         raise ConfigError(f"--out {out_dir} already exists and is not empty",
