@@ -26,18 +26,24 @@ MAX_LINES = 500
 
 # (importing module, imported module or package) -> why the import waits until a function runs.
 LAZY_IMPORTS: dict[tuple[str, str], str] = {
-    ("deeplens_cli.cli", "deeplens_cli.commands"): "start-up: `--help` and usage errors load no command module",
-    ("deeplens_cli.cli", "deeplens_cli.aws"): "start-up: only the last-resort error path translates AWS errors",
-    ("deeplens_cli.app", "deeplens_cli.config"): "start-up: settings are read on first use, never for `--help`",
-    ("deeplens_cli.app", "deeplens_cli.aws"): "start-up: the AWS context is made on first use, never for `--help`",
-    ("deeplens_cli.commands.demo", "deeplens_cli.demo"): "the demo extra (moto, OpenCV) is checked before it loads",
+    ("deeplens_cli.cli", "deeplens_cli.commands"):
+        "start-up: `--help` and usage errors load no command module",
+    ("deeplens_cli.cli", "deeplens_cli.aws"):
+        "start-up: only the last-resort error path translates AWS errors",
+    ("deeplens_cli.app", "deeplens_cli.config"):
+        "start-up: settings are read on first use, never for `--help`",
+    ("deeplens_cli.app", "deeplens_cli.aws"):
+        "start-up: the AWS context is made on first use, never for `--help`",
+    ("deeplens_cli.commands.demo", "deeplens_cli.demo"):
+        "the demo extra (moto, OpenCV) is checked before it loads",
     ("deeplens_cli.targets.registry", "deeplens_cli.targets.greengrass_v1"):
         "a command loads the code of the targets it uses only (the factories and thing-name functions of the table)",
     ("deeplens_cli.targets.registry", "deeplens_cli.targets.greengrass_v2"):
         "a command loads the code of the targets it uses only (the factories and thing-name functions of the table)",
     ("deeplens_cli.simulator.awscam", "edge_function"):
         "copied alone onto the device's path as `awscam`, which the edge function imports before OpenCV",
-    ("edge_function.__main__", "edge_function.loop"): "after `awscam`, which must precede any cv2 import on a DeepLens",
+    ("edge_function.__main__", "edge_function.loop"):
+        "after `awscam`, which must precede any cv2 import on a DeepLens",
     ("edge_function.lambda_function", "edge_function.loop"):
         "after `awscam`, which must precede any cv2 import on a DeepLens",
 }
