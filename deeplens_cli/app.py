@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from deeplens_cli.output import Reporter, default_output
+from deeplens_cli.query import compile_query
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
@@ -48,8 +49,6 @@ class App:
         self.reporter = Reporter(output=chosen.get("output") or default_output(), verbose=bool(chosen.get("verbose")),
                                  query=query)
         if query is not None:
-            from deeplens_cli.query import compile_query
-
             compile_query(query)
 
     @property

@@ -15,7 +15,14 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
+from deeplens_cli.aws_environment import (
+    check_endpoint_variables,
+    config_parse_error,
+    credentials_problem,
+    resolved_region,
+)
 from deeplens_cli.errors import DeeplensError
+from deeplens_cli.file_errors import file_system_error
 
 if TYPE_CHECKING:
     import boto3
@@ -107,8 +114,6 @@ def make_context(settings: Settings, sleep: Callable[[float], None] | None = Non
     import botocore.exceptions
     import botocore.session
 
-    from deeplens_cli.aws_environment import check_endpoint_variables, credentials_problem, resolved_region
-
     environ = os.environ if environ is None else environ
     check_endpoint_variables(environ)
     core = botocore.session.Session()
@@ -121,20 +126,11 @@ def make_context(settings: Settings, sleep: Callable[[float], None] | None = Non
         raise DeeplensError(f"AWS profile '{profile}' not found",
                             "check --profile / AWS_PROFILE against ~/.aws/config", code="profile_not_found") from None
     except botocore.exceptions.ConfigParseError as exc:
-        raise _config_parse_error(exc) from None
+        raise config_parse_error(exc) from None
     credentials_problem(session)
     return AwsContext(
         session, settings["endpoint_url"], settings["aws.retry_mode"], settings["aws.max_attempts"], sleep
     )
-
-
-def _config_parse_error(exc: BaseException) -> DeeplensError:
-    from deeplens_cli.errors import ConfigError
-
-    path = getattr(exc, "kwargs", {}).get("path", "the AWS config file")
-    return ConfigError(f"AWS config file {path} cannot be parsed",
-                       "fix its syntax (sections are [default] or [profile NAME], then key = value lines), "
-                       "or point AWS_CONFIG_FILE at a valid file", code="aws_config_invalid")
 
 
 class _AnswerCheck:
@@ -232,7 +228,7 @@ def translate_error(exc: BaseException, doing: str | None = None) -> DeeplensErr
             code="profile_not_found",
         )
     if isinstance(exc, bce.ConfigParseError):
-        return _config_parse_error(exc)
+        return config_parse_error(exc)
     if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectTimeoutError, bce.ConnectionClosedError,
                         bce.ReadTimeoutError)):
         url = getattr(exc, "kwargs", {}).get("endpoint_url", "")
@@ -258,8 +254,6 @@ def translate_error(exc: BaseException, doing: str | None = None) -> DeeplensErr
             "this is a bug in deeplens-cli; rerun with -v and report it",
         )
     if isinstance(exc, OSError):  # a full disk, a read-only folder: the user's environment (file_errors.py)
-        from deeplens_cli.file_errors import file_system_error
-
         return file_system_error(exc)
     return None
 

@@ -6,6 +6,9 @@ endpoint`, `InvalidRegionError`, `PartialCredentialsError`, the `FileNotFoundErr
 `credential_process` helper). These checks run once, when the AwsContext is made, and turn each into one line
 naming the variable or file, exit 2: the same treatment `--endpoint-url` and `--region` get.
 
+This module belongs to the configuration layer: it reads the environment and the AWS config files and raises
+ConfigError, and imports nothing of aws.py, which calls it when it makes a session.
+
 `AWS_REGION` is honoured as the AWS CLI v2 and the other AWS SDKs do (it wins over `AWS_DEFAULT_REGION` and the
 profile's region); botocore itself reads only `AWS_DEFAULT_REGION`.
 """
@@ -82,9 +85,7 @@ def credentials_problem(session: Any) -> None:
                           "set the access key and its secret together, or unset both to use a profile",
                           code="partial_credentials") from None
     except bce.ConfigParseError as exc:
-        from deeplens_cli.aws import _config_parse_error
-
-        raise _config_parse_error(exc) from None
+        raise config_parse_error(exc) from None
     except OSError as exc:
         helper = _credential_process(session)
         if helper is None:
@@ -97,6 +98,15 @@ def credentials_problem(session: Any) -> None:
         raise DeeplensError(f"AWS credentials could not be retrieved: {exc}",
                             "run the credential_process helper by hand to see why, or log in again",
                             code="credentials_refresh_failed") from None
+
+
+def config_parse_error(exc: BaseException) -> ConfigError:
+    """The one line for an AWS config file botocore cannot parse (botocore's ConfigParseError), wherever it is
+    first read: making the session, resolving credentials, or a later call (aws.translate_error)."""
+    path = getattr(exc, "kwargs", {}).get("path", "the AWS config file")
+    return ConfigError(f"AWS config file {path} cannot be parsed",
+                       "fix its syntax (sections are [default] or [profile NAME], then key = value lines), "
+                       "or point AWS_CONFIG_FILE at a valid file", code="aws_config_invalid")
 
 
 def _credential_process(session: Any) -> str | None:

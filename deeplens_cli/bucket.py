@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from deeplens_cli.aws import error_code, translate_error
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Action, ApiCall, Plan, Step, Wait, noop
 
@@ -127,8 +128,6 @@ def _read(call: Callable[[], dict[str, Any]], doing: str, missing_codes: tuple[s
           bucket: str | None = None, region: str | None = None) -> dict[str, Any] | None:
     """One read; None when the error code means "not configured". Foreign buckets get a specific message."""
     from botocore.exceptions import ClientError
-
-    from deeplens_cli.aws import error_code, translate_error
 
     try:
         return call()

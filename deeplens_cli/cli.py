@@ -20,7 +20,7 @@ from deeplens_cli.cli_options import GlobalOptionsGroup, detailed_exitcode_optio
 from deeplens_cli.errors import EXIT_CHANGES_PENDING, EXIT_ERROR, EXIT_USAGE, DeeplensError, ProblemsReported
 from deeplens_cli.output import Reporter, default_output
 from deeplens_cli.printable import printable
-from deeplens_cli.targets.registry import TARGET_NAMES
+from deeplens_cli.targets.names import TARGET_NAMES
 
 pass_app = click.make_pass_decorator(App)
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
+from deeplens_cli.app import App
 from deeplens_cli.output import OUTPUT_FORMATS
 
 
@@ -90,7 +91,6 @@ class _TakesGlobalOptions:
             value = ctx.params.pop(key)
             if not self.after_command or ctx.get_parameter_source(key) is ParameterSource.COMMANDLINE:
                 given[name] = value
-        from deeplens_cli.app import App
 
         app = ctx.ensure_object(App)
         app.apply_global_options(given)
@@ -121,8 +121,6 @@ def detailed_exitcode_option(function: Callable[..., Any]) -> Callable[..., Any]
     something would (Terraform's convention); every error then exits 1, so 2 means only "changes pending"."""
 
     def remember(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-        from deeplens_cli.app import App
-
         if value:
             ctx.ensure_object(App).detailed_exitcode = True
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from deeplens_cli.aws import translate_error
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, Step, Wait
 
@@ -69,8 +70,6 @@ class Executor:
         self.on_action = on_action  # told when each action starts, instead of a progress line (the plan says it)
 
     def execute(self, plan: Plan) -> ExecutionResult:
-        from deeplens_cli.aws import translate_error
-
         variables: dict[str, Any] = dict(plan.known)
         completed: list[Action] = []
         calls = 0

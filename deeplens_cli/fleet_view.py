@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from deeplens_cli.errors import ConfigError
+from deeplens_cli.targets.registry import each_target
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
@@ -67,8 +68,6 @@ class FleetPage:
 def read_fleet(ctx: AwsContext, settings: Settings, reporter: Reporter | None = None,
                details: bool = False) -> list[FleetRow]:
     """Every device of every target with its bulk status, sorted by name."""
-    from deeplens_cli.targets.registry import each_target
-
     def read(target: Any) -> list[FleetRow]:
         devices = target.list_devices()
         statuses = target.fleet_statuses(devices, details=details)

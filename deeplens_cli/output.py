@@ -27,6 +27,8 @@ from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
 
 from deeplens_cli import strict_json
 from deeplens_cli.printable import printable
+from deeplens_cli.query import apply_query
+from deeplens_cli.text_format import text_lines, tsv_row
 
 if TYPE_CHECKING:
     from deeplens_cli.plan import Plan
@@ -126,7 +128,6 @@ class Reporter:
         encoded = strict_json.encode(document, indent=2)
         plain = json.loads(encoded.text)  # as JSON carries it (dates as strings, NaN as null): what a query reads
         if self.query is not None:  # before marking the document printed: a failing query still gets its error one
-            from deeplens_cli.query import apply_query
 
             plain = apply_query(self.query, plain)
         self._emitted_json = True
@@ -135,8 +136,6 @@ class Reporter:
             self.stdout.write((encoded if self.query is None else strict_json.encode(plain, indent=2)).text + "\n")
             self.stdout.flush()
         elif self.output == "text":
-            from deeplens_cli.text_format import text_lines
-
             for line in text_lines(plain):
                 print(line, file=self.stdout)
             self.stdout.flush()
@@ -171,8 +170,6 @@ class Reporter:
 
     def _draw_table(self, title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         if self.text:
-            from deeplens_cli.text_format import tsv_row
-
             for row in rows:
                 print(tsv_row(str(cell) if isinstance(cell, Styled) else cell for cell in row), file=self.stdout)
             self.stdout.flush()

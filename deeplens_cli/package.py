@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from deeplens_cli.errors import ConfigError, DeeplensError
+from edge_function.settings import SettingsError, load_settings
 
 if TYPE_CHECKING:
     from deeplens_cli.config import Settings
@@ -364,8 +365,6 @@ def edge_environment(
 def _check_the_device_accepts(env: dict[str, str]) -> None:
     """Parse the environment with the device's own settings code, so nothing the CLI accepted is refused on the
     device (where the only trace would be one log line, hours later)."""
-    from edge_function.settings import SettingsError, load_settings
-
     resolved = {**env, **{name: "awscam" for name in ("DEEPLENS_DETECTOR", "DEEPLENS_SOURCE") if env[name] == "auto"}}
     try:
         load_settings(resolved)

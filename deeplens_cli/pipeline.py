@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from deeplens_cli.executor import Executor
+
 if TYPE_CHECKING:
     from deeplens_cli.app import App
     from deeplens_cli.executor import ExecutionResult
@@ -44,8 +46,6 @@ def run_plan(app: App, plan: Plan, dry_run: bool, confirm: Callable[[Plan], None
     line on a terminal, one `applying` line otherwise; each action with -v) instead of printing every action again.
     With `--detailed-exitcode` a dry run records whether changes are pending; `cli.main` turns that into exit 2.
     """
-    from deeplens_cli.executor import Executor
-
     if app.detailed_exitcode and not dry_run:  # the CLI refuses this at parse time; this guards other callers
         raise RuntimeError("--detailed-exitcode without --dry-run")
     app.reporter.plan(plan, dry_run)

@@ -22,7 +22,9 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from deeplens_cli.aws import error_code, service_unavailable, translate_error
 from deeplens_cli.errors import DeeplensError
+from deeplens_cli.targets.registry import TARGET_SPECS, spec_for
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
@@ -126,8 +128,6 @@ def check_iot(ctx: AwsContext) -> Check:
 
 def check_greengrass(ctx: AwsContext, settings: Settings) -> list[Check]:
     """Which Greengrass targets answer. Only the default target being unavailable (or both) fails."""
-    from deeplens_cli.targets.registry import TARGET_SPECS
-
     default = settings["greengrass.default_target"]
     results: dict[str, Check] = {}
     for spec in sorted(TARGET_SPECS, key=lambda spec: spec.retired):  # current targets first
@@ -138,7 +138,6 @@ def check_greengrass(ctx: AwsContext, settings: Settings) -> list[Check]:
             results[target] = Check(name, OK, "reachable" + (" (default target)" if target == default else ""))
             continue
         except Exception as exc:  # noqa: BLE001
-            from deeplens_cli.aws import service_unavailable
 
             unavailable = service_unavailable(exc)
             problem = _translated(exc, f"probing Greengrass {target.upper()}")
@@ -162,7 +161,6 @@ def check_lambda_runtime(settings: Settings, today: date, existing_runtime: str 
     """
     declared = settings["function.lambda_runtime"] or settings["function.runtime"]
     device = settings["function.runtime"]
-    from deeplens_cli.targets.registry import spec_for
 
     v1_default = spec_for(settings["greengrass.default_target"]).lambda_function
     blocked_status = FAIL if v1_default else WARN
@@ -211,8 +209,6 @@ def check_buckets(ctx: AwsContext, settings: Settings) -> list[Check]:
 def check_bucket(ctx: AwsContext, name: str, bucket: str) -> Check:
     from botocore.exceptions import ClientError
 
-    from deeplens_cli.aws import error_code
-
     try:
         response = ctx.client("s3").head_bucket(Bucket=bucket)
     except ClientError as exc:
@@ -256,8 +252,6 @@ def _existing_function_runtime(ctx: AwsContext, settings: Settings) -> str | Non
 
 
 def _translated(exc: BaseException, doing: str) -> DeeplensError:
-    from deeplens_cli.aws import translate_error
-
     translated = translate_error(exc, doing=doing)
     if translated is None:
         raise exc

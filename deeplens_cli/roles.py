@@ -44,6 +44,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
+from deeplens_cli.aws import error_code, translate_error
 from deeplens_cli.bucket import plan_bucket, plan_bucket_teardown
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.plan import Action, ApiCall, Plan, Ref, Step, Wait, noop
@@ -172,8 +173,6 @@ def read_role(ctx: AwsContext, name: str) -> RoleState | None:
     """The role with its trust policy, tags, attached and inline policies; None when it does not exist."""
     from botocore.exceptions import ClientError
 
-    from deeplens_cli.aws import error_code, translate_error
-
     iam = ctx.client("iam")
     try:
         role = iam.get_role(RoleName=name)["Role"]
@@ -206,8 +205,6 @@ class _ManagedPolicyCheck:
 
     def require(self, arn: str, role: str) -> None:
         from botocore.exceptions import ClientError
-
-        from deeplens_cli.aws import error_code
 
         if arn in self.checked:
             return
@@ -347,8 +344,6 @@ def plan_role_alias(ctx: AwsContext, settings: Settings, role: RoleState | None)
 
 def _describe_role_alias(ctx: AwsContext, alias_name: str) -> dict[str, Any] | None:
     from botocore.exceptions import ClientError
-
-    from deeplens_cli.aws import error_code
 
     try:
         return ctx.client("iot").describe_role_alias(roleAlias=alias_name)["roleAliasDescription"]

@@ -13,7 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from deeplens_cli.targets.registry import DEFAULT_TARGET, TARGET_NAMES
+from deeplens_cli.targets.names import DEFAULT_TARGET, TARGET_NAMES
+from edge_function.keys import template_problem
+from edge_function.settings import bucket_name_problem
 
 ENV_PREFIX = "DEEPLENS_"
 REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
@@ -25,8 +27,6 @@ DEFAULT_KEY_TEMPLATE = "{month}_{day}/{hour}_{minute}/{timestamp}_{n}.jpg"
 
 def check_bucket_name(name: str) -> str | None:
     """S3 bucket naming rules; the device's own check (edge_function.settings) is the one copy of them."""
-    from edge_function.settings import bucket_name_problem
-
     if any(character.isspace() for character in name):  # the device's check anchors with "$", which passes "b\n"
         return "lowercase letters, digits, dots and hyphens, with no spaces or line breaks"
     return bucket_name_problem(name)
@@ -63,8 +63,6 @@ def _check_prefix(value: str) -> str | None:
 
 def _check_key_template(value: str) -> str | None:
     """The device's own template check (edge_function.keys), on the template as the device receives it."""
-    from edge_function.keys import template_problem
-
     if value.startswith("/"):
         return "a relative key template (no leading '/')"
     problem = template_problem("{prefix}/" + value)

@@ -19,6 +19,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from deeplens_cli.aws import translate_error
+from deeplens_cli.fleet_view import page_of, read_fleet
+from deeplens_cli.roles import plan_account
+from deeplens_cli.targets.base import DeviceStatus
+from deeplens_cli.targets.registry import TARGET_NAMES, find_device, make_target
+
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
     from deeplens_cli.config import Settings
@@ -75,8 +81,6 @@ def gather_status(ctx: AwsContext, settings: Settings, device_name: str | None =
     """One device (`device_name`: found by its thing name, read in full) or the fleet: every device from bulk
     reads (fleet_view.py), counted by health and deployment state; the devices with a problem are the report's
     problems, and the devices shown are the filtered (`health`) page (`max_items`, `starting_token`)."""
-    from deeplens_cli.targets.registry import TARGET_NAMES, find_device
-
     report = StatusReport()
     _guard(report, "account", lambda: _gather_account(ctx, settings, report))
 
@@ -101,8 +105,6 @@ def gather_status(ctx: AwsContext, settings: Settings, device_name: str | None =
 
 def _gather_fleet(ctx: AwsContext, settings: Settings, report: StatusReport, reporter: Reporter | None,
                   details: bool, health: str | None, max_items: int | None, starting_token: str | None) -> set[str]:
-    from deeplens_cli.fleet_view import page_of, read_fleet
-
     rows = read_fleet(ctx, settings, reporter, details)
     page = page_of(rows, health, max_items, starting_token)
     report.fleet = page.summary_dict() if rows else None
@@ -116,8 +118,6 @@ def _gather_fleet(ctx: AwsContext, settings: Settings, report: StatusReport, rep
 
 def _guard(report: StatusReport, part: str, gather: Callable[[], Any]) -> Any:
     """Run one part of the gathering; an AWS error becomes a problem line instead of aborting the report."""
-    from deeplens_cli.aws import translate_error
-
     try:
         return gather()
     except Exception as exc:  # noqa: BLE001 - translated or re-raised
@@ -129,8 +129,6 @@ def _guard(report: StatusReport, part: str, gather: Callable[[], Any]) -> Any:
 
 
 def _gather_account(ctx: AwsContext, settings: Settings, report: StatusReport) -> None:
-    from deeplens_cli.roles import plan_account
-
     for action in plan_account(ctx, settings).actions:
         state = ACCOUNT_STATES[action.verb]
         report.account.append({"resource": action.resource, "state": state, "reason": action.reason})
@@ -141,9 +139,6 @@ def _gather_account(ctx: AwsContext, settings: Settings, report: StatusReport) -
 def _gather_project(ctx: AwsContext, settings: Settings, target_name: str, in_use: bool, report: StatusReport,
                     reporter: Reporter | None) -> None:
     """A target's function/component: reported when a device uses the target or it exists anyway."""
-    from deeplens_cli.aws import translate_error
-    from deeplens_cli.targets.registry import make_target
-
     try:
         project = make_target(target_name, ctx, settings).project_status()
     except Exception as exc:  # noqa: BLE001 - translated or re-raised
@@ -163,10 +158,6 @@ def _gather_project(ctx: AwsContext, settings: Settings, target_name: str, in_us
 
 
 def _gather_device(ctx: AwsContext, settings: Settings, device: Device, report: StatusReport) -> None:
-    from deeplens_cli.aws import translate_error
-    from deeplens_cli.targets.base import DeviceStatus
-    from deeplens_cli.targets.registry import make_target
-
     try:
         status = make_target(device.target, ctx, settings).device_status(device)
     except Exception as exc:  # noqa: BLE001 - translated or re-raised

@@ -74,7 +74,7 @@ import socket
 from collections import namedtuple
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from edge_function import keys
+from edge_function import detector_choice, keys
 
 DEFAULT_MODEL_PATH = "/opt/awscam/artifacts/mxnet_deploy_ssd_FP16_FUSED.xml"
 #: Each detector's own default threshold. ``opencv`` is resolved to YuNet or CenterFace when settings load;
@@ -308,7 +308,6 @@ def _resolved_detector(kind: str) -> str:
     """The detector ``kind`` stands for: ``opencv`` is YuNet or CenterFace, as ``detector_choice`` picks."""
     if kind != "opencv":
         return kind
-    from edge_function import detector_choice  # standard library only, but only needed here
 
     return detector_choice.choose_cpu_detector().kind
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from deeplens_cli.extras import require_demo
+
 if TYPE_CHECKING:
     from deeplens_cli.app import App
 
@@ -18,8 +20,6 @@ def run_demo(app: App, device_name: str, source: str | None, out_dir: str, max_f
              keep_running: bool, target: str | None, device_profile: str | None = None) -> None:
     """The demo command: `target` is `--greengrass` (default: greengrass.default_target); `device_profile` is
     `--device-profile` (deeplens: the V2 device is a stock DeepLens)."""
-    from deeplens_cli.extras import require_demo
-
     require_demo()  # a missing extra or detector: one line with the install command, before any work
     from deeplens_cli.demo import run_demo as run
 

@@ -16,14 +16,13 @@ from deeplens_cli.aws import service_unavailable
 from deeplens_cli.errors import ConfigError
 from deeplens_cli.pipeline import emit_plan_run, run_plan
 from deeplens_cli.plan import Plan
+from deeplens_cli.roles import plan_account_teardown
 from deeplens_cli.targets.registry import TARGET_NAMES, all_devices, find_device, make_target
 
 
 def run_destroy(app: App, device_name: str | None, yes: bool, delete_roles: bool, delete_bucket: bool,
                 dry_run: bool) -> None:
     """The destroy command: one device, or everything deeplens-cli created (roles and bucket only when asked)."""
-    from deeplens_cli.roles import plan_account_teardown
-
     plan = Plan("destroy")
     if device_name:  # one DescribeThing per target, whatever the fleet; the others are listed only for --delete-roles
         chosen = [find_device(app.ctx, app.settings, device_name, app.reporter)]

@@ -9,13 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from deeplens_cli.app import App
+from deeplens_cli.fleet_view import health_caveats, health_text, page_of, read_fleet
 
 
 def run_devices(app: App, details: bool = False, health: str | None = None, max_items: int | None = None,
                 starting_token: str | None = None) -> None:
     """`devices`: every device with its status from bulk reads (pages, not devices; see fleet_view.py)."""
-    from deeplens_cli.fleet_view import health_caveats, health_text, page_of, read_fleet
-
     page = page_of(read_fleet(app.ctx, app.settings, app.reporter, details), health, max_items, starting_token)
     if app.reporter.json:
         document: dict[str, Any] = {"devices": [row.to_dict() for row in page.rows], "summary": page.summary_dict()}

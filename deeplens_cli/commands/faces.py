@@ -19,6 +19,10 @@ from typing import TYPE_CHECKING, Any, Callable
 from deeplens_cli.crops import Crop, CropIndex
 from deeplens_cli.errors import ConfigError
 from deeplens_cli.file_errors import NAME_MAX, file_system_error
+from deeplens_cli.printable import printable
+from deeplens_cli.simulator.contact_sheet import Tile, build_contact_sheet
+from deeplens_cli.targets.registry import find_device
+from deeplens_cli.timespec import parse_since
 
 if TYPE_CHECKING:
     from deeplens_cli.app import App
@@ -69,8 +73,6 @@ class FacesReport:
 def run_faces(app: App, device_name: str | None, since: str | None, limit: int, download_dir: str | None,
               now: Callable[[], dt.datetime] | None = None) -> None:
     """The `faces` command: resolve the device, gather, download when asked, render."""
-    from deeplens_cli.timespec import parse_since
-
     current = (now or _utc_now)()
     since_at = parse_since(since, current) if since else None  # exit 2 before any AWS call
     if download_dir:
@@ -78,8 +80,6 @@ def run_faces(app: App, device_name: str | None, since: str | None, limit: int, 
     settings = app.settings
     thing = None
     if device_name:
-        from deeplens_cli.targets.registry import find_device
-
         thing = find_device(app.ctx, settings, device_name, app.reporter).thing_name
     report = gather_faces(app.ctx.client("s3"), settings.require("bucket"), settings["prefix"],
                           settings["key_template"], current, device=thing, since=since_at, limit=limit)
@@ -196,9 +196,6 @@ def _write_private(target: Path, body: bytes) -> None:
 def _contact_sheet(report: FacesReport, folder: Path) -> Path:
     import cv2  # noqa: F401 - ImportError here means "no sheet", reported by the caller
     import numpy
-
-    from deeplens_cli.printable import printable
-    from deeplens_cli.simulator.contact_sheet import Tile, build_contact_sheet
 
     tiles = []
     for crop in report.crops:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from deeplens_cli.cloudwatch_logs import LogSource, v1_log_sources, v2_log_sources
+from deeplens_cli.targets.registry import find_device
+from deeplens_cli.timespec import parse_since
 
 if TYPE_CHECKING:
     from deeplens_cli.app import App
@@ -141,9 +143,6 @@ class LogReader:
 def run_logs(app: App, device_name: str, since: str | None, follow: bool, filter_text: str | None,
              now: Callable[[], dt.datetime] | None = None) -> None:
     """The `logs` command."""
-    from deeplens_cli.targets.registry import find_device
-    from deeplens_cli.timespec import parse_since
-
     clock = now or _utc_now
     since_at = parse_since(since or DEFAULT_SINCE, clock())  # exit 2 before any AWS call
     ctx, settings = app.ctx, app.settings

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from deeplens_cli.commands.init import offer_to_record_bucket
 from deeplens_cli.pipeline import emit_plan_run, run_plan
 from deeplens_cli.roles import plan_account
 
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
 def run_register_roles(app: App, dry_run: bool, bucket: str | None = None, s3_full_access: bool = False,
                        save: bool | None = None) -> None:
     """The register-roles command (also run by `demo`): plan, render, stop on a dry run, execute, report."""
-    from deeplens_cli.commands.init import offer_to_record_bucket
-
     app.override(bucket=bucket, s3_access="full" if s3_full_access else None)
     emit_plan_run(app, run_plan(app, plan_account(app.ctx, app.settings), dry_run))
     if not dry_run:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
 
 from deeplens_cli.errors import ConfigError, DeeplensError
+from deeplens_cli.targets.registry import find_device
 
 if TYPE_CHECKING:
     from deeplens_cli.app import App
@@ -312,8 +313,6 @@ def stream_messages(connection: Any, topic: str, on_message: Callable[[ResultMes
 
 def run_watch(app: App, device_name: str, count: int | None, timeout_s: float | None, broker_url: str | None) -> None:
     """The `watch` command: JSON lines with --output json, one readable line per message otherwise."""
-    from deeplens_cli.targets.registry import find_device
-
     broker = parse_broker(broker_url) if broker_url else None  # exit 2 before any AWS call
     ctx, settings = app.ctx, app.settings
     device: Device = find_device(ctx, settings, device_name, app.reporter)

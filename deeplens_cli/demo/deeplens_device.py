@@ -22,6 +22,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from deeplens_cli.simulator import awscam
+from deeplens_cli.simulator.awscam import FPS_ENV, SOURCE_ENV
+from deeplens_cli.targets.greengrass_v2.device_profile import PROFILE_FILE
+
 PROFILE = "deeplens"
 MODEL_FILE = "mxnet_deploy_ssd_FP16_FUSED.xml"  # the face project's artifact (edge_function.settings)
 
@@ -48,9 +52,6 @@ class DeepLensDemo:
 
     def prepare(self, nucleus_root: PurePosixPath) -> str:
         """Profile record, model file and awscam stand-in in place; returns the folder the venv must see."""
-        from deeplens_cli.simulator import awscam
-        from deeplens_cli.targets.greengrass_v2.device_profile import PROFILE_FILE
-
         profile = Path(str(nucleus_root)) / PROFILE_FILE
         profile.parent.mkdir(parents=True, exist_ok=True)
         profile.write_text(PROFILE + "\n")
@@ -63,6 +64,4 @@ class DeepLensDemo:
     @staticmethod
     def environment(frames_spec: str, fps: float) -> dict[str, str]:
         """What the awscam stand-in reads: the frames its camera serves and their rate."""
-        from deeplens_cli.simulator.awscam import FPS_ENV, SOURCE_ENV
-
         return {SOURCE_ENV: frames_spec, FPS_ENV: str(fps)}

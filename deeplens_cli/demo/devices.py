@@ -22,9 +22,15 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from deeplens_cli.demo.frames import FrameSource
-from deeplens_cli.demo.outputs import DEVICE_LOG, INSTALL_LOG, count_lines
 from deeplens_cli.demo.sandbox import DEMO_CREDENTIAL, DEMO_REGION
 from deeplens_cli.errors import DeeplensError
+from deeplens_cli.simulator import ipc_stand_in
+from deeplens_cli.simulator.core import DeviceIo, MotoDeploymentReporter, SimulatedCore
+from deeplens_cli.simulator.nucleus import ComponentUser, DeviceIdentity, HostRunner, Nucleus
+from deeplens_cli.simulator.v2_core import SimulatedV2Core
+from deeplens_cli.targets.artifacts import artifact_bucket
+from deeplens_cli.targets.greengrass_v2.component import HOST_SITE_ENV
+from deeplens_cli.targets.registry import find_device
 
 if TYPE_CHECKING:
     from deeplens_cli.app import App
@@ -33,6 +39,9 @@ if TYPE_CHECKING:
     from deeplens_cli.output import Reporter
 
 _FRAMES_LOGGED = re.compile(r"frames=(\d+)")
+
+DEVICE_LOG = "function.log"  # the V1 function's log, or the V2 component's Run log (copied into the demo output)
+INSTALL_LOG = "install.log"  # V2: the component's Install log
 
 
 @dataclass
@@ -113,10 +122,6 @@ def simulated_v1_device(child: App, device_name: str, work: Path, frames: FrameS
     """The simulated DeepLens, watching the device's group from before `deploy` until the demo ends."""
     import boto3
 
-    from deeplens_cli.simulator.core import DeviceIo, MotoDeploymentReporter, SimulatedCore
-    from deeplens_cli.targets.artifacts import artifact_bucket
-    from deeplens_cli.targets.registry import find_device
-
     device = find_device(child.ctx, child.settings, device_name, child.reporter)
     if not device.group_id:
         raise DeeplensError(f"device '{device_name}' has no Greengrass V1 group", "this is a bug in the demo")
@@ -159,8 +164,6 @@ def _core_running(core: Any, out: Path, logs_of: Callable[[Any], dict[str, Path]
 def demo_site_packages() -> str:
     """The folders the component's venv uses in the demo (HOST_SITE_ENV): the IPC stand-in first, then this
     environment's site-packages (where numpy, OpenCV, boto3 and the detector weights already are)."""
-    from deeplens_cli.simulator import ipc_stand_in
-
     folders = [str(Path(ipc_stand_in.__file__).parent)]
     folders += [folder for folder in site.getsitepackages() if os.path.isdir(folder)]
     user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else None
@@ -233,11 +236,6 @@ def simulated_v2_device(child: App, greengrass: EmbeddedGreengrassV2, device_nam
     `deeplens`, a stock DeepLens (deeplens_device.py) whose awscam camera serves `frames_spec` at `fps`."""
     import getpass
 
-    from deeplens_cli.simulator.nucleus import ComponentUser, DeviceIdentity, HostRunner, Nucleus
-    from deeplens_cli.simulator.v2_core import SimulatedV2Core
-    from deeplens_cli.targets.greengrass_v2.component import HOST_SITE_ENV
-    from deeplens_cli.targets.registry import find_device
-
     device = find_device(child.ctx, child.settings, device_name, child.reporter)
     thing = device.thing_name
     control_plane = greengrass.control_plane
@@ -286,3 +284,9 @@ def _architecture() -> str:
     machine = platform.machine()
     return {"x86_64": "amd64", "AMD64": "amd64", "aarch64": "aarch64", "arm64": "aarch64"}.get(machine, machine)
 
+
+def count_lines(path: Path | None) -> int:
+    if path is None or not path.exists():
+        return 0
+    with open(path, "rb") as handle:
+        return sum(1 for _ in handle)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from deeplens_cli.errors import ConfigError
+from edge_function import sources
 
 DEFAULT_FPS = 15.0
 DEFAULT_FRAME_BUDGET = 150  # 10 s of camera time at 15 fps: the whole demo stays well under a minute
@@ -34,8 +35,6 @@ def check_source(source: str) -> FrameSource:
     The spec is parsed and opened by `edge_function.sources.open_source`, the one parser of frame sources (the
     edge function and the simulated camera use it too), so the demo accepts exactly what a device accepts.
     """
-    from edge_function import sources
-
     if source == "awscam":
         raise ConfigError("--source awscam: the demo's device has no DeepLens camera",
                           "use a video FILE, a DIR of images or webcam:N")
@@ -62,8 +61,6 @@ def check_source(source: str) -> FrameSource:
 
 def frame_images(directory: str) -> list[str]:
     """The images of a folder source in the order `edge_function.sources` reads them (file-name order)."""
-    from edge_function import sources
-
     names = sorted(name for name in os.listdir(directory)
                    if not name.startswith(".") and os.path.splitext(name)[1].lower() in sources.IMAGE_EXTENSIONS
                    and os.path.isfile(os.path.join(directory, name)))

@@ -9,20 +9,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deeplens_cli.demo.frames import FrameSource
+from deeplens_cli.demo.devices import DEVICE_LOG, INSTALL_LOG, DemoDevice
+from deeplens_cli.demo.frames import FrameSource, frame_images
 from deeplens_cli.demo.sandbox import DEMO_BUCKET, DEMO_REGION
 from deeplens_cli.errors import ConfigError
 from deeplens_cli.file_errors import file_system_error
+from deeplens_cli.simulator.contact_sheet import Tile, annotate_frame, build_contact_sheet
 
 if TYPE_CHECKING:
     from deeplens_cli.app import App
-    from deeplens_cli.demo.devices import DemoDevice
     from deeplens_cli.output import Reporter
 
 SUMMARY_FILE = "demo.json"  # also marks a folder as a demo output that a later demo may replace
 ANNOTATED_FRAMES = 4
-DEVICE_LOG = "function.log"  # the V1 function's log, or the V2 component's Run log
-INSTALL_LOG = "install.log"  # V2: the component's Install log
 
 
 @dataclass
@@ -105,8 +104,6 @@ def collect_outputs(child: App, device: DemoDevice, frames: FrameSource, out: Pa
     import cv2
     import numpy
 
-    from deeplens_cli.simulator.contact_sheet import Tile, build_contact_sheet
-
     s3 = child.ctx.client("s3")
     bucket, prefix = child.settings["bucket"], child.settings["prefix"]
     crops_dir = out / "crops"
@@ -159,8 +156,6 @@ def annotate_frames(messages: list[dict[str, Any]], frame_log: list[dict[str, An
 
     import cv2
 
-    from deeplens_cli.simulator.contact_sheet import annotate_frame
-
     if frames.kind == "webcam" or not frame_log:
         return []
     times = [entry["time"] for entry in frame_log]
@@ -192,8 +187,6 @@ def annotate_frames(messages: list[dict[str, Any]], frame_log: list[dict[str, An
 
 def _read_frame(frames: FrameSource, index: int) -> Any:
     import cv2
-
-    from deeplens_cli.demo.frames import frame_images
 
     if frames.kind in ("clip", "directory"):
         images = frame_images(frames.spec)
@@ -230,13 +223,6 @@ def report(reporter: Reporter, result: DemoResult) -> None:
     if outputs.get("annotated_frames"):
         reporter.line(f"         {Path(outputs['annotated_frames'][0]).parent}/  (frames with what the device saw)")
     reporter.line(f"         {outputs.get('dir')}/  (crops, messages.jsonl, {DEVICE_LOG}, {SUMMARY_FILE})")
-
-
-def count_lines(path: Path | None) -> int:
-    if path is None or not path.exists():
-        return 0
-    with open(path, "rb") as handle:
-        return sum(1 for _ in handle)
 
 
 def read_json_lines(path: Path | None) -> list[dict[str, Any]]:

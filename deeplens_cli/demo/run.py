@@ -26,7 +26,9 @@ from deeplens_cli.demo.sandbox import (
     demo_environment,
     serve_until_interrupted,
 )
+from deeplens_cli.device_names import DEVICE_NAME
 from deeplens_cli.errors import ConfigError
+from deeplens_cli.simulator.clip import build_clip
 
 if TYPE_CHECKING:
     from deeplens_cli.app import App
@@ -63,8 +65,6 @@ def run_demo(app: App, device_name: str, source: str | None, out_dir: str, max_f
     `wait_forever` replaces the Ctrl-C wait of --keep-running (tests). `device_profile` "deeplens" makes the V2
     device a stock DeepLens (deeplens_device.py says what that covers and what it cannot).
     """
-    from deeplens_cli.device_names import DEVICE_NAME
-
     if target not in TARGETS:
         raise ConfigError(f"--greengrass {target}: expected v1 or v2", "use --greengrass v2 (default) or v1")
     if device_profile == "deeplens" and target != "v2":
@@ -83,8 +83,6 @@ def run_demo(app: App, device_name: str, source: str | None, out_dir: str, max_f
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="deeplens-demo-")))
         if frames is None:
             with watch.lap("clip"):
-                from deeplens_cli.simulator.clip import build_clip
-
                 budget = max_frames or DEFAULT_FRAME_BUDGET
                 reporter.progress(
                     f"demo: building a {budget}-frame clip from the face images bundled with scikit-image"

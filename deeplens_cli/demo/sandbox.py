@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from deeplens_cli.errors import DeeplensError
+from deeplens_cli.simulator.greengrassv2_service import GreengrassV2ControlPlane
+from deeplens_cli.simulator.moto_internals import stop_threaded_server
+from deeplens_cli.simulator.token_exchange import TokenExchangeServer, assume_role, role_behind_alias
 
 if TYPE_CHECKING:
     from deeplens_cli.output import Reporter
@@ -99,7 +102,6 @@ class EmbeddedAws:
     def stop(self) -> None:
         if self._server is None:
             return
-        from deeplens_cli.simulator.moto_internals import stop_threaded_server
 
         server, self._server = self._server, None
         stop_threaded_server(server)
@@ -135,8 +137,6 @@ class EmbeddedGreengrassV2:
                             aws_access_key_id=DEMO_CREDENTIAL, aws_secret_access_key=DEMO_CREDENTIAL)
 
     def start(self) -> str:
-        from deeplens_cli.simulator.greengrassv2_service import GreengrassV2ControlPlane
-
         self.control_plane = GreengrassV2ControlPlane(s3=self.client("s3"), iot=self.client("iot"), region=DEMO_REGION)
         self.endpoint = self.control_plane.serve()
         os.environ["AWS_ENDPOINT_URL_GREENGRASSV2"] = self.endpoint
@@ -144,8 +144,6 @@ class EmbeddedGreengrassV2:
 
     def start_token_exchange(self, role_alias: str, session_name: str) -> str:
         """Credentials of the role behind `role_alias` (moto's STS), served as the nucleus serves them."""
-        from deeplens_cli.simulator.token_exchange import TokenExchangeServer, assume_role, role_behind_alias
-
         role_arn = role_behind_alias(self.client("iot"), role_alias)
         sts = self.client("sts")
         self.token_exchange = TokenExchangeServer(lambda: assume_role(sts, role_arn, session_name))

@@ -10,7 +10,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deeplens_cli.app import App
+from deeplens_cli.commands.deploy import run_deploy
+from deeplens_cli.commands.register_device import run_register_device
+from deeplens_cli.commands.register_roles import run_register_roles
+from deeplens_cli.commands.status import render
 from deeplens_cli.demo.sandbox import DEMO_BUCKET, DEMO_REGION
+from deeplens_cli.output import Reporter
+from deeplens_cli.status_report import gather_status
 
 if TYPE_CHECKING:
     from deeplens_cli.app import App
@@ -58,9 +65,6 @@ def demo_app(app: App, work: Path, config: dict[str, Any]) -> App:
     """
     import yaml
 
-    from deeplens_cli.app import App
-    from deeplens_cli.output import Reporter
-
     path = work / "deeplens.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     sub_steps = "table" if app.reporter.output == "table" else "text"  # drawn tables for a person, else plain rows
@@ -70,23 +74,17 @@ def demo_app(app: App, work: Path, config: dict[str, Any]) -> App:
 
 
 def register_roles(child: App) -> None:
-    from deeplens_cli.commands.register_roles import run_register_roles
-
     child.reporter.progress("demo: deeplens-cli register-roles")
     run_register_roles(child, dry_run=False)
 
 
 def register_device(child: App, device_name: str, work: Path, target: str) -> None:
-    from deeplens_cli.commands.register_device import run_register_device
-
     child.reporter.progress(f"demo: deeplens-cli register-device --name {device_name} --greengrass {target}")
     run_register_device(child, names=(device_name,), names_file=None, out_dir=str(work / "devices" / device_name),
                         target=target, fleet=None, claim=False, dry_run=False)
 
 
 def deploy(child: App, device_name: str) -> None:
-    from deeplens_cli.commands.deploy import run_deploy
-
     child.reporter.progress(f"demo: deeplens-cli deploy --device {device_name}")
     run_deploy(child, device_name=device_name, fleet=None, dry_run=False, wait=True, force=False,
                rollout_per_minute=None, abort_failure_percent=None)
@@ -94,9 +92,6 @@ def deploy(child: App, device_name: str) -> None:
 
 def status(app: App, child: App, device_name: str, result: DemoResult) -> None:
     """What `deeplens-cli status --device NAME` reports: rendered on stdout, or kept for the JSON document."""
-    from deeplens_cli.commands.status import render
-    from deeplens_cli.status_report import gather_status
-
     child.reporter.progress(f"demo: deeplens-cli status --device {device_name}")
     report = gather_status(child.ctx, child.settings, device_name, child.reporter)
     result.status = report.to_dict()

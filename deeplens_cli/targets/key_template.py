@@ -12,6 +12,7 @@ import time
 from typing import Mapping
 
 from deeplens_cli.errors import ConfigError
+from edge_function.keys import KeyFactory
 
 SAMPLE_CAPTURE_TIME = 1_700_000_000.25  # any instant: the check is whether formatting works, not its result
 
@@ -19,8 +20,6 @@ SAMPLE_CAPTURE_TIME = 1_700_000_000.25  # any instant: the check is whether form
 def check_key_template(settings: Mapping[str, object]) -> str:
     """A sample key made by the device's KeyFactory from the template it will receive (package.edge_environment
     passes it as "{prefix}/" + key_template); ConfigError (exit 2) when the device could not make one."""
-    from edge_function.keys import KeyFactory
-
     template = "{prefix}/" + str(settings["key_template"])
     try:
         factory = KeyFactory(str(settings["prefix"]).rstrip("/"), template, device="sample-device",

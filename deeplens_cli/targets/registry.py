@@ -1,6 +1,6 @@
-"""The table of deployment targets: one `TargetSpec` row per target, read by the CLI choices, config
-validation, `doctor`, `destroy` and device lookup. The target names ("v1", "v2") are spelled here and in the
-target packages only; adding a target is a new package plus one row.
+"""The table of deployment targets: one `TargetSpec` row per target, read by the CLI choices, `doctor`, `destroy`
+and device lookup. The target names ("v1", "v2") are spelled in names.py, which the settings schema reads without
+importing this table; adding a target is a new package, its name there and one row here.
 """
 
 from __future__ import annotations
@@ -8,7 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from deeplens_cli.aws import maybe, service_unavailable, translate_error
 from deeplens_cli.errors import DeeplensError
+from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE
+from deeplens_cli.targets.iot import NOT_FOUND, PENDING_ATTRIBUTE
+from deeplens_cli.targets.names import TARGET_NAMES, V1, V2
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
@@ -59,7 +63,7 @@ def _make_v2(ctx: AwsContext, settings: Settings) -> Target:
 
 TARGET_SPECS: tuple[TargetSpec, ...] = (
     TargetSpec(
-        "v1", "DeepLens classic: Greengrass V1 group + pinned Lambda (emulators only since 2026-10-07)", _make_v1,
+        V1, "DeepLens classic: Greengrass V1 group + pinned Lambda (emulators only since 2026-10-07)", _make_v1,
         lambda ctx: ctx.client("greengrass").list_groups(MaxResults="1"),
         ("the Greengrass V1 API does not answer: V1 reached end of support on {end_of_support} and is retired on "
          "AWS",
@@ -67,14 +71,12 @@ TARGET_SPECS: tuple[TargetSpec, ...] = (
          "reflashed with Ubuntu, runs the V2 nucleus; the V1 path still works against emulators"),
         thing_for=_v1_thing, lambda_function=True, retired=True),
     TargetSpec(
-        "v2", "Greengrass V2: any Linux camera runs the nucleus and the published component", _make_v2,
+        V2, "Greengrass V2: any Linux camera runs the nucleus and the published component", _make_v2,
         lambda ctx: ctx.client("greengrassv2").list_core_devices(maxResults=1),
         ("the Greengrass V2 API does not answer at this endpoint",
          "an emulator without Greengrass V2 (moto has none): use --greengrass v1 there"),
         thing_for=_v2_thing, fleets=True),
 )
-TARGET_NAMES = tuple(spec.name for spec in TARGET_SPECS)
-DEFAULT_TARGET = "v2"  # register-device without --greengrass (config greengrass.default_target)
 
 
 def spec_for(name: str) -> TargetSpec:
@@ -101,8 +103,6 @@ def each_target(ctx: AwsContext, settings: Settings, read: Callable[[Target], li
     nothing. Anything else - no credentials, access denied, throttling - is raised, and so is the first error when
     no target answers at all, so a broken setup is never reported as "no such device".
     """
-    from deeplens_cli.aws import service_unavailable, translate_error
-
     found: list[Any] = []
     unavailable: list[BaseException] = []
     for name in TARGET_NAMES:
@@ -140,10 +140,6 @@ def lookup_device(ctx: AwsContext, settings: Settings, name: str, reporter: Repo
     call in any fleet) finds a thing named otherwise, so a stale registration makes the name ambiguous.
     `console_groups=False` skips both last resorts (register-device makes its own names).
     """
-    from deeplens_cli.aws import maybe
-    from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE
-    from deeplens_cli.targets.iot import NOT_FOUND, PENDING_ATTRIBUTE
-
     iot = ctx.client("iot")
     targets: dict[str, Target] = {}
 
@@ -181,10 +177,8 @@ def lookup_device(ctx: AwsContext, settings: Settings, name: str, reporter: Repo
             if target in TARGET_NAMES and thing["thingName"] not in found:
                 found[thing["thingName"]] = target_named(target).device_from_thing(thing)
     if console_groups:
-        from deeplens_cli.aws import service_unavailable
-
         try:  # a DeepLens registered by its console: only its Greengrass V1 group carries the name
-            for device in target_named("v1").unmanaged_devices(name):
+            for device in target_named(V1).unmanaged_devices(name):
                 found.setdefault(device.thing_name, device)
         except Exception as exc:  # noqa: BLE001 - the retired V1 API not answering means "no such device"
             if not service_unavailable(exc):
@@ -217,8 +211,6 @@ SOME_NAMES = 10  # an unknown name's error shows this many registered names: one
 
 def _some_device_names(ctx: AwsContext) -> list[str]:
     """A few registered device names for an error message: one ListThings page of SOME_NAMES per target."""
-    from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE
-
     names: set[str] = set()
     for target in TARGET_NAMES:
         page = ctx.client("iot").list_things(attributeName=TARGET_ATTRIBUTE, attributeValue=target,

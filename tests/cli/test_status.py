@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+import deeplens_cli.status_report as status_report_module
 import deeplens_cli.targets.greengrass_v1.target as v1_target
 import deeplens_cli.targets.registry as targets_module
 from deeplens_cli.executor import Executor
@@ -189,10 +190,13 @@ class TestOtherTargets:
                 return ProjectStatus("v2", "com.deeplens.FaceCrops", True, "1.0.3")
 
         real_make_target = targets_module.make_target
-        monkeypatch.setattr(targets_module, "make_target",
-                            lambda name, ctx, settings: FakeV2(ctx, settings) if name == "v2"
-                            else real_make_target(name, ctx, settings))
-        monkeypatch.setattr("deeplens_cli.roles.plan_account", lambda ctx, settings: _empty_plan())
+
+        def make_target(name, ctx, settings):
+            return FakeV2(ctx, settings) if name == "v2" else real_make_target(name, ctx, settings)
+
+        monkeypatch.setattr(targets_module, "make_target", make_target)  # the device lookup's
+        monkeypatch.setattr(status_report_module, "make_target", make_target)  # the report's own reads
+        monkeypatch.setattr(status_report_module, "plan_account", lambda ctx, settings: _empty_plan())
         report = gather_status(aws_plain.context(), settings_for())
         assert [d.device.name for d in report.devices] == ["Garage"]
         assert report.devices[0].status.last_deployment_status == "FAILED"

@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 
 from deeplens_cli.executor import ExecutionError
-from deeplens_cli.targets.registry import TARGET_NAMES
+from deeplens_cli.targets import names
+from deeplens_cli.targets.greengrass_v1 import naming as v1_naming
+from deeplens_cli.targets.greengrass_v2 import naming as v2_naming
+from deeplens_cli.targets.registry import TARGET_NAMES, TARGET_SPECS
 from tests.support.target_drivers import DRIVERS, TargetDriver
 
 pytestmark = pytest.mark.usefixtures("shared_botocore_models")
@@ -36,6 +39,14 @@ def deployment_action(run_plan):
 
 def test_every_registered_target_has_a_driver() -> None:
     assert sorted(DRIVERS) == sorted(TARGET_NAMES)
+
+
+def test_the_registry_has_one_row_per_target_name() -> None:
+    """The settings schema reads the names from targets/names.py (it may not import the table); the table's rows
+    and the target packages' own TARGET must be those names, once each."""
+    assert tuple(spec.name for spec in TARGET_SPECS) == names.TARGET_NAMES
+    assert names.DEFAULT_TARGET in names.TARGET_NAMES
+    assert (v1_naming.TARGET, v2_naming.TARGET) == names.TARGET_NAMES
 
 
 def test_nothing_changed_means_no_mutating_call_and_no_deployment(driver: TargetDriver) -> None:

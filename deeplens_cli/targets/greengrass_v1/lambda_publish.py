@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from deeplens_cli.aws import collect, maybe
 from deeplens_cli.errors import DeeplensError
+from deeplens_cli.package import build_package
 from deeplens_cli.plan import Action, ApiCall, Plan, Ref, Retry, Step, Wait, noop
 from deeplens_cli.targets.artifacts import artifact_bucket, require_bucket, stored_sha256, upload_call
 from deeplens_cli.targets.greengrass_v1.naming import LAMBDA_ROLE
@@ -38,8 +39,6 @@ IAM_PROPAGATION = Retry(codes=("InvalidParameterValueException",),
 def package(v1: V1Context) -> Package:
     """The function zip for these settings (built once per target)."""
     if v1.built_package is None:
-        from deeplens_cli.package import build_package
-
         v1.built_package = build_package(vendor_requirements=v1.settings["function.vendor"],
                                          python_version=device_python(v1.settings))
     return v1.built_package

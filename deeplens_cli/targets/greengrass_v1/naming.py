@@ -8,7 +8,9 @@ import base64
 import hashlib
 from typing import Any
 
-TARGET = "v1"
+from deeplens_cli.targets.names import V1
+
+TARGET = V1
 SERVICE_ROLE = "AWSDeepLensGreengrassRole"  # the Greengrass service role DeepLens associates with the account
 LAMBDA_ROLE = "AWSDeepLensLambdaRole"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 from deeplens_cli.errors import DeeplensError
+from deeplens_cli.package import edge_environment
 from deeplens_cli.targets.greengrass_v1.groups import GroupContent, function_name_of
 
 if TYPE_CHECKING:
@@ -54,8 +55,6 @@ def desired_project(settings: Settings, current: GroupContent, version_arn: Any,
 def function_environment(settings: Settings, device_name: str | None = None) -> dict[str, str]:
     """The function's environment in one device's group: the settings with that device's `devices:` section
     on top (each V1 device has a group of its own, so this reaches that device only)."""
-    from deeplens_cli.package import edge_environment
-
     model_path = None
     if settings["model.s3_uri"]:
         model_path = f"{model_destination(settings)}/{os.path.basename(settings['model.artifact_path'])}"

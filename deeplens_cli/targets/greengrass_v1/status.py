@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from deeplens_cli.aws import collect, maybe
+from deeplens_cli.package import vendor_dir_if_cached
 from deeplens_cli.targets.base import Device, DeviceStatus, ProjectStatus
 from deeplens_cli.targets.greengrass_v1.deploy import last_deployment
 from deeplens_cli.targets.greengrass_v1.groups import (
@@ -115,8 +116,6 @@ def device_status(v1: V1Context, device: Device) -> DeviceStatus:
 
 def project_status(v1: V1Context) -> ProjectStatus:
     """The published function: latest version, its CodeSha256, and whether it matches the local build."""
-    from deeplens_cli.package import vendor_dir_if_cached
-
     function_name = v1.settings["function.name"]
     status: dict[str, Any] = {"target": TARGET, "kind": "lambda-function", "name": function_name}
     current = maybe(lambda: v1.lam.get_function(FunctionName=function_name), ("ResourceNotFoundException",))

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from deeplens_cli.aws import maybe
 from deeplens_cli.errors import ConfigError, DeeplensError
+from deeplens_cli.package import Package, zip_entries
 from deeplens_cli.plan import Action, ApiCall, Retry, Step, Wait, noop
 from deeplens_cli.targets.artifacts import MISSING_OBJECT, artifact_bucket
 from deeplens_cli.targets.greengrass_v2 import claim_hook
 from deeplens_cli.targets.greengrass_v2.naming import THING_PREFIX
 
 if TYPE_CHECKING:
-    from deeplens_cli.package import Package
     from deeplens_cli.targets.greengrass_v2.context import V2Context
 
 HOOK_RUNTIME = "python3.12"
@@ -83,8 +83,6 @@ class AllowList:
 
 def hook_package() -> Package:
     """The function's zip: claim_hook.py alone, byte for byte the same on every build (package.zip_entries)."""
-    from deeplens_cli.package import zip_entries
-
     return zip_entries({"claim_hook.py": Path(claim_hook.__file__)})
 
 

@@ -34,7 +34,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from deeplens_cli.cloudwatch_logs import LOG_MANAGER, log_manager_deployment_entry
 from deeplens_cli.errors import ConfigError
+from deeplens_cli.package import build_package, edge_environment
 from deeplens_cli.targets.artifacts import artifact_bucket
 from deeplens_cli.targets.greengrass_v2 import device_profile
 from edge_function.settings import DEFAULT_MODEL_PATH
@@ -50,7 +52,6 @@ ARTIFACT_DIR = "deeplens_edge"  # Unarchive ZIP extracts x.zip into {artifacts:d
 FIRST_VERSION = "1.0.0"
 TOKEN_EXCHANGE_SERVICE = "aws.greengrass.TokenExchangeService"
 NUCLEUS_COMPONENTS = {"aws_nucleus_classic": "aws.greengrass.Nucleus", "aws_nucleus_lite": "aws.greengrass.NucleusLite"}
-LOG_MANAGER = "aws.greengrass.LogManager"  # as cloudwatch_logs.LOG_MANAGER
 MQTT_PROXY_SERVICE = "aws.greengrass.ipc.mqttproxy"
 PUBLISH_OPERATION = "aws.greengrass#PublishToIoTCore"
 
@@ -336,8 +337,6 @@ def component_environment(settings: Settings) -> dict[str, str]:
     Built by `package.edge_environment` (shared with the V1 Lambda) with `auto` detector and source left as
     they are: a V2 core may or may not be a DeepLens, and only the device can tell (see `run_script`).
     """
-    from deeplens_cli.package import edge_environment
-
     environment = edge_environment(settings, on_deeplens=None)
     for name, value in environment.items():
         if _UNSAFE_IN_QUOTES.search(value):
@@ -349,8 +348,6 @@ def component_environment(settings: Settings) -> dict[str, str]:
 def build_component(settings: Settings, package: Package | None = None) -> ComponentBuild:
     """The component for these settings; builds the edge function zip unless `package` is given."""
     if package is None:
-        from deeplens_cli.package import build_package
-
         package = build_package()  # the device installs its dependencies itself (see install_script)
     name = settings["greengrass.component_name"]
     python = settings["greengrass.python"]
@@ -395,8 +392,6 @@ def deployment_components(component: str, version: str, nucleus: tuple[str, str]
         name, nucleus_version = nucleus
         components[name] = {"componentVersion": nucleus_version}
     if log_manager_version is not None:
-        from deeplens_cli.cloudwatch_logs import LOG_MANAGER, log_manager_deployment_entry
-
         components[LOG_MANAGER] = log_manager_deployment_entry(component, log_manager_version)
     return components
 

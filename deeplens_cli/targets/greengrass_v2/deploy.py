@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Mapping
 
+from deeplens_cli import cloudwatch_logs
 from deeplens_cli.errors import ConfigError
 from deeplens_cli.plan import Action, ApiCall, Plan, noop
 from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device
@@ -67,7 +68,6 @@ def _log_manager_version(v2: V2Context, plan: Plan, target_arn: str) -> str | No
     without it) the plan says so once and the deployment goes on without it."""
     if not v2.settings["logs.cloudwatch"]:
         return None
-    from deeplens_cli import cloudwatch_logs
 
     latest = latest_deployment(v2, target_arn)
     version = cloudwatch_logs.log_manager_version_for(v2.ctx.client("greengrassv2"), v2.partition,

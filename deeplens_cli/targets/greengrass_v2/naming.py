@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from deeplens_cli.targets.greengrass_v2 import component as comp
+from deeplens_cli.targets.names import V2
 
-TARGET = "v2"
+TARGET = V2
 THING_PREFIX = "deeplens-"
 POLICY_PREFIX = "deeplens-v2-core-"
 MANAGED_GROUP_ATTRIBUTE = "deeplens_cli"  # on thing groups created by register-device --fleet

@@ -47,6 +47,7 @@ from deeplens_cli.targets.greengrass_v2.core_bundle import (
     GREENGRASS_ROOT,
     NUCLEUS_DOWNLOAD,
     ROOT_CA_DOWNLOAD,
+    amazon_root_ca_1,
     nucleus_config,
 )
 from deeplens_cli.targets.greengrass_v2.naming import TARGET, THING_PREFIX, core_policy
@@ -202,8 +203,6 @@ def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str, allow: Sequ
     """The fleet's claim: thing group, provisioning role, the guard (hook, its role and permission, the
     allow-list plus `allow`), the template naming the hook, the claim policy, and - once per fleet, or again with
     `rotate`, which then revokes the old ones - a claim certificate and its bundle in `out_dir`."""
-    from deeplens_cli.targets.greengrass_v2.core_bundle import amazon_root_ca_1
-
     names, guard = ClaimNames(fleet), claim_guard.HookNames(fleet)
     longest = max((names.role, guard.role, guard.function), key=len)  # refused before any call, not half way
     if len(longest) > claim_guard.NAME_LIMIT:
