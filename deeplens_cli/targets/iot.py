@@ -16,7 +16,7 @@ import json
 from typing import Any, Mapping
 
 from deeplens_cli.aws import collect, maybe
-from deeplens_cli.plan import Action, ApiCall, Retry, Step, noop
+from deeplens_cli.plan import Action, AlreadyExists, ApiCall, Retry, Step, noop
 from deeplens_cli.policies import partition_for, same_policy
 from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, Device
 
@@ -100,12 +100,26 @@ def plan_core_policy(iot: Any, policy: str, desired: Mapping[str, Any], created_
     current = maybe(lambda: iot.get_policy(policyName=policy), NOT_FOUND)
     if current is None:
         return Action(resource, "create", created_as, (
-            ApiCall("iot", "create_policy", {"policyName": policy, "policyDocument": json.dumps(desired)}),
+            create_policy_call(policy, json.dumps(desired)),
         ))
     if same_policy(current.get("policyDocument"), desired):
         return noop(resource, in_place)
     return Action(resource, "update", "policy document differs from the minimal core policy",
                   policy_version_steps(iot, policy, json.dumps(desired)))
+
+
+def create_policy_call(policy: str, document: Any) -> ApiCall:
+    """CreatePolicy that counts its own lost answer as done (`document` may be a Ref to a rendered policy)."""
+    return ApiCall("iot", "create_policy", {"policyName": policy, "policyDocument": document},
+                   exists=AlreadyExists(("ResourceAlreadyExistsException",), _policy_as_created))
+
+
+def _policy_as_created(ctx: Any, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The policy a retried CreatePolicy found is ours when its document is the one we sent."""
+    current = maybe(lambda: ctx.client("iot").get_policy(policyName=params["policyName"]), NOT_FOUND)
+    if current is None or not same_policy(current.get("policyDocument"), params["policyDocument"]):
+        return None
+    return {key: current.get(key) for key in ("policyName", "policyArn", "policyDocument", "defaultVersionId")}
 
 
 def policy_version_steps(iot: Any, policy: str, document: Any) -> tuple[Step, ...]:
