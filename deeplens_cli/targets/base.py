@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol
 if TYPE_CHECKING:
     from deeplens_cli.output import Reporter
     from deeplens_cli.plan import Plan
+    from deeplens_cli.targets.iot import ExistingIot
 
 NAME_ATTRIBUTE = "deeplens_name"  # IoT thing attribute holding the user's device name
 TARGET_ATTRIBUTE = "deeplens_target"  # the registry name of the device's target
@@ -126,8 +127,10 @@ class Target(Protocol):
     def list_devices(self) -> list[Device]:
         """Every device of this target registered by deeplens-cli (or recognisable as a DeepLens)."""
 
-    def plan_register_device(self, name: str, out_dir: str, fleet: str | None = None) -> Plan:
-        """Thing, certificate, policies and target resources; a LocalStep writes the bundle to out_dir."""
+    def plan_register_device(self, name: str, out_dir: str, fleet: str | None = None,
+                             known: ExistingIot | None = None) -> Plan:
+        """Thing, certificate, policies and target resources; a LocalStep writes the bundle to out_dir. `known`
+        (iot.read_existing, read once for many names) spares the reads of things and policies that do not exist."""
 
     def plan_publish(self) -> Plan:
         """Package the edge function and publish it (Lambda version / component version) when it changed."""

@@ -13,6 +13,7 @@ attachment and be refused (DeleteConflictException, or InvalidRequestException "
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from deeplens_cli.aws import collect, maybe
@@ -24,6 +25,7 @@ PENDING_ATTRIBUTE = "deeplens_pending"  # the device name while its registration
 INCOMPLETE = "incomplete"
 LIST_THINGS_PAGE = 250  # ListThings' maximum page (botocore's model): fleet views read 250 devices a call
 POLICY_VERSION_LIMIT = 5  # IoT keeps at most five versions of a policy
+LIST_POLICIES_PAGE = 250  # ListPolicies' maximum pageSize (botocore's model)
 
 # Codes meaning "no such resource" in IoT (moto answers some with a bare "404"); ignored by teardown steps.
 NOT_FOUND = ("ResourceNotFoundException", "IdNotFoundException", "NotFoundException", "404")
@@ -33,6 +35,63 @@ CERTIFICATE_DETACH = Retry(codes=("DeleteConflictException", "CertificateStateEx
 POLICY_DETACH = Retry(codes=("DeleteConflictException",), budget_s=60, waiting_for="IoT to detach the policy")
 THING_DETACH = Retry(codes=("InvalidRequestException",), message_pattern="attached", budget_s=60,
                      waiting_for="IoT to detach the certificate")
+
+
+# ---------------------------------------------------------------------------------------------- many names
+
+
+@dataclass(frozen=True)
+class ExistingIot:
+    """The names of every IoT thing and policy in the account, each read with one paginated listing.
+
+    `register-device` with many names reads this once instead of a DescribeThing and a GetPolicy per name and
+    target (10,000 names made ~50,000 reads before any change): a thing or policy that is not listed did not
+    exist when the run started, so its read is skipped; a listed one is read as before. A name whose
+    registration lock had to wait for another run is planned without it (that run may just have created it).
+    The listings stop (and the run reads per name, as before) past one page per name: in an account with far
+    more things than names to register, per-name reads are the cheaper way.
+    """
+
+    things: frozenset[str]
+    policies: frozenset[str]
+
+    def lacks_thing(self, thing: str) -> bool:
+        return thing not in self.things
+
+    def lacks_policy(self, policy: str) -> bool:
+        return policy not in self.policies
+
+
+def read_existing(iot: Any, max_pages: int) -> ExistingIot | None:
+    """The account's thing and policy names, or None when either listing is longer than `max_pages` pages."""
+    things = _listed_names(iot, "list_things", "things", "thingName", LIST_THINGS_PAGE, max_pages)
+    policies = _listed_names(iot, "list_policies", "policies", "policyName", LIST_POLICIES_PAGE, max_pages)
+    return None if things is None or policies is None else ExistingIot(things, policies)
+
+
+def _listed_names(iot: Any, operation: str, key: str, name: str, page_size: int,
+                  max_pages: int) -> frozenset[str] | None:
+    names: set[str] = set()
+    pages = iot.get_paginator(operation).paginate(PaginationConfig={"PageSize": page_size})
+    for number, page in enumerate(pages, start=1):
+        if number > max_pages:
+            return None
+        names.update(item[name] for item in page.get(key, []))
+    return frozenset(names)
+
+
+def describe_thing(iot: Any, thing: str, known: ExistingIot | None = None) -> dict[str, Any] | None:
+    """DescribeThing, None when there is no such thing (without a call when `known` says so)."""
+    if known is not None and known.lacks_thing(thing):
+        return None
+    return maybe(lambda: iot.describe_thing(thingName=thing), NOT_FOUND)
+
+
+def get_policy(iot: Any, policy: str, known: ExistingIot | None = None) -> dict[str, Any] | None:
+    """GetPolicy, None when there is no such policy (without a call when `known` says so)."""
+    if known is not None and known.lacks_policy(policy):
+        return None
+    return maybe(lambda: iot.get_policy(policyName=policy), NOT_FOUND)
 
 
 # ---------------------------------------------------------------------------------------------- devices
@@ -91,13 +150,14 @@ def attached_policies(iot: Any, principal: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------- core policy
 
 
-def plan_core_policy(iot: Any, policy: str, desired: Mapping[str, Any], created_as: str, in_place: str) -> Action:
+def plan_core_policy(iot: Any, policy: str, desired: Mapping[str, Any], created_as: str, in_place: str,
+                     known: ExistingIot | None = None) -> Action:
     """Create the core's IoT policy, or repair it with a new default version when its document drifted.
 
     `created_as` is the reason shown when it is created, `in_place` the one shown when it already matches.
     """
     resource = f"iot-policy/{policy}"
-    current = maybe(lambda: iot.get_policy(policyName=policy), NOT_FOUND)
+    current = get_policy(iot, policy, known)
     if current is None:
         return Action(resource, "create", created_as, (
             create_policy_call(policy, json.dumps(desired)),
