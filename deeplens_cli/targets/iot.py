@@ -65,8 +65,10 @@ class ExistingIot:
 def read_existing(iot: Any, max_pages: int) -> ExistingIot | None:
     """The account's thing and policy names, or None when either listing is longer than `max_pages` pages."""
     things = _listed_names(iot, "list_things", "things", "thingName", LIST_THINGS_PAGE, max_pages)
+    if things is None:
+        return None
     policies = _listed_names(iot, "list_policies", "policies", "policyName", LIST_POLICIES_PAGE, max_pages)
-    return None if things is None or policies is None else ExistingIot(things, policies)
+    return None if policies is None else ExistingIot(things, policies)
 
 
 def _listed_names(iot: Any, operation: str, key: str, name: str, page_size: int,

@@ -128,3 +128,17 @@ def test_a_long_run_shows_its_progress_on_stderr_and_keeps_stdout_one_document(v
     lines = [line for line in result.stderr.splitlines() if " of 40 device names" in line]
     assert lines[0].startswith("planned 2 of 40") and lines[-1].startswith("planned 40 of 40"), lines
     assert len(lines) == 20  # every twentieth of the way, whatever the number of names
+
+
+def test_an_account_with_more_thing_pages_than_names_is_read_per_name(v2_account, run_cli, recorded, tmp_path,
+                                                                       monkeypatch):
+    """The listing stops after one page per name: past that, per-name reads cost less than listing on."""
+    import deeplens_cli.targets.iot as iot_module
+
+    for n in range(3):
+        v2_account.client("iot").create_thing(thingName=f"someone-elses-{n}")
+    monkeypatch.setattr(iot_module, "LIST_THINGS_PAGE", 1)  # 3 things: 3 pages, more than the 2 names
+    register(run_cli, "--dry-run", "--name", "A1", "--name", "A2", "--out", "pages")
+
+    assert recorded.count("ListThings") == 3  # pages 1 and 2, then the third proves the budget was passed
+    assert "ListPolicies" not in recorded and recorded.count("DescribeThing") == 6  # as before: 3 a name
