@@ -123,6 +123,10 @@ class Executor:
                 code = exc.response.get("Error", {}).get("Code")
                 if code in call.ignore_codes:
                     return attempts
+                found = self._created_by_a_retry(call, exc, params)
+                if found is not None:
+                    response = found
+                    break
                 if call.retry is None or not call.retry.matches(exc) or slept + delay > call.retry.budget_s:
                     raise
                 self._say(f"waiting for {call.retry.waiting_for} ({call.describe()}: {code}; "
@@ -133,3 +137,16 @@ class Executor:
         for name, path in call.outputs.items():
             variables[name] = dig(response, path)
         return attempts
+
+    def _created_by_a_retry(self, call: ApiCall, exc: Any, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """What the create made, when its "already exists" came from botocore's retry of a lost answer and what
+        exists is what the call asked for; None otherwise (the error stands)."""
+        if call.exists is None or exc.response.get("Error", {}).get("Code") not in call.exists.codes:
+            return None
+        if not exc.response.get("ResponseMetadata", {}).get("RetryAttempts"):
+            return None  # answered at the first attempt: the name was taken before this call
+        found = call.exists.read(self.ctx, params)
+        if found is not None:
+            self._say(f"{call.describe()}: its answer was lost and botocore asked again; what the first attempt "
+                      "created is what was asked for")
+        return found

@@ -66,6 +66,23 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class AlreadyExists:
+    """How a create tells its own lost answer from someone else's resource, after an "already exists" error.
+
+    When the answer to a create is lost on the way back (a connection reset after the request reached AWS),
+    botocore retries the call and the retry finds what the first attempt made: EntityAlreadyExists,
+    ResourceAlreadyExistsException, S3's 412 for If-None-Match. When the error came from a retry, the executor
+    calls `read(ctx, params)` with the call's resolved parameters: it reads what exists (get/describe only) and
+    returns a stand-in for the create's answer (the call's `outputs` are taken from it) when it is what the call
+    asked for, or None when it differs. An "already exists" at the first attempt, or one that differs, is an
+    error as before: the name is taken by something else.
+    """
+
+    codes: tuple[str, ...]
+    read: Callable[[Any, Mapping[str, Any]], Mapping[str, Any] | None]
+
+
+@dataclass(frozen=True)
 class ApiCall:
     """One AWS API call: `ctx.client(service).<operation>(**params)`."""
 
@@ -77,6 +94,7 @@ class ApiCall:
     ignore_codes: tuple[str, ...] = ()  # error codes that mean "already in the desired state" (e.g. NotFound on delete)
     # A planner that knows what one particular failure means (and the way out) says so here; None = not that one.
     explain: Callable[[BaseException], DeeplensError | None] | None = None
+    exists: AlreadyExists | None = None  # a create: how to count its own lost answer as done (see AlreadyExists)
 
     def describe(self) -> str:
         return f"{self.service}:{self.operation}"

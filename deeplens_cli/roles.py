@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from deeplens_cli.aws import error_code, translate_error
 from deeplens_cli.bucket import plan_bucket, plan_bucket_teardown
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.plan import Action, ApiCall, Plan, Ref, Step, Wait, noop
+from deeplens_cli.plan import Action, AlreadyExists, ApiCall, Plan, Ref, Step, Wait, noop
 from deeplens_cli.policies import (
     face_crops_upload_policy,
     managed_policy_arn,
@@ -255,7 +255,7 @@ def plan_role(spec: RoleSpec, state: RoleState | None, checker: _ManagedPolicyCh
             ApiCall("iam", "create_role", {
                 "RoleName": spec.name, "Path": spec.path, "AssumeRolePolicyDocument": json.dumps(spec.trust),
                 "Description": spec.description, "Tags": [{"Key": TAG_KEY, "Value": TAG_VALUE}],
-            }, outputs={role_arn_variable(spec.name): "Role.Arn"}),
+            }, outputs={role_arn_variable(spec.name): "Role.Arn"}, exists=_role_as_created(spec)),
             Wait("iam", "role_exists", {"RoleName": spec.name}),
         ]
         steps += [_attach(spec.name, arn) for arn in spec.managed_policies]
@@ -327,7 +327,8 @@ def plan_role_alias(ctx: AwsContext, settings: Settings, role: RoleState | None)
     if current is None:
         return Action(resource, "create", f"missing; points at {role_name}, {duration}s credentials", (
             ApiCall("iot", "create_role_alias", {"roleAlias": alias_name, "roleArn": role_arn,
-                                                 "credentialDurationSeconds": duration}),
+                                                 "credentialDurationSeconds": duration},
+                    exists=AlreadyExists(("ResourceAlreadyExistsException",), _role_alias_as_created)),
         ), details={"role": role_name, "credential_duration_s": duration})
     reasons = []
     if role is None or current.get("roleArn") != role.arn:
@@ -340,6 +341,27 @@ def plan_role_alias(ctx: AwsContext, settings: Settings, role: RoleState | None)
         ApiCall("iot", "update_role_alias", {"roleAlias": alias_name, "roleArn": role_arn,
                                              "credentialDurationSeconds": duration}),
     ), details={"role": role_name, "credential_duration_s": duration, "previous_role_arn": current.get("roleArn")})
+
+
+def _role_as_created(spec: RoleSpec) -> AlreadyExists:
+    """CreateRole retried after a lost answer: the role that exists is ours when it has our tag, path and trust."""
+    def read(ctx: AwsContext, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        state = read_role(ctx, spec.name)
+        if state is None or not state.managed_by_us or state.path != spec.path or not same_policy(state.trust,
+                                                                                                   spec.trust):
+            return None
+        return {"Role": {"RoleName": state.name, "Arn": state.arn}}
+
+    return AlreadyExists(("EntityAlreadyExists",), read)
+
+
+def _role_alias_as_created(ctx: AwsContext, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """CreateRoleAlias retried after a lost answer: the alias that exists is ours when it points where we asked."""
+    current = _describe_role_alias(ctx, params["roleAlias"])
+    if current is None or current.get("roleArn") != params["roleArn"] or current.get(
+            "credentialDurationSeconds") != params["credentialDurationSeconds"]:
+        return None
+    return {"roleAlias": current.get("roleAlias"), "roleAliasArn": current.get("roleAliasArn")}
 
 
 def _describe_role_alias(ctx: AwsContext, alias_name: str) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ in `targets/greengrass_v1/` and `targets/greengrass_v2/`; the names themselves a
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ import click
 from deeplens_cli.app import App
 from deeplens_cli.device_names import read_allowed_names, read_names
 from deeplens_cli.errors import ConfigError
+from deeplens_cli.names_progress import NamesProgress
 from deeplens_cli.pipeline import emit_plan_run, run_plan
+from deeplens_cli.targets.iot import ExistingIot, read_existing
 from deeplens_cli.targets.registration import registration_lock
 from deeplens_cli.targets.registry import fleet_target_name, lookup_device, make_target, spec_for
 
@@ -55,19 +58,33 @@ def _register_names(app: App, name: str | list[str], out_dir: str | None, target
     folders = {n: Path(out_dir) if single and out_dir else Path(out_dir or "devices") / n for n in names}
     targets: dict[str, Any] = {}
     documents = []
+    # Many names: which things and policies exist is read once (two listings), not once per name and target.
+    known = None if single else read_existing(app.ctx.client("iot"), max_pages=len(names))
+    progress = NamesProgress(app.reporter, len(names), dry_run)
     for device_name in names:
-        # One registration of a name at a time: the second of two concurrent runs waits, then finds it registered.
-        with registration_lock(app.ctx.account_id, app.ctx.region, device_name, app.reporter.progress):
-            document = _register_one(app, device_name, folders[device_name], target, fleet, dry_run, targets, single)
+        waits: list[str] = []
+        # One registration of a name at a time: the second of two concurrent runs waits, then finds it
+        # registered (read again: the listing is older than that run's registration).
+        with registration_lock(app.ctx.account_id, app.ctx.region, device_name, partial(_waiting, app, waits)):
+            document = _register_one(app, device_name, folders[device_name], target, fleet, dry_run, targets,
+                                     single, None if waits else known)
         if document is not None:
             documents.append(document)
+        progress.advance(device_name)
     if app.reporter.json and not single:
         app.reporter.emit_json({"dry_run": dry_run, "devices": documents})
 
 
+def _waiting(app: App, waits: list[str], message: str) -> None:
+    waits.append(message)
+    app.reporter.progress(message)
+
+
 def _register_one(app: App, name: str, bundle: Path, target: str, fleet: str | None, dry_run: bool,
-                  targets: dict[str, Any], single: bool) -> dict[str, Any] | None:
-    known = lookup_device(app.ctx, app.settings, name, app.reporter, include_incomplete=True, console_groups=False)
+                  targets: dict[str, Any], single: bool,
+                  existing_iot: ExistingIot | None = None) -> dict[str, Any] | None:
+    known = lookup_device(app.ctx, app.settings, name, app.reporter, include_incomplete=True, console_groups=False,
+                          known=existing_iot)
     existing = [d for d in known if d.name == name]
     if existing and fleet and existing[0].target == target:
         # An existing device plus --fleet joins the fleet (its certificate and bundle are left as they are).
@@ -101,7 +118,7 @@ def _register_one(app: App, name: str, bundle: Path, target: str, fleet: str | N
         check_bundle_dir(bundle)
     if target not in targets:
         targets[target] = make_target(target, app.ctx, app.settings)
-    plan = targets[target].plan_register_device(name, str(bundle), fleet)
+    plan = targets[target].plan_register_device(name, str(bundle), fleet, existing_iot)
     run = run_plan(app, plan, dry_run)
     if app.reporter.json and single:
         emit_plan_run(app, run, bundle=None if dry_run else str(bundle))

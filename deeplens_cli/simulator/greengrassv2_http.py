@@ -33,13 +33,14 @@ def not_found(kind: str, resource: str) -> ApiError:
 
 class HttpFront:
     """Mixin: serves the handler methods of the class it is mixed into (which sets `model`, `lock`, `calls`,
-    `denied`, `mismatches`, `account` and `_server`)."""
+    `denied`, `mismatches`, `answered`, `account` and `_server`)."""
 
     model: ModelCheck
     lock: Any
     calls: list[str]
     denied: set[str]
     mismatches: list[str]
+    answered: dict[tuple[str, str], Any]  # (operation, clientToken) -> the answer given
     account: str
     _server: ThreadingHTTPServer | None
 
@@ -88,7 +89,7 @@ class HttpFront:
                                f"authorized to perform: greengrass:{operation} on resource: *")
             self.model.check_request(operation, args, query, body)
             with self.lock:
-                payload = handler(*args, query=query, body=body) or {}
+                payload = self._idempotent(operation, body, lambda: handler(*args, query=query, body=body) or {})
             self.model.check_response(operation, payload)
         except ModelMismatch as mismatch:
             self.mismatches.append(str(mismatch))
@@ -103,6 +104,19 @@ class HttpFront:
         request.send_header("Content-Length", str(len(data)))
         request.end_headers()
         request.wfile.write(data)
+
+    def _idempotent(self, operation: str, body: dict[str, Any], handle: Callable[[], Any]) -> Any:
+        """A request repeating the `clientToken` of an earlier successful one gets that request's answer again.
+
+        AWS documents it for CreateComponentVersion and CreateDeployment ("returns the successful response that
+        it caches from the previous request", for up to 8 hours), and botocore fills the token in once per call,
+        so its retry of a request whose answer was lost repeats the token: it creates nothing the second time."""
+        token = body.get("clientToken")
+        if not token:
+            return handle()
+        if (operation, token) not in self.answered:
+            self.answered[(operation, token)] = handle()
+        return self.answered[(operation, token)]
 
     @staticmethod
     def _send_error(request: BaseHTTPRequestHandler, error: ApiError) -> None:

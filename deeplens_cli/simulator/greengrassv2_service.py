@@ -12,7 +12,8 @@ It answers like the real service where it matters to the CLI:
 
 * CreateComponentVersion reads each artifact from S3, records its SHA-256 (base64) as the recipe's `Digest`,
   and answers REQUESTED; DescribeComponent answers INITIATED `describe_polls_until_deployable` times, then
-  DEPLOYABLE (or FAILED when an artifact is unreadable). Reusing a name+version is a ConflictException.
+  DEPLOYABLE (or FAILED when an artifact is unreadable). Reusing a name+version is a ConflictException;
+  a repeated clientToken gets the first answer again (HttpFront._idempotent), as AWS documents.
 * A deployment replaces the previous one for its target; each connected core in the target gets an effective
   deployment that moves QUEUED -> IN_PROGRESS -> a final status on later ListEffectiveDeployments calls. A
   healthy core downloads the artifact and checks it against the recorded digest, exactly where a real nucleus
@@ -65,6 +66,7 @@ class FakeGreengrassV2(HttpFront):
         self.describe_polls_until_deployable = 0  # DescribeComponent calls that still see INITIATED
         self.model = ModelCheck()
         self.mismatches: list[str] = []  # requests or answers the service model refused (answered with 500)
+        self.answered: dict[tuple[str, str], Any] = {}  # clientToken answers replayed (HttpFront._idempotent)
         self._server: ThreadingHTTPServer | None = None
 
     # -- test API -------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from deeplens_cli.aws import maybe
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.plan import ApiCall
+from deeplens_cli.plan import AlreadyExists, ApiCall
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
@@ -50,9 +50,18 @@ def stored_sha256(ctx: AwsContext, bucket: str, key: str) -> str | None:
 
 def upload_call(bucket: str, key: str, package: Package, metadata: Mapping[str, str] | None = None,
                 **extra: Any) -> ApiCall:
-    """put_object of a zip with its SHA-256 checked by S3 and recorded in the object's metadata."""
+    """put_object of a zip with its SHA-256 checked by S3 and recorded in the object's metadata.
+
+    With `IfNoneMatch="*"` S3 refuses to overwrite the key (412 PreconditionFailed); when that 412 answers
+    botocore's retry of a lost answer, the object holding the same SHA-256 is the one the first attempt wrote."""
     return ApiCall("s3", "put_object", {
         "Bucket": bucket, "Key": key, "Body": package.zip_bytes, "ContentType": "application/zip",
         "ChecksumSHA256": package.code_sha256_b64, "Metadata": {"sha256": package.sha256_hex, **(metadata or {})},
         **extra,
-    })
+    }, exists=AlreadyExists(("PreconditionFailed", "412"), _object_as_uploaded))
+
+
+def _object_as_uploaded(ctx: AwsContext, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The object a retried upload found is ours when it holds the bytes we sent (the SHA-256 in its metadata)."""
+    sha256 = stored_sha256(ctx, params["Bucket"], params["Key"])
+    return {"Key": params["Key"]} if sha256 and sha256 == params["Metadata"]["sha256"] else None

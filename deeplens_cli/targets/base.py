@@ -20,6 +20,28 @@ TARGET_ATTRIBUTE = "deeplens_target"  # the registry name of the device's target
 
 
 @dataclass(frozen=True)
+class ExistingIot:
+    """The names of every IoT thing and policy in the account, each read with one paginated listing.
+
+    `register-device` with many names reads this once instead of a DescribeThing and a GetPolicy per name and
+    target (10,000 names made ~50,000 reads before any change): a thing or policy that is not listed did not
+    exist when the run started, so its read is skipped; a listed one is read as before. A name whose
+    registration lock had to wait for another run is planned without it (that run may just have created it).
+    The listings stop (and the run reads per name, as before) past one page per name: in an account with far
+    more things than names to register, per-name reads are the cheaper way.
+    """
+
+    things: frozenset[str]
+    policies: frozenset[str]
+
+    def lacks_thing(self, thing: str) -> bool:
+        return thing not in self.things
+
+    def lacks_policy(self, policy: str) -> bool:
+        return policy not in self.policies
+
+
+@dataclass(frozen=True)
 class Device:
     """A registered device as found in AWS."""
 
@@ -126,8 +148,10 @@ class Target(Protocol):
     def list_devices(self) -> list[Device]:
         """Every device of this target registered by deeplens-cli (or recognisable as a DeepLens)."""
 
-    def plan_register_device(self, name: str, out_dir: str, fleet: str | None = None) -> Plan:
-        """Thing, certificate, policies and target resources; a LocalStep writes the bundle to out_dir."""
+    def plan_register_device(self, name: str, out_dir: str, fleet: str | None = None,
+                             known: ExistingIot | None = None) -> Plan:
+        """Thing, certificate, policies and target resources; a LocalStep writes the bundle to out_dir. `known`
+        (iot.read_existing, read once for many names) spares the reads of things and policies that do not exist."""
 
     def plan_publish(self) -> Plan:
         """Package the edge function and publish it (Lambda version / component version) when it changed."""

@@ -16,14 +16,15 @@ import json
 from typing import Any, Mapping
 
 from deeplens_cli.aws import collect, maybe
-from deeplens_cli.plan import Action, ApiCall, Retry, Step, noop
+from deeplens_cli.plan import Action, AlreadyExists, ApiCall, Retry, Step, noop
 from deeplens_cli.policies import partition_for, same_policy
-from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, Device
+from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, Device, ExistingIot
 
 PENDING_ATTRIBUTE = "deeplens_pending"  # the device name while its registration is incomplete
 INCOMPLETE = "incomplete"
 LIST_THINGS_PAGE = 250  # ListThings' maximum page (botocore's model): fleet views read 250 devices a call
 POLICY_VERSION_LIMIT = 5  # IoT keeps at most five versions of a policy
+LIST_POLICIES_PAGE = 250  # ListPolicies' maximum pageSize (botocore's model)
 
 # Codes meaning "no such resource" in IoT (moto answers some with a bare "404"); ignored by teardown steps.
 NOT_FOUND = ("ResourceNotFoundException", "IdNotFoundException", "NotFoundException", "404")
@@ -33,6 +34,43 @@ CERTIFICATE_DETACH = Retry(codes=("DeleteConflictException", "CertificateStateEx
 POLICY_DETACH = Retry(codes=("DeleteConflictException",), budget_s=60, waiting_for="IoT to detach the policy")
 THING_DETACH = Retry(codes=("InvalidRequestException",), message_pattern="attached", budget_s=60,
                      waiting_for="IoT to detach the certificate")
+
+
+# ---------------------------------------------------------------------------------------------- many names
+
+
+def read_existing(iot: Any, max_pages: int) -> ExistingIot | None:
+    """The account's thing and policy names, or None when either listing is longer than `max_pages` pages."""
+    things = _listed_names(iot, "list_things", "things", "thingName", LIST_THINGS_PAGE, max_pages)
+    if things is None:
+        return None
+    policies = _listed_names(iot, "list_policies", "policies", "policyName", LIST_POLICIES_PAGE, max_pages)
+    return None if policies is None else ExistingIot(things, policies)
+
+
+def _listed_names(iot: Any, operation: str, key: str, name: str, page_size: int,
+                  max_pages: int) -> frozenset[str] | None:
+    names: set[str] = set()
+    pages = iot.get_paginator(operation).paginate(PaginationConfig={"PageSize": page_size})
+    for number, page in enumerate(pages, start=1):
+        if number > max_pages:
+            return None
+        names.update(item[name] for item in page.get(key, []))
+    return frozenset(names)
+
+
+def describe_thing(iot: Any, thing: str, known: ExistingIot | None = None) -> dict[str, Any] | None:
+    """DescribeThing, None when there is no such thing (without a call when `known` says so)."""
+    if known is not None and known.lacks_thing(thing):
+        return None
+    return maybe(lambda: iot.describe_thing(thingName=thing), NOT_FOUND)
+
+
+def get_policy(iot: Any, policy: str, known: ExistingIot | None = None) -> dict[str, Any] | None:
+    """GetPolicy, None when there is no such policy (without a call when `known` says so)."""
+    if known is not None and known.lacks_policy(policy):
+        return None
+    return maybe(lambda: iot.get_policy(policyName=policy), NOT_FOUND)
 
 
 # ---------------------------------------------------------------------------------------------- devices
@@ -91,21 +129,36 @@ def attached_policies(iot: Any, principal: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------- core policy
 
 
-def plan_core_policy(iot: Any, policy: str, desired: Mapping[str, Any], created_as: str, in_place: str) -> Action:
+def plan_core_policy(iot: Any, policy: str, desired: Mapping[str, Any], created_as: str, in_place: str,
+                     known: ExistingIot | None = None) -> Action:
     """Create the core's IoT policy, or repair it with a new default version when its document drifted.
 
     `created_as` is the reason shown when it is created, `in_place` the one shown when it already matches.
     """
     resource = f"iot-policy/{policy}"
-    current = maybe(lambda: iot.get_policy(policyName=policy), NOT_FOUND)
+    current = get_policy(iot, policy, known)
     if current is None:
         return Action(resource, "create", created_as, (
-            ApiCall("iot", "create_policy", {"policyName": policy, "policyDocument": json.dumps(desired)}),
+            create_policy_call(policy, json.dumps(desired)),
         ))
     if same_policy(current.get("policyDocument"), desired):
         return noop(resource, in_place)
     return Action(resource, "update", "policy document differs from the minimal core policy",
                   policy_version_steps(iot, policy, json.dumps(desired)))
+
+
+def create_policy_call(policy: str, document: Any) -> ApiCall:
+    """CreatePolicy that counts its own lost answer as done (`document` may be a Ref to a rendered policy)."""
+    return ApiCall("iot", "create_policy", {"policyName": policy, "policyDocument": document},
+                   exists=AlreadyExists(("ResourceAlreadyExistsException",), _policy_as_created))
+
+
+def _policy_as_created(ctx: Any, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The policy a retried CreatePolicy found is ours when its document is the one we sent."""
+    current = maybe(lambda: ctx.client("iot").get_policy(policyName=params["policyName"]), NOT_FOUND)
+    if current is None or not same_policy(current.get("policyDocument"), params["policyDocument"]):
+        return None
+    return {key: current.get(key) for key in ("policyName", "policyArn", "policyDocument", "defaultVersionId")}
 
 
 def policy_version_steps(iot: Any, policy: str, document: Any) -> tuple[Step, ...]:

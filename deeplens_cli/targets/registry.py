@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from deeplens_cli.config import Settings
     from deeplens_cli.output import Reporter
     from deeplens_cli.targets.base import Device, Target
+    from deeplens_cli.targets.iot import ExistingIot
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ def all_devices(ctx: AwsContext, settings: Settings, reporter: Reporter | None =
 
 
 def lookup_device(ctx: AwsContext, settings: Settings, name: str, reporter: Reporter | None = None,
-                  include_incomplete: bool = False, console_groups: bool = True) -> list[Device]:
+                  include_incomplete: bool = False, console_groups: bool = True,
+                  known: ExistingIot | None = None) -> list[Device]:
     """The devices registered as `name`, read by their deterministic thing names: one DescribeThing per target,
     whatever the size of the fleet (never a listing of things).
 
@@ -138,7 +140,8 @@ def lookup_device(ctx: AwsContext, settings: Settings, name: str, reporter: Repo
     which V1 cannot look up by name: one ListGroups listing (read once, shared with the V1 device's own group;
     one refused call where V1 is retired). One ListThings filtered on the name attribute (IoT filters it: one
     call in any fleet) finds a thing named otherwise, so a stale registration makes the name ambiguous.
-    `console_groups=False` skips both last resorts (register-device makes its own names).
+    `console_groups=False` skips both last resorts (register-device makes its own names). With `known` (the
+    account's thing names, read once for many names) a thing that is not listed is not described.
     """
     iot = ctx.client("iot")
     targets: dict[str, Target] = {}
@@ -154,6 +157,8 @@ def lookup_device(ctx: AwsContext, settings: Settings, name: str, reporter: Repo
         candidates.append((None, name))
     for spec, thing in candidates:
         if thing in found:
+            continue
+        if known is not None and known.lacks_thing(thing):
             continue
         described = maybe(
             lambda thing=thing: iot.describe_thing(thingName=thing), NOT_FOUND + ("InvalidRequestException",)

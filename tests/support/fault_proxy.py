@@ -57,21 +57,51 @@ class Rule:
         return self.service == service and self.operation in ("*", operation) and self.times != 0
 
 
+@dataclass(frozen=True)
+class Route:
+    """How one REST operation's requests look: method, path, and what else only this operation sends.
+
+    Several S3 operations share a method and path (PutObject, CopyObject, UploadPart, PutObjectAcl on PUT
+    /{Bucket}/{Key+}); they differ by a literal query key in the model's requestUri (`?acl`) or by a required
+    header or query member (CopyObject's x-amz-copy-source, UploadPart's partNumber and uploadId)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    literal: int  # length of the path's fixed text: longer is more specific
+    operation: str
+    query_keys: frozenset[str] = frozenset()  # present in every request of the operation
+    headers: frozenset[str] = frozenset()
+
+    def matches(self, method: str, path: str, query: dict[str, list[str]], headers: Any) -> bool:
+        return (self.method == method and self.pattern.match(path) is not None
+                and self.query_keys <= set(query) and all(headers.get(name) is not None for name in self.headers))
+
+
 @lru_cache(maxsize=None)
-def _rest_routes(service: str) -> tuple[tuple[str, re.Pattern[str], int, str], ...]:
-    """(method, path pattern, literal length, operation) of a REST service, most specific first."""
+def _rest_routes(service: str) -> tuple[Route, ...]:
+    """The REST operations of a service, most specific first."""
     import botocore.session
 
     model = botocore.session.get_session().get_service_model(service)
     routes = []
     for name in model.operation_names:
-        http = model.operation_model(name).http
-        uri = http.get("requestUri", "/").split("?", 1)[0]
+        operation = model.operation_model(name)
+        http = operation.http
+        uri, _, literal_query = http.get("requestUri", "/").partition("?")
         pattern = re.sub(r"\\\{[^}]+?\\\+\\\}", ".+", re.escape(uri))
         pattern = re.sub(r"\\\{[^}]+?\\\}", "[^/]+", pattern)
-        literal = len(re.sub(r"\{[^}]+\}", "", uri))
-        routes.append((http.get("method", "POST"), re.compile(pattern + "/?$"), literal, name))
-    routes.sort(key=lambda route: -route[2])
+        query_keys = {part.split("=", 1)[0] for part in literal_query.split("&") if part}
+        headers = set()
+        shape = operation.input_shape
+        for member in (shape.required_members if shape is not None else ()):
+            location = shape.members[member].serialization
+            if location.get("location") == "querystring":
+                query_keys.add(location["name"])
+            elif location.get("location") == "header":
+                headers.add(location["name"])
+        routes.append(Route(http.get("method", "POST"), re.compile(pattern + "/?$"),
+                            len(re.sub(r"\{[^}]+\}", "", uri)), name, frozenset(query_keys), frozenset(headers)))
+    routes.sort(key=lambda route: (-route.literal, -len(route.query_keys) - len(route.headers)))
     return tuple(routes)
 
 
@@ -98,10 +128,11 @@ def identify(method: str, path: str, headers: Any, body: bytes) -> tuple[str, st
                 urlsplit(path).query
             ).get("Action")
             return service, action[0] if action else "?"
-        bare = urlsplit(path).path
-        for route_method, pattern, _, name in _rest_routes(service):
-            if route_method == method and pattern.match(bare):
-                return service, name
+        parts = urlsplit(path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        for route in _rest_routes(service):
+            if route.matches(method, parts.path, query, headers):
+                return service, route.operation
     return signing, "?"
 
 

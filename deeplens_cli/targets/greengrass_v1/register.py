@@ -213,7 +213,7 @@ def _plan_core_policy(v1: V1Context, thing: str, policy: str, group_id: str | No
             "core_policy": json.dumps(core_policy(v1.partition, region, account, thing, variables["group_id"]))})
         if maybe(lambda: v1.iot.get_policy(policyName=policy), NOT_FOUND) is None:
             return Action(resource, "create", "minimal Greengrass core policy for the new group", (
-                render, ApiCall("iot", "create_policy", {"policyName": policy, "policyDocument": Ref("core_policy")}),
+                render, device_iot.create_policy_call(policy, Ref("core_policy")),
             ))
         return Action(resource, "update", "scope the core policy to the new group",
                       (render, *device_iot.policy_version_steps(v1.iot, policy, Ref("core_policy"))))

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         DeviceStatus,
         ProjectStatus,
     )
+    from deeplens_cli.targets.iot import ExistingIot
 
 
 def status_source_for(ctx: AwsContext) -> DeploymentStatusSource:
@@ -74,7 +75,9 @@ class GreengrassV1Target:
     def unmanaged_devices(self, name: str) -> list[Device]:
         return devices.unmanaged_devices(self.v1, name)
 
-    def plan_register_device(self, name: str, out_dir: str, fleet: str | None = None) -> Plan:
+    def plan_register_device(self, name: str, out_dir: str, fleet: str | None = None,
+                             known: ExistingIot | None = None) -> Plan:
+        """`known` is accepted for the protocol; V1 reads its device's thing and policy itself (V1 is retired)."""
         return register.plan_register_device(self.v1, name, out_dir, fleet)
 
     def plan_publish(self) -> Plan:

@@ -51,7 +51,8 @@ if TYPE_CHECKING:
     from deeplens_cli.targets.greengrass_v2.context import V2Context
 
 
-def plan_register_device(v2: V2Context, name: str, out_dir: str, fleet: str | None = None) -> Plan:
+def plan_register_device(v2: V2Context, name: str, out_dir: str, fleet: str | None = None,
+                         known: device_iot.ExistingIot | None = None) -> Plan:
     """Thing (name pending), policy, fleet, certificate + bundle, attachments, then the name: resumable.
 
     Every step is found again by a re-run after an interruption: the thing by its name, the certificate by
@@ -62,7 +63,7 @@ def plan_register_device(v2: V2Context, name: str, out_dir: str, fleet: str | No
     thing = thing_name(name)
     policy = policy_name(name)
     plan = Plan(f"register-device {name} (Greengrass V2)")
-    described = maybe(lambda: iot.describe_thing(thingName=thing), NOT_FOUND)
+    described = device_iot.describe_thing(iot, thing, known)
     attributes = (described or {}).get("attributes") or {}
     if described is not None and (attributes.get(TARGET_ATTRIBUTE) != TARGET
                                   or name not in (attributes.get(PENDING_ATTRIBUTE), attributes.get(NAME_ATTRIBUTE))):
@@ -86,8 +87,8 @@ def plan_register_device(v2: V2Context, name: str, out_dir: str, fleet: str | No
         plan.add(noop(f"iot-thing/{thing}", "exists (an earlier registration was interrupted)", thing=thing))
 
     # 2. the policy, 3. the fleet
-    plan.add(plan_core_policy(v2, name, thing))
-    plan.actions.extend(_plan_orphaned_certificates(v2, name, keep=kept.arn if kept else None))
+    plan.add(plan_core_policy(v2, name, thing, known))
+    plan.actions.extend(_plan_orphaned_certificates(v2, name, keep=kept.arn if kept else None, known=known))
     if fleet:
         plan.add(plan_thing_group(v2, fleet))
 
@@ -203,20 +204,21 @@ def _certificate_in_bundle(v2: V2Context, out_dir: Path, thing: str, attached: l
     return held
 
 
-def plan_core_policy(v2: V2Context, name: str, thing: str) -> Action:
+def plan_core_policy(v2: V2Context, name: str, thing: str, known: device_iot.ExistingIot | None = None) -> Action:
     """Create the device's IoT policy, or repair it (a new default version) when it drifted."""
     desired = core_policy(v2.partition, v2.ctx.region, v2.ctx.account_id, thing,
                           v2.settings["greengrass.role_alias"])
     return device_iot.plan_core_policy(v2.ctx.client("iot"), policy_name(name), desired,
-                                       "minimal Greengrass V2 core policy", "up to date")
+                                       "minimal Greengrass V2 core policy", "up to date", known)
 
 
-def _plan_orphaned_certificates(v2: V2Context, name: str, keep: str | None = None) -> list[Action]:
+def _plan_orphaned_certificates(v2: V2Context, name: str, keep: str | None = None,
+                                known: device_iot.ExistingIot | None = None) -> list[Action]:
     """Certificates holding this device's policy but attached to no thing (a registration interrupted in an
     earlier version of this tool, or a half-finished destroy): deleted - unless the bundle holds its key."""
     iot = v2.ctx.client("iot")
     policy = policy_name(name)
-    if maybe(lambda: iot.get_policy(policyName=policy), NOT_FOUND) is None:
+    if device_iot.get_policy(iot, policy, known) is None:
         return []
     actions = []
     for target in collect(v2.ctx.client("iot"), "list_targets_for_policy", "targets", policyName=policy):

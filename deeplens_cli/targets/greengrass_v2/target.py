@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         ProjectStatus,
     )
     from deeplens_cli.targets.greengrass_v2 import component as comp
+    from deeplens_cli.targets.iot import ExistingIot
 
 
 class GreengrassV2Target:
@@ -84,8 +85,9 @@ class GreengrassV2Target:
         """The device a DescribeThing / ListThings entry stands for."""
         return device_iot.device_from_thing(thing, TARGET)
 
-    def plan_register_device(self, name: str, out_dir: str, fleet: str | None = None) -> Plan:
-        return register.plan_register_device(self.v2, name, out_dir, fleet)
+    def plan_register_device(self, name: str, out_dir: str, fleet: str | None = None,
+                             known: ExistingIot | None = None) -> Plan:
+        return register.plan_register_device(self.v2, name, out_dir, fleet, known)
 
     def plan_join_fleet(self, device: Device, fleet: str) -> Plan:
         return register.plan_join_fleet(self.v2, device, fleet)
