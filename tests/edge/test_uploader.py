@@ -292,3 +292,27 @@ def test_an_unexpected_error_does_not_end_the_upload_worker(s3, bucket, tmp_path
     assert wait_for(lambda: up.stats()["uploaded"] == 2)
     assert up.close(HANG_GUARD_S)  # returns as soon as the last crop is up; the budget only guards a hang
     assert {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]} == {item(1).key, item(2).key}
+
+
+def test_close_returns_only_once_the_crops_the_worker_is_spooling_are_on_disk(bucket, tmp_path, s3):
+    """Offline, the worker moves the queued crops to the spool (an fsync each: slow on a busy disk). A close()
+    that returned meanwhile left them only in the worker's hands, and a process exit lost them (seen under
+    stress-ng: 8 of 10 on disk after close)."""
+    up = SpoolingUploader(bucket, str(tmp_path / "spool"), client=FlakyS3(s3, down=True), start=False, **FAST_RETRY)
+    for n in range(10):
+        up.submit(item(n))  # online and not started yet: all ten wait in the queue
+    real_add, entered, released, adds = up._spool.add, threading.Event(), threading.Event(), []
+
+    def slow_add(entry):
+        adds.append(entry.key)
+        if len(adds) == 2:  # the first is the failed upload's crop; the second starts the move of the other nine
+            entered.set()
+            released.wait(HANG_GUARD_S)
+        return real_add(entry)
+
+    up._spool.add = slow_add
+    up.start()
+    assert entered.wait(HANG_GUARD_S)  # the worker holds nine crops, one being written
+    threading.Timer(0.2, released.set).start()
+    assert not up.close(0.0)
+    assert up.stats()["spool_items"] == 10
