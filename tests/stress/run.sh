@@ -36,4 +36,4 @@ stress-ng --cpu "$cpus" --timeout 900s --quiet &
 load=$!
 trap 'kill "$load" 2>/dev/null || true; wait "$load" 2>/dev/null || true' EXIT
 echo "stress pass: stress-ng --cpu $cpus (pid $load) while running ${#files[@]} file(s)"
-python -m pytest -q -p no:cacheprovider "${files[@]}"
+python -m pytest -q -p no:cacheprovider --durations=10 "${files[@]}"

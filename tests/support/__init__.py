@@ -17,7 +17,8 @@ Plugins (fixtures):
   aws_faults       wrong answers from AWS on demand: `faults`
   greengrass_v1    a V1-ready account and the V1 target driven as the CLI drives it: `gg_account`, `world`, ...
 
-Helpers (imported): polling.wait_for, clock.FakeClock, account_snapshot.account_snapshot, archives.zip_of, and
+Helpers (imported): polling.wait_for and polling.HANG_GUARD_S (a wall-clock limit only ever guards a hang),
+clock.FakeClock, account_snapshot.account_snapshot, archives.zip_of, and
 target_drivers (one driver per registry target, for tests/cli/test_target_contract.py).
 
 The plugins are also loaded by the Python 3.7 run of the edge tests (tests/py37/run.sh), so they import only
