@@ -369,10 +369,22 @@ def final_stats(log: Path) -> tuple[int, float, dict[str, Any]]:
     return int(last["frames"]), float(last["fps"]), ast.literal_eval(last["uploads"])
 
 
+def _until_captured(ledger: Path, crops: int, process: subprocess.Popen, timeout_s: float) -> None:
+    """Wait until the device process' ledger lists `crops` captured crops (or it exits, or `timeout_s` passes)."""
+    deadline = time.monotonic() + timeout_s
+    while len(Ledger.read(ledger).captured) < crops and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def run_outage(work: Path, outage_s: float = 4.0, restart_outage_s: float = 1.5, spool_max_mb: float = 0.5,
                drain_timeout_s: float = 60.0, online_s: float = 1.0, sample_every_s: float = 0.1,
-               run2_faces: int = 1) -> OutageFigures:
-    """The whole scenario in `work` (a fresh folder); see the module docstring."""
+               run2_faces: int = 1, run1_min_crops: int = 0, run2_min_crops: int = 0) -> OutageFigures:
+    """The whole scenario in `work` (a fresh folder); see the module docstring.
+
+    Each outage lasts its seconds and, when `run1_min_crops` / `run2_min_crops` are given, at least until the
+    run's ledger lists that many captured crops: the tests count crops, not seconds, so a loaded machine that
+    captures slower still reaches the spool cap (a run that captures nothing within `drain_timeout_s` ends there).
+    """
     import boto3
     from moto.server import ThreadedMotoServer
     from s3_fault_proxy import S3FaultProxy
@@ -400,6 +412,7 @@ def run_outage(work: Path, outage_s: float = 4.0, restart_outage_s: float = 1.5,
         sampler = Sampler(run1.pid, spool, sample_every_s)
         sampler.start()
         time.sleep(outage_s)
+        _until_captured(work / "run1.ledger", run1_min_crops, run1, drain_timeout_s)
         run1.send_signal(signal.SIGKILL)
         run1.wait()
         run1_samples = sampler.finish()
@@ -415,6 +428,7 @@ def run_outage(work: Path, outage_s: float = 4.0, restart_outage_s: float = 1.5,
         sampler = Sampler(run2.pid, spool, sample_every_s)
         sampler.start()
         time.sleep(restart_outage_s)
+        _until_captured(work / "run2.ledger", run2_min_crops, run2, drain_timeout_s)
         proxy.mode = "up"
         back = time.monotonic()
         recovery_s = None

@@ -37,7 +37,10 @@ ONE_ENTRY_SLACK = 64 * 1024  # an entry is written before the cap evicts the old
 
 @pytest.fixture(scope="module")
 def outage(tmp_path_factory: pytest.TempPathFactory) -> OutageFigures:
-    figures = run_outage(tmp_path_factory.mktemp("outage"), outage_s=4.0, restart_outage_s=1.5, spool_max_mb=0.5)
+    # counts, not only seconds: run 1 captures past the ~25-crop cap and more than 20 crops, run 2 some crops
+    # before S3 returns, however slow the machine (each outage lasts its seconds and until its count)
+    figures = run_outage(tmp_path_factory.mktemp("outage"), outage_s=4.0, restart_outage_s=1.5, spool_max_mb=0.5,
+                         run1_min_crops=40, run2_min_crops=3)
     print("\noutage figures:", figures.to_dict())  # shown with -s; the same figures bench_outage.py prints
     return figures
 
