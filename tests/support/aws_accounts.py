@@ -113,8 +113,13 @@ def load_only_deeplens_managed_policies(patch: pytest.MonkeyPatch) -> None:
     import moto.iam.models as iam_models
 
     everything = json.loads(iam_models.aws_managed_policies_data)
-    patch.setattr(iam_models, "aws_managed_policies_data",
-                  json.dumps({name: everything[name] for name in deeplens_managed_policy_names()}))
+    names = deeplens_managed_policy_names() | FOREIGN_MANAGED_POLICIES
+    patch.setattr(iam_models, "aws_managed_policies_data", json.dumps({name: everything[name] for name in names}))
+
+
+# Managed policies DeepLens never attaches that tests attach to show a user's own grants are left alone, or that
+# other provisioning (fleet claims) attaches.
+FOREIGN_MANAGED_POLICIES = {"CloudWatchLogsReadOnlyAccess", "AWSIoTThingsRegistration"}
 
 
 @pytest.fixture
