@@ -129,7 +129,7 @@ def test_a_static_face_becomes_one_clean_crop_in_s3(tmp_path, s3, bucket, bucket
                            lambda: FixedDetector([FACE], clock), preview=preview, stdout=stdout)
     loop.Supervisor(edge.run_once, threading.Event()).run()
     assert edge.frames == 30 and preview.frames == 30
-    assert edge.finish(5.0)
+    assert edge.finish(HANG_GUARD_S)
 
     (key,) = bucket_keys(s3)
     assert KEY_LAYOUT.match(key), key
@@ -158,7 +158,7 @@ def test_every_message_is_json_with_the_label_pair_and_fps(tmp_path, s3, bucket,
     edge, _, _ = make_loop(config, s3, clock, lambda: ListSource([frame] * 10), lambda: FixedDetector([FACE], clock),
                         stdout=stdout)
     loop.Supervisor(edge.run_once, threading.Event()).run()
-    edge.finish(5.0)
+    edge.finish(HANG_GUARD_S)
     lines = [json.loads(line) for line in stdout.getvalue().splitlines()]
     assert len(lines) == 10
     assert all(line["topic"] == "$aws/things/deeplens_test/infer" for line in lines)
@@ -175,7 +175,7 @@ def test_messages_are_throttled_to_the_publish_interval(tmp_path, s3, bucket, ma
     edge, _, _ = make_loop(config, s3, clock, lambda: ListSource([frame] * 50), lambda: FixedDetector([], clock),
                         stdout=stdout)
     loop.Supervisor(edge.run_once, threading.Event()).run()
-    edge.finish(1.0)
+    edge.finish(HANG_GUARD_S)
     assert len(stdout.getvalue().splitlines()) == 5  # 5 s of frames at 10 fps
 
 
@@ -188,7 +188,7 @@ def test_failed_reads_are_retried_not_fatal(tmp_path, s3, bucket, make_frame, mo
     edge, opened, _ = make_loop(config, s3, clock, lambda: ListSource(frames), lambda: FixedDetector([], clock))
     supervisor = loop.Supervisor(edge.run_once, threading.Event())
     supervisor.run()
-    edge.finish(1.0)
+    edge.finish(HANG_GUARD_S)
     assert edge.frames == 3
     assert supervisor.restarts == 0 and len(opened) == 1
     assert opened[0].closed
@@ -204,7 +204,7 @@ def test_a_silent_source_is_reopened_by_the_supervisor(tmp_path, s3, bucket, mak
     edge, opened, built = make_loop(config, s3, clock, lambda: next(sources), lambda: FixedDetector([], clock))
     supervisor = loop.Supervisor(edge.run_once, threading.Event(), initial_backoff_s=0.01)
     supervisor.run()
-    edge.finish(1.0)
+    edge.finish(HANG_GUARD_S)
     assert supervisor.restarts == 1 and len(opened) == 2
     assert len(built) == 1  # a silent camera is no reason to reload the model (on a DeepLens: onto the GPU)
     assert edge.frames == 3
@@ -221,7 +221,7 @@ def test_a_detector_failing_five_frames_in_a_row_is_rebuilt_for_the_next_run(tmp
                                     lambda: FixedDetector([], clock, next(failing)))
     supervisor = loop.Supervisor(edge.run_once, threading.Event(), initial_backoff_s=0.01)
     supervisor.run()
-    edge.finish(1.0)
+    edge.finish(HANG_GUARD_S)
     assert supervisor.restarts == 1 and len(opened) == 2 and len(built) == 2
     assert [detector.calls for detector in built] == [5, 2]
     assert edge.frames == 2
@@ -237,7 +237,7 @@ def test_adopted_components_are_used_first_and_the_detector_is_kept(tmp_path, s3
     edge.adopt((adopted_source, adopted_detector))
     edge.run_once(threading.Event())
     edge.run_once(threading.Event())
-    edge.finish(1.0)
+    edge.finish(HANG_GUARD_S)
     assert adopted_source.closed and len(opened) == 1 and built == []
     assert adopted_detector.calls == 3 and edge.frames == 3
 
@@ -254,8 +254,8 @@ def test_a_detector_error_skips_one_frame_and_five_in_a_row_fail_the_run(tmp_pat
                             lambda: FixedDetector([], clock, {2, 3, 4, 5, 6}))
     with pytest.raises(RuntimeError, match="inference error"):
         edge2.run_once(threading.Event())
-    edge.finish(0.5)
-    edge2.finish(0.5)
+    edge.finish(HANG_GUARD_S)
+    edge2.finish(HANG_GUARD_S)
 
 
 def test_the_supervisor_restarts_with_backoff_in_one_thread():
@@ -388,7 +388,7 @@ def test_publisher_and_preview_get_the_faces_above_the_threshold(tmp_path, s3, b
     edge, _, _ = make_loop(config, s3, clock, lambda: None, lambda: None, preview=preview, stdout=stdout)
     strong, weak = Detection("face", 0.9, FACE), Detection("face", 0.7, (10.0, 10.0, 200.0, 200.0))
     edge.process_frame(frame, [strong, weak])
-    edge.finish(0.5)
+    edge.finish(HANG_GUARD_S)
     assert seen == [[strong]]
     (line,) = stdout.getvalue().splitlines()
     assert [f["score"] for f in json.loads(line)["message"]["faces"]] == [0.9]
@@ -435,7 +435,7 @@ def test_a_person_standing_still_is_kept_between_periodic_full_detections(tmp_pa
     detector = RecordingDetector(lambda: source)
     edge, _, _ = make_loop(config, s3, clock, lambda: source, lambda: detector, stdout=stdout)
     loop.Supervisor(edge.run_once, threading.Event()).run()
-    assert edge.finish(5.0)
+    assert edge.finish(HANG_GUARD_S)
 
     assert [reads for reads, _ in detector.calls] == [1, 21, 41]  # nothing moved: only the full detections
     assert dict(edge.motion.counters) == {"frames_detected": 3, "frames_skipped": 57, "full_detections": 3}
@@ -462,7 +462,7 @@ def test_the_detector_runs_on_frames_that_moved_and_in_regions_mode_only_on_the_
     detector = RecordingDetector(lambda: source)
     edge, _, _ = make_loop(config, s3, clock, lambda: source, lambda: detector)
     loop.Supervisor(edge.run_once, threading.Event()).run()
-    edge.finish(5.0)
+    edge.finish(HANG_GUARD_S)
 
     reads = [reads for reads, _ in detector.calls]
     assert reads[0] == 1 and detector.calls[0][1] == (1080, 1920)  # the first frame: full detection
