@@ -47,7 +47,8 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> OutageFigures:
 
 def test_the_loop_ran_and_was_killed_with_a_full_spool(outage: OutageFigures) -> None:
     assert outage.left_by_kill["complete_entries"] > 0
-    assert outage.run2_frames > 100 and outage.run2_stats["captured"] > 0
+    # counts the run was driven to (run2_min_crops), not frames per second: a loaded machine processes fewer frames
+    assert outage.run2_frames > 0 and outage.run2_stats["captured"] >= 3
 
 
 def test_memory_stays_flat_and_bounded(outage: OutageFigures) -> None:

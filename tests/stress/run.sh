@@ -27,6 +27,7 @@ if [ ${#files[@]} -eq 0 ]; then
         tests/edge/test_publish.py tests/edge/test_preview.py tests/edge/test_spool.py tests/edge/test_stop.py
         tests/demo/test_nucleus.py tests/demo/test_v2_core.py
         tests/cli/test_fleet_deploy.py tests/cli/test_v2_fleet.py tests/hardening/test_bad_inputs_devices.py
+        tests/hardening/test_outage_durability.py
         tests/commands/test_watch.py
     )
 fi
