@@ -165,13 +165,16 @@ class Samples:
 
     rss_mb: list[float] = field(default_factory=list)
     spool_bytes: list[int] = field(default_factory=list)
+    steady_from: int = 0  # the first sample taken once the loop had captured a crop (start-up over)
 
     @property
     def rss_growth_mb(self) -> float:
-        """RSS at the end minus RSS half way through: start-up imports are over by then, so a leak shows here."""
-        if len(self.rss_mb) < 4:
+        """RSS at the end minus RSS half way through, or once the first crop was captured if that came later (a
+        loaded machine starts slower): start-up imports are over by then, so a leak shows here."""
+        start = max(self.steady_from, len(self.rss_mb) // 2)
+        if len(self.rss_mb) < 4 or start >= len(self.rss_mb):
             return 0.0
-        return round(self.rss_mb[-1] - self.rss_mb[len(self.rss_mb) // 2], 1)
+        return round(self.rss_mb[-1] - self.rss_mb[start], 1)
 
     def to_dict(self) -> dict[str, Any]:
         rss = self.rss_mb or [0.0]
@@ -369,10 +372,22 @@ def final_stats(log: Path) -> tuple[int, float, dict[str, Any]]:
     return int(last["frames"]), float(last["fps"]), ast.literal_eval(last["uploads"])
 
 
+def _until_captured(ledger: Path, crops: int, process: subprocess.Popen, timeout_s: float) -> None:
+    """Wait until the device process' ledger lists `crops` captured crops (or it exits, or `timeout_s` passes)."""
+    deadline = time.monotonic() + timeout_s
+    while len(Ledger.read(ledger).captured) < crops and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def run_outage(work: Path, outage_s: float = 4.0, restart_outage_s: float = 1.5, spool_max_mb: float = 0.5,
                drain_timeout_s: float = 60.0, online_s: float = 1.0, sample_every_s: float = 0.1,
-               run2_faces: int = 1) -> OutageFigures:
-    """The whole scenario in `work` (a fresh folder); see the module docstring."""
+               run2_faces: int = 1, run1_min_crops: int = 0, run2_min_crops: int = 0) -> OutageFigures:
+    """The whole scenario in `work` (a fresh folder); see the module docstring.
+
+    Each outage lasts its seconds and, when `run1_min_crops` / `run2_min_crops` are given, at least until the
+    run's ledger lists that many captured crops: the tests count crops, not seconds, so a loaded machine that
+    captures slower still reaches the spool cap (a run that captures nothing within `drain_timeout_s` ends there).
+    """
     import boto3
     from moto.server import ThreadedMotoServer
     from s3_fault_proxy import S3FaultProxy
@@ -399,7 +414,10 @@ def run_outage(work: Path, outage_s: float = 4.0, restart_outage_s: float = 1.5,
         run1 = start_device({**env, "OUTAGE_LEDGER": str(work / "run1.ledger")}, work / "run1.log")
         sampler = Sampler(run1.pid, spool, sample_every_s)
         sampler.start()
+        _until_captured(work / "run1.ledger", 1, run1, drain_timeout_s)
+        sampler.samples.steady_from = len(sampler.samples.rss_mb)
         time.sleep(outage_s)
+        _until_captured(work / "run1.ledger", run1_min_crops, run1, drain_timeout_s)
         run1.send_signal(signal.SIGKILL)
         run1.wait()
         run1_samples = sampler.finish()
@@ -414,7 +432,10 @@ def run_outage(work: Path, outage_s: float = 4.0, restart_outage_s: float = 1.5,
                             work / "run2.log")
         sampler = Sampler(run2.pid, spool, sample_every_s)
         sampler.start()
+        _until_captured(work / "run2.ledger", 1, run2, drain_timeout_s)
+        sampler.samples.steady_from = len(sampler.samples.rss_mb)
         time.sleep(restart_outage_s)
+        _until_captured(work / "run2.ledger", run2_min_crops, run2, drain_timeout_s)
         proxy.mode = "up"
         back = time.monotonic()
         recovery_s = None

@@ -58,7 +58,8 @@ class AwsContext:
     """A configured boto3 session plus a cache of clients; the only place clients are made."""
 
     def __init__(self, session: boto3.Session, endpoint_url: str | None, retry_mode: str = "standard",
-                 max_attempts: int = 5, sleep: Callable[[float], None] | None = None) -> None:
+                 max_attempts: int = 5, sleep: Callable[[float], None] | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         from botocore.config import Config
 
         self.session = session
@@ -73,6 +74,10 @@ class AwsContext:
         import time
 
         self.sleep = sleep or time.sleep  # injected in tests so waits and backoffs take no time
+        # What a wait measures its timeout on (targets/waiting.WaitClock). With the real sleep it is the wall
+        # clock. An injected sleep means simulated time: the clock stands still and a wait's elapsed time is
+        # what it slept, so a test's verdict never depends on how fast the machine is.
+        self.clock = clock or (time.monotonic if sleep is None else _standing_clock)
 
     @property
     def region(self) -> str:
@@ -99,11 +104,16 @@ class AwsContext:
         return self._account_id
 
 
+def _standing_clock() -> float:
+    """The clock of simulated time (see AwsContext.clock): only the injected sleeps move a wait on."""
+    return 0.0
+
+
 REGION_HINT = "pass --region, set region in deeplens.yaml, or set AWS_REGION (or AWS_DEFAULT_REGION)"
 
 
 def make_context(settings: Settings, sleep: Callable[[float], None] | None = None,
-                 environ: Mapping[str, str] | None = None) -> AwsContext:
+                 environ: Mapping[str, str] | None = None, clock: Callable[[], float] | None = None) -> AwsContext:
     """Build the AwsContext for these settings (profile, region, endpoint, retry mode).
 
     The standard AWS environment is checked here, before any call, with the same rules as the flags: a bad
@@ -129,7 +139,7 @@ def make_context(settings: Settings, sleep: Callable[[float], None] | None = Non
         raise config_parse_error(exc) from None
     credentials_problem(session)
     return AwsContext(
-        session, settings["endpoint_url"], settings["aws.retry_mode"], settings["aws.max_attempts"], sleep
+        session, settings["endpoint_url"], settings["aws.retry_mode"], settings["aws.max_attempts"], sleep, clock
     )
 
 

@@ -148,6 +148,9 @@ class SpoolingUploader:
         self._stopping = threading.Event()
         self._abort = threading.Event()
         self._inflight_lock = threading.Lock()
+        # Held while queued crops are moved to the spool: they are off the queue and only in the mover's hands
+        # until each is written, so close() takes it too and returns only once they are on disk.
+        self._spill_lock = threading.Lock()
         self._inflight: Optional[UploadItem] = None  # a queued crop being uploaded (close() may spool it)
         self._inflight_since: Optional[float] = None
         self._held: Optional[UploadItem] = None  # the worker's probe crop when the spool cannot take it
@@ -368,14 +371,16 @@ class SpoolingUploader:
         self._online = True
 
     def _spill(self, source: "queue.Queue[UploadItem]") -> None:
-        pending: List[UploadItem] = []
-        while True:
-            try:
-                pending.append(source.get_nowait())
-            except queue.Empty:
-                break
-        for item in pending:
-            self._to_spool(item)
+        """Move every queued crop to the spool (local writes only: never waits for the network)."""
+        with self._spill_lock:
+            pending: List[UploadItem] = []
+            while True:
+                try:
+                    pending.append(source.get_nowait())
+                except queue.Empty:
+                    break
+            for item in pending:
+                self._to_spool(item)
 
     def _to_spool(self, item: UploadItem) -> bool:
         if self._spool.add(item):

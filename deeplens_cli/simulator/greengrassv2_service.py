@@ -227,7 +227,8 @@ class FakeGreengrassV2(HttpFront):
     def _things_of(self, target_arn: str) -> list[str]:
         if ":thinggroup/" in target_arn:
             group = target_arn.rsplit("/", 1)[-1]
-            return self.iot.list_things_in_thing_group(thingGroupName=group)["things"]
+            pages = self.iot.get_paginator("list_things_in_thing_group").paginate(thingGroupName=group)
+            return [thing for page in pages for thing in page["things"]]  # all pages: moto's hold 100 things
         return [target_arn.rsplit("/", 1)[-1]]
 
     def create_deployment(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:

@@ -225,3 +225,39 @@ def test_operation_classification(operation, mutating):
     assert is_mutating(operation) is mutating
     recorder = CallRecorder()
     assert recorder.mutating == []
+
+
+# --- waits on simulated time (issue 22) ----------------------------------------------------------------------
+
+
+def test_with_an_injected_sleep_a_wait_runs_on_simulated_time_however_slow_each_read_is(aws_env):
+    """A test's deploy wait must not time out because the machine is slow: with an injected sleep the context's
+    clock stands still, so a wait's elapsed time is what it slept and it makes timeout/interval reads."""
+    import time
+
+    import boto3
+
+    from deeplens_cli.aws import AwsContext
+    from deeplens_cli.targets.waiting import WaitClock, poll_until
+
+    slept: list[float] = []
+    ctx = AwsContext(boto3.Session(region_name="us-east-1"), None, sleep=slept.append)
+    reads: list[float] = []
+
+    def slow_read() -> None:
+        reads.append(time.monotonic())
+        time.sleep(0.02)  # each read costs real time (on a loaded machine, far more than the interval)
+
+    assert poll_until(slow_read, WaitClock(ctx.sleep, ctx.clock), timeout_s=0.5, interval_s=0.01) is None
+    assert len(reads) == 51 and sum(slept) == pytest.approx(0.5)  # 50 intervals of 0.01 s, 51 reads
+
+
+def test_with_the_real_sleep_a_wait_runs_on_the_wall_clock(aws_env):
+    import time
+
+    import boto3
+
+    from deeplens_cli.aws import AwsContext
+
+    ctx = AwsContext(boto3.Session(region_name="us-east-1"), None)
+    assert ctx.sleep is time.sleep and ctx.clock is time.monotonic

@@ -49,7 +49,8 @@ def deploy_and_wait(account, settings, package, poll_counts: list[int] | None = 
         return planned, None, ctx
     result = Executor(ctx, Reporter(stderr=io.StringIO()).progress).execute(plan)
     before = len(ctx.recorder.calls)
-    outcome = target.wait_for_fleet(FLEET, DeploymentRef.from_variables(result.variables), 60,
+    # simulated time (the context's sleep only records): 1 s is 100 polls at the tests' deploy.poll_s of 0.01 s
+    outcome = target.wait_for_fleet(FLEET, DeploymentRef.from_variables(result.variables), 1,
                                     Reporter(stderr=io.StringIO()))
     if poll_counts is not None:
         poll_counts.append(len(ctx.recorder.calls) - before)

@@ -99,7 +99,7 @@ def start_broker(folder: Path) -> tuple[subprocess.Popen, RunningBroker]:
     log = folder / "mosquitto.log"
     process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
                                stderr=log.open("wb"))
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # guards a hang: mosquitto opens its ports in milliseconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"mosquitto exited: {log.read_text(errors='replace')}")
@@ -110,4 +110,4 @@ def start_broker(folder: Path) -> tuple[subprocess.Popen, RunningBroker]:
         except OSError:
             time.sleep(0.05)
     process.kill()
-    raise RuntimeError("mosquitto did not open its ports within 10 s")
+    raise RuntimeError("mosquitto did not open its ports within 60 s")

@@ -26,7 +26,7 @@ from deeplens_cli.simulator.core import (
     verify_code,
 )
 from tests.support.archives import zip_of
-from tests.support.polling import wait_for
+from tests.support.polling import HANG_GUARD_S, wait_for
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -111,7 +111,7 @@ class Emulated:
         return self.clients["greengrass"].create_deployment(GroupId=self.group_id, GroupVersionId=group_version,
                                                             DeploymentType="NewDeployment")["DeploymentId"]
 
-    def wait_for_verdict(self, deployment_id: str, timeout_s: float = 60) -> dict:
+    def wait_for_verdict(self, deployment_id: str, timeout_s: float = HANG_GUARD_S) -> dict:
         def verdict() -> dict | None:
             status = self.clients["greengrass"].get_deployment_status(GroupId=self.group_id, DeploymentId=deployment_id)
             return None if status["DeploymentStatus"] == "InProgress" else status

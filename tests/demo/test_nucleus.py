@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
-import time
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -23,6 +23,7 @@ from deeplens_cli.simulator.nucleus import (
     fetch_artifacts,
 )
 from tests.support.archives import zip_of
+from tests.support.polling import HANG_GUARD_S, wait_for
 
 URI = "s3://bucket/com.example.Thing/1.0.0/thing.zip"
 
@@ -50,7 +51,7 @@ def nucleus(tmp_path: Path) -> Nucleus:
                                          root=PurePosixPath(str(tmp_path / "gg"))),
                    runner=HostRunner(DeviceFiles(Path("/"))), user=me, logs=tmp_path / "logs",
                    credentials_uri="http://localhost:1/2016-11-01/credentialprovider/", chown=False,
-                   stop_grace_s=0.5)
+                   stop_grace_s=HANG_GUARD_S)  # a script that obeys SIGTERM exits long before SIGKILL
 
 
 def test_artifacts_and_work_folder_follow_the_nucleus_layout_and_modes(nucleus, tmp_path):
@@ -100,15 +101,13 @@ def test_install_then_run_in_the_work_folder_with_the_component_environment(nucl
 
     running = nucleus.run(thing)
     work = tmp_path / "gg/work/com.example.Thing"
-    deadline = time.monotonic() + 10
-    while not (work / "env.txt").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    code, seconds = nucleus.stop(running)
+    assert wait_for((work / "env.txt").exists)
+    code, _ = nucleus.stop(running)
 
     assert (work / "marker").read_text() == "installed\n"
     assert (work / "where").read_text().strip() == str(work)
     assert "AWS_IOT_THING_NAME=deeplens-Cam" in (work / "env.txt").read_text()
-    assert code is not None and seconds < 0.5
+    assert code == -signal.SIGTERM  # the script ended on the nucleus' SIGTERM, not on a SIGKILL
 
 
 def test_install_failing_or_outliving_its_timeout_is_an_error(nucleus):
@@ -119,11 +118,13 @@ def test_install_failing_or_outliving_its_timeout_is_an_error(nucleus):
 
 
 def test_stop_is_sigterm_then_sigkill_after_the_grace_period(nucleus, tmp_path):
-    polite = nucleus.run(component(run="trap 'exit 0' TERM; while :; do sleep 0.05; done"))
-    stubborn = nucleus.run(component(run="trap '' TERM; while :; do sleep 0.05; done"))
-    time.sleep(0.3)
+    ready = tmp_path / "traps-set"  # each script says when its TERM trap is in place
+    polite = nucleus.run(component(run=f"trap 'exit 0' TERM; touch {ready}.polite; while :; do sleep 0.05; done"))
+    stubborn = nucleus.run(component(run=f"trap '' TERM; touch {ready}.stubborn; while :; do sleep 0.05; done"))
+    assert wait_for(lambda: Path(f"{ready}.polite").exists() and Path(f"{ready}.stubborn").exists())
 
     assert nucleus.stop(polite)[0] == 0
+    nucleus.stop_grace_s = 0.5
     code, seconds = nucleus.stop(stubborn)
     assert code == -9 and seconds >= 0.5
 

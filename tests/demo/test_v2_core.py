@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import time
 from pathlib import PurePosixPath
 
 import pytest
@@ -15,6 +14,7 @@ from deeplens_cli.simulator.greengrassv2_service import FakeGreengrassV2
 from deeplens_cli.simulator.nucleus import ComponentUser, DeviceIdentity, HostRunner, Nucleus
 from deeplens_cli.simulator.v2_core import SimulatedV2Core
 from tests.support.archives import zip_of
+from tests.support.polling import wait_for
 
 THING = "deeplens-Cam"
 THING_ARN = f"arn:aws:iot:us-east-1:123456789012:thing/{THING}"
@@ -52,15 +52,15 @@ def _deploy(service: FakeGreengrassV2, **extra: dict) -> str:
     return service.create_deployment({}, {"targetArn": THING_ARN, "components": components})["deploymentId"]
 
 
-def _effective(service: FakeGreengrassV2, deployment_id: str, within_s: float = 10.0) -> dict:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
+def _effective(service: FakeGreengrassV2, deployment_id: str) -> dict:
+    def reported() -> dict | None:
         [record] = [r for r in service.list_effective_deployments(THING, {}, {})["effectiveDeployments"]
                     if r["deploymentId"] == deployment_id]
-        if record["coreDeviceExecutionStatus"] not in ("QUEUED", "IN_PROGRESS"):
-            return record
-        time.sleep(0.05)
-    raise AssertionError("the device never reported")
+        return record if record["coreDeviceExecutionStatus"] not in ("QUEUED", "IN_PROGRESS") else None
+
+    record = wait_for(reported, interval=0.05)
+    assert record, "the device never reported"
+    return record
 
 
 def test_runs_our_component_skips_aws_components_and_reports_running(cloud, core):

@@ -14,6 +14,7 @@ from edge_function import gate, loop, publish, settings
 from edge_function.detectors import Detection
 from edge_function.uploader import SpoolingUploader
 from tests.support.clock import FakeClock
+from tests.support.polling import HANG_GUARD_S, wait_for
 
 FACE = (800.0, 400.0, 960.0, 600.0)
 KEY_LAYOUT = re.compile(r"^faces/\d{1,2}_\d{1,2}/\d{1,2}_\d{1,2}/\d{10}_[a-z2-7]{6}-\d+\.jpg$")
@@ -128,7 +129,7 @@ def test_a_static_face_becomes_one_clean_crop_in_s3(tmp_path, s3, bucket, bucket
                            lambda: FixedDetector([FACE], clock), preview=preview, stdout=stdout)
     loop.Supervisor(edge.run_once, threading.Event()).run()
     assert edge.frames == 30 and preview.frames == 30
-    assert edge.finish(5.0)
+    assert edge.finish(HANG_GUARD_S)
 
     (key,) = bucket_keys(s3)
     assert KEY_LAYOUT.match(key), key
@@ -157,7 +158,7 @@ def test_every_message_is_json_with_the_label_pair_and_fps(tmp_path, s3, bucket,
     edge, _, _ = make_loop(config, s3, clock, lambda: ListSource([frame] * 10), lambda: FixedDetector([FACE], clock),
                         stdout=stdout)
     loop.Supervisor(edge.run_once, threading.Event()).run()
-    edge.finish(5.0)
+    edge.finish(HANG_GUARD_S)
     lines = [json.loads(line) for line in stdout.getvalue().splitlines()]
     assert len(lines) == 10
     assert all(line["topic"] == "$aws/things/deeplens_test/infer" for line in lines)
@@ -174,7 +175,7 @@ def test_messages_are_throttled_to_the_publish_interval(tmp_path, s3, bucket, ma
     edge, _, _ = make_loop(config, s3, clock, lambda: ListSource([frame] * 50), lambda: FixedDetector([], clock),
                         stdout=stdout)
     loop.Supervisor(edge.run_once, threading.Event()).run()
-    edge.finish(1.0)
+    edge.finish(HANG_GUARD_S)
     assert len(stdout.getvalue().splitlines()) == 5  # 5 s of frames at 10 fps
 
 
@@ -187,7 +188,7 @@ def test_failed_reads_are_retried_not_fatal(tmp_path, s3, bucket, make_frame, mo
     edge, opened, _ = make_loop(config, s3, clock, lambda: ListSource(frames), lambda: FixedDetector([], clock))
     supervisor = loop.Supervisor(edge.run_once, threading.Event())
     supervisor.run()
-    edge.finish(1.0)
+    edge.finish(HANG_GUARD_S)
     assert edge.frames == 3
     assert supervisor.restarts == 0 and len(opened) == 1
     assert opened[0].closed
@@ -203,7 +204,7 @@ def test_a_silent_source_is_reopened_by_the_supervisor(tmp_path, s3, bucket, mak
     edge, opened, built = make_loop(config, s3, clock, lambda: next(sources), lambda: FixedDetector([], clock))
     supervisor = loop.Supervisor(edge.run_once, threading.Event(), initial_backoff_s=0.01)
     supervisor.run()
-    edge.finish(1.0)
+    edge.finish(HANG_GUARD_S)
     assert supervisor.restarts == 1 and len(opened) == 2
     assert len(built) == 1  # a silent camera is no reason to reload the model (on a DeepLens: onto the GPU)
     assert edge.frames == 3
@@ -220,7 +221,7 @@ def test_a_detector_failing_five_frames_in_a_row_is_rebuilt_for_the_next_run(tmp
                                     lambda: FixedDetector([], clock, next(failing)))
     supervisor = loop.Supervisor(edge.run_once, threading.Event(), initial_backoff_s=0.01)
     supervisor.run()
-    edge.finish(1.0)
+    edge.finish(HANG_GUARD_S)
     assert supervisor.restarts == 1 and len(opened) == 2 and len(built) == 2
     assert [detector.calls for detector in built] == [5, 2]
     assert edge.frames == 2
@@ -236,7 +237,7 @@ def test_adopted_components_are_used_first_and_the_detector_is_kept(tmp_path, s3
     edge.adopt((adopted_source, adopted_detector))
     edge.run_once(threading.Event())
     edge.run_once(threading.Event())
-    edge.finish(1.0)
+    edge.finish(HANG_GUARD_S)
     assert adopted_source.closed and len(opened) == 1 and built == []
     assert adopted_detector.calls == 3 and edge.frames == 3
 
@@ -253,8 +254,8 @@ def test_a_detector_error_skips_one_frame_and_five_in_a_row_fail_the_run(tmp_pat
                             lambda: FixedDetector([], clock, {2, 3, 4, 5, 6}))
     with pytest.raises(RuntimeError, match="inference error"):
         edge2.run_once(threading.Event())
-    edge.finish(0.5)
-    edge2.finish(0.5)
+    edge.finish(HANG_GUARD_S)
+    edge2.finish(HANG_GUARD_S)
 
 
 def test_the_supervisor_restarts_with_backoff_in_one_thread():
@@ -270,7 +271,7 @@ def test_the_supervisor_restarts_with_backoff_in_one_thread():
     supervisor = loop.Supervisor(flaky_run, stop, initial_backoff_s=0.01, max_backoff_s=0.04)
     thread = supervisor.start_thread()
     assert supervisor.start_thread() is thread  # never a second loop thread
-    thread.join(5)
+    thread.join(HANG_GUARD_S)
     assert not thread.is_alive()
     assert supervisor.restarts == 3
     assert set(threads_seen) == {"edge-loop"}
@@ -290,18 +291,22 @@ def test_stop_ends_an_endless_run_and_finish_flushes(tmp_path, s3, bucket, bucke
     stop = threading.Event()
     edge, _, _ = make_loop(config, s3, clock, lambda: Endless([]), lambda: FixedDetector([FACE], clock))
     supervisor = loop.Supervisor(edge.run_once, stop)
-    thread = supervisor.start_thread(after=lambda: edge.finish(5.0))
-    time.sleep(0.05)
+    thread = supervisor.start_thread(after=lambda: edge.finish(HANG_GUARD_S))
+    assert wait_for(lambda: edge.frames > 0, HANG_GUARD_S)  # the run is under way
     stop.set()  # what the SIGTERM handler does
-    thread.join(5)
+    thread.join(HANG_GUARD_S)
     assert not thread.is_alive() and edge.frames > 0
     assert len(bucket_keys(s3)) == 1  # the live track's crop, sent at shutdown
 
 
 def test_the_capture_loop_does_not_wait_for_slow_uploads(tmp_path, s3, bucket, make_frame):
+    released = threading.Event()
+
     class SlowS3:
+        """Every upload hangs until the test releases it: a loop that waited for one would never end its run."""
+
         def put_object(self, **params):
-            time.sleep(0.5)
+            released.wait(HANG_GUARD_S)
             return s3.put_object(**params)
 
     clock = FakeClock(5000.0)
@@ -312,12 +317,13 @@ def test_the_capture_loop_does_not_wait_for_slow_uploads(tmp_path, s3, bucket, m
                            DEEPLENS_MAX_UPLOADS_PER_MINUTE="1000")
     edge, _, _ = make_loop(config, SlowS3(), clock, lambda: ListSource([frame] * 30),
                            lambda: FixedDetector(boxes, clock))
-    started = time.monotonic()
-    edge.run_once(threading.Event())
-    elapsed = time.monotonic() - started
-    captured = edge.uploader.stats()["captured"]
-    assert captured >= 250  # ten faces sending on (almost) every frame
-    assert elapsed < 0.05 * captured  # a synchronous upload would take 0.5 s per crop
+    run = threading.Thread(target=edge.run_once, args=(threading.Event(),), daemon=True)
+    run.start()
+    run.join(HANG_GUARD_S)
+    ended_with_uploads_held = not run.is_alive()
+    released.set()
+    assert ended_with_uploads_held  # all 30 frames went through while not one upload had finished
+    assert edge.uploader.stats()["captured"] >= 250  # ten faces sending on (almost) every frame
     edge.finish(0.0)
 
 
@@ -344,9 +350,13 @@ def test_the_capture_loop_does_not_wait_for_a_slow_publisher(tmp_path, s3, bucke
 
     sent = []
 
+    released = threading.Event()
+
     class SlowIpcClient:
+        """Each publish hangs until the test releases it: a loop that waited for one would never get past it."""
+
         def publish_to_iot_core(self, *, topic_name, qos, payload):
-            time.sleep(0.3)
+            released.wait(HANG_GUARD_S)
             sent.append(json.loads(payload))
 
         def close(self):
@@ -358,12 +368,11 @@ def test_the_capture_loop_does_not_wait_for_a_slow_publisher(tmp_path, s3, bucke
     config = edge_settings(tmp_path, bucket)  # publish interval 0: a message for every frame
     edge = loop.build_edge_loop(config, env, ipc_module=ipc, s3_client=s3)
     frame = make_frame()
-    started = time.monotonic()
     for _ in range(10):
         edge.process_frame(frame, [])
-    elapsed = time.monotonic() - started
-    assert elapsed < 0.3  # one synchronous publish alone would take 0.3 s; ten would take 3 s
-    edge.finish(1.0)
+    assert sent == []  # ten frames processed while the first publish still hangs
+    released.set()
+    edge.finish(HANG_GUARD_S)
     assert 1 <= len(sent) < 10  # the first, then only the newest pending one
     assert sent[-1]["fps"] == pytest.approx(edge.fps.fps, abs=0.01)
 
@@ -379,7 +388,7 @@ def test_publisher_and_preview_get_the_faces_above_the_threshold(tmp_path, s3, b
     edge, _, _ = make_loop(config, s3, clock, lambda: None, lambda: None, preview=preview, stdout=stdout)
     strong, weak = Detection("face", 0.9, FACE), Detection("face", 0.7, (10.0, 10.0, 200.0, 200.0))
     edge.process_frame(frame, [strong, weak])
-    edge.finish(0.5)
+    edge.finish(HANG_GUARD_S)
     assert seen == [[strong]]
     (line,) = stdout.getvalue().splitlines()
     assert [f["score"] for f in json.loads(line)["message"]["faces"]] == [0.9]
@@ -426,7 +435,7 @@ def test_a_person_standing_still_is_kept_between_periodic_full_detections(tmp_pa
     detector = RecordingDetector(lambda: source)
     edge, _, _ = make_loop(config, s3, clock, lambda: source, lambda: detector, stdout=stdout)
     loop.Supervisor(edge.run_once, threading.Event()).run()
-    assert edge.finish(5.0)
+    assert edge.finish(HANG_GUARD_S)
 
     assert [reads for reads, _ in detector.calls] == [1, 21, 41]  # nothing moved: only the full detections
     assert dict(edge.motion.counters) == {"frames_detected": 3, "frames_skipped": 57, "full_detections": 3}
@@ -453,7 +462,7 @@ def test_the_detector_runs_on_frames_that_moved_and_in_regions_mode_only_on_the_
     detector = RecordingDetector(lambda: source)
     edge, _, _ = make_loop(config, s3, clock, lambda: source, lambda: detector)
     loop.Supervisor(edge.run_once, threading.Event()).run()
-    edge.finish(5.0)
+    edge.finish(HANG_GUARD_S)
 
     reads = [reads for reads, _ in detector.calls]
     assert reads[0] == 1 and detector.calls[0][1] == (1080, 1920)  # the first frame: full detection
@@ -512,7 +521,7 @@ class BusyDetector:
     def detect(self, frame):
         self.thread = threading.current_thread()
         self.entered.set()
-        self.finish_call.wait(10)
+        self.finish_call.wait(HANG_GUARD_S)
         self.returned.set()
         return [Detection("face", 0.9, FACE)]
 
@@ -522,7 +531,7 @@ def stop_once_detecting(detector, stop, after_s=0.0):
     stopped_at = []
 
     def stopper():
-        detector.entered.wait(10)
+        detector.entered.wait(HANG_GUARD_S)
         time.sleep(after_s)
         stopped_at.append(time.monotonic())
         stop.set()
@@ -543,12 +552,13 @@ def test_a_stop_during_a_long_detection_returns_at_once_and_the_late_result_is_d
     stopped_at = stop_once_detecting(detector, stop)
 
     assert loop.run_until_stop(edge, stop, flush_timeout_s=3.0, frame_grace_s=0.2, poll_s=0.01)
-    assert time.monotonic() - stopped_at[0] < 1.5  # the grace and a flush of nothing, not the detector's time
+    assert stopped_at  # it returned after the stop...
+    assert not detector.returned.is_set()  # ...without waiting for the detector, whose call nothing ends
     assert detector.thread.name == loop.LOOP_THREAD_NAME and detector.thread.daemon
     assert detector.thread.is_alive() and loop.loop_thread_running()  # still inside the detector
 
     detector.finish_call.set()  # the detection returns after shutdown: dropped, never submitted
-    detector.thread.join(5)
+    detector.thread.join(HANG_GUARD_S)
     assert not detector.thread.is_alive()
     assert edge.frames_dropped_at_stop == 1 and edge.frames == 0
     assert edge.uploader.stats()["captured"] == 0 and bucket_keys(s3) == []
@@ -565,14 +575,14 @@ def test_a_frame_that_finishes_within_the_grace_still_sends_its_crop(tmp_path, s
     stop = threading.Event()
     stop_once_detecting(detector, stop)
 
-    def detection_ends_soon_after_the_stop():
-        stop.wait(10)
-        time.sleep(0.05)
+    def detection_ends_after_the_stop():
+        stop.wait(HANG_GUARD_S)
         finish_call.set()
 
-    threading.Thread(target=detection_ends_soon_after_the_stop, daemon=True).start()
+    threading.Thread(target=detection_ends_after_the_stop, daemon=True).start()
 
-    assert loop.run_until_stop(edge, stop, flush_timeout_s=3.0, frame_grace_s=1.0, poll_s=0.01)
+    # a grace far longer than the frame needs: the loop ends when the frame is done, not when the grace is over
+    assert loop.run_until_stop(edge, stop, flush_timeout_s=3 * HANG_GUARD_S, frame_grace_s=HANG_GUARD_S, poll_s=0.01)
     assert not detector.thread.is_alive()  # the loop saw the stop after that frame and ended
     assert edge.frames == 1 and edge.frames_dropped_at_stop == 0
     assert len(bucket_keys(s3)) == 1  # the frame's live track, sent by finish
@@ -582,9 +592,13 @@ def test_a_loop_that_ends_by_itself_is_finished_without_waiting(tmp_path, s3, bu
     clock = FakeClock(5000.0)
     config = edge_settings(tmp_path, bucket, DEEPLENS_MAX_FRAMES="3")
     edge, _, _ = make_loop(config, s3, clock, lambda: EndlessSource(make_frame()), lambda: FixedDetector([], clock))
-    started = time.monotonic()
-    assert loop.run_until_stop(edge, threading.Event(), flush_timeout_s=5.0, frame_grace_s=5.0, poll_s=0.01)
-    assert time.monotonic() - started < 2.0
+    finished = []
+    # grace and flush budgets of an hour: a run that waited for either would be caught by the join below
+    run = threading.Thread(target=lambda: finished.append(loop.run_until_stop(
+        edge, threading.Event(), flush_timeout_s=3600.0, frame_grace_s=3600.0, poll_s=0.01)), daemon=True)
+    run.start()
+    run.join(HANG_GUARD_S)
+    assert finished == [True]
     assert edge.frames == 3 and not loop.loop_thread_running()
 
 
@@ -594,10 +608,12 @@ def test_finish_waits_for_the_frame_being_processed_and_later_frames_are_dropped
     events = []
     publishing = threading.Event()
 
+    finishing = threading.Event()
+
     class SlowPublisher:
         def publish(self, topic, message):
             publishing.set()
-            time.sleep(0.2)
+            finishing.wait(HANG_GUARD_S)  # still publishing when finish is called
             events.append("published")
 
         def close(self):
@@ -617,9 +633,10 @@ def test_finish_waits_for_the_frame_being_processed_and_later_frames_are_dropped
     frame = make_frame(boxes=[FACE])
     worker = threading.Thread(target=edge.process_frame, args=(frame, [Detection("face", 0.9, FACE)]))
     worker.start()
-    assert publishing.wait(5)
-    assert edge.finish(3.0)
-    worker.join(5)
+    assert publishing.wait(HANG_GUARD_S)
+    threading.Timer(0.05, finishing.set).start()  # the publish ends while finish waits for the frame
+    assert edge.finish(HANG_GUARD_S)
+    worker.join(HANG_GUARD_S)
     assert events == ["published", "uploader closed", "publisher closed"]
     assert upload.stats()["uploaded"] == 1  # the frame's track, flushed by finish after the frame was done
 

@@ -3,13 +3,13 @@
 import io
 import json
 import threading
-import time
 import types
 
 import pytest
 
 from edge_function import publish
 from edge_function.detectors import Detection
+from tests.support.polling import HANG_GUARD_S, wait_for
 
 TOPIC = "$aws/things/deeplens_test/infer"
 FACES = [Detection("face", 0.931234, (100.4, 50.0, 180.6, 150.0)), Detection("face", 0.71, (400, 60, 470, 150))]
@@ -157,7 +157,7 @@ class GatedTransport:
 
     def publish(self, topic, message):
         self.started.set()
-        self.release.wait(5)
+        self.release.wait(HANG_GUARD_S)
         self.published.append((topic, message))
         self.sent += 1
         return True
@@ -169,12 +169,16 @@ class GatedTransport:
 def test_background_publisher_returns_at_once_and_sends_only_the_newest_pending_message():
     transport = GatedTransport()
     publisher = publish.BackgroundPublisher(transport)
+    publisher.CLOSE_TIMEOUT_S = HANG_GUARD_S  # close returns once the last message is out; the wait guards a hang
     assert publisher.publish(TOPIC, {"n": 0})
-    assert transport.started.wait(5)  # the thread is stuck sending message 0
-    started = time.monotonic()
-    for n in range(1, 6):
-        assert publisher.publish(TOPIC, {"n": n})
-    assert time.monotonic() - started < 0.5  # nothing waited for the transport
+    assert transport.started.wait(HANG_GUARD_S)  # the thread is stuck sending message 0
+    accepted = []
+    # the transport never answers until released below: a publish that waited for it would never return
+    publishing = threading.Thread(target=lambda: accepted.extend(publisher.publish(TOPIC, {"n": n})
+                                                                 for n in range(1, 6)), daemon=True)
+    publishing.start()
+    publishing.join(HANG_GUARD_S)
+    assert accepted == [True] * 5 and not transport.release.is_set()  # nothing waited for the transport
     assert publisher.replaced == 4  # 1..4 were superseded before the thread got to them
     transport.release.set()
     publisher.close()
@@ -191,10 +195,9 @@ def test_background_publisher_survives_a_transport_that_raises(caplog):
 
     transport = Exploding()
     publisher = publish.BackgroundPublisher(transport)
+    publisher.CLOSE_TIMEOUT_S = HANG_GUARD_S
     publisher.publish(TOPIC, {"n": 1})
-    deadline = time.monotonic() + 5
-    while not transport.published and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert wait_for(lambda: transport.published)
     publisher.publish(TOPIC, {"n": 2})
     publisher.close()
     assert transport.published == [{"n": 1}, {"n": 2}]

@@ -18,6 +18,7 @@ from edge_function import spool as spool_module
 from edge_function.spool import Spool, SpoolFolderError, jpeg_problem
 from edge_function.uploader import UploadItem
 from tests.support.filesystems import remount
+from tests.support.polling import HANG_GUARD_S, wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -232,10 +233,8 @@ def test_the_recovery_log_counts_what_is_left(tmp_path, s3, bucket, caplog):
     with caplog.at_level(logging.INFO, logger="edge_function.uploader"):
         for n in range(3):
             up.submit(crop(n))
-        deadline = time.monotonic() + 5
-        while up.stats()["spool_items"] < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert wait_for(lambda: up.stats()["spool_items"] >= 3)
         client.down = False
-        assert up.close(5.0)
+        assert up.close(HANG_GUARD_S)
     (line,) = [r.getMessage() for r in caplog.records if "reachable again" in r.getMessage()]
     assert "2 spooled crops left to upload" in line  # the probe took the first of the three

@@ -16,7 +16,7 @@ import pytest
 from edge_function import uploader
 from edge_function.spool import Spool
 from edge_function.uploader import SpoolingUploader, UploadItem
-from tests.support.polling import wait_for
+from tests.support.polling import HANG_GUARD_S, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
 
@@ -47,7 +47,9 @@ def faulty_s3(moto_server):
     direct.create_bucket(Bucket=BUCKET)
     proxy = S3FaultProxy(int(moto_server.rsplit(":", 1)[1]))
     proxy.start()
-    client = uploader.make_s3_client(endpoint_url=proxy.url, max_attempts=2, connect_timeout=1, read_timeout=2)
+    # the proxy's faults answer at once (a closed connection, a 503); botocore's timeouts only guard a hang, long
+    # enough that a loaded machine's slow moto answer is never mistaken for an outage
+    client = uploader.make_s3_client(endpoint_url=proxy.url, max_attempts=2, connect_timeout=10, read_timeout=30)
     yield proxy, client, direct
     proxy.stop()
 
@@ -70,8 +72,8 @@ def test_an_old_prefix_entry_s3_refuses_is_quarantined_and_new_crops_flow(faulty
         up = SpoolingUploader(BUCKET, spool_dir, client=client, **FAST)
         for n in range(20):
             up.submit(crop(n))
-        assert wait_for(lambda: up.stats()["uploaded"] == 20, timeout=15), up.stats()
-        assert up.close(5.0)
+        assert wait_for(lambda: up.stats()["uploaded"] == 20), up.stats()
+        assert up.close(HANG_GUARD_S)
     stats = up.stats()
     assert stats["quarantined"] == 2 and stats["failed"] == 0 and stats["dropped"] == 0
     assert keys_in(direct) == sorted(crop(n).key for n in range(20))
@@ -90,7 +92,7 @@ def test_a_sidecar_with_numeric_metadata_is_quarantined_not_retried(faulty_s3, t
     up = SpoolingUploader(BUCKET, str(spool_dir), client=client, **FAST)
     up.submit(crop(1))
     assert wait_for(lambda: up.stats()["uploaded"] == 1)
-    assert up.close(5.0)
+    assert up.close(HANG_GUARD_S)
     assert up.stats()["quarantined"] == 1
     assert keys_in(direct) == [crop(1).key]
 
@@ -102,7 +104,7 @@ def test_a_broken_jpeg_never_reaches_s3(faulty_s3, tmp_path):
     up.submit(UploadItem("faces/empty.jpg", b"", {}))
     up.submit(UploadItem("faces/truncated.jpg", whole.body[:200], {}))
     up.submit(whole)
-    assert up.close(5.0)
+    assert up.close(HANG_GUARD_S)
     assert keys_in(direct) == [whole.key]
     assert up.stats()["quarantined"] == 2
     assert proxy.count("PUT") == 1
@@ -118,8 +120,8 @@ def test_outages_are_spooled_not_quarantined(faulty_s3, tmp_path, fault):
     assert wait_for(lambda: up.stats()["spool_items"] == 5)
     assert up.stats()["quarantined"] == 0 and not up.stats()["online"]
     proxy.mode = "up"
-    assert wait_for(lambda: up.stats()["uploaded"] == 5, timeout=15)
-    assert up.close(5.0)
+    assert wait_for(lambda: up.stats()["uploaded"] == 5)
+    assert up.close(HANG_GUARD_S)
     assert keys_in(direct) == sorted(crop(n).key for n in range(5))
 
 
@@ -128,13 +130,14 @@ def test_outages_are_spooled_not_quarantined(faulty_s3, tmp_path, fault):
 def test_while_offline_a_new_crop_is_on_disk_within_moments(faulty_s3, tmp_path):
     proxy, client, direct = faulty_s3
     proxy.mode = "down"
-    up = SpoolingUploader(BUCKET, str(tmp_path / "spool"), client=client, retry_initial_s=30, retry_max_s=60)
+    # the next probe is half an hour away or more: a crop that waited for it in memory would never reach the disk
+    # within the hang guard
+    up = SpoolingUploader(BUCKET, str(tmp_path / "spool"), client=client, retry_initial_s=3600, retry_max_s=7200)
     up.submit(crop(0))
     assert wait_for(lambda: not up.stats()["online"])
     for n in range(1, 6):
         up.submit(crop(n))
-    # the next probe is 15-30 s away: the crops must not wait for it in memory
-    assert wait_for(lambda: up.stats()["spool_items"] == 6, timeout=2), up.stats()
+    assert wait_for(lambda: up.stats()["spool_items"] == 6), up.stats()
     assert up.stats()["queue_depth"] == 0
     up.close(0.1)
 
@@ -159,7 +162,7 @@ def test_an_unwritable_spool_does_not_make_the_uploader_flap(faulty_s3, tmp_path
         # backoff 0.2, 0.4, 0.8, 1.0 s (x0.5-1 jitter) over ~3 s, 2 attempts each: not one try per step
         assert attempts_offline <= 16, attempts_offline
         proxy.mode = "up"
-        assert wait_for(lambda: up.stats()["uploaded"] == 3, timeout=10), up.stats()
+        assert wait_for(lambda: up.stats()["uploaded"] == 3), up.stats()
     assert len([r for r in caplog.records if "reachable again" in r.getMessage()]) == 1
     assert keys_in(direct) == sorted(crop(n).key for n in range(3))
     up.close(1.0)
@@ -173,24 +176,27 @@ def test_max_attempts_counts_every_attempt(faulty_s3, tmp_path):
     client = uploader.make_s3_client(endpoint_url=proxy.url, max_attempts=3)
     up = SpoolingUploader(BUCKET, str(tmp_path / "spool"), client=client, retry_initial_s=30, retry_max_s=60)
     up.submit(crop(0))
-    assert wait_for(lambda: up.stats()["spool_items"] == 1, timeout=20)
+    assert wait_for(lambda: up.stats()["spool_items"] == 1)
     assert proxy.count("PUT") == 3
     up.close(0.1)
 
 
 def test_a_hanging_endpoint_shows_offline_and_new_crops_go_to_disk(faulty_s3, tmp_path):
-    proxy, client, direct = faulty_s3
-    proxy.mode = "hang"
+    proxy, _client, direct = faulty_s3
+    proxy.mode = "hang"  # held until the mode changes
+    # botocore's own timeouts are an hour: only the uploader's stall detection can notice the hang in time
+    client = uploader.make_s3_client(endpoint_url=proxy.url, max_attempts=2, connect_timeout=1, read_timeout=3600)
     up = SpoolingUploader(BUCKET, str(tmp_path / "spool"), client=client, stall_after_s=0.3, **FAST)
     up.submit(crop(0))
     assert wait_for(lambda: proxy.count("PUT") == 1)
-    assert wait_for(lambda: not up.stats()["online"], timeout=2)  # the seed said online while it hung
+    assert wait_for(lambda: not up.stats()["online"])  # the seed said online while it hung
     for n in range(1, 4):
         up.submit(crop(n))
-    assert wait_for(lambda: up.stats()["spool_items"] == 3, timeout=2)
+    assert wait_for(lambda: up.stats()["spool_items"] == 3)  # to disk while the upload still hangs
+    assert proxy.mode == "hang"
     proxy.mode = "up"
-    assert wait_for(lambda: up.stats()["uploaded"] == 4, timeout=20), up.stats()
-    assert up.close(5.0)
+    assert wait_for(lambda: up.stats()["uploaded"] == 4), up.stats()
+    assert up.close(HANG_GUARD_S)
 
 
 def test_legacy_botocore_without_retry_modes_gets_legacy_retries(monkeypatch):

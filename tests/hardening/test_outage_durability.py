@@ -37,14 +37,18 @@ ONE_ENTRY_SLACK = 64 * 1024  # an entry is written before the cap evicts the old
 
 @pytest.fixture(scope="module")
 def outage(tmp_path_factory: pytest.TempPathFactory) -> OutageFigures:
-    figures = run_outage(tmp_path_factory.mktemp("outage"), outage_s=4.0, restart_outage_s=1.5, spool_max_mb=0.5)
+    # counts, not only seconds: run 1 captures past the ~25-crop cap and more than 20 crops, run 2 some crops
+    # before S3 returns, however slow the machine (each outage lasts its seconds and until its count)
+    figures = run_outage(tmp_path_factory.mktemp("outage"), outage_s=4.0, restart_outage_s=1.5, spool_max_mb=0.5,
+                         run1_min_crops=40, run2_min_crops=3)
     print("\noutage figures:", figures.to_dict())  # shown with -s; the same figures bench_outage.py prints
     return figures
 
 
 def test_the_loop_ran_and_was_killed_with_a_full_spool(outage: OutageFigures) -> None:
     assert outage.left_by_kill["complete_entries"] > 0
-    assert outage.run2_frames > 100 and outage.run2_stats["captured"] > 0
+    # counts the run was driven to (run2_min_crops), not frames per second: a loaded machine processes fewer frames
+    assert outage.run2_frames > 0 and outage.run2_stats["captured"] >= 3
 
 
 def test_memory_stays_flat_and_bounded(outage: OutageFigures) -> None:

@@ -20,7 +20,8 @@ Plugins (fixtures):
   iot_provisioning IoT provisioning templates next to moto (checked against botocore's model) and RegisterThing's
                    decision with the template's pre-provisioning hook: `templates`
 
-Helpers (imported): polling.wait_for, clock.FakeClock, account_snapshot.account_snapshot, archives.zip_of, and
+Helpers (imported): polling.wait_for and polling.HANG_GUARD_S (a wall-clock limit only ever guards a hang),
+clock.FakeClock, account_snapshot.account_snapshot, archives.zip_of, and
 target_drivers (one driver per registry target, for tests/cli/test_target_contract.py).
 
 The plugins are also loaded by the Python 3.7 run of the edge tests (tests/py37/run.sh), so they import only

@@ -16,7 +16,6 @@ Nothing is decided here; a change of behaviour goes into the concern's module.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from deeplens_cli.targets.greengrass_v1 import deploy, destroy, devices, lambda_publish, register, status
@@ -50,8 +49,9 @@ class GreengrassV1Target:
 
     def __init__(self, ctx: AwsContext, settings: Settings,
                  deployment_status: DeploymentStatusSource | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.v1 = V1Context(ctx, settings, deployment_status or status_source_for(ctx), clock)
+                 clock: Callable[[], float] | None = None) -> None:
+        # the context's clock unless a test passes its own: wall time, or simulated time with an injected sleep
+        self.v1 = V1Context(ctx, settings, deployment_status or status_source_for(ctx), clock or ctx.clock)
 
     @property
     def ctx(self) -> AwsContext:

@@ -177,7 +177,7 @@ def wait_for_deployment(v2: V2Context, device: Device, deployment: DeploymentRef
     thing = device.thing_name
     if not deployment_id:
         return DeploymentOutcome(None, "not_waited", "no deployment was made")
-    clock = WaitClock(v2.ctx.sleep)
+    clock = WaitClock(v2.ctx.sleep, v2.ctx.clock)
     poll = float(v2.settings["deploy.poll_s"])
     connected = core_device(v2, thing) is not None
     if not connected:

@@ -129,7 +129,7 @@ def wait_for_fleet(v2: V2Context, fleet: str, deployment: DeploymentRef | None, 
         # the IoT job was canceled (abort criteria) or failed: the pending devices will not run it
         return True if status in ("CANCELED", "FAILED") else None
 
-    poll_until(settled, WaitClock(v2.ctx.sleep), timeout_s, poll, whole_intervals=True)
+    poll_until(settled, WaitClock(v2.ctx.sleep, v2.ctx.clock), timeout_s, poll, whole_intervals=True)
     deployment_status = gg.get_deployment(deploymentId=deployment_id).get("deploymentStatus")
     failed = [thing for thing, o in outcomes.items() if o["status"] in FAILURE_STATUSES and o["status"] != "CANCELED"]
     for thing in failed[:FAILURE_DETAILS_LIMIT]:  # why: the device's own report, only for the failed ones

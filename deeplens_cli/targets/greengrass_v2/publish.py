@@ -110,7 +110,7 @@ def _wait_deployable(v2: V2Context, variables: dict[str, Any]) -> None:
                                 "policy and that the bucket is in this region; then run the command again")
         return True if state == "DEPLOYABLE" else None
 
-    if poll_until(deployable, WaitClock(v2.ctx.sleep), COMPONENT_READY_WAIT_S, COMPONENT_READY_POLL_S,
+    if poll_until(deployable, WaitClock(v2.ctx.sleep, v2.ctx.clock), COMPONENT_READY_WAIT_S, COMPONENT_READY_POLL_S,
                   whole_intervals=True) is None:
         raise DeeplensError(f"component version {arn} is still {seen['state']} after {COMPONENT_READY_WAIT_S:.0f}s",
                             "run the command again later")
