@@ -22,9 +22,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from deeplens_cli.app import App  # noqa: E402
+from deeplens_cli.cli.app import App  # noqa: E402
+from deeplens_cli.cli.output import Reporter  # noqa: E402
 from deeplens_cli.demo import run_demo  # noqa: E402
-from deeplens_cli.output import Reporter  # noqa: E402
 
 STAGES = ("clip", "emulator", "register_roles", "register_device", "deploy", "device_run", "status", "collect")
 

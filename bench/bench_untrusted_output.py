@@ -13,10 +13,10 @@ import statistics
 import time
 from typing import Callable
 
+from deeplens_cli.cli.output import Reporter
+from deeplens_cli.cli.printable import printable
+from deeplens_cli.cli.strict_json import encode
 from deeplens_cli.commands.watch import MAX_MESSAGE_BYTES, decode
-from deeplens_cli.output import Reporter
-from deeplens_cli.printable import printable
-from deeplens_cli.strict_json import encode
 
 CLEAN_LINE = "2026-12-08T01:00:00.000Z [INFO] (pool-2-thread-7) com.deeplens.FaceCrops: frames=1200 fps=9.8 uploads=3"
 HOSTILE_LINE = "\x1b]0;OWNED\x07\x1b[2J" + CLEAN_LINE + "\r\u202e\\x1b\n" * 3

@@ -15,20 +15,20 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-from deeplens_cli.aws_environment import (
+from deeplens_cli.errors import DeeplensError
+from deeplens_cli.file_errors import file_system_error
+from deeplens_cli.settings.aws_environment import (
     check_endpoint_variables,
     config_parse_error,
     credentials_problem,
     resolved_region,
 )
-from deeplens_cli.errors import DeeplensError
-from deeplens_cli.file_errors import file_system_error
 
 if TYPE_CHECKING:
     import boto3
     from botocore.client import BaseClient
 
-    from deeplens_cli.config import Settings
+    from deeplens_cli.settings.config import Settings
 
 # Operations that only read. Everything else counts as mutating for the call recorder (tests and benchmarks
 # assert "zero mutating calls" on a re-run with it).

@@ -171,7 +171,7 @@ def _boolean(raw: str) -> bool:
 def bucket_name_problem(name: str) -> Optional[str]:
     """S3 general-purpose bucket naming rules: what is wrong with `name`, or None when it is valid.
 
-    The one copy of these rules: the CLI (deeplens_cli.config) checks its `bucket` setting with it too, so a
+    The one copy of these rules: the CLI (deeplens_cli.settings.config) checks its `bucket` setting with it too, so a
     bucket the CLI accepts is one the device accepts.
     """
     if not 3 <= len(name) <= 63:

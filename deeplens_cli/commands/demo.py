@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from deeplens_cli.extras import require_demo
+from deeplens_cli.cli.extras import require_demo
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
+    from deeplens_cli.cli.app import App
 
 
 def run_demo(app: App, device_name: str, source: str | None, out_dir: str, max_frames: int | None,

@@ -11,10 +11,10 @@ from typing import Any
 
 import click
 
-from deeplens_cli.app import App
+from deeplens_cli.cli.app import App
+from deeplens_cli.engine.pipeline import run_plan
+from deeplens_cli.engine.plan import Plan
 from deeplens_cli.errors import ConfigError, DeploymentFailed, DeploymentTimedOut
-from deeplens_cli.pipeline import run_plan
-from deeplens_cli.plan import Plan
 from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device
 from deeplens_cli.targets.registry import find_device, fleet_target_name, make_target
 

@@ -11,12 +11,12 @@ import sys
 
 import click
 
-from deeplens_cli.app import App
+from deeplens_cli.account.roles import plan_account_teardown
 from deeplens_cli.aws import service_unavailable
+from deeplens_cli.cli.app import App
+from deeplens_cli.engine.pipeline import emit_plan_run, run_plan
+from deeplens_cli.engine.plan import Plan
 from deeplens_cli.errors import ConfigError
-from deeplens_cli.pipeline import emit_plan_run, run_plan
-from deeplens_cli.plan import Plan
-from deeplens_cli.roles import plan_account_teardown
 from deeplens_cli.targets.registry import TARGET_NAMES, all_devices, find_device, make_target
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from deeplens_cli.app import App
-from deeplens_cli.fleet_view import health_caveats, health_text, page_of, read_fleet
+from deeplens_cli.cli.app import App
+from deeplens_cli.views.fleet_view import health_caveats, health_text, page_of, read_fleet
 
 
 def run_devices(app: App, details: bool = False, health: str | None = None, max_items: int | None = None,

@@ -11,10 +11,10 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from deeplens_cli.errors import DeeplensError, PreflightFailed
-from deeplens_cli.preflight import FAIL, OK, SKIP, WARN, Check, check_lambda_runtime, gather_checks
+from deeplens_cli.views.preflight import FAIL, OK, SKIP, WARN, Check, check_lambda_runtime, gather_checks
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
+    from deeplens_cli.cli.app import App
 
 
 def run_doctor(app: App, today: date | None = None) -> None:

@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from deeplens_cli.crops import Crop, CropIndex
+from deeplens_cli.cli.printable import printable
+from deeplens_cli.cli.timespec import parse_since
 from deeplens_cli.errors import ConfigError
 from deeplens_cli.file_errors import NAME_MAX, file_system_error
-from deeplens_cli.printable import printable
 from deeplens_cli.simulator.contact_sheet import Tile, build_contact_sheet
 from deeplens_cli.targets.registry import find_device
-from deeplens_cli.timespec import parse_since
+from deeplens_cli.views.crops import Crop, CropIndex
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
-    from deeplens_cli.output import Reporter
+    from deeplens_cli.cli.app import App
+    from deeplens_cli.cli.output import Reporter
 
 DEFAULT_LIMIT = 20
 CONTACT_SHEET = "contact_sheet.png"

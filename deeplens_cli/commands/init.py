@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deeplens_cli.config import CONFIG_PATH_ENV, DEFAULT_CONFIG_FILE, KEYS, load_settings
 from deeplens_cli.errors import ConfigError
 from deeplens_cli.file_errors import file_system_error
+from deeplens_cli.settings.config import CONFIG_PATH_ENV, DEFAULT_CONFIG_FILE, KEYS, load_settings
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
+    from deeplens_cli.cli.app import App
 
 EXAMPLE_RESOURCE = "config.example.yaml"
 

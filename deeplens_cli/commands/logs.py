@@ -20,13 +20,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from deeplens_cli.cloudwatch_logs import LogSource, v1_log_sources, v2_log_sources
+from deeplens_cli.cli.timespec import parse_since
+from deeplens_cli.targets.cloudwatch_logs import LogSource, v1_log_sources, v2_log_sources
 from deeplens_cli.targets.registry import find_device
-from deeplens_cli.timespec import parse_since
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
-    from deeplens_cli.output import Reporter
+    from deeplens_cli.cli.app import App
+    from deeplens_cli.cli.output import Reporter
     from deeplens_cli.targets.base import Device
 
 DEFAULT_SINCE = "1h"

@@ -6,8 +6,8 @@ artifact); `pipeline.run_plan` renders, stops on `--dry-run`, or applies it.
 
 from __future__ import annotations
 
-from deeplens_cli.app import App
-from deeplens_cli.pipeline import emit_plan_run, run_plan
+from deeplens_cli.cli.app import App
+from deeplens_cli.engine.pipeline import emit_plan_run, run_plan
 from deeplens_cli.targets.registry import make_target
 
 

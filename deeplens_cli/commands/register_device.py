@@ -14,11 +14,11 @@ from typing import Any
 
 import click
 
-from deeplens_cli.app import App
-from deeplens_cli.device_names import read_allowed_names, read_names
+from deeplens_cli.cli.app import App
+from deeplens_cli.cli.names_progress import NamesProgress
+from deeplens_cli.engine.pipeline import emit_plan_run, run_plan
 from deeplens_cli.errors import ConfigError
-from deeplens_cli.names_progress import NamesProgress
-from deeplens_cli.pipeline import emit_plan_run, run_plan
+from deeplens_cli.settings.device_names import read_allowed_names, read_names
 from deeplens_cli.targets.iot import ExistingIot, read_existing
 from deeplens_cli.targets.registration import registration_lock
 from deeplens_cli.targets.registry import fleet_target_name, lookup_device, make_target, spec_for

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from deeplens_cli.account.roles import plan_account
 from deeplens_cli.commands.init import offer_to_record_bucket
-from deeplens_cli.pipeline import emit_plan_run, run_plan
-from deeplens_cli.roles import plan_account
+from deeplens_cli.engine.pipeline import emit_plan_run, run_plan
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
+    from deeplens_cli.cli.app import App
 
 
 def run_register_roles(app: App, dry_run: bool, bucket: str | None = None, s3_full_access: bool = False,

@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from deeplens_cli.errors import ProblemsReported
-from deeplens_cli.fleet_view import counts_line, health_caveats, health_text
-from deeplens_cli.status_report import StatusReport, gather_status
+from deeplens_cli.views.fleet_view import counts_line, health_caveats, health_text
+from deeplens_cli.views.status_report import StatusReport, gather_status
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
-    from deeplens_cli.config import Settings
-    from deeplens_cli.output import Reporter
+    from deeplens_cli.cli.app import App
+    from deeplens_cli.cli.output import Reporter
+    from deeplens_cli.settings.config import Settings
     from deeplens_cli.targets.base import DeviceStatus, ProjectStatus
 
 MAX_PROBLEM_LINES = 50  # a fleet of thousands: the text report stays readable; JSON has every problem

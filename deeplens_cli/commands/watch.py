@@ -37,9 +37,9 @@ from deeplens_cli.errors import ConfigError, DeeplensError
 from deeplens_cli.targets.registry import find_device
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
     from deeplens_cli.aws import AwsContext
-    from deeplens_cli.output import Reporter
+    from deeplens_cli.cli.app import App
+    from deeplens_cli.cli.output import Reporter
     from deeplens_cli.targets.base import Device
 
 V1_TOPIC = "$aws/things/{thing}/infer"

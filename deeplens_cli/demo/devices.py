@@ -33,10 +33,10 @@ from deeplens_cli.targets.greengrass_v2.component import HOST_SITE_ENV
 from deeplens_cli.targets.registry import find_device
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
+    from deeplens_cli.cli.app import App
+    from deeplens_cli.cli.output import Reporter
     from deeplens_cli.demo.deeplens_device import DeepLensDemo
     from deeplens_cli.demo.sandbox import EmbeddedGreengrassV2
-    from deeplens_cli.output import Reporter
 
 _FRAMES_LOGGED = re.compile(r"frames=(\d+)")
 

@@ -17,8 +17,8 @@ from deeplens_cli.file_errors import file_system_error
 from deeplens_cli.simulator.contact_sheet import Tile, annotate_frame, build_contact_sheet
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
-    from deeplens_cli.output import Reporter
+    from deeplens_cli.cli.app import App
+    from deeplens_cli.cli.output import Reporter
 
 SUMMARY_FILE = "demo.json"  # also marks a folder as a demo output that a later demo may replace
 ANNOTATED_FRAMES = 4

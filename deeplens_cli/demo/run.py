@@ -26,12 +26,12 @@ from deeplens_cli.demo.sandbox import (
     demo_environment,
     serve_until_interrupted,
 )
-from deeplens_cli.device_names import DEVICE_NAME
 from deeplens_cli.errors import ConfigError
+from deeplens_cli.settings.device_names import DEVICE_NAME
 from deeplens_cli.simulator.clip import build_clip
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
+    from deeplens_cli.cli.app import App
 
 TARGETS = ("v1", "v2")
 

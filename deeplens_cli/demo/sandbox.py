@@ -23,7 +23,7 @@ from deeplens_cli.simulator.moto_internals import stop_threaded_server
 from deeplens_cli.simulator.token_exchange import TokenExchangeServer, assume_role, role_behind_alias
 
 if TYPE_CHECKING:
-    from deeplens_cli.output import Reporter
+    from deeplens_cli.cli.output import Reporter
 
 DEMO_REGION = "us-east-1"
 DEMO_BUCKET = "deeplens-demo-faces"

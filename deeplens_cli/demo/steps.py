@@ -10,17 +10,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deeplens_cli.app import App
+from deeplens_cli.cli.app import App
+from deeplens_cli.cli.output import Reporter
 from deeplens_cli.commands.deploy import run_deploy
 from deeplens_cli.commands.register_device import run_register_device
 from deeplens_cli.commands.register_roles import run_register_roles
 from deeplens_cli.commands.status import render
 from deeplens_cli.demo.sandbox import DEMO_BUCKET, DEMO_REGION
-from deeplens_cli.output import Reporter
-from deeplens_cli.status_report import gather_status
+from deeplens_cli.views.status_report import gather_status
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
+    from deeplens_cli.cli.app import App
     from deeplens_cli.demo.outputs import DemoResult
 
 # Settings of the demo's own deeplens.yaml. Detection values suit a short clip: a lower threshold than the

@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from deeplens_cli.aws import maybe
+from deeplens_cli.engine.plan import AlreadyExists, ApiCall
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.plan import AlreadyExists, ApiCall
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
-    from deeplens_cli.config import Settings
-    from deeplens_cli.package import Package
+    from deeplens_cli.settings.config import Settings
+    from deeplens_cli.targets.package import Package
 
 # Real S3 answers HEAD without a body, so a missing bucket and a missing key both read "404".
 MISSING_BUCKET = ("404", "NoSuchBucket", "NotFound")

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 if TYPE_CHECKING:
-    from deeplens_cli.output import Reporter
-    from deeplens_cli.plan import Plan
+    from deeplens_cli.cli.output import Reporter
+    from deeplens_cli.engine.plan import Plan
 
 NAME_ATTRIBUTE = "deeplens_name"  # IoT thing attribute holding the user's device name
 TARGET_ATTRIBUTE = "deeplens_target"  # the registry name of the device's target

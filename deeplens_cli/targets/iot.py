@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
+from deeplens_cli.account.policies import partition_for, same_policy
 from deeplens_cli.aws import collect, maybe
-from deeplens_cli.plan import Action, AlreadyExists, ApiCall, Retry, Step, noop
-from deeplens_cli.policies import partition_for, same_policy
+from deeplens_cli.engine.plan import Action, AlreadyExists, ApiCall, Retry, Step, noop
 from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, Device, ExistingIot
 
 PENDING_ATTRIBUTE = "deeplens_pending"  # the device name while its registration is incomplete

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from deeplens_cli.aws import collect, maybe
-from deeplens_cli.plan import Action, ApiCall, LocalStep, Ref, Step, noop
+from deeplens_cli.engine.plan import Action, ApiCall, LocalStep, Ref, Step, noop
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.iot import NOT_FOUND
 

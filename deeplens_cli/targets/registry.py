@@ -16,8 +16,8 @@ from deeplens_cli.targets.names import TARGET_NAMES, V1, V2
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
-    from deeplens_cli.config import Settings
-    from deeplens_cli.output import Reporter
+    from deeplens_cli.cli.output import Reporter
+    from deeplens_cli.settings.config import Settings
     from deeplens_cli.targets.base import Device, Target
     from deeplens_cli.targets.iot import ExistingIot
 

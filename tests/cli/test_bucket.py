@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from botocore.stub import Stubber
 
-import deeplens_cli.bucket as bucket_module
-from deeplens_cli.bucket import LIFECYCLE_RULE_ID, plan_bucket, plan_bucket_teardown
+import deeplens_cli.account.bucket as bucket_module
+from deeplens_cli.account.bucket import LIFECYCLE_RULE_ID, plan_bucket, plan_bucket_teardown
+from deeplens_cli.engine.executor import Executor
+from deeplens_cli.engine.plan import ApiCall, Plan
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.executor import Executor
-from deeplens_cli.plan import ApiCall, Plan
 
 BUCKET = "deeplens-test-face-crops"
 ACL_PARAMS = {"ACL", "GrantFullControl", "GrantRead", "GrantReadACP", "GrantWrite", "GrantWriteACP",

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from deeplens_cli.config import load_settings
 from deeplens_cli.errors import ConfigError
-from deeplens_cli.settings_schema import SCHEMA, check_bucket_name
+from deeplens_cli.settings.config import load_settings
+from deeplens_cli.settings.settings_schema import SCHEMA, check_bucket_name
 
 
 def usage_error(result) -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from deeplens_cli.config import defaults, load_settings
-from deeplens_cli.settings_schema import SCHEMA
+from deeplens_cli.settings.config import defaults, load_settings
+from deeplens_cli.settings.settings_schema import SCHEMA
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.yaml"
 EXAMPLE_BUCKET = "deeplens-example-face-crops"

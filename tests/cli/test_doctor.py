@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 from botocore.stub import Stubber
 
-from deeplens_cli.preflight import FAIL, OK, SKIP, WARN, check_bucket, check_lambda_runtime
+from deeplens_cli.views.preflight import FAIL, OK, SKIP, WARN, check_bucket, check_lambda_runtime
 
 try:
     from tests.cli.fake_greengrassv2 import v2_account  # noqa: F401 - a fixture

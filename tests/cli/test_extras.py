@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from deeplens_cli.cli.extras import CENTERFACE_INSTALL, DEMO_INSTALL, Platform, require_demo
 from deeplens_cli.errors import ConfigError
-from deeplens_cli.extras import CENTERFACE_INSTALL, DEMO_INSTALL, Platform, require_demo
 
 X86_AVX2 = Platform("linux", "x86_64", frozenset({"avx2", "fma", "sse4_2"}))
 X86_OLD = Platform("linux", "x86_64", frozenset({"sse4_2"}))

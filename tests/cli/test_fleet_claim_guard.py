@@ -313,7 +313,7 @@ def test_an_interrupted_destroy_is_finished_by_the_next(claim_account, templates
 
 
 def test_allow_takes_comma_lists_repeats_and_a_file(tmp_path):
-    from deeplens_cli.device_names import read_allowed_names
+    from deeplens_cli.settings.device_names import read_allowed_names
 
     (tmp_path / "store18.txt").write_text("# store 18\nStore18-Cam1\n\n Store18-Cam2 \nCam2\n")
 

@@ -9,8 +9,8 @@ import json
 import pytest
 
 import deeplens_cli.aws as aws_module
-from deeplens_cli.device_names import read_names
 from deeplens_cli.errors import ConfigError
+from deeplens_cli.settings.device_names import read_names
 
 try:
     from tests.cli.fake_greengrassv2 import v2_account  # noqa: F401 - a fixture

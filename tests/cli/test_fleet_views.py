@@ -12,9 +12,9 @@ import math
 import pytest
 
 from deeplens_cli.errors import ConfigError, DeeplensError
-from deeplens_cli.fleet_view import page_of, read_fleet
-from deeplens_cli.status_report import gather_status
 from deeplens_cli.targets.registry import find_device
+from deeplens_cli.views.fleet_view import page_of, read_fleet
+from deeplens_cli.views.status_report import gather_status
 
 try:
     from tests.cli.fake_greengrassv2 import v2_account  # noqa: F401 - a fixture

@@ -106,7 +106,7 @@ def test_a_usage_error_after_the_command_is_one_line_with_exit_2(run_cli):
 
 def test_every_command_accepts_the_global_options_after_its_name():
     from deeplens_cli.cli import cli
-    from deeplens_cli.cli_options import GLOBAL_OPTIONS
+    from deeplens_cli.cli.cli_options import GLOBAL_OPTIONS
 
     spellings = {decl for option in GLOBAL_OPTIONS for decl in option.decls}
     for name, command in cli.commands.items():

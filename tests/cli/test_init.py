@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from deeplens_cli.config import load_settings
+from deeplens_cli.settings.config import load_settings
 
 BUCKET = "deeplens-init-face-crops"
 

@@ -7,9 +7,9 @@ import io
 import json
 from pathlib import Path
 
-from deeplens_cli.output import Reporter, Styled
-from deeplens_cli.plan import Action, Plan
-from deeplens_cli.text_format import text_lines
+from deeplens_cli.cli.output import Reporter, Styled
+from deeplens_cli.cli.text_format import text_lines
+from deeplens_cli.engine.plan import Action, Plan
 
 BOX = set("│┃┏┓┗┛━─┡┩└┘┌┐╇╈┼")
 BUCKET = "deeplens-output-formats"
@@ -171,12 +171,12 @@ def test_verbose_still_names_each_action_as_it_is_applied(aws, run_cli):
 
 def test_the_v2_staleness_note_is_printed_once_under_the_devices_table():
     from deeplens_cli.commands.status import render
-    from deeplens_cli.status_report import StatusReport
     from deeplens_cli.targets.base import Device, DeviceStatus
     from deeplens_cli.targets.greengrass_v2.status import STALE_HEALTH_NOTE
+    from deeplens_cli.views.status_report import StatusReport
 
     def row(name: str):
-        from deeplens_cli.status_report import DeviceReport
+        from deeplens_cli.views.status_report import DeviceReport
 
         status = DeviceStatus("ok", health_detail="HEALTHY, reported 2 h ago",
                               details={"health_caveat": f"V2 health can be stale: {STALE_HEALTH_NOTE}"})
@@ -191,8 +191,8 @@ def test_the_v2_staleness_note_is_printed_once_under_the_devices_table():
 
 
 def test_status_rows_do_not_repeat_the_caveat():
-    from deeplens_cli.fleet_view import health_text
     from deeplens_cli.targets.base import DeviceStatus
+    from deeplens_cli.views.fleet_view import health_text
 
     status = DeviceStatus("ok", health_detail="HEALTHY, reported 2 h ago", details={"health_caveat": "stale"})
     assert health_text(status) == "ok (HEALTHY, reported 2 h ago)"

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from deeplens_cli.output import Reporter, Styled
+from deeplens_cli.cli.output import Reporter, Styled
 
 HOSTILE = "\x1b]0;OWNED\x07\x1b[2J cam\u202egpj [/bold] [red]x[/red]\ttab\nnewline"
 SHOWN = "\\x1b]0;OWNED\\x07\\x1b[2J cam\\u202egpj [/bold] [red]x[/red]\\ttab\\nnewline"

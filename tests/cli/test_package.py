@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.package import (
+from deeplens_cli.targets.package import (
     ZIP_EPOCH,
     TargetPython,
     build_package,
@@ -321,7 +321,7 @@ class TestEdgeEnvironment:
 def test_settings_the_device_would_refuse_are_a_usage_error_here(settings_for):
     """An empty model path passes the CLI's own schema but not the device's parser: caught before publishing."""
     from deeplens_cli.errors import ConfigError
-    from deeplens_cli.package import edge_environment
+    from deeplens_cli.targets.package import edge_environment
 
     with pytest.raises(ConfigError, match="the device would refuse these settings"):
         edge_environment(settings_for(model__artifact_path=""), on_deeplens=True)

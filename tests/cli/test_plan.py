@@ -9,12 +9,12 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from deeplens_cli.app import App
 from deeplens_cli.aws import AwsContext
-from deeplens_cli.executor import ExecutionError, Executor, resolve
-from deeplens_cli.output import Reporter
-from deeplens_cli.pipeline import run_plan
-from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, Retry, noop
+from deeplens_cli.cli.app import App
+from deeplens_cli.cli.output import Reporter
+from deeplens_cli.engine.executor import ExecutionError, Executor, resolve
+from deeplens_cli.engine.pipeline import run_plan
+from deeplens_cli.engine.plan import Action, ApiCall, LocalStep, Plan, Ref, Retry, noop
 
 ROLE_NOT_READY = "The role defined for the function cannot be assumed by Lambda."
 LAMBDA_RETRY = Retry(codes=("InvalidParameterValueException",), message_pattern="cannot be assumed",

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from deeplens_cli.policies import (
+from deeplens_cli.account.policies import (
     NUCLEUS_LOG_ACTIONS,
     face_crops_upload_policy,
     managed_policy_arn,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from deeplens_cli import query
+from deeplens_cli.cli import query
+from deeplens_cli.cli.query import MAX_DEPTH, apply_query, compile_query
 from deeplens_cli.errors import ConfigError
-from deeplens_cli.query import MAX_DEPTH, apply_query, compile_query
 
 FLEET = {"devices": [{"name": f"cam-{n}", "status": {"health": "HEALTHY"}, "tags": ["a", "b"]} for n in range(20000)]}
 

@@ -7,16 +7,16 @@ import json
 
 import pytest
 
-from deeplens_cli.errors import DeeplensError
-from deeplens_cli.executor import Executor
-from deeplens_cli.plan import Plan
-from deeplens_cli.roles import (
+from deeplens_cli.account.roles import (
     FACE_CROPS_INLINE_POLICY,
     TOKEN_EXCHANGE_INLINE_POLICY,
     alias_duration,
     plan_account,
     plan_account_teardown,
 )
+from deeplens_cli.engine.executor import Executor
+from deeplens_cli.engine.plan import Plan
+from deeplens_cli.errors import DeeplensError
 
 BUCKET = "deeplens-test-face-crops"
 TER = "DeepLensGreengrassV2TokenExchangeRole"
@@ -251,7 +251,7 @@ def test_adopted_console_role_is_repaired_but_not_tagged(aws, settings_for):
 
 
 def test_a_retired_managed_policy_is_reported_before_anything_changes(aws, settings_for, monkeypatch):
-    import deeplens_cli.roles as roles
+    import deeplens_cli.account.roles as roles
 
     # AWSLambdaFullAccess, the policy the DeepLens console attached, is deprecated: not present in moto either.
     real = roles.desired_roles

@@ -8,13 +8,13 @@ import json
 
 import pytest
 
-import deeplens_cli.status_report as status_report_module
 import deeplens_cli.targets.greengrass_v1.target as v1_target
 import deeplens_cli.targets.registry as targets_module
-from deeplens_cli.executor import Executor
-from deeplens_cli.roles import FACE_CROPS_INLINE_POLICY, GROUP_ROLE, plan_account
-from deeplens_cli.status_report import count_uploads, gather_status
+import deeplens_cli.views.status_report as status_report_module
+from deeplens_cli.account.roles import FACE_CROPS_INLINE_POLICY, GROUP_ROLE, plan_account
+from deeplens_cli.engine.executor import Executor
 from deeplens_cli.targets.base import Device, DeviceStatus, ProjectStatus
+from deeplens_cli.views.status_report import count_uploads, gather_status
 from tests.support.greengrass_v1 import ScriptedStatus, V1World
 
 pytestmark = pytest.mark.usefixtures("shared_botocore_models")  # one botocore model loader per module
@@ -205,6 +205,6 @@ class TestOtherTargets:
 
 
 def _empty_plan():
-    from deeplens_cli.plan import Plan
+    from deeplens_cli.engine.plan import Plan
 
     return Plan("register-roles")

@@ -10,7 +10,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deeplens_cli.strict_json import encode
+from deeplens_cli.cli.strict_json import encode
 
 
 def strict_loads(text: str):

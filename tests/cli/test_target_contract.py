@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from deeplens_cli.executor import ExecutionError
+from deeplens_cli.engine.executor import ExecutionError
 from deeplens_cli.targets import names
 from deeplens_cli.targets.greengrass_v1 import naming as v1_naming
 from deeplens_cli.targets.greengrass_v2 import naming as v2_naming

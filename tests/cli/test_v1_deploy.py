@@ -8,8 +8,8 @@ import json
 import pytest
 
 import deeplens_cli.targets.greengrass_v1.target as v1_target
+from deeplens_cli.cli.output import Reporter
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.output import Reporter
 from deeplens_cli.targets.base import DeploymentRef
 from deeplens_cli.targets.greengrass_v1.project import (
     FUNCTION_ID,

@@ -7,7 +7,7 @@ import pytest
 from fake_greengrassv2 import v2_account  # noqa: F401 - registers the fixture
 
 import deeplens_cli.targets.greengrass_v1.target as v1_target
-from deeplens_cli.executor import ExecutionError
+from deeplens_cli.engine.executor import ExecutionError
 from tests.support.greengrass_v1 import ScriptedStatus, action, create_v1_roles, fail_call
 
 pytestmark = pytest.mark.usefixtures("shared_botocore_models")  # one botocore model loader per module

@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-import deeplens_cli.package as package_module
+import deeplens_cli.targets.package as package_module
+from deeplens_cli.engine.executor import ExecutionError
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.executor import ExecutionError
-from deeplens_cli.package import build_package
 from deeplens_cli.targets.greengrass_v1 import LAMBDA_ROLE
 from deeplens_cli.targets.greengrass_v1.lambda_publish import HANDLER
+from deeplens_cli.targets.package import build_package
 from tests.support.greengrass_v1 import BUCKET, ProgressSink, fail_call
 
 pytestmark = pytest.mark.usefixtures("shared_botocore_models")  # one botocore model loader per module
@@ -150,8 +150,8 @@ class TestIamPropagation:
         failures = fail_call(world.ctx.client("lambda"), "CreateFunction", "InvalidParameterValueException",
                              ROLE_NOT_ASSUMABLE, times=2)
         plan = world.target().plan_publish()
-        from deeplens_cli.executor import Executor
-        from deeplens_cli.output import Reporter
+        from deeplens_cli.cli.output import Reporter
+        from deeplens_cli.engine.executor import Executor
 
         sink = ProgressSink()
         Executor(world.ctx, Reporter(stderr=sink).progress).execute(plan)

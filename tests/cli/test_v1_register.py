@@ -9,9 +9,9 @@ import stat
 
 import pytest
 
+from deeplens_cli.account.roles import GROUP_ROLE
+from deeplens_cli.engine.executor import ExecutionError
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.executor import ExecutionError
-from deeplens_cli.roles import GROUP_ROLE
 from deeplens_cli.targets.greengrass_v1 import GreengrassV1Target, thing_name_for
 from deeplens_cli.targets.greengrass_v1.core_bundle import ROOT_CA_URL
 from deeplens_cli.targets.greengrass_v1.naming import policy_name_for

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from deeplens_cli.device_names import DEVICE_NAME
+from deeplens_cli.settings.device_names import DEVICE_NAME
 from deeplens_cli.targets.greengrass_v2.claim_hook import (
     DEVICE_NAME as HOOK_DEVICE_NAME,
 )

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from deeplens_cli.errors import ConfigError
-from deeplens_cli.package import Package, build_package, zip_entries
 from deeplens_cli.targets.greengrass_v2 import component as comp
+from deeplens_cli.targets.package import Package, build_package, zip_entries
 
 RECIPE_VARIABLE = re.compile(r"\{(artifacts|work|configuration|kernel|iot):[^}]*\}")
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from deeplens_cli.executor import ExecutionError, Executor
-from deeplens_cli.output import Reporter
-from deeplens_cli.package import Package, build_package, zip_entries
-from deeplens_cli.plan import ApiCall
+from deeplens_cli.cli.output import Reporter
+from deeplens_cli.engine.executor import ExecutionError, Executor
+from deeplens_cli.engine.plan import ApiCall
 from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target
+from deeplens_cli.targets.package import Package, build_package, zip_entries
 
 try:
     from tests.cli.fake_greengrassv2 import v2_account  # noqa: F401 - a fixture

@@ -271,8 +271,8 @@ class Interrupt:
 def _register_at_target(account, settings_for, out: Path, interrupt_at: int | None = None) -> None:
     import io
 
-    from deeplens_cli.executor import Executor
-    from deeplens_cli.output import Reporter
+    from deeplens_cli.cli.output import Reporter
+    from deeplens_cli.engine.executor import Executor
     from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target
 
     ctx = account.context(settings_for())

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from deeplens_cli.executor import Executor
-from deeplens_cli.output import Reporter
-from deeplens_cli.package import Package, build_package
+from deeplens_cli.cli.output import Reporter
+from deeplens_cli.engine.executor import Executor
 from deeplens_cli.targets.base import DeploymentRef
 from deeplens_cli.targets.greengrass_v2 import GreengrassV2Target
+from deeplens_cli.targets.package import Package, build_package
 
 try:
     from tests.cli.fake_greengrassv2 import v2_account  # noqa: F401 - a fixture

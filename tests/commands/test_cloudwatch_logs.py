@@ -9,8 +9,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from deeplens_cli import cloudwatch_logs as cwl
-from deeplens_cli.policies import NUCLEUS_LOG_ACTIONS
+from deeplens_cli.account.policies import NUCLEUS_LOG_ACTIONS
+from deeplens_cli.targets import cloudwatch_logs as cwl
 from deeplens_cli.targets.greengrass_v2 import component as comp
 
 

@@ -275,7 +275,7 @@ class TestLongKeys:
 
 def test_a_long_local_name_keeps_its_start_and_extension_and_differs_with_the_key():
     from deeplens_cli.commands.faces import local_name
-    from deeplens_cli.crops import Crop
+    from deeplens_cli.views.crops import Crop
 
     def named(key: str) -> str:
         return local_name(Crop(key=key, time=NOW, size=1, device=None, confidence=None, track=None,

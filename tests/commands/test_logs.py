@@ -10,8 +10,8 @@ import boto3
 import pytest
 
 import deeplens_cli.commands.logs as logs_command
-from deeplens_cli.cloudwatch_logs import v1_log_sources, v2_log_sources
 from deeplens_cli.commands.logs import LogReader, follow_events
+from deeplens_cli.targets.cloudwatch_logs import v1_log_sources, v2_log_sources
 
 REGION = "us-east-1"
 COMPONENT_GROUP = f"/aws/greengrass/UserComponent/{REGION}/com.deeplens.FaceCrops"

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
+from deeplens_cli.cli.timespec import parse_since
 from deeplens_cli.errors import ConfigError
-from deeplens_cli.timespec import parse_since
 
 NOW = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.timezone.utc)
 

@@ -125,9 +125,9 @@ def test_keep_running_serves_the_emulator_until_interrupted(tmp_path, aws_env, c
     """The default clip path, with --keep-running: the emulator answers while the demo waits, then goes away."""
     import boto3
 
-    from deeplens_cli.app import App
+    from deeplens_cli.cli.app import App
+    from deeplens_cli.cli.output import Reporter
     from deeplens_cli.demo import run_demo
-    from deeplens_cli.output import Reporter
 
     stdout, stderr = io.StringIO(), io.StringIO()
     seen: dict[str, Any] = {}

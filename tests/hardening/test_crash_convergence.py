@@ -89,8 +89,8 @@ class Interrupter:
 def interrupter(monkeypatch: pytest.MonkeyPatch) -> Interrupter:
     """Every AwsContext the CLI makes reports to one Interrupter; waits take no time."""
     import deeplens_cli.aws as aws_module
-    import deeplens_cli.executor as executor_module
-    import deeplens_cli.plan as plan_module
+    import deeplens_cli.engine.executor as executor_module
+    import deeplens_cli.engine.plan as plan_module
 
     current = Interrupter()
     real_make_context = aws_module.make_context

@@ -9,7 +9,7 @@ package's `__init__` first, and a package whose `__init__` shows its face (`targ
 ordinary pattern; a module that imports a *name* from its own package's `__init__` is an explicit edge, and counted.
 
 A lazy import of one of our own modules is allowed only for start-up (LAZY_IMPORTS says which and why): the
-commands `cli.py` imports when one runs, the target factories of the registry, the demo behind its extra, and
+commands `cli/__init__.py` imports when one runs, the target factories of the registry, the demo behind its extra, and
 the device-side ordering of `awscam` before OpenCV. Lazy imports of third-party libraries (boto3, yaml, cv2) are
 not listed: they cannot form a cycle, and tests/hardening/test_startup.py keeps them off the `--help` path.
 """
@@ -30,9 +30,9 @@ LAZY_IMPORTS: dict[tuple[str, str], str] = {
         "start-up: `--help` and usage errors load no command module",
     ("deeplens_cli.cli", "deeplens_cli.aws"):
         "start-up: only the last-resort error path translates AWS errors",
-    ("deeplens_cli.app", "deeplens_cli.config"):
+    ("deeplens_cli.cli.app", "deeplens_cli.settings.config"):
         "start-up: settings are read on first use, never for `--help`",
-    ("deeplens_cli.app", "deeplens_cli.aws"):
+    ("deeplens_cli.cli.app", "deeplens_cli.aws"):
         "start-up: the AWS context is made on first use, never for `--help`",
     ("deeplens_cli.commands.demo", "deeplens_cli.demo"):
         "the demo extra (moto, OpenCV) is checked before it loads",
@@ -185,7 +185,7 @@ def test_the_graph_sees_imports_inside_functions_and_type_checking_blocks(tmp_pa
     assert unexplained_lazy_imports(import_graph((package,), lazy=True)) == ["deeplens_cli.b -> deeplens_cli.sub.c"]
 
 
-CLICK_ALLOWED = ("deeplens_cli/cli.py", "deeplens_cli/cli_options.py", "deeplens_cli/commands/")
+CLICK_ALLOWED = ("deeplens_cli/cli/__init__.py", "deeplens_cli/cli/cli_options.py", "deeplens_cli/commands/")
 
 
 def click_importers(package: Path = PACKAGE) -> list[str]:

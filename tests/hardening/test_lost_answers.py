@@ -181,28 +181,28 @@ TRUST_LAMBDA = {"Version": "2012-10-17", "Statement": [
 
 
 def test_the_role_under_test_trusts_what_its_spec_says() -> None:
-    from deeplens_cli.policies import same_policy
+    from deeplens_cli.account.policies import same_policy
 
     assert same_policy(role_spec().trust, TRUST_LAMBDA)
 
 
 def role_spec() -> Any:
-    from deeplens_cli.roles import RoleSpec
+    from deeplens_cli.account.roles import RoleSpec
 
     return RoleSpec(name=ROLE, service="lambda.amazonaws.com", description="lost answers")
 
 
 def execute(proxy: FaultProxy, action: Any) -> Any:
     from deeplens_cli.aws import make_context
-    from deeplens_cli.executor import Executor
-    from deeplens_cli.plan import Plan
+    from deeplens_cli.engine.executor import Executor
+    from deeplens_cli.engine.plan import Plan
 
     ctx = make_context(make_settings(endpoint_url=proxy.url), sleep=lambda seconds: None)
     return Executor(ctx).execute(Plan("lost answers", [action]))
 
 
 def create_role_action() -> Any:
-    from deeplens_cli.roles import plan_role
+    from deeplens_cli.account.roles import plan_role
 
     return plan_role(role_spec(), None)
 
@@ -214,7 +214,7 @@ def someone_elses_role(proxy: FaultProxy, trust: dict[str, Any]) -> None:
 
 def test_a_role_created_by_someone_else_between_plan_and_create_still_fails(fault_proxy: FaultProxy) -> None:
     """Same name, created before our call, no retry: EntityAlreadyExists stays an error (and names the role)."""
-    from deeplens_cli.executor import ExecutionError
+    from deeplens_cli.engine.executor import ExecutionError
 
     action = create_role_action()
     someone_elses_role(fault_proxy, TRUST_LAMBDA)  # even with the same trust: it is not ours
@@ -224,7 +224,7 @@ def test_a_role_created_by_someone_else_between_plan_and_create_still_fails(faul
 
 def test_a_retry_that_finds_a_different_role_still_fails(fault_proxy: FaultProxy) -> None:
     """A throttled first attempt is retried; the retry finds someone else's role (other trust): an error."""
-    from deeplens_cli.executor import ExecutionError
+    from deeplens_cli.engine.executor import ExecutionError
 
     action = create_role_action()
     trust = {**TRUST_LAMBDA, "Statement": [{**TRUST_LAMBDA["Statement"][0],
@@ -237,7 +237,7 @@ def test_a_retry_that_finds_a_different_role_still_fails(fault_proxy: FaultProxy
 
 
 def test_a_lost_create_role_answer_yields_the_role_arn_for_later_steps(fault_proxy: FaultProxy) -> None:
-    from deeplens_cli.roles import role_arn_variable
+    from deeplens_cli.account.roles import role_arn_variable
 
     fault_proxy.lose_answer("iam", "CreateRole", times=1)
     result = execute(fault_proxy, create_role_action())
@@ -248,10 +248,10 @@ def test_a_lost_create_role_answer_yields_the_role_arn_for_later_steps(fault_pro
 
 def test_an_artifact_key_holding_other_bytes_still_fails_after_a_retry(fault_proxy: FaultProxy) -> None:
     """412 after a retry, but the object's sha256 is not ours: someone else's object, never counted as done."""
-    from deeplens_cli.executor import ExecutionError
-    from deeplens_cli.package import Package
-    from deeplens_cli.plan import Action
+    from deeplens_cli.engine.executor import ExecutionError
+    from deeplens_cli.engine.plan import Action
     from deeplens_cli.targets.artifacts import upload_call
+    from deeplens_cli.targets.package import Package
 
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=fault_proxy.upstream)
     s3.create_bucket(Bucket=BUCKET)

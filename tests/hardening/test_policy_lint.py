@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 from parliament import analyze_policy_string
 
-from deeplens_cli.config import Settings, defaults
-from deeplens_cli.policies import normalise_policy
-from deeplens_cli.roles import GROUP_ROLE, desired_roles
+from deeplens_cli.account.policies import normalise_policy
+from deeplens_cli.account.roles import GROUP_ROLE, desired_roles
+from deeplens_cli.settings.config import Settings, defaults
 from deeplens_cli.targets import greengrass_v1, greengrass_v2
 from deeplens_cli.targets.greengrass_v2 import claim_guard, provisioning
 

@@ -339,7 +339,7 @@ def test_a_key_template_the_device_cannot_format_is_refused_at_publish(cli: Cli,
 
 
 def test_the_default_key_template_passes_the_check() -> None:
-    from deeplens_cli.config import Settings, defaults
+    from deeplens_cli.settings.config import Settings, defaults
     from deeplens_cli.targets.key_template import check_key_template
     from edge_function.keys import DEFAULT_TEMPLATE
 

@@ -24,7 +24,7 @@ from tests.support.settings import REGION, make_settings
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
-    from deeplens_cli.config import Settings
+    from deeplens_cli.settings.config import Settings
 
 
 @dataclass
@@ -99,8 +99,8 @@ def _class_account(tmp_path_factory: pytest.TempPathFactory, managed_policies: b
 
 def deeplens_managed_policy_names() -> set[str]:
     """The AWS managed policies the DeepLens roles attach (by name), read from the roles planner itself."""
-    from deeplens_cli.config import Settings, defaults
-    from deeplens_cli.roles import S3_FULL_ACCESS, desired_roles
+    from deeplens_cli.account.roles import S3_FULL_ACCESS, desired_roles
+    from deeplens_cli.settings.config import Settings, defaults
 
     settings = Settings(values=defaults()).replace(bucket="deeplens-placeholder", region=REGION)
     return {arn.rsplit("/", 1)[-1] for spec in desired_roles(settings, REGION)

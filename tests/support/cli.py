@@ -15,7 +15,7 @@ import pytest
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
-    from deeplens_cli.config import Settings
+    from deeplens_cli.settings.config import Settings
 
 
 class CliResult(NamedTuple):

@@ -24,8 +24,8 @@ import pytest
 from tests.support.settings import REGION, TEST_BUCKET, make_settings
 
 if TYPE_CHECKING:
-    from deeplens_cli.executor import ExecutionResult
-    from deeplens_cli.plan import Plan
+    from deeplens_cli.engine.executor import ExecutionResult
+    from deeplens_cli.engine.plan import Plan
     from deeplens_cli.targets.base import Device
     from deeplens_cli.targets.greengrass_v1 import GreengrassV1Target
     from tests.support.aws_accounts import MockedAws
@@ -36,7 +36,7 @@ __all__ = ["REGION", "BUCKET", "make_settings"]  # re-exported for tests/cli/v1_
 
 def v1_roles() -> dict[str, tuple[str, str]]:
     """Role name -> (path, service principal) of the roles the V1 target reads."""
-    from deeplens_cli.roles import GROUP_ROLE
+    from deeplens_cli.account.roles import GROUP_ROLE
     from deeplens_cli.targets.greengrass_v1 import LAMBDA_ROLE, SERVICE_ROLE
 
     return {GROUP_ROLE: ("/", "greengrass.amazonaws.com"),
@@ -111,8 +111,8 @@ class V1World:
         return GreengrassV1Target(self.ctx, self.settings, deployment_status=self.status, **overrides)
 
     def apply(self, plan: Plan) -> ExecutionResult | None:
-        from deeplens_cli.executor import Executor
-        from deeplens_cli.output import Reporter
+        from deeplens_cli.cli.output import Reporter
+        from deeplens_cli.engine.executor import Executor
 
         return None if plan.is_noop else Executor(self.ctx, Reporter(stderr=ProgressSink()).progress).execute(plan)
 

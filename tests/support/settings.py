@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import pytest
 
 if TYPE_CHECKING:
-    from deeplens_cli.config import Settings
+    from deeplens_cli.settings.config import Settings
 
 REGION = "us-east-1"
 TEST_BUCKET = "deeplens-test-face-crops"
@@ -19,7 +19,7 @@ def make_settings(**values: Any) -> Settings:
     Region and bucket default to the test ones so a planner has what it requires; pass bucket=None to test the
     "missing bucket" path. Nothing is read from files or the environment.
     """
-    from deeplens_cli.config import Settings, defaults
+    from deeplens_cli.settings.config import Settings, defaults
 
     values = {"region": REGION, "bucket": TEST_BUCKET, **values}
     return Settings(values=defaults()).replace(**values)

@@ -18,9 +18,9 @@ from typing import Any, Callable
 
 import pytest
 
-from deeplens_cli.executor import Executor
-from deeplens_cli.output import Reporter
-from deeplens_cli.plan import Plan
+from deeplens_cli.cli.output import Reporter
+from deeplens_cli.engine.executor import Executor
+from deeplens_cli.engine.plan import Plan
 from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device
 from deeplens_cli.targets.registry import make_target
 from tests.support.greengrass_v1 import fail_call

@@ -17,15 +17,15 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
+from deeplens_cli.account.policies import partition_for
 from deeplens_cli.aws import maybe
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.policies import partition_for
 from deeplens_cli.targets.iot import thing_arn_for
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
-    from deeplens_cli.config import Settings
-    from deeplens_cli.package import Package
+    from deeplens_cli.settings.config import Settings
+    from deeplens_cli.targets.package import Package
 
 
 class DeploymentStatusSource(Protocol):

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from deeplens_cli.aws import collect, error_code
+from deeplens_cli.engine.plan import Action, ApiCall, Plan, Ref, Retry, noop
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.plan import Action, ApiCall, Plan, Ref, Retry, noop
 from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device
 from deeplens_cli.targets.greengrass_v1.groups import (
     DEFINITION_KINDS,
@@ -32,7 +32,7 @@ from deeplens_cli.targets.iot import NOT_FOUND
 from deeplens_cli.targets.waiting import WaitClock, poll_until
 
 if TYPE_CHECKING:
-    from deeplens_cli.output import Reporter
+    from deeplens_cli.cli.output import Reporter
     from deeplens_cli.targets.greengrass_v1.context import V1Context
 
 

@@ -12,18 +12,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from deeplens_cli.aws import collect, maybe
+from deeplens_cli.engine.plan import Action, AlreadyExists, ApiCall, Plan, Ref, Retry, Step, Wait, noop
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.package import build_package
-from deeplens_cli.plan import Action, AlreadyExists, ApiCall, Plan, Ref, Retry, Step, Wait, noop
 from deeplens_cli.targets.artifacts import artifact_bucket, require_bucket, stored_sha256, upload_call
 from deeplens_cli.targets.greengrass_v1.naming import LAMBDA_ROLE
 from deeplens_cli.targets.greengrass_v1.project import function_environment
 from deeplens_cli.targets.key_template import check_key_template
+from deeplens_cli.targets.package import build_package
 
 if TYPE_CHECKING:
-    from deeplens_cli.config import Settings
-    from deeplens_cli.package import Package
+    from deeplens_cli.settings.config import Settings
     from deeplens_cli.targets.greengrass_v1.context import V1Context
+    from deeplens_cli.targets.package import Package
 
 
 HANDLER = "edge_function.lambda_function.function_handler"

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.package import edge_environment
 from deeplens_cli.targets.greengrass_v1.groups import GroupContent, function_name_of
+from deeplens_cli.targets.package import edge_environment
 
 if TYPE_CHECKING:
-    from deeplens_cli.config import Settings
+    from deeplens_cli.settings.config import Settings
 
 # Ids of what deeplens-cli puts into a group (Greengrass ids: [a-zA-Z0-9:_-]+). Anything else in the group
 # (the DeepLens admin functions, a user's own resources) is kept as it is.

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deeplens_cli.account.roles import GROUP_ROLE
 from deeplens_cli.aws import maybe
+from deeplens_cli.engine.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
 from deeplens_cli.errors import ConfigError, DeeplensError
-from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
-from deeplens_cli.roles import GROUP_ROLE
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.base import TARGET_ATTRIBUTE
 from deeplens_cli.targets.bundle import MANIFEST, discard_broken_keys, held_certificate, read_manifest

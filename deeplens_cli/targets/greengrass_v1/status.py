@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from deeplens_cli.aws import collect, maybe
-from deeplens_cli.package import vendor_dir_if_cached
 from deeplens_cli.targets.base import Device, DeviceStatus, ProjectStatus
 from deeplens_cli.targets.greengrass_v1.deploy import last_deployment
 from deeplens_cli.targets.greengrass_v1.groups import (
@@ -26,6 +25,7 @@ from deeplens_cli.targets.greengrass_v1.naming import TARGET
 from deeplens_cli.targets.greengrass_v1.project import is_our_function
 from deeplens_cli.targets.greengrass_v1.register import device_certificates
 from deeplens_cli.targets.iot import NOT_FOUND
+from deeplens_cli.targets.package import vendor_dir_if_cached
 
 if TYPE_CHECKING:
     from deeplens_cli.targets.greengrass_v1.context import V1Context

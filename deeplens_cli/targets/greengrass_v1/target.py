@@ -24,9 +24,9 @@ from deeplens_cli.targets.greengrass_v1.naming import TARGET
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
-    from deeplens_cli.config import Settings
-    from deeplens_cli.output import Reporter
-    from deeplens_cli.plan import Plan
+    from deeplens_cli.cli.output import Reporter
+    from deeplens_cli.engine.plan import Plan
+    from deeplens_cli.settings.config import Settings
     from deeplens_cli.targets.base import (
         DeploymentOutcome,
         DeploymentRef,

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deeplens_cli.aws import maybe
+from deeplens_cli.engine.plan import Action, ApiCall, Retry, Step, Wait, noop
 from deeplens_cli.errors import ConfigError, DeeplensError
-from deeplens_cli.package import Package, zip_entries
-from deeplens_cli.plan import Action, ApiCall, Retry, Step, Wait, noop
 from deeplens_cli.targets.artifacts import MISSING_OBJECT, artifact_bucket
 from deeplens_cli.targets.greengrass_v2 import claim_hook
 from deeplens_cli.targets.greengrass_v2.naming import THING_PREFIX
+from deeplens_cli.targets.package import Package, zip_entries
 
 if TYPE_CHECKING:
     from deeplens_cli.targets.greengrass_v2.context import V2Context

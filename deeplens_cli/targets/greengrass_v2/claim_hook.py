@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-# The rule of deeplens_cli/device_names.py (this file cannot import it: it runs alone in Lambda; a test keeps the
-# two equal).
+# The rule of deeplens_cli/settings/device_names.py (this file cannot import it: it runs alone in Lambda; a test
+# keeps the two equal).
 DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}\Z")
 MAX_ALLOW_LIST_BYTES = 1_000_000  # ~10,000 names of 100 characters; a larger object is refused, not parsed
 ENV_BUCKET, ENV_KEY, ENV_FLEET, ENV_TEMPLATE, ENV_PREFIX = (

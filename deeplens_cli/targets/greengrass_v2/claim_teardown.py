@@ -20,7 +20,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from deeplens_cli.aws import collect, maybe
-from deeplens_cli.plan import Action, ApiCall, Plan, Step
+from deeplens_cli.engine.plan import Action, ApiCall, Plan, Step
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.artifacts import MISSING_BUCKET, artifact_bucket
 from deeplens_cli.targets.greengrass_v2.claim_guard import ALLOW_LIST_PREFIX, PERMISSION_SID, HookNames

@@ -34,16 +34,16 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from deeplens_cli.cloudwatch_logs import LOG_MANAGER, log_manager_deployment_entry
 from deeplens_cli.errors import ConfigError
-from deeplens_cli.package import build_package, edge_environment
 from deeplens_cli.targets.artifacts import artifact_bucket
+from deeplens_cli.targets.cloudwatch_logs import LOG_MANAGER, log_manager_deployment_entry
 from deeplens_cli.targets.greengrass_v2 import device_profile
+from deeplens_cli.targets.package import build_package, edge_environment
 from edge_function.settings import DEFAULT_MODEL_PATH
 
 if TYPE_CHECKING:
-    from deeplens_cli.config import Settings
-    from deeplens_cli.package import Package
+    from deeplens_cli.settings.config import Settings
+    from deeplens_cli.targets.package import Package
 
 RECIPE_FORMAT_VERSION = "2020-01-25"
 PUBLISHER = "deeplens-cli"

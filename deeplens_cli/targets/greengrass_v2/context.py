@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from deeplens_cli.policies import partition_for
+from deeplens_cli.account.policies import partition_for
 from deeplens_cli.targets.greengrass_v2 import component as comp
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
-    from deeplens_cli.config import Settings
-    from deeplens_cli.package import Package
+    from deeplens_cli.settings.config import Settings
+    from deeplens_cli.targets.package import Package
 
 
 @dataclass

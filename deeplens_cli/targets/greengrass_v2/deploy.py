@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Mapping
 
-from deeplens_cli import cloudwatch_logs
+from deeplens_cli.engine.plan import Action, ApiCall, Plan, noop
 from deeplens_cli.errors import ConfigError
-from deeplens_cli.plan import Action, ApiCall, Plan, noop
+from deeplens_cli.targets import cloudwatch_logs
 from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef, Device
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.naming import MANAGED
@@ -40,7 +40,7 @@ from deeplens_cli.targets.waiting import WaitClock, poll_until
 PENDING_EXECUTION_STATES = ("QUEUED", "IN_PROGRESS")  # the device has not finished the deployment
 
 if TYPE_CHECKING:
-    from deeplens_cli.output import Reporter
+    from deeplens_cli.cli.output import Reporter
     from deeplens_cli.targets.greengrass_v2.context import V2Context
 
 

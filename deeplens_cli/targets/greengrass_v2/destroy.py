@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from deeplens_cli.aws import collect, maybe
+from deeplens_cli.engine.plan import Action, ApiCall, Plan, Step, noop
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.plan import Action, ApiCall, Plan, Step, noop
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.artifacts import artifact_bucket
 from deeplens_cli.targets.base import Device

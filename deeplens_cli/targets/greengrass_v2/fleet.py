@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from deeplens_cli.aws import collect, maybe
+from deeplens_cli.engine.plan import Plan
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.plan import Plan
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.base import DeploymentOutcome, DeploymentRef
 from deeplens_cli.targets.greengrass_v2 import component as comp
@@ -34,7 +34,7 @@ from deeplens_cli.targets.iot import NOT_FOUND
 from deeplens_cli.targets.waiting import WaitClock, poll_until
 
 if TYPE_CHECKING:
-    from deeplens_cli.output import Reporter
+    from deeplens_cli.cli.output import Reporter
     from deeplens_cli.targets.greengrass_v2.context import V2Context
 
 FLEET_PIN_LIMIT = 100  # a first fleet deployment reads each member's nucleus only up to this many members

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from deeplens_cli.aws import collect, maybe
-from deeplens_cli.device_names import DEVICE_NAME
+from deeplens_cli.engine.plan import Action, ApiCall, LocalStep, Plan, Ref, Step, noop
 from deeplens_cli.errors import ConfigError
-from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, Step, noop
+from deeplens_cli.settings.device_names import DEVICE_NAME
 from deeplens_cli.targets import bundle as bundle_files
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE

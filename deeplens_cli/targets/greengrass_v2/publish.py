@@ -11,8 +11,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from deeplens_cli.aws import collect, maybe
+from deeplens_cli.engine.plan import Action, ApiCall, LocalStep, Plan, noop
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, noop
 from deeplens_cli.targets.artifacts import artifact_bucket, require_bucket, stored_sha256, upload_call
 from deeplens_cli.targets.greengrass_v2 import component as comp
 from deeplens_cli.targets.greengrass_v2.naming import MANAGED

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deeplens_cli.aws import collect, maybe
+from deeplens_cli.engine.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, noop
 from deeplens_cli.targets import bundle as bundle_files
 from deeplens_cli.targets import iot as device_iot
 from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE, Device

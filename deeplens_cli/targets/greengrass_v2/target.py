@@ -33,10 +33,9 @@ from deeplens_cli.targets.greengrass_v2.naming import TARGET
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
-    from deeplens_cli.config import Settings
-    from deeplens_cli.output import Reporter
-    from deeplens_cli.package import Package
-    from deeplens_cli.plan import Plan
+    from deeplens_cli.cli.output import Reporter
+    from deeplens_cli.engine.plan import Plan
+    from deeplens_cli.settings.config import Settings
     from deeplens_cli.targets.base import (
         DeploymentOutcome,
         DeploymentRef,
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
     )
     from deeplens_cli.targets.greengrass_v2 import component as comp
     from deeplens_cli.targets.iot import ExistingIot
+    from deeplens_cli.targets.package import Package
 
 
 class GreengrassV2Target:

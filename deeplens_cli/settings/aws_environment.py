@@ -18,10 +18,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from deeplens_cli.errors import ConfigError, DeeplensError
-from deeplens_cli.settings_schema import check_endpoint_url, check_region
+from deeplens_cli.settings.settings_schema import check_endpoint_url, check_region
 
 if TYPE_CHECKING:
-    from deeplens_cli.config import Settings
+    from deeplens_cli.settings.config import Settings
 
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
 REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")  # in precedence order

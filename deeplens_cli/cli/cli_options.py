@@ -21,8 +21,8 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
-from deeplens_cli.app import App
-from deeplens_cli.output import OUTPUT_FORMATS
+from deeplens_cli.cli.app import App
+from deeplens_cli.cli.output import OUTPUT_FORMATS
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from typing import Any
 
 import click
 
-from deeplens_cli.app import App
-from deeplens_cli.cli_options import GlobalOptionsGroup, detailed_exitcode_option
+from deeplens_cli.cli.app import App
+from deeplens_cli.cli.cli_options import GlobalOptionsGroup, detailed_exitcode_option
+from deeplens_cli.cli.output import Reporter, default_output
+from deeplens_cli.cli.printable import printable
 from deeplens_cli.errors import EXIT_CHANGES_PENDING, EXIT_ERROR, EXIT_USAGE, DeeplensError, ProblemsReported
-from deeplens_cli.output import Reporter, default_output
-from deeplens_cli.printable import printable
 from deeplens_cli.targets.names import TARGET_NAMES
 
 pass_app = click.make_pass_decorator(App)

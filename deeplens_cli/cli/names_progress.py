@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from deeplens_cli.output import Reporter
+    from deeplens_cli.cli.output import Reporter
 
 LINES = 20  # progress lines in a whole run, at most (plus the last)
 

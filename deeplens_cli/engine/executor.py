@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from deeplens_cli.aws import translate_error
+from deeplens_cli.engine.plan import Action, ApiCall, LocalStep, Plan, Ref, Step, Wait
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.plan import Action, ApiCall, LocalStep, Plan, Ref, Step, Wait
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from deeplens_cli.errors import ConfigError
-from deeplens_cli.settings_schema import KEYS, SCHEMA, Key
+from deeplens_cli.settings.settings_schema import KEYS, SCHEMA, Key
 
 DEFAULT_CONFIG_FILE = "deeplens.yaml"
 CONFIG_PATH_ENV = "DEEPLENS_CONFIG"

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from deeplens_cli.executor import Executor
+from deeplens_cli.engine.executor import Executor
 
 if TYPE_CHECKING:
-    from deeplens_cli.app import App
-    from deeplens_cli.executor import ExecutionResult
-    from deeplens_cli.plan import Action, Plan
+    from deeplens_cli.cli.app import App
+    from deeplens_cli.engine.executor import ExecutionResult
+    from deeplens_cli.engine.plan import Action, Plan
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from deeplens_cli.output import Reporter, default_output
-from deeplens_cli.query import compile_query
+from deeplens_cli.cli.output import Reporter, default_output
+from deeplens_cli.cli.query import compile_query
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
-    from deeplens_cli.config import Settings
+    from deeplens_cli.settings.config import Settings
 
 
 @dataclass
@@ -54,7 +54,7 @@ class App:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            from deeplens_cli.config import load_settings
+            from deeplens_cli.settings.config import load_settings
 
             self._settings = load_settings(self.config_path, self.environ, self.global_flags)
         return self._settings

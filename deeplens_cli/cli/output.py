@@ -25,13 +25,13 @@ import sys
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
 
-from deeplens_cli import strict_json
-from deeplens_cli.printable import printable
-from deeplens_cli.query import apply_query
-from deeplens_cli.text_format import text_lines, tsv_row
+from deeplens_cli.cli import strict_json
+from deeplens_cli.cli.printable import printable
+from deeplens_cli.cli.query import apply_query
+from deeplens_cli.cli.text_format import text_lines, tsv_row
 
 if TYPE_CHECKING:
-    from deeplens_cli.plan import Plan
+    from deeplens_cli.engine.plan import Plan
 
 OUTPUT_FORMATS = ("json", "table", "text")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-from deeplens_cli.printable import printable
+from deeplens_cli.cli.printable import printable
 
 
 def tsv_row(cells: Iterable[Any]) -> str:

@@ -19,16 +19,16 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from deeplens_cli.account.roles import plan_account
 from deeplens_cli.aws import translate_error
-from deeplens_cli.fleet_view import page_of, read_fleet
-from deeplens_cli.roles import plan_account
 from deeplens_cli.targets.base import DeviceStatus
 from deeplens_cli.targets.registry import TARGET_NAMES, find_device, make_target
+from deeplens_cli.views.fleet_view import page_of, read_fleet
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
-    from deeplens_cli.config import Settings
-    from deeplens_cli.output import Reporter
+    from deeplens_cli.cli.output import Reporter
+    from deeplens_cli.settings.config import Settings
     from deeplens_cli.targets.base import Device, DeviceStatus, ProjectStatus
 
 ACCOUNT_STATES = {"noop": "ok", "create": "missing", "update": "drifted", "delete": "unexpected"}

@@ -28,7 +28,7 @@ from deeplens_cli.targets.registry import TARGET_SPECS, spec_for
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
-    from deeplens_cli.config import Settings
+    from deeplens_cli.settings.config import Settings
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 GREENGRASS_V1_END_OF_SUPPORT = date(2026, 10, 7)

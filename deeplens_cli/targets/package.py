@@ -45,7 +45,7 @@ from deeplens_cli.errors import ConfigError, DeeplensError
 from edge_function.settings import SettingsError, load_settings
 
 if TYPE_CHECKING:
-    from deeplens_cli.config import Settings
+    from deeplens_cli.settings.config import Settings
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest timestamp a zip entry can hold
 FILE_MODE = 0o644

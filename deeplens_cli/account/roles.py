@@ -44,11 +44,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from deeplens_cli.aws import error_code, translate_error
-from deeplens_cli.bucket import plan_bucket, plan_bucket_teardown
-from deeplens_cli.errors import DeeplensError
-from deeplens_cli.plan import Action, AlreadyExists, ApiCall, Plan, Ref, Step, Wait, noop
-from deeplens_cli.policies import (
+from deeplens_cli.account.bucket import plan_bucket, plan_bucket_teardown
+from deeplens_cli.account.policies import (
     face_crops_upload_policy,
     managed_policy_arn,
     partition_for,
@@ -57,10 +54,13 @@ from deeplens_cli.policies import (
     trust_policy,
     trusted_services,
 )
+from deeplens_cli.aws import error_code, translate_error
+from deeplens_cli.engine.plan import Action, AlreadyExists, ApiCall, Plan, Ref, Step, Wait, noop
+from deeplens_cli.errors import DeeplensError
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
-    from deeplens_cli.config import Settings
+    from deeplens_cli.settings.config import Settings
 
 TAG_KEY = "deeplens-cli"
 TAG_VALUE = "managed"

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from deeplens_cli.aws import error_code, translate_error
+from deeplens_cli.engine.plan import Action, ApiCall, Plan, Step, Wait, noop
 from deeplens_cli.errors import DeeplensError
-from deeplens_cli.plan import Action, ApiCall, Plan, Step, Wait, noop
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
-    from deeplens_cli.config import Settings
+    from deeplens_cli.settings.config import Settings
 
 LIFECYCLE_RULE_ID = "deeplens-cli-face-crops-retention"
 PUBLIC_ACCESS_BLOCK = {

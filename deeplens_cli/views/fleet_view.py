@@ -24,8 +24,8 @@ from deeplens_cli.targets.registry import each_target
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
-    from deeplens_cli.config import Settings
-    from deeplens_cli.output import Reporter
+    from deeplens_cli.cli.output import Reporter
+    from deeplens_cli.settings.config import Settings
     from deeplens_cli.targets.base import Device, DeviceStatus
 
 HEALTH_FILTERS = ("HEALTHY", "UNHEALTHY")  # --status: "ok", or anything else
