@@ -183,6 +183,16 @@ def test_the_sweep_covers_the_creates_that_used_to_fail(lost_answers: LostAnswer
     assert "s3:CopyObject" not in v2
 
 
+def test_the_claim_sweep_covers_the_claims_creates(lost_answers: LostAnswers) -> None:
+    """The provisioning template's operations are answered in-process (tests/support/iot_provisioning.py), so
+    they never reach the proxy; every other create of the claim flow does."""
+    _, claim = lost_answers.run("register-device-claim", "claim")
+    assert {"iam:CreateRole", "lambda:CreateFunction", "lambda:AddPermission", "s3:PutObject",
+            "iot:CreateCertificateFromCsr", "iot:CreatePolicy", "iot:CreateThingGroup"} <= set(claim)
+    assert "iot:CreateKeysAndCertificate" not in claim  # its key would exist only in the answer that is lost
+    assert list(lost_answers.templates.templates) == ["deeplens-Stores-provisioning"]
+
+
 # ---------------------------------------------------------------------------------------------- not our own
 
 
