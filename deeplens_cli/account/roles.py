@@ -252,10 +252,7 @@ def plan_role(spec: RoleSpec, state: RoleState | None, checker: _ManagedPolicyCh
             if checker:
                 checker.require(arn, spec.name)
         steps: list[Step] = [
-            ApiCall("iam", "create_role", {
-                "RoleName": spec.name, "Path": spec.path, "AssumeRolePolicyDocument": json.dumps(spec.trust),
-                "Description": spec.description, "Tags": [{"Key": TAG_KEY, "Value": TAG_VALUE}],
-            }, outputs={role_arn_variable(spec.name): "Role.Arn"}, exists=_role_as_created(spec)),
+            create_role_call(spec, role_arn_variable(spec.name)),
             Wait("iam", "role_exists", {"RoleName": spec.name}),
         ]
         steps += [_attach(spec.name, arn) for arn in spec.managed_policies]
@@ -341,6 +338,15 @@ def plan_role_alias(ctx: AwsContext, settings: Settings, role: RoleState | None)
         ApiCall("iot", "update_role_alias", {"roleAlias": alias_name, "roleArn": role_arn,
                                              "credentialDurationSeconds": duration}),
     ), details={"role": role_name, "credential_duration_s": duration, "previous_role_arn": current.get("roleArn")})
+
+
+def create_role_call(spec: RoleSpec, arn_variable: str) -> ApiCall:
+    """CreateRole as the spec says (path, trust, description, our tag), its ARN into `arn_variable`; a retry
+    after a lost answer that finds the role counts it as created when it is ours (`_role_as_created`)."""
+    return ApiCall("iam", "create_role", {
+        "RoleName": spec.name, "Path": spec.path, "AssumeRolePolicyDocument": json.dumps(spec.trust),
+        "Description": spec.description, "Tags": [{"Key": TAG_KEY, "Value": TAG_VALUE}],
+    }, outputs={arn_variable: "Role.Arn"}, exists=_role_as_created(spec))
 
 
 def _role_as_created(spec: RoleSpec) -> AlreadyExists:

@@ -262,28 +262,35 @@ def duplicates_step(iot: Any, key_file: Path) -> LocalStep:
     key (as a re-run would find it), deactivated and deleted: brand new, it is attached to nothing yet.
     """
     def retire(variables: dict[str, Any]) -> dict[str, Any]:
-        if (variables.get("certificate_response_metadata") or {}).get("RetryAttempts", 1) == 0:
-            # answered at the first attempt: nothing was asked twice, so there is no duplicate to look for (and a
-            # fleet registering many cameras does not read every recent certificate once per camera)
-            return {"duplicate_certificates_retired": []}
-        key = key_file.read_text(encoding="ascii")
-        since = key_file.stat().st_mtime - KEY_SEARCH_MARGIN_S
-        retired = []
-        for listed in collect(iot, "list_certificates", "certificates", ascendingOrder=False):
-            created = listed.get("creationDate")
-            if hasattr(created, "timestamp") and created.timestamp() < since:
-                break  # newest first: every later one is older still
-            if listed["certificateId"] == variables["certificate_id"]:
-                continue
-            found = describe_certificate(iot, listed["certificateId"])
-            if found is None or not found.pem or not certificate_matches_key(found.pem, key):
-                continue
-            if collect(iot, "list_principal_things", "things", principal=found.arn):
-                continue  # attached: not a fresh duplicate (never the case for a retried create)
-            if found.status == "ACTIVE":
-                iot.update_certificate(certificateId=found.id, newStatus="INACTIVE")
-            iot.delete_certificate(certificateId=found.id)
-            retired.append(found.id)
-        return {"duplicate_certificates_retired": retired}
+        return retire_duplicates(iot, variables, lambda: (key_file.read_text(encoding="ascii"),
+                                                          key_file.stat().st_mtime))
 
     return LocalStep("check that one certificate was issued for the key (a retried request can issue two)", retire)
+
+
+def retire_duplicates(iot: Any, variables: Mapping[str, Any],
+                      key: Callable[[], tuple[str, float]]) -> dict[str, Any]:
+    """What `duplicates_step` does, for a key `key()` gives as (private key PEM, when it was made)."""
+    if (variables.get("certificate_response_metadata") or {}).get("RetryAttempts", 1) == 0:
+        # answered at the first attempt: nothing was asked twice, so there is no duplicate to look for (and a
+        # fleet registering many cameras does not read every recent certificate once per camera)
+        return {"duplicate_certificates_retired": []}
+    private_pem, made_at = key()
+    since = made_at - KEY_SEARCH_MARGIN_S
+    retired = []
+    for listed in collect(iot, "list_certificates", "certificates", ascendingOrder=False):
+        created = listed.get("creationDate")
+        if hasattr(created, "timestamp") and created.timestamp() < since:
+            break  # newest first: every later one is older still
+        if listed["certificateId"] == variables["certificate_id"]:
+            continue
+        found = describe_certificate(iot, listed["certificateId"])
+        if found is None or not found.pem or not certificate_matches_key(found.pem, private_pem):
+            continue
+        if collect(iot, "list_principal_things", "things", principal=found.arn):
+            continue  # attached: not a fresh duplicate (never the case for a retried create)
+        if found.status == "ACTIVE":
+            iot.update_certificate(certificateId=found.id, newStatus="INACTIVE")
+        iot.delete_certificate(certificateId=found.id)
+        retired.append(found.id)
+    return {"duplicate_certificates_retired": retired}

@@ -28,6 +28,7 @@ import pytest
 
 from tests.support.account_snapshot import account_snapshot, differences
 from tests.support.fault_proxy import FaultProxy
+from tests.support.iot_provisioning import ProvisioningTemplates
 from tests.support.settings import make_settings
 
 try:
@@ -47,6 +48,10 @@ def deploy() -> tuple[str, ...]:
     return ("deploy", "--device", "Cam", "--no-wait")
 
 
+def register_claim() -> tuple[str, ...]:
+    return ("register-device", "--fleet", "Stores", "--claim", "--allow", "Cam1", "--out", "claim")
+
+
 # command under test -> the commands run before it (uninterrupted)
 SCENARIOS: dict[str, tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]] = {
     "register-roles": ((), ("register-roles",)),
@@ -54,6 +59,7 @@ SCENARIOS: dict[str, tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]] = {
     "register-device-v2": ((("register-roles",),), register_device("v2")),
     "deploy-v1": ((("register-roles",), register_device("v1")), deploy()),
     "deploy-v2": ((("register-roles",), register_device("v2")), deploy()),
+    "register-device-claim": ((("register-roles",),), register_claim()),
 }
 
 
@@ -74,6 +80,7 @@ class LostAnswers:
     aws: FaultProxy  # in front of the session's moto server
     monkeypatch: pytest.MonkeyPatch
     tmp_path: Path
+    templates: ProvisioningTemplates  # IoT's provisioning templates, answered in-process (moto has none)
     gg: FakeGreengrassV2 | None = None
     gg_proxy: FaultProxy | None = None
 
@@ -81,6 +88,7 @@ class LostAnswers:
         self.close()
         self.aws.reset_upstream()
         self.aws.clear()
+        self.templates.templates.clear()
         self.gg = FakeGreengrassV2(s3=self.upstream("s3"), iot=self.upstream("iot"))
         self.gg_proxy = FaultProxy(self.gg.serve()).start()
         folder = self.tmp_path / workdir
@@ -125,6 +133,9 @@ class LostAnswers:
             account = account_snapshot()
         account["greengrassv2"] = {"components": sorted(f"{n}@{v}" for n, v in self.gg.components),
                                    "deployments": len(self.gg.deployments)}
+        account["provisioning_templates"] = {name: {"body": t.body, "role": t.role_arn, "hook": t.hook,
+                                                    "enabled": t.enabled, "versions": len(t.versions)}
+                                             for name, t in self.templates.templates.items()}
         return account
 
     def close(self) -> None:
@@ -136,9 +147,9 @@ class LostAnswers:
 
 @pytest.fixture
 def lost_answers(run_cli: Callable[..., Any], fault_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch,
-                 tmp_path: Path) -> Iterator[LostAnswers]:
+                 tmp_path: Path, templates: ProvisioningTemplates) -> Iterator[LostAnswers]:
     share_botocore_loader(monkeypatch)
-    harness = LostAnswers(run_cli, fault_proxy, monkeypatch, tmp_path)
+    harness = LostAnswers(run_cli, fault_proxy, monkeypatch, tmp_path, templates)
     try:
         yield harness
     finally:
@@ -170,6 +181,16 @@ def test_the_sweep_covers_the_creates_that_used_to_fail(lost_answers: LostAnswer
     assert {"iam:CreateRole", "iot:CreateRoleAlias"} <= set(roles)
     assert {"s3:PutObject", "greengrassv2:CreateComponentVersion", "greengrassv2:CreateDeployment"} <= set(v2)
     assert "s3:CopyObject" not in v2
+
+
+def test_the_claim_sweep_covers_the_claims_creates(lost_answers: LostAnswers) -> None:
+    """The provisioning template's operations are answered in-process (tests/support/iot_provisioning.py), so
+    they never reach the proxy; every other create of the claim flow does."""
+    _, claim = lost_answers.run("register-device-claim", "claim")
+    assert {"iam:CreateRole", "lambda:CreateFunction", "lambda:AddPermission", "s3:PutObject",
+            "iot:CreateCertificateFromCsr", "iot:CreatePolicy", "iot:CreateThingGroup"} <= set(claim)
+    assert "iot:CreateKeysAndCertificate" not in claim  # its key would exist only in the answer that is lost
+    assert list(lost_answers.templates.templates) == ["deeplens-Stores-provisioning"]
 
 
 # ---------------------------------------------------------------------------------------------- not our own

@@ -23,10 +23,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
+from deeplens_cli.account.policies import trust_policy
+from deeplens_cli.account.roles import RoleSpec, create_role_call
 from deeplens_cli.aws import maybe
-from deeplens_cli.engine.plan import Action, ApiCall, Retry, Step, Wait, noop
+from deeplens_cli.engine.plan import Action, AlreadyExists, ApiCall, Retry, Step, Wait, noop
 from deeplens_cli.errors import ConfigError, DeeplensError
 from deeplens_cli.targets.artifacts import MISSING_OBJECT, artifact_bucket
 from deeplens_cli.targets.greengrass_v2 import claim_hook
@@ -124,8 +126,12 @@ def function_arn(v2: V2Context, names: HookNames) -> str:
     return f"arn:{v2.partition}:lambda:{v2.ctx.region}:{v2.ctx.account_id}:function:{names.function}"
 
 
-HOOK_TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                      "Principal": {"Service": "lambda.amazonaws.com"}}]}
+def hook_role(names: HookNames) -> RoleSpec:
+    """The hook's execution role: trusted by Lambda, tagged as ours (what a retried CreateRole checks)."""
+    return RoleSpec(names.role, "lambda.amazonaws.com", DESCRIPTION + names.fleet)
+
+
+HOOK_TRUST = trust_policy("lambda.amazonaws.com")
 
 
 def hook_role_policy(partition: str, region: str, account: str, names: HookNames, bucket: str,
@@ -158,8 +164,7 @@ def plan_hook(v2: V2Context, names: HookNames, template: str, allow: AllowList) 
     role_arn = f"arn:{v2.partition}:iam::{v2.ctx.account_id}:role/{names.role}"
     if maybe(lambda: iam.get_role(RoleName=names.role), ("NoSuchEntity",)) is None:
         actions.append(Action(f"iam-role/{names.role}", "create", "the pre-provisioning hook runs as it", (
-            ApiCall("iam", "create_role", {"RoleName": names.role, "AssumeRolePolicyDocument": json.dumps(HOOK_TRUST),
-                                           "Description": DESCRIPTION + names.fleet}),
+            create_role_call(hook_role(names), "hook_role_arn"),
             put_policy)))
     else:
         current = maybe(lambda: iam.get_role_policy(RoleName=names.role, PolicyName=HOOK_POLICY), ("NoSuchEntity",))
@@ -180,13 +185,13 @@ def plan_hook(v2: V2Context, names: HookNames, template: str, allow: AllowList) 
         actions.append(Action(resource, "create", f"the pre-provisioning hook ({built.size} bytes, {HOOK_RUNTIME})", (
             ApiCall("lambda", "create_function", {"FunctionName": names.function, "Publish": False,
                                                   "Code": {"ZipFile": built.zip_bytes}, **configuration},
-                    retry=IAM_PROPAGATION),
+                    retry=IAM_PROPAGATION, exists=_function_as_created(built, configuration)),
             Wait("lambda", "function_active_v2", {"FunctionName": names.function})),
             details={"sha256": built.sha256_hex}))
     else:
         actions.append(_function_update(names, function["Configuration"], built, configuration))
 
-    statement = _permission_statement(lam, names) if function is not None else None
+    statement = _permission_statement(lam, names.function) if function is not None else None
     wanted = invoke_permission(v2, names, template)
     if statement is not None and _grants(statement, wanted):
         actions.append(noop(f"lambda-permission/{names.function}/{PERMISSION_SID}", "up to date"))
@@ -196,7 +201,8 @@ def plan_hook(v2: V2Context, names: HookNames, template: str, allow: AllowList) 
             steps.append(ApiCall("lambda", "remove_permission", {"FunctionName": names.function,
                                                                  "StatementId": PERMISSION_SID},
                                  ignore_codes=("ResourceNotFoundException",)))
-        steps.append(ApiCall("lambda", "add_permission", wanted))
+        steps.append(ApiCall("lambda", "add_permission", wanted,
+                             exists=AlreadyExists(("ResourceConflictException",), _permission_as_added)))
         actions.append(Action(f"lambda-permission/{names.function}/{PERMISSION_SID}",
                               "update" if statement is not None else "create",
                               f"IoT may invoke the hook for template {template} only", tuple(steps)))
@@ -219,7 +225,8 @@ def plan_allow_list(allow: AllowList, fleet: str, added: list[str], registered: 
               "no camera may register until names are added with --allow")
     return Action(resource, "update" if allow.etag is not None else "create", reason, (
         ApiCall("s3", "put_object", {"Bucket": allow.bucket, "Key": allow.key, "Body": allow.document(wanted, fleet),
-                                     "ContentType": "application/json", **condition}),
+                                     "ContentType": "application/json", **condition},
+                exists=AlreadyExists(("PreconditionFailed", "412"), _allow_list_as_written)),
     ), details={**details, "added": new})
 
 
@@ -233,9 +240,7 @@ def _function_update(names: HookNames, current: dict[str, Any], built: Package,
         steps += [ApiCall("lambda", "update_function_code", {"FunctionName": names.function,
                                                              "ZipFile": built.zip_bytes}),
                   Wait("lambda", "function_updated_v2", {"FunctionName": names.function})]
-    differs = [key.lower() for key, value in configuration.items()
-               if (current.get(key) if key != "Environment" else {"Variables": (current.get(key) or {})
-                                                                   .get("Variables", {})}) != value]
+    differs = _configuration_differences(current, configuration)
     if differs:
         reasons.append("configuration differs: " + ", ".join(differs))
         steps += [ApiCall("lambda", "update_function_configuration", {"FunctionName": names.function,
@@ -246,8 +251,44 @@ def _function_update(names: HookNames, current: dict[str, Any], built: Package,
     return Action(resource, "update", "; ".join(reasons), tuple(steps))
 
 
-def _permission_statement(lam: Any, names: HookNames) -> dict[str, Any] | None:
-    found = maybe(lambda: lam.get_policy(FunctionName=names.function), ("ResourceNotFoundException",))
+def _configuration_differences(current: dict[str, Any], configuration: dict[str, Any]) -> list[str]:
+    """The configuration keys whose value the function does not have (Lambda reports more than we set)."""
+    return [key.lower() for key, value in configuration.items()
+            if (current.get(key) if key != "Environment" else {"Variables": (current.get(key) or {})
+                                                                .get("Variables", {})}) != value]
+
+
+def _function_as_created(built: Package, configuration: dict[str, Any]) -> AlreadyExists:
+    """CreateFunction retried after a lost answer (Lambda answers ResourceConflictException): the function that
+    exists is the hook we asked for when it has our code and configuration."""
+    def read(ctx: Any, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        found = maybe(lambda: ctx.client("lambda").get_function(FunctionName=params["FunctionName"]),
+                      ("ResourceNotFoundException",))
+        current = (found or {}).get("Configuration") or {}
+        if current.get("CodeSha256") != built.code_sha256_b64 or _configuration_differences(current, configuration):
+            return None
+        return current
+
+    return AlreadyExists(("ResourceConflictException",), read)
+
+
+def _permission_as_added(ctx: Any, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """AddPermission retried after a lost answer finds its statement id taken: ours when it grants what we asked."""
+    statement = _permission_statement(ctx.client("lambda"), params["FunctionName"])
+    return {"Statement": json.dumps(statement)} if statement is not None and _grants(statement, params) else None
+
+
+def _allow_list_as_written(ctx: Any, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A conditional PutObject retried after a lost answer fails its own condition (the object now exists, its
+    ETag moved on): the write is ours when the object holds exactly the document we sent."""
+    found = maybe(lambda: ctx.client("s3").get_object(Bucket=params["Bucket"], Key=params["Key"]), MISSING_OBJECT)
+    if found is None or found["Body"].read() != params["Body"]:
+        return None
+    return {"ETag": found.get("ETag")}
+
+
+def _permission_statement(lam: Any, function: str) -> dict[str, Any] | None:
+    found = maybe(lambda: lam.get_policy(FunctionName=function), ("ResourceNotFoundException",))
     statements = (_policy_document((found or {}).get("Policy")) or {}).get("Statement") or []
     return next((s for s in statements if isinstance(s, dict) and s.get("Sid") == PERMISSION_SID), None)
 

@@ -31,16 +31,19 @@ and check them against botocore's model (tests/support/iot_provisioning.py).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from deeplens_cli.account.roles import RoleSpec, create_role_call
 from deeplens_cli.aws import collect, maybe
-from deeplens_cli.engine.plan import Action, ApiCall, LocalStep, Plan, Ref, Step, noop
+from deeplens_cli.engine.plan import Action, AlreadyExists, ApiCall, LocalStep, Plan, Ref, Step, noop
 from deeplens_cli.errors import ConfigError
 from deeplens_cli.settings.device_names import DEVICE_NAME
 from deeplens_cli.targets import bundle as bundle_files
 from deeplens_cli.targets import iot as device_iot
+from deeplens_cli.targets import registration
 from deeplens_cli.targets.base import NAME_ATTRIBUTE, TARGET_ATTRIBUTE
 from deeplens_cli.targets.greengrass_v2 import claim_guard
 from deeplens_cli.targets.greengrass_v2.core_bundle import (
@@ -53,7 +56,7 @@ from deeplens_cli.targets.greengrass_v2.core_bundle import (
 from deeplens_cli.targets.greengrass_v2.naming import TARGET, THING_PREFIX, core_policy
 from deeplens_cli.targets.greengrass_v2.register import plan_thing_group, shared_registration_reads
 from deeplens_cli.targets.iot import NOT_FOUND
-from deeplens_cli.targets.registration import certificate_of_pem, certificate_resource
+from deeplens_cli.targets.registration import certificate_of_pem, certificate_resource, csr_for, new_private_key
 
 if TYPE_CHECKING:
     from deeplens_cli.targets.greengrass_v2.context import V2Context
@@ -232,12 +235,9 @@ def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str, allow: Sequ
 
     role = maybe(lambda: iam.get_role(RoleName=names.role), ("NoSuchEntity",))
     if role is None:
-        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                         "Principal": {"Service": "iot.amazonaws.com"}}]}
+        spec = RoleSpec(names.role, "iot.amazonaws.com", f"deeplens-cli fleet provisioning of {fleet}")
         plan.add(Action(f"iam-role/{names.role}", "create", "AWS IoT assumes it to register the cameras", (
-            ApiCall("iam", "create_role", {"RoleName": names.role, "AssumeRolePolicyDocument": json.dumps(trust),
-                                           "Description": f"deeplens-cli fleet provisioning of {fleet}"},
-                    outputs={"provisioning_role_arn": "Role.Arn"}),
+            create_role_call(spec, "provisioning_role_arn"),
             ApiCall("iam", "attach_role_policy", {"RoleName": names.role, "PolicyArn":
                                                   REGISTRATION_POLICY_ARN.format(partition=partition)}),
         )))
@@ -273,17 +273,29 @@ def plan_claim_provisioning(v2: V2Context, fleet: str, out_dir: str, allow: Sequ
     bundle = ClaimBundle(fleet, names.template, region, alias_name, data_endpoint, credential_endpoint)
     root_ca = amazon_root_ca_1()
 
+    def make_key(variables: dict[str, Any]) -> dict[str, Any]:
+        private_key = new_private_key()
+        return {"claim_private_key": private_key, "claim_key_made_at": time.time(),
+                "csr": csr_for(private_key, f"claim-{fleet}")}
+
+    def retire_duplicates(variables: dict[str, Any]) -> dict[str, Any]:
+        return registration.retire_duplicates(iot, variables, lambda: (variables["claim_private_key"],
+                                                                       variables["claim_key_made_at"]))
+
     def write_bundle(variables: dict[str, Any]) -> dict[str, Any]:
         private_key = variables.pop("claim_private_key")
-        bundle.write(out_dir, variables["claim_certificate_pem"], private_key, root_ca)
+        bundle.write(out_dir, variables["certificate_pem"], private_key, root_ca)
         return {"bundle_dir": out_dir}
 
+    # the key is made here and IoT signs its CSR: a retry of a lost answer issues a second certificate for the same
+    # key, which is found by that key and retired (there is no idempotency token to ask IoT for one certificate)
     plan.add(Action(f"iot-certificate/claim-{fleet}", "create", f"claim certificate; its key goes to {out_dir}", (
-        ApiCall("iot", "create_keys_and_certificate", {"setAsActive": True}, outputs={
-            "claim_certificate_arn": "certificateArn", "claim_certificate_pem": "certificatePem",
-            "claim_private_key": "keyPair.PrivateKey"}),
+        LocalStep("make the claim's private key and its signing request", make_key),
+        registration.issue_certificate_call(),
+        LocalStep("check that one claim certificate was issued (a retried request can issue two)",
+                  retire_duplicates),
         LocalStep(f"write the claim bundle to {out_dir} (private key mode 0600)", write_bundle),
-        ApiCall("iot", "attach_policy", {"policyName": names.claim_policy, "target": Ref("claim_certificate_arn")}),
+        ApiCall("iot", "attach_policy", {"policyName": names.claim_policy, "target": Ref("certificate_arn")}),
     ), details={"bundle": out_dir, "template": names.template}))
     plan.actions.extend(_revoke_claims(names, revoke))  # after the new claim is in its bundle
     return plan
@@ -345,7 +357,8 @@ def _plan_template(v2: V2Context, names: ClaimNames, role_arn: Any, hook_arn: st
             ApiCall("iot", "create_provisioning_template", {
                 "templateName": names.template, "templateBody": body, "enabled": True,
                 "provisioningRoleArn": role_arn, "type": "FLEET_PROVISIONING", "preProvisioningHook": hook,
-                "description": f"deeplens-cli: Greengrass V2 cameras of fleet {names.fleet}"}),
+                "description": f"deeplens-cli: Greengrass V2 cameras of fleet {names.fleet}"},
+                exists=AlreadyExists(("ResourceAlreadyExistsException",), _template_as_created)),
         ))
     steps: list[Step] = []
     reasons = []
@@ -361,3 +374,15 @@ def _plan_template(v2: V2Context, names: ClaimNames, role_arn: Any, hook_arn: st
     if not steps:
         return noop(resource, "up to date")
     return Action(resource, "update", "; ".join(reasons), tuple(steps))
+
+
+def _template_as_created(ctx: Any, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """CreateProvisioningTemplate retried after a lost answer: the template that exists is ours when its body,
+    role, hook and enablement are what we sent."""
+    found = maybe(lambda: ctx.client("iot").describe_provisioning_template(templateName=params["templateName"]),
+                  NOT_FOUND)
+    if (found is None or json.loads(found.get("templateBody") or "{}") != json.loads(params["templateBody"])
+            or found.get("provisioningRoleArn") != params["provisioningRoleArn"] or found.get("enabled") is not True
+            or (found.get("preProvisioningHook") or {}).get("targetArn") != params["preProvisioningHook"]["targetArn"]):
+        return None
+    return {key: found.get(key) for key in ("templateArn", "templateName", "defaultVersionId")}
