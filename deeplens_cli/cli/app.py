@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from deeplens_cli.cli.output import Reporter, default_output
-from deeplens_cli.cli.query import compile_query
 
 if TYPE_CHECKING:
     from deeplens_cli.aws import AwsContext
@@ -49,6 +48,8 @@ class App:
         self.reporter = Reporter(output=chosen.get("output") or default_output(), verbose=bool(chosen.get("verbose")),
                                  query=query)
         if query is not None:
+            from deeplens_cli.cli.query import compile_query  # jmespath loads only with --query
+
             compile_query(query)
 
     @property

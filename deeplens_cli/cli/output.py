@@ -27,7 +27,6 @@ from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
 
 from deeplens_cli.cli import strict_json
 from deeplens_cli.cli.printable import printable
-from deeplens_cli.cli.query import apply_query
 from deeplens_cli.cli.text_format import text_lines, tsv_row
 
 if TYPE_CHECKING:
@@ -128,6 +127,7 @@ class Reporter:
         encoded = strict_json.encode(document, indent=2)
         plain = json.loads(encoded.text)  # as JSON carries it (dates as strings, NaN as null): what a query reads
         if self.query is not None:  # before marking the document printed: a failing query still gets its error one
+            from deeplens_cli.cli.query import apply_query  # jmespath loads only with --query
 
             plain = apply_query(self.query, plain)
         self._emitted_json = True

@@ -34,6 +34,10 @@ LAZY_IMPORTS: dict[tuple[str, str], str] = {
         "start-up: settings are read on first use, never for `--help`",
     ("deeplens_cli.cli.app", "deeplens_cli.aws"):
         "start-up: the AWS context is made on first use, never for `--help`",
+    ("deeplens_cli.cli.app", "deeplens_cli.cli.query"):
+        "start-up: jmespath loads only when --query is given (its expression is compiled before any work)",
+    ("deeplens_cli.cli.output", "deeplens_cli.cli.query"):
+        "start-up: jmespath loads only when --query is given",
     ("deeplens_cli.commands.demo", "deeplens_cli.demo"):
         "the demo extra (moto, OpenCV) is checked before it loads",
     ("deeplens_cli.targets.registry", "deeplens_cli.targets.greengrass_v1"):
