@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from aws_call_counter import AwsCallCounter  # bench/ is on sys.path: the script's own folder
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
@@ -45,24 +47,6 @@ COMMANDS = (
 )
 
 
-class Counter:
-    """Counts every call of every AwsContext the CLI makes (it builds a new one per command)."""
-
-    def __init__(self) -> None:
-        import deeplens_cli.aws as aws_module
-
-        self.count = 0
-        original = aws_module.CallRecorder.__call__
-        counter = self
-
-        def record(self, model=None, **kwargs):  # noqa: ANN001 - botocore's event signature
-            if model is not None:
-                counter.count += 1
-            return original(self, model, **kwargs)
-
-        aws_module.CallRecorder.__call__ = record
-
-
 def run_cli(args: tuple[str, ...]) -> int:
     import contextlib
     import io
@@ -77,14 +61,14 @@ def run_cli(args: tuple[str, ...]) -> int:
     return 0
 
 
-def measure(counter: Counter, args: tuple[str, ...]) -> tuple[int, float, int]:
+def measure(counter: AwsCallCounter, args: tuple[str, ...]) -> tuple[int, float, int]:
     before = counter.count
     started = time.perf_counter()
     code = run_cli(args)
     return counter.count - before, time.perf_counter() - started, code
 
 
-def one_size(size: int, counter: Counter, workdir: Path) -> dict[str, tuple[int, float, int]]:
+def one_size(size: int, counter: AwsCallCounter, workdir: Path) -> dict[str, tuple[int, float, int]]:
     import boto3
     from moto import mock_aws
 
@@ -128,7 +112,7 @@ def main() -> None:
         del os.environ[name]
     workdir = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     os.chdir(workdir)
-    counter = Counter()
+    counter = AwsCallCounter()
     table = {size: one_size(size, counter, workdir) for size in sizes}
 
     labels = list(next(iter(table.values())))

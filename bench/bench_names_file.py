@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from aws_call_counter import AwsCallCounter  # bench/ is on sys.path: the script's own folder
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
@@ -46,24 +48,6 @@ class Figures:
                 f"{self.wall_s / self.names * 1000:.2f} | {self.calls:,} | {self.calls / self.names:.2f} |")
 
 
-class CallCount:
-    """Every call of every AwsContext the CLI builds (it builds a new one per command)."""
-
-    def __init__(self) -> None:
-        import deeplens_cli.aws as aws_module
-
-        self.count = 0
-        original = aws_module.CallRecorder.__call__
-        counter = self
-
-        def record(self, model=None, **kwargs):  # noqa: ANN001 - botocore's event signature
-            if model is not None:
-                counter.count += 1
-            return original(self, model, **kwargs)
-
-        aws_module.CallRecorder.__call__ = record
-
-
 def register(names_file: Path, out: Path, dry_run: bool) -> int:
     from deeplens_cli.cli import main
 
@@ -77,7 +61,7 @@ def register(names_file: Path, out: Path, dry_run: bool) -> int:
     return 0
 
 
-def one_run(size: int, dry_run: bool, counter: CallCount, workdir: Path, profile: bool = False) -> Figures:
+def one_run(size: int, dry_run: bool, counter: AwsCallCounter, workdir: Path, profile: bool = False) -> Figures:
     import boto3
     from moto import mock_aws
 
@@ -116,7 +100,7 @@ def main() -> None:
         del os.environ[name]
     workdir = Path(tempfile.mkdtemp(prefix="bench-names-file-"))
     os.chdir(workdir)
-    counter = CallCount()
+    counter = AwsCallCounter()
     if options.profile:
         print(one_run(options.profile, True, counter, workdir, profile=True).row())
         return

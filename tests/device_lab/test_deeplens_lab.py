@@ -121,17 +121,10 @@ def _deeplens_lab(cloud: LabCloud, clips: LabClips, work: Path, builds: Builds |
         run.python37 = deeplens.python37_imports(device)
         run.timings["make_it_a_deeplens_s"] = round(time.monotonic() - begun, 1)
 
-        bundle = device.root / "root" / "bundle"
-        shutil.copytree(bundle_source, bundle)
-        (bundle / "GreengrassInstaller" / "lib").mkdir(parents=True)
-        (bundle / "GreengrassInstaller" / "lib" / "Greengrass.jar").write_bytes(b"stand-in nucleus jar\n")
-        for attempt in (1, 2):
-            begun = time.monotonic()
-            run.install_sh.append(device.run_as_root("sh", "./install.sh", cwd="/root/bundle"))
-            run.timings[f"install_sh_{attempt}_s"] = round(time.monotonic() - begun, 1)
-            if run.install_sh[-1].returncode != 0:
-                yield run
-                return
+        run.install_sh = device.install_bundle_twice(bundle_source, run.timings)
+        if run.install_sh[-1].returncode != 0:
+            yield run
+            return
         profile = device.root / "greengrass" / "v2" / "deeplens-cli" / "device-profile"
         run.profile_recorded = profile.read_text().strip() if profile.exists() else None
         run.daemon_calls = deeplens.recorded_calls(device)

@@ -101,17 +101,10 @@ def _lab(spec: RootfsSpec, cloud: LabCloud, clips: LabClips, work: Path, builds:
     device.boot()
     try:
         # 1. install.sh, twice, as root, from the bundle folder; the nucleus zip is already unpacked beside it.
-        bundle = device.root / "root" / "bundle"
-        shutil.copytree(cloud.bundle, bundle)
-        (bundle / "GreengrassInstaller" / "lib").mkdir(parents=True)
-        (bundle / "GreengrassInstaller" / "lib" / "Greengrass.jar").write_bytes(b"stand-in nucleus jar\n")
-        for attempt in (1, 2):
-            begun = time.monotonic()
-            run.install_sh.append(device.run_as_root("sh", "./install.sh", cwd="/root/bundle"))
-            run.timings[f"install_sh_{attempt}_s"] = round(time.monotonic() - begun, 1)
-            if run.install_sh[-1].returncode != 0:
-                yield run
-                return
+        run.install_sh = device.install_bundle_twice(cloud.bundle, run.timings)
+        if run.install_sh[-1].returncode != 0:
+            yield run
+            return
         user = device.user("ggc_user")
         group_names = {device.group_id(name): name for name in ("video",)}
         run.ggc_user_groups = [group_names.get(g, str(g)) for g in user.groups]
