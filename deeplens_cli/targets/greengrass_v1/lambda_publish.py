@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from deeplens_cli.aws import collect, maybe
-from deeplens_cli.engine.plan import Action, AlreadyExists, ApiCall, Plan, Ref, Retry, Step, Wait, noop
+from deeplens_cli.engine.plan import Action, ApiCall, Plan, Ref, Retry, Step, Wait, noop
 from deeplens_cli.errors import DeeplensError
 from deeplens_cli.targets.artifacts import artifact_bucket, require_bucket, stored_sha256, upload_call
 from deeplens_cli.targets.greengrass_v1.naming import LAMBDA_ROLE
 from deeplens_cli.targets.greengrass_v1.project import function_environment
 from deeplens_cli.targets.key_template import check_key_template
+from deeplens_cli.targets.lambda_functions import configuration_differences, function_as_created
 from deeplens_cli.targets.package import build_package
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def add_publish_actions(v1: V1Context, plan: Plan) -> PublishedFunction:
         plan.add(Action(resource, "create", f"new function ({built.size} bytes, {runtime}), first version", (
             ApiCall("lambda", "create_function", {**desired, "FunctionName": function_name, "Code": code,
                                                   "Publish": False},
-                    retry=IAM_PROPAGATION, explain=explain, exists=_function_as_created(v1, built, desired)),
+                    retry=IAM_PROPAGATION, explain=explain, exists=function_as_created(built.code_sha256_b64, desired)),
             Wait("lambda", "function_active_v2", {"FunctionName": function_name}),
             publish,
         ), details=details))
@@ -122,20 +123,6 @@ def add_publish_actions(v1: V1Context, plan: Plan) -> PublishedFunction:
     plan.add(Action(resource, "update", "; ".join(reasons) + "; new version", tuple(steps),
                     details={**details, "changed": config_diff + (["code"] if code_changed else [])}))
     return PublishedFunction(Ref("function_version_arn"), True)
-
-
-def _function_as_created(v1: V1Context, built: Package, desired: Mapping[str, Any]) -> AlreadyExists:
-    """CreateFunction retried after a lost answer: the function that exists is ours when it has our code and
-    configuration (Lambda answers the retry ResourceConflictException "Function already exist")."""
-    def read(ctx: Any, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        current = maybe(lambda: v1.lam.get_function(FunctionName=params["FunctionName"]),
-                        ("ResourceNotFoundException",))
-        latest = (current or {}).get("Configuration") or {}
-        if latest.get("CodeSha256") != built.code_sha256_b64 or configuration_differences(latest, desired):
-            return None
-        return latest
-
-    return AlreadyExists(("ResourceConflictException",), read)
 
 
 def code_location(settings: Settings, built: Package) -> dict[str, str]:
@@ -198,18 +185,6 @@ def explain_runtime_rejection(settings: Settings, exc: BaseException) -> Deeplen
                 f"and Greengrass runs it on the device as {settings['function.runtime']} "
                 f"(FunctionRuntimeOverride)")
     return DeeplensError(f"AWS Lambda no longer accepts runtime {runtime} for new or updated functions", hint)
-
-
-def configuration_differences(current: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
-    """Names of the Lambda configuration fields that differ (Environment compared as a dict)."""
-    differences = []
-    for key, value in desired.items():
-        if key == "Environment":
-            if (current.get("Environment") or {}).get("Variables", {}) != value["Variables"]:
-                differences.append("environment")
-        elif current.get(key) != value:
-            differences.append(key.lower())
-    return differences
 
 
 @dataclass

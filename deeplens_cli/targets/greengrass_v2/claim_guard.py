@@ -33,6 +33,7 @@ from deeplens_cli.errors import ConfigError, DeeplensError
 from deeplens_cli.targets.artifacts import MISSING_OBJECT, artifact_bucket
 from deeplens_cli.targets.greengrass_v2 import claim_hook
 from deeplens_cli.targets.greengrass_v2.naming import THING_PREFIX
+from deeplens_cli.targets.lambda_functions import configuration_differences, function_as_created
 from deeplens_cli.targets.package import Package, zip_entries
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ def plan_hook(v2: V2Context, names: HookNames, template: str, allow: AllowList) 
         actions.append(Action(resource, "create", f"the pre-provisioning hook ({built.size} bytes, {HOOK_RUNTIME})", (
             ApiCall("lambda", "create_function", {"FunctionName": names.function, "Publish": False,
                                                   "Code": {"ZipFile": built.zip_bytes}, **configuration},
-                    retry=IAM_PROPAGATION, exists=_function_as_created(built, configuration)),
+                    retry=IAM_PROPAGATION, exists=function_as_created(built.code_sha256_b64, configuration)),
             Wait("lambda", "function_active_v2", {"FunctionName": names.function})),
             details={"sha256": built.sha256_hex}))
     else:
@@ -240,7 +241,7 @@ def _function_update(names: HookNames, current: dict[str, Any], built: Package,
         steps += [ApiCall("lambda", "update_function_code", {"FunctionName": names.function,
                                                              "ZipFile": built.zip_bytes}),
                   Wait("lambda", "function_updated_v2", {"FunctionName": names.function})]
-    differs = _configuration_differences(current, configuration)
+    differs = configuration_differences(current, configuration)
     if differs:
         reasons.append("configuration differs: " + ", ".join(differs))
         steps += [ApiCall("lambda", "update_function_configuration", {"FunctionName": names.function,
@@ -249,27 +250,6 @@ def _function_update(names: HookNames, current: dict[str, Any], built: Package,
     if not steps:
         return noop(resource, "up to date")
     return Action(resource, "update", "; ".join(reasons), tuple(steps))
-
-
-def _configuration_differences(current: dict[str, Any], configuration: dict[str, Any]) -> list[str]:
-    """The configuration keys whose value the function does not have (Lambda reports more than we set)."""
-    return [key.lower() for key, value in configuration.items()
-            if (current.get(key) if key != "Environment" else {"Variables": (current.get(key) or {})
-                                                                .get("Variables", {})}) != value]
-
-
-def _function_as_created(built: Package, configuration: dict[str, Any]) -> AlreadyExists:
-    """CreateFunction retried after a lost answer (Lambda answers ResourceConflictException): the function that
-    exists is the hook we asked for when it has our code and configuration."""
-    def read(ctx: Any, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        found = maybe(lambda: ctx.client("lambda").get_function(FunctionName=params["FunctionName"]),
-                      ("ResourceNotFoundException",))
-        current = (found or {}).get("Configuration") or {}
-        if current.get("CodeSha256") != built.code_sha256_b64 or _configuration_differences(current, configuration):
-            return None
-        return current
-
-    return AlreadyExists(("ResourceConflictException",), read)
 
 
 def _permission_as_added(ctx: Any, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
