@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deeplens_cli.simulator.nucleus import ComponentUser
+from deeplens_cli.simulator.nucleus import ComponentUser, Deployed, Nucleus, NucleusError
 
 JAVA_STAND_IN = Path(__file__).with_name("java_stand_in.sh")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -104,6 +104,34 @@ class LabDevice:
         node.chmod(0o660)  # separately: mknod -m does not set the mode on every file system
         done = self.run_as_root("chgrp", "video", path)
         assert done.returncode == 0, done.stderr
+
+
+@dataclass
+class ComponentInstalls:
+    """The published component's Install run twice by the nucleus (None: that run did not happen)."""
+
+    install_s: float | None = None
+    install_log: str = ""
+    reinstall_s: float | None = None
+    reinstall_log: str = ""
+    install_error: str | None = None  # the first Install that failed, as the nucleus reported it
+
+
+def install_component_twice(nucleus: Nucleus, component: Deployed, first_log: Path) -> ComponentInstalls:
+    """Install, then Install again as the nucleus does after a restart (the second must find the venv up to date);
+    the first run's log is kept at `first_log`."""
+    installs = ComponentInstalls()
+    try:
+        installs.install_s = round(nucleus.install(component), 1)
+        installs.install_log = nucleus.install_log(component).read_text()
+        nucleus.install_log(component).rename(first_log)
+        installs.reinstall_s = round(nucleus.install(component), 1)
+        installs.reinstall_log = nucleus.install_log(component).read_text()
+    except NucleusError as error:
+        installs.install_error = str(error)
+        log = nucleus.install_log(component)
+        installs.install_log = log.read_text() if log.exists() else ""
+    return installs
 
 
 def unmount_leftovers(folder: Path) -> None:

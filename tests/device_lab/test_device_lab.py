@@ -37,11 +37,10 @@ from deeplens_cli.simulator.nucleus import (
     DeviceFiles,
     DeviceIdentity,
     Nucleus,
-    NucleusError,
 )
 from tests.device_lab.clips import LabClips
 from tests.device_lab.cloud import CLIP_ON_DEVICE, REGION, THING, LabCloud
-from tests.device_lab.device import LabDevice, unmount_leftovers
+from tests.device_lab.device import ComponentInstalls, LabDevice, install_component_twice, unmount_leftovers
 from tests.device_lab.report import TIMINGS
 from tests.device_lab.rootfs import CACHE_DIR, ROOT_FILE_SYSTEMS, Builds, RootfsSpec, fresh_copy
 
@@ -66,11 +65,7 @@ class LabRun:
     camera_without_video: str | None = None
     camera_with_video: str | None = None
     install_timeout_s: float | None = None
-    install_s: float | None = None
-    install_error: str | None = None
-    install_log: str = ""
-    reinstall_s: float | None = None
-    reinstall_log: str = ""
+    installs: ComponentInstalls = field(default_factory=ComponentInstalls)
     first_crop_s: float | None = None
     crop_keys: list[str] = field(default_factory=list)
     credential_requests: int = 0  # answered by the token exchange stand-in during Run
@@ -127,19 +122,12 @@ def _lab(spec: RootfsSpec, cloud: LabCloud, clips: LabClips, work: Path, builds:
         component = cloud.component
         _, run.install_timeout_s = nucleus.script(component, "Install")
         nucleus.prepare(component)
-        try:
-            run.install_s = round(nucleus.install(component), 1)
-            run.install_log = nucleus.install_log(component).read_text()
-            nucleus.install_log(component).rename(work / "logs" / "first-install.log")
-            run.reinstall_s = round(nucleus.install(component), 1)
-            run.reinstall_log = nucleus.install_log(component).read_text()
-        except NucleusError as error:
-            run.install_error = str(error)
-            log = nucleus.install_log(component)
-            run.install_log = log.read_text() if log.exists() else ""
+        run.installs = install_component_twice(nucleus, component, work / "logs" / "first-install.log")
+        if run.installs.install_error is not None:
             yield run
             return
-        run.timings.update(component_install_s=run.install_s, component_reinstall_s=run.reinstall_s)
+        run.timings.update(component_install_s=run.installs.install_s,
+                           component_reinstall_s=run.installs.reinstall_s)
 
         cloud.delete_crops()
         requests_before = cloud.token_exchange.requests
@@ -197,16 +185,16 @@ def test_ggc_user_opens_the_camera_only_through_the_video_group(lab: LabRun) -> 
 
 
 def test_component_install_succeeds_as_ggc_user_within_the_recipe_timeout(lab: LabRun) -> None:
-    assert lab.install_error is None, f"{lab.install_error}\n{lab.install_log[-3000:]}"
-    assert lab.install_s is not None and lab.install_timeout_s is not None
-    assert lab.install_s < lab.install_timeout_s
-    assert "creating" in lab.install_log and "venv" in lab.install_log
+    assert lab.installs.install_error is None, f"{lab.installs.install_error}\n{lab.installs.install_log[-3000:]}"
+    assert lab.installs.install_s is not None and lab.install_timeout_s is not None
+    assert lab.installs.install_s < lab.install_timeout_s
+    assert "creating" in lab.installs.install_log and "venv" in lab.installs.install_log
 
 
 def test_reinstalling_an_unchanged_component_installs_nothing(lab: LabRun) -> None:
-    assert lab.reinstall_s is not None, lab.install_error
-    assert "is up to date" in lab.reinstall_log, lab.reinstall_log[-2000:]
-    assert "pip" not in lab.reinstall_log and lab.reinstall_s < 10
+    assert lab.installs.reinstall_s is not None, lab.installs.install_error
+    assert "is up to date" in lab.installs.reinstall_log, lab.installs.reinstall_log[-2000:]
+    assert "pip" not in lab.installs.reinstall_log and lab.installs.reinstall_s < 10
 
 
 def test_run_uploads_face_crops_from_the_video_to_the_bucket(lab: LabRun) -> None:
